@@ -10,6 +10,9 @@ STAMPS="$VENV/.robotracer-stamps"
 PYTHON="${PYTHON:-python3.11}"
 APT_PACKAGES=(libegl1 libegl-mesa0 libgl1 cmake g++ make)
 T_ALL=$EPOCHREALTIME
+mkdir -p "$ROOT/log"
+exec 9>"$ROOT/log/.setup.lock"
+flock 9 || true
 
 step_start() { STEP="$1"; T0=$EPOCHREALTIME; printf '[setup] %-34s ...\n' "$STEP"; }
 step_done() {
@@ -95,9 +98,11 @@ fi
 
 # 6. colcon build -------------------------------------------------------------------------
 step_start "colcon build"
-SRC_HASH=$(find src -type f -not -path '*/__pycache__/*' -not -path '*/.pytest_cache/*' -not -name '*.pyc' \
-  -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
-SRC_HASH="$SRC_HASH-$(hash_of launch/* config/* 2>/dev/null)"
+# With --symlink-install, Python sources are live; only build inputs need a rebuild.
+SRC_HASH=$(find src launch config -type f \( -name package.xml -o -name setup.py -o -name setup.cfg \
+  -o -name CMakeLists.txt -o -name '*.msg' -o -name '*.srv' -o -name '*.action' -o -path '*/resource/*' \
+  -o -path 'launch/*' -o -path 'config/*' \) -not -path '*/__pycache__/*' -print0 2>/dev/null \
+  | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$SRC_HASH" ] || [ ! -f install/setup.bash ]; then
   (
     export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"

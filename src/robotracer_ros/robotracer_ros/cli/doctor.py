@@ -65,8 +65,9 @@ def check_core() -> tuple[dict[str, str], list[str]]:
         except Exception as exc:
             problems.append(f'RMW implementation not loadable: {exc}')
     except Exception as exc:
-        problems.append(f'rclpy does not import: {type(exc).__name__}: {exc} '
-                        '(did you `source setup.bash`?)')
+        problems.append(
+            f'rclpy does not import: {type(exc).__name__}: {exc} (did you `source setup.bash`?)'
+        )
         rclpy = None  # noqa: F841
     for module, names in CORE_INTERFACES:
         try:
@@ -77,8 +78,9 @@ def check_core() -> tuple[dict[str, str], list[str]]:
             else:
                 facts[module] = 'ok'
         except Exception as exc:
-            problems.append(f'{module} does not import: {exc} (run `make setup`, then '
-                            '`source setup.bash`)')
+            problems.append(
+                f'{module} does not import: {exc} (run `make setup`, then `source setup.bash`)'
+            )
     return facts, problems
 
 
@@ -97,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"python       {report['python']}  ({report['platform']})")
-        print(f"ROS distro   {report['ros_distro']}")
-        print(f"RMW          {report['rmw']}   ROS_DOMAIN_ID={report['ros_domain_id']}")
+        print(f'python       {report["python"]}  ({report["platform"]})')
+        print(f'ROS distro   {report["ros_distro"]}')
+        print(f'RMW          {report["rmw"]}   ROS_DOMAIN_ID={report["ros_domain_id"]}')
         for key, val in facts.items():
             print(f'core         {key:<24} {val}')
         for p in problems:
@@ -112,8 +114,11 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``doctor`` subcommand."""
-    p = sub.add_parser('doctor', help='report the environment (Python, ROS, RMW, optional parts)',
-                       description='Report the Python, ROS distro, RMW and which optional '
-                                   'components import. Exits 1 when the core is broken.')
+    p = sub.add_parser(
+        'doctor',
+        help='report the environment (Python, ROS, RMW, optional parts)',
+        description='Report the Python, ROS distro, RMW and which optional '
+        'components import. Exits 1 when the core is broken.',
+    )
     p.add_argument('--json', action='store_true', help='print the report as JSON')
     p.set_defaults(func=run)

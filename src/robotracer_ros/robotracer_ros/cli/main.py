@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 import sys
-from typing import Callable, Sequence
 
 from robotracer_ros import __version__
 
@@ -26,10 +26,15 @@ def _plugin_commands() -> dict[str, Callable[[argparse._SubParsersAction], None]
         try:
             found[ep.name] = ep.load()
         except Exception as exc:  # a broken plugin must not break the other commands
-            def _broken(sub: argparse._SubParsersAction, name: str = ep.name,
-                        err: str = f'{type(exc).__name__}: {exc}') -> None:
+
+            def _broken(
+                sub: argparse._SubParsersAction,
+                name: str = ep.name,
+                err: str = f'{type(exc).__name__}: {exc}',
+            ) -> None:
                 p = sub.add_parser(name, help=f'(unavailable: {err})')
                 p.set_defaults(func=lambda _a: _fail(f'robotracer {name}: unavailable: {err}'))
+
             found[ep.name] = _broken
     return found
 
