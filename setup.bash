@@ -38,9 +38,12 @@ esac
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 export PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-egl}"
 
-# 4. The colcon install space (interfaces, packages, share/, ament index).
+# 4. The colcon install space (interfaces, packages, share/, ament index). colcon's scripts
+# read unset variables, so relax `set -u` while sourcing them (and restore it after).
+case $- in *u*) _RT_NOUNSET=1; set +u ;; *) _RT_NOUNSET= ;; esac
 # shellcheck disable=SC1091
 source "$_RT_ROOT/install/setup.bash"
+[ -n "$_RT_NOUNSET" ] && set -u
 
 # 5. Console entry points: colcon installs them into install/<pkg>/lib/<pkg> (for `ros2 run`);
 # put those on PATH so `robotracer`, `perception_node`, ... work directly.
@@ -51,4 +54,4 @@ for _d in "$_RT_ROOT"/install/*/lib/*/; do
 done
 export PATH
 export ROBOTRACER_WS="$_RT_ROOT"
-unset _RT_ROOT _RT_VENV _RT_LIBS _d _pkg
+unset _RT_ROOT _RT_VENV _RT_LIBS _RT_NOUNSET _d _pkg

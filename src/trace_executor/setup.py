@@ -20,7 +20,6 @@ setup(
     description='Part of the RoboTracer ROS 2 stack (see package.xml).',
     license='Apache-2.0',
     entry_points={
-        'console_scripts': [
-        ],
+        'console_scripts': [],
     },
 )

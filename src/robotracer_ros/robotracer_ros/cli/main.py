@@ -13,9 +13,9 @@ GROUP = 'robotracer.commands'
 
 
 def _builtin_commands() -> dict[str, Callable[[argparse._SubParsersAction], None]]:
-    from robotracer_ros.cli import doctor
+    from robotracer_ros.cli import doctor, launch
 
-    return {'doctor': doctor.register}
+    return {'doctor': doctor.register, 'launch': launch.register}
 
 
 def _plugin_commands() -> dict[str, Callable[[argparse._SubParsersAction], None]]:
