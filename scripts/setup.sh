@@ -100,7 +100,7 @@ fi
 step_start "colcon build"
 # With --symlink-install, Python sources are live; only build inputs need a rebuild.
 SRC_HASH=$(find src launch config -type f \( -name package.xml -o -name setup.py -o -name setup.cfg \
-  -o -name CMakeLists.txt -o -name '*.msg' -o -name '*.srv' -o -name '*.action' -o -path '*/resource/*' \
+  -o -name CMakeLists.txt -o -name __init__.py -o -name '*.msg' -o -name '*.srv' -o -name '*.action' -o -path '*/resource/*' \
   -o -path 'launch/*' -o -path 'config/*' \) -not -path '*/__pycache__/*' -print0 2>/dev/null \
   | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$SRC_HASH" ] || [ ! -f install/setup.bash ]; then

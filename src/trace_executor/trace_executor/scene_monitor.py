@@ -1,0 +1,286 @@
+"""Scene-change detection on the depth stream, in the regions that matter for the running goal.
+
+While a goal runs, the executor watches three kinds of region of the depth image:
+
+- the object at the trace start (until it is grasped),
+- the destination (the trace end),
+- the corridor along the remaining path.
+
+Each region is a set of 3D spheres in the robot base frame, projected once into the camera
+(disk radius = f * r / z) when the regions are set, so a check only touches the pixels of the
+regions. A pixel *changed* when both the reference and the new depth are valid and differ by more
+than ``depth_threshold_m``, or when exactly one of them is valid (something appeared or
+vanished). A region changed when more than ``min_changed_fraction`` of its valid pixels and at
+least ``min_changed_pixels`` pixels changed. Sensor noise stays below the threshold, and the
+robot itself is masked out: the caller passes points sampled along the robot's links (from its
+kinematics) for the reference and the new frame; pixels within ``robot_mask_radius_m`` of them
+are ignored in both.
+
+For a moving camera (the G1's head camera), take a new reference whenever the camera pose
+changes (compare frames taken from the same stance): :meth:`SceneMonitor.set_camera` does that.
+
+ROS-free: numpy in, numpy out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class MonitorConfig:
+    """Thresholds of the scene monitor.
+
+    Attributes:
+        depth_threshold_m: a pixel changed when its depth moved by more than this (metres).
+        min_changed_fraction: a region changed when this fraction of its pixels changed.
+        min_changed_pixels: ... and at least this many pixels (after downsampling).
+        downsample: check every n-th pixel in both directions (2 -> a quarter of the pixels).
+        robot_mask_radius_m: pixels this close (metres, at the point's depth) to a robot point
+            are ignored.
+        max_region_radius_px: cap on a projected disk radius (pixels, full resolution).
+    """
+
+    depth_threshold_m: float = 0.03
+    min_changed_fraction: float = 0.25
+    min_changed_pixels: int = 20
+    downsample: int = 2
+    robot_mask_radius_m: float = 0.09
+    max_region_radius_px: float = 120.0
+
+    def __post_init__(self) -> None:
+        if not self.depth_threshold_m > 0:
+            raise ValueError(f'depth_threshold_m must be > 0, got {self.depth_threshold_m}')
+        if not 0 < self.min_changed_fraction <= 1:
+            raise ValueError(
+                f'min_changed_fraction must be in (0, 1], got {self.min_changed_fraction}'
+            )
+        if self.downsample < 1:
+            raise ValueError(f'downsample must be >= 1, got {self.downsample}')
+
+
+@dataclass
+class Region:
+    """A region to watch: spheres (centres in the base frame, metres) with one radius."""
+
+    name: str
+    centres: np.ndarray
+    radius_m: float
+
+    @staticmethod
+    def corridor(name: str, path: np.ndarray, radius_m: float, step_m: float = 0.03) -> Region:
+        """Spheres every ``step_m`` along a polyline ``path`` (N, 3)."""
+        path = np.asarray(path, dtype=np.float64).reshape(-1, 3)
+        pts = [path[0]]
+        for a, b in zip(path[:-1], path[1:], strict=True):
+            n = max(1, int(np.ceil(np.linalg.norm(b - a) / step_m)))
+            pts += [a + (b - a) * (i / n) for i in range(1, n + 1)]
+        return Region(name, np.array(pts), radius_m)
+
+
+@dataclass
+class SceneChange:
+    """A detected change: which region, how much, and a sentence for logs and feedback."""
+
+    region: str
+    changed_fraction: float
+    changed_pixels: int
+    median_shift_m: float
+    reason: str = field(default='')
+
+
+class SceneMonitor:
+    """Compare depth frames against a reference inside projected regions.
+
+    Args:
+        K: (3, 3) intrinsics of the depth image (aligned to colour).
+        T_base_cam: (4, 4) pose of the camera optical frame in the base frame.
+        image_size: (width, height) of the depth image.
+        config: thresholds.
+    """
+
+    def __init__(
+        self,
+        K: np.ndarray,
+        T_base_cam: np.ndarray,
+        image_size: tuple[int, int],
+        config: MonitorConfig | None = None,
+    ) -> None:
+        self.config = config or MonitorConfig()
+        self.K = np.asarray(K, dtype=np.float64).reshape(3, 3)
+        self.width, self.height = int(image_size[0]), int(image_size[1])
+        s = self.config.downsample
+        self._grid_v, self._grid_u = np.mgrid[0 : self.height : s, 0 : self.width : s]
+        self._grid_u = self._grid_u.astype(np.float32)
+        self._grid_v = self._grid_v.astype(np.float32)
+        self._regions: list[tuple[Region, list[np.ndarray]]] = []
+        self._ref: np.ndarray | None = None
+        self._ref_mask: np.ndarray | None = None
+        self.set_camera(T_base_cam)
+
+    # --- setup -------------------------------------------------------------------------------
+    def set_camera(self, T_base_cam: np.ndarray) -> None:
+        """Set the camera pose; drops the reference (a moved camera needs a new one)."""
+        self.T_base_cam = np.asarray(T_base_cam, dtype=np.float64).reshape(4, 4)
+        self.T_cam_base = np.linalg.inv(self.T_base_cam)
+        self._ref = None
+        regions = [r for r, _ in self._regions]
+        self._regions = []
+        self.set_regions(regions)
+
+    def _project(self, pts_base: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        p = np.asarray(pts_base, dtype=np.float64).reshape(-1, 3)
+        pc = p @ self.T_cam_base[:3, :3].T + self.T_cam_base[:3, 3]
+        z = pc[:, 2]
+        with np.errstate(divide='ignore', invalid='ignore'):
+            u = self.K[0, 0] * pc[:, 0] / z + self.K[0, 2]
+            v = self.K[1, 1] * pc[:, 1] / z + self.K[1, 2]
+        return u, v, z
+
+    def _disks(self, pts_base: np.ndarray, radius_m: float) -> np.ndarray:
+        """Boolean mask (downsampled grid) of the projected spheres."""
+        mask = np.zeros(self._grid_u.shape, dtype=bool)
+        for disk in self._disk_list(pts_base, radius_m):
+            mask.flat[disk] = True
+        return mask
+
+    def _disk_list(self, pts_base: np.ndarray, radius_m: float) -> list[np.ndarray]:
+        """Flat indices (downsampled grid) of each projected sphere, one array per sphere."""
+        out: list[np.ndarray] = []
+        ncols = self._grid_u.shape[1]
+        u, v, z = self._project(pts_base)
+        f = 0.5 * (self.K[0, 0] + self.K[1, 1])
+        for ui, vi, zi in zip(u, v, z, strict=True):
+            if not (np.isfinite(ui) and np.isfinite(vi) and zi > 0.05):
+                continue
+            r = min(f * radius_m / zi, self.config.max_region_radius_px)
+            if ui < -r or vi < -r or ui > self.width + r or vi > self.height + r:
+                continue
+            s = self.config.downsample
+            nrows = self._grid_u.shape[0]
+            r0, r1 = max(int((vi - r) // s), 0), min(int((vi + r) // s) + 1, nrows)
+            c0, c1 = max(int((ui - r) // s), 0), min(int((ui + r) // s) + 1, ncols)
+            if r0 >= r1 or c0 >= c1:
+                continue
+            du = self._grid_u[r0:r1, c0:c1] - ui
+            dv = self._grid_v[r0:r1, c0:c1] - vi
+            rr, cc = np.nonzero(du * du + dv * dv <= r * r)
+            if rr.size:
+                out.append((rr + r0) * ncols + (cc + c0))
+        return out
+
+    def set_regions(self, regions: list[Region]) -> None:
+        """Watch these regions from now on (projected once here)."""
+        raw = [(r, self._disk_list(r.centres, r.radius_m)) for r in regions]
+        all_idx = [d for _, disks in raw for d in disks]
+        # Only the pixels of the regions are ever read: keep their union, and each disk as
+        # positions inside that union.
+        self._union = np.unique(np.concatenate(all_idx)) if all_idx else np.zeros(0, np.int64)
+        self._regions = [
+            (r, [np.searchsorted(self._union, d) for d in disks]) for r, disks in raw
+        ]
+
+    @property
+    def regions(self) -> list[str]:
+        """Names of the watched regions."""
+        return [r.name for r, _ in self._regions]
+
+    def _robot_mask(self, robot_points_base: np.ndarray | None) -> np.ndarray | None:
+        if robot_points_base is None or len(robot_points_base) == 0:
+            return None
+        return self._disks(robot_points_base, self.config.robot_mask_radius_m)
+
+    def _sample(self, depth_m: np.ndarray) -> np.ndarray:
+        d = np.asarray(depth_m)
+        if d.shape != (self.height, self.width):
+            raise ValueError(
+                f'depth image is {d.shape[1]}x{d.shape[0]}, the monitor was set up '
+                f'for {self.width}x{self.height}'
+            )
+        s = self.config.downsample
+        d = d[::s, ::s].astype(np.float32)
+        return np.where(np.isfinite(d) & (d > 0), d, np.nan)
+
+    def set_reference(
+        self, depth_m: np.ndarray, robot_points_base: np.ndarray | None = None
+    ) -> None:
+        """Take ``depth_m`` (metres, NaN/0 = no return) as the scene to compare against."""
+        self._ref = self._sample(depth_m)
+        self._ref_mask = self._robot_mask(robot_points_base)
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether a reference frame was set (since the last camera move)."""
+        return self._ref is not None
+
+    # --- check -------------------------------------------------------------------------------
+    def check(
+        self, depth_m: np.ndarray, robot_points_base: np.ndarray | None = None
+    ) -> SceneChange | None:
+        """Compare a new frame with the reference; return the most changed region, if any.
+
+        Args:
+            depth_m: (H, W) depth in metres (NaN or 0 = no return).
+            robot_points_base: (M, 3) points along the robot's links now (base frame), masked.
+
+        Returns:
+            The region with the largest changed fraction above the thresholds, or None.
+
+        Raises:
+            RuntimeError: no reference frame was set.
+            ValueError: the frame has the wrong size.
+        """
+        if self._ref is None:
+            raise RuntimeError('scene monitor has no reference frame: call set_reference first')
+        cur = self._sample(depth_m)
+        ignore = self._robot_mask(robot_points_base)
+        if self._ref_mask is not None:
+            ignore = self._ref_mask if ignore is None else (ignore | self._ref_mask)
+        cfg = self.config
+        u = self._union
+        ref, now = self._ref.ravel()[u], cur.ravel()[u]
+        ref_ok, now_ok = np.isfinite(ref), np.isfinite(now)
+        both = ref_ok & now_ok
+        delta = np.where(both, now - ref, 0.0)
+        changed = (both & (np.abs(delta) > cfg.depth_threshold_m)) | (ref_ok ^ now_ok)
+        considered = ref_ok | now_ok
+        if ignore is not None:
+            keep = ~ignore.ravel()[u]
+            changed &= keep
+            considered &= keep
+        best: SceneChange | None = None
+        for region, disks in self._regions:
+            # A region changed when one of its spheres changed (a small obstacle in a long
+            # corridor is a large fraction of the sphere it sits in).
+            for disk in disks:
+                n = int(considered[disk].sum())
+                if n == 0:
+                    continue
+                c = changed[disk]
+                k = int(c.sum())
+                frac = k / n
+                if k < cfg.min_changed_pixels or frac < cfg.min_changed_fraction:
+                    continue
+                if best is not None and frac <= best.changed_fraction:
+                    continue
+                moved = delta[disk][c & both[disk]]
+                shift = float(np.median(moved)) if moved.size else float('nan')
+                what = (
+                    'something appeared (closer)'
+                    if shift < 0
+                    else 'something left (farther)'
+                    if shift > 0
+                    else 'returns appeared/vanished'
+                )
+                best = SceneChange(
+                    region.name,
+                    frac,
+                    k,
+                    shift,
+                    f'{region.name}: {frac:.0%} of {n} pixels changed by > '
+                    f'{cfg.depth_threshold_m * 100:.0f} cm ({what}, median '
+                    f'{shift * 100:+.1f} cm)',
+                )
+        return best
