@@ -20,6 +20,8 @@ setup(
     description='Part of the RoboTracer ROS 2 stack (see package.xml).',
     license='Apache-2.0',
     entry_points={
-        'console_scripts': [],
+        'console_scripts': [
+            'ur5_executor = trace_executor.nodes.ur5_executor:main',
+        ],
     },
 )

@@ -1,0 +1,266 @@
+"""``ros2_control`` backend: timed ``JointTrajectory`` on the joint trajectory controller's topic.
+
+Drives the simulator and a real UR through the official UR ROS 2 driver
+(``/scaled_joint_trajectory_controller/joint_trajectory``; the topic is a parameter because
+controller names differ between driver versions). Progress, completion and deviation come from
+``/joint_states``. A stop sends a short decelerating trajectory from the current state (the
+controller replaces the running trajectory with it). The gripper is a ``std_srvs/SetBool``
+service (true = close), the interface the simulator offers and a small adapter gives a real
+gripper.
+
+The node is injected (``node=``); the backend never spins it: the node must run in a
+MultiThreadedExecutor so joint states and service responses arrive while a goal executes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import threading
+import time
+from typing import Any
+
+from builtin_interfaces.msg import Duration
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from trace_executor.execution import BackendError, MotionResult, MotionStatus
+
+
+def _duration(t: float) -> Duration:
+    sec = int(t)
+    return Duration(sec=sec, nanosec=int(round((t - sec) * 1e9)))
+
+
+class JointStateCache:
+    """Latest joint positions/velocities for a set of joint names, from ``/joint_states``."""
+
+    def __init__(self, joint_names: tuple[str, ...]) -> None:
+        self.joint_names = tuple(joint_names)
+        self._lock = threading.Lock()
+        self._q: np.ndarray | None = None
+        self._v = np.zeros(len(joint_names))
+        self._t = 0.0
+        self.count = 0
+
+    def update(self, msg: JointState) -> None:
+        """Take the joints we know from a JointState message (any order, any extra joints)."""
+        index = {n: i for i, n in enumerate(msg.name)}
+        if not all(n in index for n in self.joint_names):
+            return
+        q = np.array([msg.position[index[n]] for n in self.joint_names])
+        v = (
+            np.array([msg.velocity[index[n]] for n in self.joint_names])
+            if len(msg.velocity) == len(msg.name)
+            else np.zeros(len(self.joint_names))
+        )
+        with self._lock:
+            self._q, self._v, self._t = q, v, time.monotonic()
+            self.count += 1
+
+    def get(self, max_age_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, velocities). Raises BackendError when none arrived or they are stale."""
+        with self._lock:
+            if self._q is None:
+                raise BackendError(
+                    f'no joint state received yet for {", ".join(self.joint_names)}'
+                )
+            age = time.monotonic() - self._t
+            if age > max_age_s:
+                raise BackendError(f'joint state is stale ({age:.2f} s old > {max_age_s} s)')
+            return self._q.copy(), self._v.copy()
+
+
+def wait_future(fut: Any, timeout_s: float) -> Any:
+    """Wait for an rclpy future resolved by another executor thread; None on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not fut.done():
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.005)
+    return fut.result()
+
+
+class Ros2ControlBackend:
+    """Send timed joint trajectories to a joint trajectory controller (see module docstring)."""
+
+    name = 'ros2_control'
+
+    def __init__(
+        self,
+        node: Node,
+        joint_names: tuple[str, ...],
+        *,
+        trajectory_topic: str = '/scaled_joint_trajectory_controller/joint_trajectory',
+        joint_states_topic: str = '/joint_states',
+        gripper_service: str = '/robotracer/gripper',
+        state_timeout_s: float = 0.5,
+        goal_tolerance_rad: float = 0.02,
+        path_tolerance_rad: float = 0.3,
+        settle_timeout_s: float = 3.0,
+        stop_deceleration_rad_s2: float = 8.0,
+        gripper_timeout_s: float = 5.0,
+        control_period_s: float = 0.01,
+    ) -> None:
+        self.node = node
+        self.joint_names = tuple(joint_names)
+        self.state = JointStateCache(self.joint_names)
+        self.state_timeout_s = state_timeout_s
+        self.goal_tolerance_rad = goal_tolerance_rad
+        self.path_tolerance_rad = path_tolerance_rad
+        self.settle_timeout_s = settle_timeout_s
+        self.stop_deceleration = stop_deceleration_rad_s2
+        self.gripper_timeout_s = gripper_timeout_s
+        self.control_period_s = control_period_s
+        group = MutuallyExclusiveCallbackGroup()
+        self.pub = node.create_publisher(
+            JointTrajectory,
+            trajectory_topic,
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+        )
+        self.sub = node.create_subscription(
+            JointState,
+            joint_states_topic,
+            self.state.update,
+            QoSProfile(depth=20),
+            callback_group=group,
+        )
+        self.gripper_client = node.create_client(
+            SetBool, gripper_service, callback_group=MutuallyExclusiveCallbackGroup()
+        )
+        self.gripper_service = gripper_service
+        self.trajectory_topic = trajectory_topic
+
+    # --- state ----------------------------------------------------------------------------
+    def joint_positions(self) -> np.ndarray:
+        """Current joint positions (rad). Raises BackendError when stale."""
+        return self.state.get(self.state_timeout_s)[0]
+
+    # --- motion ---------------------------------------------------------------------------
+    def _trajectory(
+        self, times: np.ndarray, q: np.ndarray, v: np.ndarray | None, a: np.ndarray | None
+    ) -> JointTrajectory:
+        msg = JointTrajectory()
+        msg.joint_names = list(self.joint_names)
+        for i, t in enumerate(times):
+            p = JointTrajectoryPoint()
+            p.positions = [float(x) for x in q[i]]
+            if v is not None:
+                p.velocities = [float(x) for x in v[i]]
+            if a is not None:
+                p.accelerations = [float(x) for x in a[i]]
+            p.time_from_start = _duration(float(t))
+            msg.points.append(p)
+        return msg  # header.stamp zero: start now
+
+    def stop(self) -> None:
+        """Decelerate to rest from the current state (a short replacing trajectory)."""
+        try:
+            q, v = self.state.get(self.state_timeout_s)
+        except BackendError:
+            return
+        vmax = float(np.max(np.abs(v))) if v.size else 0.0
+        t_stop = min(max(vmax / self.stop_deceleration, 0.05), 0.5)
+        q_stop = q + 0.5 * v * t_stop
+        self.pub.publish(
+            self._trajectory(np.array([t_stop]), q_stop[None], np.zeros((1, len(q))), None)
+        )
+
+    def execute(
+        self, segment: Any, interrupt: Callable[[], str | None], progress: Callable[[float], None]
+    ) -> MotionResult:
+        """Publish the segment's trajectory and follow it on /joint_states."""
+        times = np.asarray(segment.times_s, dtype=float)
+        qs = np.asarray(segment.positions_rad, dtype=float)
+        try:
+            q_now, _ = self.state.get(self.state_timeout_s)
+        except BackendError as exc:
+            return MotionResult(MotionStatus.FAILED, str(exc))
+        start_err = float(np.max(np.abs(q_now - qs[0])))
+        if start_err > max(self.goal_tolerance_rad * 3, 0.05):
+            return MotionResult(
+                MotionStatus.FAILED,
+                f'the arm is {start_err:.3f} rad away from the planned start: '
+                'it moved since planning',
+            )
+        # Skip t = 0 (the current state) so the controller does not see a zero-time point.
+        keep = times > 1e-6
+        self.pub.publish(
+            self._trajectory(
+                times[keep],
+                qs[keep],
+                np.asarray(segment.velocities_rad_s)[keep],
+                np.asarray(segment.accelerations_rad_s2)[keep],
+            )
+        )
+        t0 = time.monotonic()
+        duration = float(times[-1])
+        while True:
+            why = interrupt()
+            if why:
+                self.stop()
+                self._wait_rest(1.0)
+                return MotionResult(MotionStatus.STOPPED, why, why)
+            elapsed = time.monotonic() - t0
+            try:
+                q, v = self.state.get(self.state_timeout_s)
+            except BackendError as exc:
+                self.stop()
+                return MotionResult(MotionStatus.FAILED, f'lost joint state during motion: {exc}')
+            desired = np.array(
+                [np.interp(min(elapsed, duration), times, qs[:, j]) for j in range(qs.shape[1])]
+            )
+            dev = np.abs(q - desired)
+            if float(dev.max()) > self.path_tolerance_rad and elapsed > 0.2:
+                j = int(dev.argmax())
+                self.stop()
+                return MotionResult(
+                    MotionStatus.FAILED,
+                    f'{self.joint_names[j]} deviated {dev[j]:.3f} rad from the '
+                    f'trajectory at t={elapsed:.2f} s (tolerance '
+                    f'{self.path_tolerance_rad} rad)',
+                )
+            progress(min(elapsed / max(duration, 1e-6), 1.0))
+            if elapsed >= duration:
+                err = np.abs(q - qs[-1])
+                if float(err.max()) <= self.goal_tolerance_rad and float(np.abs(v).max()) < 0.05:
+                    return MotionResult(MotionStatus.DONE)
+                if elapsed > duration + self.settle_timeout_s:
+                    j = int(err.argmax())
+                    return MotionResult(
+                        MotionStatus.FAILED,
+                        f'{self.joint_names[j]} ended {err[j]:.3f} rad from the '
+                        f'goal (tolerance {self.goal_tolerance_rad} rad)',
+                    )
+            time.sleep(self.control_period_s)
+
+    def _wait_rest(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                _, v = self.state.get(self.state_timeout_s)
+            except BackendError:
+                return
+            if float(np.abs(v).max()) < 0.02:
+                return
+            time.sleep(self.control_period_s)
+
+    # --- gripper --------------------------------------------------------------------------
+    def gripper(self, close: bool) -> tuple[bool, str]:
+        """Call the gripper service. Returns (success, its message)."""
+        if not self.gripper_client.wait_for_service(timeout_sec=2.0):
+            return False, f'gripper service {self.gripper_service} is not available'
+        res = wait_future(
+            self.gripper_client.call_async(SetBool.Request(data=close)), self.gripper_timeout_s
+        )
+        if res is None:
+            return (
+                False,
+                f'gripper service {self.gripper_service} did not answer in '
+                f'{self.gripper_timeout_s} s',
+            )
+        return bool(res.success), str(res.message)

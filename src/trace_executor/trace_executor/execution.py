@@ -1,0 +1,407 @@
+"""The goal runner: perceive → plan → execute → (scene changed) → re-perceive → replan → ...
+
+Robot-agnostic and ROS-free. The executor nodes inject:
+
+- a *planner* (``plan(points, q, mode, speed_scale, frame_id, transform, holding) -> Plan``),
+- a *robot backend* (:class:`RobotBackend`: joint state, timed motion with smooth stop,
+  gripper),
+- a *perceive* callable (instruction → :class:`TraceInput`, e.g. a GetTrace service call),
+- a *scene watcher* (:class:`SceneWatcher`: armed with a plan, reports a scene change),
+- a *feedback* callable (phase, progress, replans, message, trace).
+
+Nothing moves before a plan was validated: planning errors end the goal before any motion.
+While a motion runs the backend polls ``interrupt()`` (cancel or scene change) at its control
+rate and stops smoothly when it returns a reason. A scene change (or a grasp that closed on
+nothing) re-queries the model with the same instruction on a fresh frame and replans from the
+current joint state, up to ``max_replans`` times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+import enum
+import threading
+import time
+from typing import Any, Protocol
+
+import numpy as np
+
+from trace_executor.errors import ErrorCode, PlanningError
+
+
+class Phase(enum.IntEnum):
+    """Same numbers as ``ExecuteInstruction.Feedback.PHASE_*``."""
+
+    PERCEIVING = 0
+    PLANNING = 1
+    EXECUTING = 2
+    REPLANNING = 3
+    WALKING = 4
+
+
+MODES = ('pick_place', 'push', 'follow')
+
+
+@dataclass
+class TraceInput:
+    """A trace to execute: object-centre points and where they are expressed.
+
+    Attributes:
+        points: (N, 3) metres in ``frame_id``.
+        frame_id: frame of the points.
+        transform: (4, 4) base_T_frame when ``frame_id`` is not the base frame, else None.
+        message: the original trace message (echoed in feedback and result), if any.
+    """
+
+    points: np.ndarray
+    frame_id: str
+    transform: np.ndarray | None = None
+    message: Any = None
+
+
+@dataclass
+class GoalSpec:
+    """What the user asked for (validated by :func:`validate_goal`)."""
+
+    instruction: str = ''
+    trace: TraceInput | None = None
+    dry_run: bool = False
+    speed_scale: float = 0.0
+    replanning: bool = True
+    mode: str = ''
+
+
+@dataclass
+class Outcome:
+    """How a goal ended."""
+
+    success: bool
+    code: ErrorCode
+    message: str
+    trace: TraceInput | None = None
+    replans: int = 0
+    plan: Any = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class MotionStatus(enum.Enum):
+    """How a timed motion ended."""
+
+    DONE = 'done'
+    STOPPED = 'stopped'
+    FAILED = 'failed'
+
+
+@dataclass
+class MotionResult:
+    """Result of :meth:`RobotBackend.execute`."""
+
+    status: MotionStatus
+    message: str = ''
+    reason: str = ''
+
+
+class BackendError(RuntimeError):
+    """The robot backend cannot run (no joint state, driver not connected, ...)."""
+
+
+class RobotBackend(Protocol):
+    """What the goal runner needs from a robot."""
+
+    name: str
+
+    def joint_positions(self) -> np.ndarray:
+        """Current joint positions (rad), planner order. Raises BackendError when stale."""
+
+    def execute(
+        self, segment: Any, interrupt: Callable[[], str | None], progress: Callable[[float], None]
+    ) -> MotionResult:
+        """Run a timed motion; stop smoothly as soon as ``interrupt()`` returns a reason."""
+
+    def gripper(self, close: bool) -> tuple[bool, str]:
+        """Close/open the gripper. Returns (object grasped / released, message)."""
+
+
+class SceneWatcher(Protocol):
+    """Watches the scene while a plan runs."""
+
+    def arm(self, plan: Any, holding: bool) -> None:
+        """Take a reference frame now and watch the regions that matter for ``plan``."""
+
+    def poll(self) -> str | None:
+        """A reason when the scene changed since :meth:`arm`, else None."""
+
+    def disarm(self) -> None:
+        """Stop watching."""
+
+
+Feedback = Callable[[Phase, float, int, str, 'TraceInput | None'], None]
+
+
+def validate_goal(goal: GoalSpec, default_mode: str, default_speed: float) -> GoalSpec:
+    """Fill defaults and reject bad goals before anything happens.
+
+    Raises:
+        PlanningError: BAD_GOAL naming the field.
+    """
+    mode = goal.mode or default_mode
+    if mode not in MODES:
+        raise PlanningError(
+            ErrorCode.BAD_GOAL, None, f'unknown mode {mode!r}; expected one of {", ".join(MODES)}'
+        )
+    speed = goal.speed_scale if goal.speed_scale else default_speed
+    if not (0.0 < speed <= 1.0) or not np.isfinite(speed):
+        raise PlanningError(
+            ErrorCode.BAD_GOAL, None, f'speed_scale must be in (0, 1], got {goal.speed_scale}'
+        )
+    if goal.trace is None and not goal.instruction.strip():
+        raise PlanningError(ErrorCode.BAD_GOAL, None, 'instruction is empty')
+    return GoalSpec(
+        goal.instruction.strip(), goal.trace, goal.dry_run, speed, goal.replanning, mode
+    )
+
+
+class PerceptionError(RuntimeError):
+    """The trace service failed; the message carries its reason."""
+
+
+class GoalRunner:
+    """Run one goal at a time (see the module docstring)."""
+
+    def __init__(
+        self,
+        planner: Any,
+        backend: RobotBackend,
+        *,
+        perceive: Callable[[str], TraceInput] | None = None,
+        watcher: SceneWatcher | None = None,
+        feedback: Feedback | None = None,
+        max_replans: int = 3,
+        publish_plan: Callable[[Any], None] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.planner = planner
+        self.backend = backend
+        self.perceive = perceive
+        self.watcher = watcher
+        self.feedback = feedback or (lambda *a: None)
+        self.max_replans = max_replans
+        self.publish_plan = publish_plan or (lambda plan: None)
+        self.log = log or (lambda msg: None)
+        self._lock = threading.Lock()
+
+    def run(self, goal: GoalSpec, cancelled: Callable[[], bool]) -> Outcome:
+        """Execute a goal (from :func:`validate_goal`) until done, failed or cancelled."""
+        if not self._lock.acquire(blocking=False):
+            return Outcome(False, ErrorCode.BUSY, 'another goal is running')
+        try:
+            return self._run(goal, cancelled)
+        finally:
+            if self.watcher:
+                self.watcher.disarm()
+            self._lock.release()
+
+    # -----------------------------------------------------------------------------------------
+    def _perceive(self, goal: GoalSpec, phase: Phase, replans: int) -> TraceInput:
+        if goal.trace is not None and replans == 0:
+            return goal.trace
+        if self.perceive is None:
+            raise PerceptionError('no perception available to re-query the trace')
+        self.feedback(phase, 0.0, replans, f'asking the model: "{goal.instruction}"', None)
+        return self.perceive(goal.instruction)
+
+    def _run(self, goal: GoalSpec, cancelled: Callable[[], bool]) -> Outcome:
+        t0 = time.monotonic()
+        timings = {'model_s': 0.0, 'planning_s': 0.0, 'motion_s': 0.0}
+        replans = 0
+        holding = False
+        trace: TraceInput | None = None
+        phase = Phase.PERCEIVING
+        reason = ''
+        while True:
+            if cancelled():
+                return Outcome(
+                    False,
+                    ErrorCode.CANCELED,
+                    'canceled before motion',
+                    trace,
+                    replans,
+                    timings=timings,
+                )
+            # 1. perceive (first time, or again after a scene change)
+            t = time.monotonic()
+            try:
+                trace = self._perceive(goal, phase, replans)
+            except PerceptionError as exc:
+                return Outcome(
+                    False, ErrorCode.PERCEPTION, str(exc), trace, replans, timings=timings
+                )
+            timings['model_s'] += time.monotonic() - t
+            # 2. plan from the current joint state
+            t = time.monotonic()
+            self.feedback(
+                Phase.PLANNING if replans == 0 else Phase.REPLANNING,
+                0.0,
+                replans,
+                'planning' + (f' (replan {replans}: {reason})' if replans else ''),
+                trace,
+            )
+            try:
+                q_now = self.backend.joint_positions()
+            except BackendError as exc:
+                return Outcome(
+                    False,
+                    ErrorCode.EXECUTION,
+                    f'{self.backend.name}: {exc}',
+                    trace,
+                    replans,
+                    timings=timings,
+                )
+            try:
+                plan = self.planner.plan(
+                    trace.points,
+                    q_now,
+                    mode=goal.mode,
+                    speed_scale=goal.speed_scale,
+                    frame_id=trace.frame_id,
+                    transform=trace.transform,
+                    holding=holding,
+                )
+            except PlanningError as exc:
+                return Outcome(False, exc.code, exc.message, trace, replans, timings=timings)
+            timings['planning_s'] += time.monotonic() - t
+            self.publish_plan(plan)
+            if goal.dry_run:
+                return Outcome(
+                    True,
+                    ErrorCode.NONE,
+                    f'dry run: planned {len(plan.motions)} motions, '
+                    f'{plan.duration_s:.1f} s; nothing moved',
+                    trace,
+                    replans,
+                    plan,
+                    timings,
+                )
+            # 3. execute, watching the scene
+            outcome, reason, holding = self._execute(
+                goal, plan, trace, replans, holding, cancelled, timings
+            )
+            if outcome is not None:
+                outcome.timings = timings
+                outcome.timings['total_s'] = time.monotonic() - t0
+                return outcome
+            replans += 1
+            self.log(f'replan {replans}/{self.max_replans}: {reason}')
+            if replans > self.max_replans:
+                return Outcome(
+                    False,
+                    ErrorCode.REPLAN_LIMIT,
+                    f'the scene kept changing: {replans - 1} replans done, limit '
+                    f'{self.max_replans} (last: {reason})',
+                    trace,
+                    replans - 1,
+                    timings=timings,
+                )
+            phase = Phase.REPLANNING
+
+    def _execute(
+        self,
+        goal: GoalSpec,
+        plan: Any,
+        trace: TraceInput,
+        replans: int,
+        holding: bool,
+        cancelled: Callable[[], bool],
+        timings: dict[str, float],
+    ) -> tuple[Outcome | None, str, bool]:
+        """Run the plan's segments. Returns (final outcome | None to replan, reason, holding)."""
+        watch = goal.replanning and self.watcher is not None
+        if watch:
+            self.watcher.arm(plan, holding)
+        total = max(plan.duration_s, 1e-6)
+        done = 0.0
+        for seg in plan.segments:
+            if getattr(seg, 'kind', '') == 'gripper':
+                ok, msg = self.backend.gripper(seg.close)
+                self.log(f'gripper {"close" if seg.close else "open"}: {msg}')
+                if seg.close and not ok:
+                    if watch:
+                        return None, f'grasp failed ({msg})', False
+                    return (
+                        Outcome(
+                            False, ErrorCode.EXECUTION, f'grasp failed: {msg}', trace, replans
+                        ),
+                        '',
+                        False,
+                    )
+                holding = bool(seg.close and ok)
+                if watch:
+                    self.watcher.arm(plan, holding)  # the start region no longer matters
+                continue
+            scene: list[str] = []
+
+            def interrupt(scene: list[str] = scene) -> str | None:
+                if cancelled():
+                    return 'canceled'
+                if watch:
+                    why = self.watcher.poll()
+                    if why:
+                        scene.append(why)
+                        return f'scene changed: {why}'
+                return None
+
+            def progress(frac: float, base: float = done, dur: float = seg.duration_s) -> None:
+                self.feedback(
+                    Phase.EXECUTING,
+                    min(1.0, (base + frac * dur) / total),
+                    replans,
+                    'executing',
+                    trace,
+                )
+
+            t = time.monotonic()
+            res = self.backend.execute(seg, interrupt, progress)
+            timings['motion_s'] += time.monotonic() - t
+            done += seg.duration_s
+            if res.status is MotionStatus.DONE:
+                continue
+            if res.status is MotionStatus.FAILED:
+                return (
+                    Outcome(
+                        False,
+                        ErrorCode.EXECUTION,
+                        f'{self.backend.name}: {res.message}',
+                        trace,
+                        replans,
+                    ),
+                    '',
+                    holding,
+                )
+            if cancelled() or not scene:
+                return (
+                    Outcome(
+                        False,
+                        ErrorCode.CANCELED,
+                        f'canceled; the robot stopped ({res.message or "at rest"})',
+                        trace,
+                        replans,
+                    ),
+                    '',
+                    holding,
+                )
+            return None, scene[0], holding
+        self.feedback(Phase.EXECUTING, 1.0, replans, 'done', trace)
+        return (
+            Outcome(
+                True,
+                ErrorCode.NONE,
+                f'done: {plan.mode} along {len(trace.points)} trace points'
+                + (f' after {replans} replan(s)' if replans else ''),
+                trace,
+                replans,
+                plan,
+            ),
+            '',
+            holding,
+        )

@@ -1,0 +1,1 @@
+"""ROS 2 nodes of the execution side (thin glue over the ROS-free core)."""

@@ -1,0 +1,304 @@
+"""What every executor node shares: action servers, goal admission, feedback, the trace query.
+
+Also trace messages ↔ :class:`~trace_executor.execution.TraceInput` and static transforms.
+
+A robot's node (UR5, G1) subclasses :class:`ExecutorNode` and provides a
+:class:`~trace_executor.execution.GoalRunner` (planner + backend + scene watcher).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import threading
+import time
+from typing import Any
+
+from geometry_msgs.msg import Point
+import numpy as np
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+
+from robotracer_msgs.action import ExecuteInstruction, ExecuteTrace
+from robotracer_msgs.msg import SpatialTrace
+from robotracer_msgs.srv import GetTrace
+from robotracer_ros.transforms import transform_from_translation_quaternion
+from trace_executor.backends.ros2_control import wait_future
+from trace_executor.errors import ErrorCode, PlanningError
+from trace_executor.execution import (
+    GoalRunner,
+    GoalSpec,
+    Outcome,
+    PerceptionError,
+    Phase,
+    TraceInput,
+    validate_goal,
+)
+from trace_executor.nodes.params import Param, declare_all
+
+COMMON_PARAMS = [
+    Param('base_frame', 'base_link', 'robot base frame: traces are planned in it'),
+    Param('trace_service', '/robotracer/get_trace', 'GetTrace service of the perception node'),
+    Param(
+        'trace_timeout_s', 30.0, 'longest wait for the trace service (model time), s', 1.0, 600.0
+    ),
+    Param(
+        'default_mode',
+        'pick_place',
+        'mode when a goal leaves it empty: pick_place | push | follow',
+    ),
+    Param(
+        'default_speed_scale',
+        0.5,
+        'speed scale when a goal leaves it 0, fraction of the limits',
+        0.01,
+        1.0,
+    ),
+    Param('max_replans', 3, 'replans allowed per goal before it fails', 0, 20),
+    Param('camera_frame', 'camera_color_optical_frame', 'optical frame of the RGB-D camera'),
+    Param(
+        'camera_to_base_xyz',
+        [0.0, 0.0, 0.0],
+        'static transform (no tf2 here): position of camera_frame in base_frame, metres',
+    ),
+    Param(
+        'camera_to_base_quat_xyzw',
+        [0.0, 0.0, 0.0, 1.0],
+        'static transform: orientation of camera_frame in base_frame (x, y, z, w)',
+    ),
+]
+
+
+class ExecutorNode(Node):
+    """Action servers ``execute_trace`` / ``execute_instruction`` around a GoalRunner."""
+
+    def __init__(self, name: str, params: list[Param]) -> None:
+        super().__init__(name)
+        self.p = declare_all(self, COMMON_PARAMS + params)
+        self.base_frame = self.p['base_frame']
+        self.static_tf = {
+            self.p['camera_frame']: transform_from_translation_quaternion(
+                self.p['camera_to_base_xyz'], self.p['camera_to_base_quat_xyzw']
+            )
+        }
+        self.runner: GoalRunner | None = None
+        self._busy = threading.Lock()
+        self._current_goal: Any = None
+        self._preempt = threading.Event()
+        self.trace_client = self.create_client(
+            GetTrace, self.p['trace_service'], callback_group=MutuallyExclusiveCallbackGroup()
+        )
+        group = ReentrantCallbackGroup()
+        self.trace_server = ActionServer(
+            self,
+            ExecuteTrace,
+            '/robotracer/execute_trace',
+            self._execute_trace,
+            goal_callback=self._on_goal,
+            cancel_callback=self._on_cancel,
+            callback_group=group,
+        )
+        self.instruction_server = ActionServer(
+            self,
+            ExecuteInstruction,
+            '/robotracer/execute_instruction',
+            self._execute_instruction,
+            goal_callback=self._on_goal,
+            cancel_callback=self._on_cancel,
+            callback_group=group,
+        )
+
+    # --- transforms and messages ----------------------------------------------------------
+    def transform_to_base(self, frame_id: str) -> np.ndarray | None:
+        """base_T_frame for ``frame_id`` (identity for the base frame), or None if unknown."""
+        if frame_id in ('', self.base_frame):
+            return None
+        return self.static_tf.get(frame_id)
+
+    def trace_input(self, msg: SpatialTrace) -> TraceInput:
+        """A SpatialTrace → TraceInput, rejecting what cannot be planned.
+
+        Raises:
+            PlanningError: INVALID_TRACE (no points, marked invalid, unknown frame).
+        """
+        if not msg.points:
+            raise PlanningError(ErrorCode.INVALID_TRACE, None, 'the trace has no points')
+        if msg.status == SpatialTrace.STATUS_INVALID:
+            raise PlanningError(
+                ErrorCode.INVALID_TRACE,
+                None,
+                f'the trace is marked invalid: {msg.quality_note or "no reason"}',
+            )
+        frame = msg.header.frame_id or self.base_frame
+        tf = self.transform_to_base(frame)
+        if frame != self.base_frame and tf is None:
+            raise PlanningError(
+                ErrorCode.INVALID_TRACE,
+                None,
+                f'trace frame {frame!r} is not {self.base_frame!r} and no '
+                f'transform to it is known (known: {", ".join(self.static_tf)})',
+            )
+        pts = np.array([[p.x, p.y, p.z] for p in msg.points], dtype=float)
+        return TraceInput(pts, frame, tf, msg)
+
+    def to_msg(self, trace: TraceInput | None) -> SpatialTrace:
+        """The trace in the base frame as a SpatialTrace (empty message for None)."""
+        if trace is None:
+            return SpatialTrace()
+        msg = SpatialTrace()
+        if trace.message is not None:
+            msg = trace.message
+        if trace.transform is not None:
+            pts = trace.points @ trace.transform[:3, :3].T + trace.transform[:3, 3]
+            out = SpatialTrace()
+            out.header.stamp = msg.header.stamp
+            out.header.frame_id = self.base_frame
+            for f in (
+                'instruction',
+                'pixel_u',
+                'pixel_v',
+                'depth',
+                'depth_source',
+                'depth_disagreement',
+                'camera_frame_id',
+                'image_width',
+                'image_height',
+                'model_id',
+                'raw_answer',
+                'inference_time',
+                'processing_time',
+                'status',
+                'quality_note',
+            ):
+                setattr(out, f, getattr(msg, f))
+            out.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in pts]
+            return out
+        if trace.message is None:
+            msg.header.frame_id = trace.frame_id
+            msg.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in trace.points]
+        return msg
+
+    # --- perception ------------------------------------------------------------------------
+    def perceive(self, instruction: str) -> TraceInput:
+        """Ask the perception node for a trace in the base frame.
+
+        Raises:
+            PerceptionError: service missing, timed out or answered success=false (its reason).
+        """
+        if not self.trace_client.wait_for_service(timeout_sec=5.0):
+            raise PerceptionError(
+                f'trace service {self.p["trace_service"]} is not available '
+                '(is the perception node running?)'
+            )
+        req = GetTrace.Request(instruction=instruction, target_frame=self.base_frame)
+        res = wait_future(self.trace_client.call_async(req), self.p['trace_timeout_s'])
+        if res is None:
+            raise PerceptionError(f'trace service did not answer in {self.p["trace_timeout_s"]} s')
+        if not res.success:
+            raise PerceptionError(f'perception failed (error {res.error_code}): {res.error_msg}')
+        try:
+            return self.trace_input(res.trace)
+        except PlanningError as exc:
+            raise PerceptionError(str(exc)) from exc
+
+    # --- actions ---------------------------------------------------------------------------
+    def _on_goal(self, goal: Any) -> GoalResponse:
+        if self._busy.locked():
+            if getattr(goal, 'preempt', False) and self._current_goal is not None:
+                self.get_logger().info('new goal preempts the running one')
+                self._preempt.set()
+                return GoalResponse.ACCEPT
+            self.get_logger().warn(
+                'goal rejected: another goal is running (set preempt to replace it)'
+            )
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def _on_cancel(self, _goal: Any) -> CancelResponse:
+        self.get_logger().info('cancel requested: stopping')
+        return CancelResponse.ACCEPT
+
+    def _execute_trace(self, handle: Any) -> ExecuteTrace.Result:
+        g = handle.request
+        result = ExecuteTrace.Result()
+        try:
+            trace = self.trace_input(g.trace)
+            spec = GoalSpec('', trace, g.dry_run, g.speed_scale, False, g.mode)
+        except PlanningError as exc:
+            return self._finish(handle, result, Outcome(False, exc.code, exc.message))
+        return self._run(handle, ExecuteTrace, spec, result)
+
+    def _execute_instruction(self, handle: Any) -> ExecuteInstruction.Result:
+        g = handle.request
+        spec = GoalSpec(g.instruction, None, g.dry_run, g.speed_scale, g.replanning, g.mode)
+        return self._run(handle, ExecuteInstruction, spec, ExecuteInstruction.Result())
+
+    def _run(self, handle: Any, action: Any, spec: GoalSpec, result: Any) -> Any:
+        # Wait (briefly) for a preempted goal to stop.
+        deadline = time.monotonic() + 5.0
+        while not self._busy.acquire(timeout=0.05):
+            if time.monotonic() > deadline:
+                return self._finish(
+                    handle, result, Outcome(False, ErrorCode.BUSY, 'another goal is running')
+                )
+        self._preempt.clear()
+        self._current_goal = handle
+        try:
+            try:
+                spec = validate_goal(spec, self.p['default_mode'], self.p['default_speed_scale'])
+            except PlanningError as exc:
+                return self._finish(handle, result, Outcome(False, exc.code, exc.message))
+            if self.runner is None:
+                return self._finish(
+                    handle,
+                    result,
+                    Outcome(
+                        False, ErrorCode.BACKEND_UNAVAILABLE, 'the robot backend did not start'
+                    ),
+                )
+            what = spec.instruction or f'a {len(spec.trace.points)}-point trace'
+            self.get_logger().info(
+                f'goal: {what} (mode {spec.mode}, speed {spec.speed_scale}, '
+                f'dry_run {spec.dry_run}, replanning {spec.replanning})'
+            )
+            fb = action.Feedback()
+
+            def feedback(
+                phase: Phase, progress: float, replans: int, message: str, trace: TraceInput | None
+            ) -> None:
+                fb.phase = int(phase)
+                fb.progress = float(progress)
+                fb.replans = int(replans)
+                fb.message = message
+                if trace is not None:
+                    fb.current_trace = self.to_msg(trace)
+                handle.publish_feedback(fb)
+
+            self.runner.feedback = feedback
+            outcome = self.runner.run(spec, self._cancelled(handle))
+            return self._finish(handle, result, outcome)
+        finally:
+            self._current_goal = None
+            self._busy.release()
+
+    def _cancelled(self, handle: Any) -> Callable[[], bool]:
+        return lambda: bool(handle.is_cancel_requested or self._preempt.is_set())
+
+    def _finish(self, handle: Any, result: Any, outcome: Outcome) -> Any:
+        result.success = outcome.success
+        result.error_code = int(outcome.code)
+        result.error_msg = outcome.message
+        result.replans = int(outcome.replans)
+        if outcome.trace is not None:
+            result.executed_trace = self.to_msg(outcome.trace)
+        log = self.get_logger()
+        if outcome.success:
+            log.info(f'goal succeeded: {outcome.message}')
+            handle.succeed()
+        elif outcome.code == ErrorCode.CANCELED and handle.is_cancel_requested:
+            log.info(f'goal canceled: {outcome.message}')
+            handle.canceled()
+        else:
+            log.error(f'goal failed ({outcome.code.name}): {outcome.message}')
+            handle.abort()
+        return result

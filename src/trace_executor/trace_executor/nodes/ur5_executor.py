@@ -1,0 +1,243 @@
+"""``ros2 run trace_executor ur5_executor``: UR5 trace execution with replanning.
+
+Actions ``/robotracer/execute_trace`` (ExecuteTrace) and ``/robotracer/execute_instruction``
+(ExecuteInstruction); markers of the planned tool path on ``/robotracer/planned_path``. The
+robot backend is a parameter: ``ros2_control`` (simulator, UR ROS 2 driver), ``moveit`` (needs
+moveit_py), ``rtde`` (needs ur_rtde and a controller or URSim).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from geometry_msgs.msg import Point
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+
+from trace_executor.backends.ros2_control import Ros2ControlBackend
+from trace_executor.errors import ErrorCode
+from trace_executor.execution import BackendError, GoalRunner
+from trace_executor.nodes.common import ExecutorNode
+from trace_executor.nodes.params import Param
+from trace_executor.nodes.scene_watcher import DepthSceneWatcher, densify
+from trace_executor.scene_monitor import MonitorConfig
+from trace_executor.ur5.planner import Ur5Planner, Ur5PlannerConfig
+
+UR5_JOINTS = [
+    'shoulder_pan_joint',
+    'shoulder_lift_joint',
+    'elbow_joint',
+    'wrist_1_joint',
+    'wrist_2_joint',
+    'wrist_3_joint',
+]
+
+PARAMS = [
+    Param('backend', 'ros2_control', 'robot backend: ros2_control | moveit | rtde'),
+    Param('joint_names', UR5_JOINTS, 'UR5 joint names, planner order'),
+    Param(
+        'trajectory_topic',
+        '/scaled_joint_trajectory_controller/joint_trajectory',
+        'JointTrajectory topic of the joint trajectory controller (ros2_control backend)',
+    ),
+    Param('joint_states_topic', '/joint_states', 'sensor_msgs/JointState topic'),
+    Param(
+        'gripper_service', '/robotracer/gripper', 'std_srvs/SetBool gripper service (true = close)'
+    ),
+    Param('state_timeout_s', 0.5, 'joint states older than this are stale, s', 0.05, 10.0),
+    Param(
+        'goal_tolerance_rad', 0.02, 'joint error accepted at the end of a motion, rad', 0.001, 0.5
+    ),
+    Param(
+        'path_tolerance_rad',
+        0.3,
+        'joint deviation from the trajectory that aborts, rad',
+        0.01,
+        3.14,
+    ),
+    Param('tcp_offset_m', 0.15, 'TCP = tool0 moved this far along its z axis, m', 0.0, 0.5),
+    Param(
+        'approach_height_m', 0.10, 'approach/retreat height above grasp and place, m', 0.02, 0.4
+    ),
+    Param(
+        'min_tcp_height_m', 0.01, 'the TCP never goes closer to the table than this, m', 0.0, 0.3
+    ),
+    Param('workspace_min_m', [-0.2, -0.75, -0.02], 'lower corner of the workspace box, m'),
+    Param('workspace_max_m', [0.95, 0.75, 0.8], 'upper corner of the workspace box, m'),
+    Param(
+        'max_joint_acceleration_rad_s2',
+        3.0,
+        'joint acceleration limit at speed 1, rad/s^2',
+        0.1,
+        40.0,
+    ),
+    Param('robot_ip', '', 'UR controller IP (rtde backend)'),
+    Param('rtde_frequency_hz', 500.0, 'servoJ rate: 500 (e-Series) or 125 (CB3), Hz', 50.0, 500.0),
+    Param(
+        'depth_topic',
+        '/camera/camera/aligned_depth_to_color/image_raw',
+        'depth image for the scene monitor (16UC1 mm or 32FC1 m, aligned to colour)',
+    ),
+    Param(
+        'camera_info_topic', '/camera/camera/color/camera_info', 'camera_info of the depth image'
+    ),
+    Param(
+        'image_reliable',
+        True,
+        'subscribe to depth with reliable QoS (best effort drops '
+        'large frames between processes on small machines)',
+    ),
+    Param(
+        'change_threshold_m',
+        0.03,
+        'scene monitor: a pixel changed beyond this depth difference, m',
+        0.005,
+        0.5,
+    ),
+    Param(
+        'change_fraction',
+        0.25,
+        'scene monitor: a region changed when this fraction of its pixels changed',
+        0.01,
+        1.0,
+    ),
+]
+
+
+class Ur5ExecutorNode(ExecutorNode):
+    """UR5 executor: planner + backend + scene watcher behind the shared action servers."""
+
+    def __init__(self) -> None:
+        super().__init__('ur5_executor', PARAMS)
+        p = self.p
+        self.planner = Ur5Planner(
+            Ur5PlannerConfig(
+                base_frame=self.base_frame,
+                tcp_offset_m=p['tcp_offset_m'],
+                approach_height_m=p['approach_height_m'],
+                min_tcp_height_m=p['min_tcp_height_m'],
+                workspace_min_m=tuple(p['workspace_min_m']),
+                workspace_max_m=tuple(p['workspace_max_m']),
+                max_joint_acceleration_rad_s2=p['max_joint_acceleration_rad_s2'],
+            )
+        )
+        self.path_pub = self.create_publisher(
+            MarkerArray,
+            '/robotracer/planned_path',
+            QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL),
+        )
+        self.backend = self._make_backend(p['backend'])
+        watcher = None
+        if self.backend is not None:
+            watcher = DepthSceneWatcher(
+                self,
+                depth_topic=p['depth_topic'],
+                info_topic=p['camera_info_topic'],
+                T_base_cam=self.static_tf[p['camera_frame']],
+                config=MonitorConfig(
+                    depth_threshold_m=p['change_threshold_m'],
+                    min_changed_fraction=p['change_fraction'],
+                ),
+                robot_points=self._robot_points,
+                reliable=p['image_reliable'],
+            )
+            self.runner = GoalRunner(
+                self.planner,
+                self.backend,
+                perceive=self.perceive,
+                watcher=watcher,
+                max_replans=p['max_replans'],
+                publish_plan=self.publish_plan,
+                log=lambda m: self.get_logger().info(m),
+            )
+        self.get_logger().info(
+            f'ur5_executor ready: backend {p["backend"]}, base frame {self.base_frame}, '
+            f'actions /robotracer/execute_trace and /robotracer/execute_instruction'
+        )
+
+    def _make_backend(self, name: str) -> Any:
+        p = self.p
+        joints = tuple(p['joint_names'])
+        if name == 'ros2_control':
+            return Ros2ControlBackend(
+                self,
+                joints,
+                trajectory_topic=p['trajectory_topic'],
+                joint_states_topic=p['joint_states_topic'],
+                gripper_service=p['gripper_service'],
+                state_timeout_s=p['state_timeout_s'],
+                goal_tolerance_rad=p['goal_tolerance_rad'],
+                path_tolerance_rad=p['path_tolerance_rad'],
+            )
+        try:
+            if name == 'moveit':
+                from trace_executor.backends.moveit import MoveItBackend
+
+                return MoveItBackend(self, joints, self.planner)
+            if name == 'rtde':
+                from trace_executor.backends.rtde import RtdeBackend
+
+                return RtdeBackend.connect(
+                    p['robot_ip'], joints, frequency_hz=p['rtde_frequency_hz'], gripper=None
+                )
+        except (ImportError, BackendError, RuntimeError, OSError) as exc:
+            self.get_logger().error(
+                f'backend {name} cannot start: {exc}; goals will be '
+                f'rejected with error {ErrorCode.BACKEND_UNAVAILABLE.name}'
+            )
+            return None
+        raise ValueError(f'unknown backend {name!r}: expected ros2_control, moveit or rtde')
+
+    def _robot_points(self) -> np.ndarray | None:
+        try:
+            q = self.backend.joint_positions()
+        except BackendError:
+            return None
+        return densify(self.planner.kinematics.joint_origins(q))
+
+    def publish_plan(self, plan: Any) -> None:
+        """Markers of the planned tool path (line) and the trace (spheres)."""
+        stamp = self.get_clock().now().to_msg()
+        path = Marker(type=Marker.LINE_STRIP, action=Marker.ADD, ns='planned_tool_path', id=0)
+        path.header.frame_id = self.base_frame
+        path.header.stamp = stamp
+        path.scale.x = 0.006
+        path.color = ColorRGBA(r=0.1, g=0.6, b=1.0, a=1.0)
+        path.pose.orientation.w = 1.0
+        path.points = [
+            Point(x=float(x), y=float(y), z=float(z)) for x, y, z in plan.tool_path.positions
+        ]
+        pts = Marker(type=Marker.SPHERE_LIST, action=Marker.ADD, ns='trace', id=1)
+        pts.header = path.header
+        pts.scale.x = pts.scale.y = pts.scale.z = 0.02
+        pts.color = ColorRGBA(r=1.0, g=0.8, b=0.1, a=1.0)
+        pts.pose.orientation.w = 1.0
+        pts.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in plan.trace_base]
+        self.path_pub.publish(MarkerArray(markers=[path, pts]))
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the node until Ctrl-C."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = Ur5ExecutorNode()
+        executor = MultiThreadedExecutor(num_threads=4)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
