@@ -23,5 +23,8 @@ setup(
         'console_scripts': [
             'ur5_executor = trace_executor.nodes.ur5_executor:main',
         ],
+        'robotracer.commands': [
+            'run = trace_executor.cli:register',
+        ],
     },
 )

@@ -1,0 +1,149 @@
+"""Self and table collision check for the UR5 with pinocchio + coal (hpp-fcl).
+
+Geometry:
+
+- the links' collision meshes from the URDF (``meshes/ur5/collision/*.stl``);
+- a gripper proxy: a capsule of radius ``gripper_radius_m`` along tool0's z axis from tool0 to
+  ``gripper_length_m`` (the gripper body and finger roots; the fingertips below it are kept off
+  the table by the planner's minimum TCP height instead);
+- the table: a box whose top is ``table_clearance_m`` above the table top, so a link closer to
+  the table than that counts as a collision.
+
+Pairs: every pair except those the UR5 SRDF disables (adjacent links), the base and the
+shoulder against the table (they stand on it / turn in place above it), and the gripper against
+wrist_2/wrist_3 (it is bolted to them). The URDF's 1 cm ``ee_link`` box is dropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import coal
+import numpy as np
+import pinocchio as pin
+
+from .kinematics import Ur5Kinematics, default_ur5_srdf, mesh_package_dirs
+
+TABLE = 'table'
+GRIPPER = 'gripper'
+
+_TABLE_EXEMPT = ('base_link_0', 'shoulder_link_0')
+_GRIPPER_EXEMPT = ('wrist_2_link_0', 'wrist_3_link_0')
+
+
+class CollisionChecker:
+    """Answer "does configuration q touch the table or the robot itself?".
+
+    Not thread-safe (owns its pinocchio data).
+    """
+
+    def __init__(
+        self,
+        kinematics: Ur5Kinematics,
+        table_height_m: float = 0.0,
+        table_clearance_m: float = 0.005,
+        table_half_extent_m: float = 2.0,
+        gripper_radius_m: float = 0.04,
+        gripper_length_m: float = 0.11,
+        srdf_path: Optional[str | Path] = None,
+    ) -> None:
+        """Build the collision model.
+
+        Args:
+            kinematics: the UR5 model (its URDF provides the collision meshes).
+            table_height_m: z of the table top in the base frame (m).
+            table_clearance_m: links must stay at least this far above the table top (m).
+            table_half_extent_m: half size of the table box in x and y around the base (m).
+            gripper_radius_m: radius of the gripper proxy capsule (m); 0 disables the proxy.
+            gripper_length_m: length of the gripper proxy from tool0 along its z axis (m).
+            srdf_path: SRDF listing disabled pairs; ``None`` = example-robot-data's ur5.srdf.
+
+        Raises:
+            FileNotFoundError: if the SRDF or a collision mesh is missing.
+        """
+        model = kinematics.model
+        self._model = model
+        self._data = model.createData()
+        urdf = kinematics.urdf_path
+        geom = pin.buildGeomFromUrdf(
+            model, str(urdf), pin.GeometryType.COLLISION, package_dirs=mesh_package_dirs(urdf)
+        )
+        if geom.existGeometryName('ee_link_0'):
+            geom.removeGeometryObject('ee_link_0')
+        thickness = 0.1
+        table = pin.GeometryObject(
+            TABLE,
+            0,
+            0,
+            pin.SE3(
+                np.eye(3),
+                np.array([0.0, 0.0, table_height_m + table_clearance_m - thickness / 2]),
+            ),
+            coal.Box(2 * table_half_extent_m, 2 * table_half_extent_m, thickness),
+        )
+        geom.addGeometryObject(table)
+        if gripper_radius_m > 0 and gripper_length_m > 0:
+            tool0 = model.getFrameId('tool0')
+            half = max(gripper_length_m / 2 - gripper_radius_m, 0.0)
+            placement = model.frames[tool0].placement * pin.SE3(
+                np.eye(3), np.array([0.0, 0.0, gripper_length_m / 2])
+            )
+            grip = pin.GeometryObject(
+                GRIPPER,
+                model.frames[tool0].parentJoint,
+                tool0,
+                placement,
+                coal.Capsule(gripper_radius_m, half),
+            )
+            geom.addGeometryObject(grip)
+        geom.addAllCollisionPairs()
+        srdf = Path(srdf_path) if srdf_path else default_ur5_srdf()
+        if not srdf.is_file():
+            raise FileNotFoundError(f'SRDF not found: {srdf}')
+        pin.removeCollisionPairs(model, geom, str(srdf))
+        for name in _TABLE_EXEMPT:
+            self._remove_pair(geom, TABLE, name)
+        for name in _GRIPPER_EXEMPT:
+            self._remove_pair(geom, GRIPPER, name)
+        self.geometry_model: pin.GeometryModel = geom
+        self._geom_data = pin.GeometryData(geom)
+        self.pair_names: list[tuple[str, str]] = [
+            (geom.geometryObjects[p.first].name, geom.geometryObjects[p.second].name)
+            for p in geom.collisionPairs
+        ]
+
+    @staticmethod
+    def _remove_pair(geom: pin.GeometryModel, a: str, b: str) -> None:
+        if geom.existGeometryName(a) and geom.existGeometryName(b):
+            pair = pin.CollisionPair(geom.getGeometryId(a), geom.getGeometryId(b))
+            if geom.existCollisionPair(pair):
+                geom.removeCollisionPair(pair)
+
+    def first_collision(self, q: np.ndarray) -> Optional[tuple[str, str]]:
+        """Return the first colliding pair at ``q``, or ``None`` when collision-free.
+
+        Args:
+            q: (6,) joint positions (rad).
+
+        Returns:
+            Names of the two geometries in contact (URDF link geometry names such as
+            ``forearm_link_0``, or ``table`` / ``gripper``), or ``None``.
+        """
+        hit = pin.computeCollisions(
+            self._model, self._data, self.geometry_model, self._geom_data, q, True
+        )
+        if not hit:
+            return None
+        for k, res in enumerate(self._geom_data.collisionResults):
+            if res.isCollision():
+                return self.pair_names[k]
+        return ('unknown', 'unknown')  # pragma: no cover - pinocchio reported a hit
+
+    def in_collision(self, q: np.ndarray) -> bool:
+        """Return whether ``q`` touches the table or the robot itself."""
+        return bool(
+            pin.computeCollisions(
+                self._model, self._data, self.geometry_model, self._geom_data, q, True
+            )
+        )

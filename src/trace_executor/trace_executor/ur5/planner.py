@@ -1,0 +1,677 @@
+"""Trace → safe, timed UR5 motion: validation, tool path, IK, collision check, timing.
+
+:class:`Ur5Planner` turns a trace (object-centre points in the base frame) into a :class:`Plan`:
+a list of segments ``[motion, gripper(close), motion, gripper(open), motion]`` (pick_place) or
+``[motion]`` (push, follow), each motion a trajectory sampled at a fixed period with joint
+positions, velocities and accelerations. Every check happens before the plan is returned, so a
+caller that executes only returned plans never moves on unvalidated data. A rejection raises
+:class:`~trace_executor.errors.PlanningError` with the error code of the
+``ExecuteInstruction`` action and a message naming the trace point and the reason.
+
+ROS-free: numpy in, numpy out. Not thread-safe: use one planner per thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+import math
+import time
+from typing import ClassVar, Optional, Sequence, Union
+
+import numpy as np
+import pinocchio as pin
+
+from ..errors import ErrorCode, PlanningError
+from .collision import CollisionChecker
+from .ik import PinkIk
+from .kinematics import Ur5Kinematics
+from .timing import TimedPath, TimeParameterizer, TimingError
+from .tool_path import (
+    MODES,
+    ToolPath,
+    ToolPathParams,
+    build_tool_path,
+    top_down_rotation,
+    validate_trace,
+)
+
+
+@dataclass(frozen=True)
+class Ur5PlannerConfig:
+    """Parameters of the UR5 planner (lengths in m, angles in rad, base frame unless stated).
+
+    Attributes:
+        urdf_path: UR5 URDF; ``None`` = example-robot-data's ``ur5_robot.urdf``.
+        srdf_path: SRDF with the disabled collision pairs; ``None`` = example-robot-data's.
+        base_frame: the robot base frame (== world: UR5 at the origin on the table, z up).
+        tcp_offset_m: TCP = tool0 moved this far along tool0's z (centre between fingertips).
+        tool_yaw_rad: top-down tool orientation: angle of the TCP x axis from base x.
+            −π/2 is the orientation of the home pose, so the wrist need not turn.
+        tool_rotation: full TCP orientation (9 numbers, row-major base_R_tcp); overrides
+            ``tool_yaw_rad`` when set.
+        table_height_m: z of the table top.
+        min_tcp_height_m: the TCP never goes closer to the table top than this.
+        workspace_min_m: lower corner of the box trace points and tool poses must stay in.
+        workspace_max_m: upper corner of that box.
+        approach_height_m: approach/retreat height above the grasp, place and push poses.
+        carry_height_m: a carried object's centre stays at least this far above its resting
+            height (must be ≥ ``min_tcp_height_m``: the object's bottom clears the table).
+        push_backoff_m: a push starts this far behind the first contact point.
+        push_contact_offset_m: while pushing the TCP is this far behind the object's centre
+            (object half-width + finger half-thickness); 0 = the TCP on the trace.
+        cartesian_step_m: tool path sampling step; IK is solved at every sample, seeded from
+            the previous one, so consecutive solutions stay on one IK branch.
+        angular_step_rad: tool path sampling step for rotations.
+        ik_position_tolerance_m: a sample is reached when the TCP is this close.
+        ik_orientation_tolerance_rad: ... and its orientation this close.
+        ik_max_iterations: pink steps per sample before the sample counts as unreachable.
+        ik_damping: pink's Tikhonov damping.
+        max_joint_step_rad: the largest joint change allowed between consecutive samples
+            (beyond it the IK jumped branches or passed a singularity: rejected).
+        joint_lower_rad: 6 lower joint limits; ``None`` = the URDF's. Clipped to the URDF's.
+        joint_upper_rad: 6 upper joint limits; ``None`` = the URDF's. Clipped to the URDF's.
+        max_joint_velocity_rad_s: joint speed limit at speed_scale 1 (capped by the URDF's).
+        max_joint_acceleration_rad_s2: joint acceleration limit at speed_scale 1.
+        collision_check: check self and table collisions at every tool path sample.
+        table_clearance_m: links (not the TCP) must stay this far above the table top.
+        gripper_radius_m: radius of the gripper proxy capsule on tool0 (0: no proxy).
+        gripper_length_m: length of the gripper proxy along tool0's z.
+        sample_period_s: time between trajectory samples.
+        toppra_corner_angle_rad: where the joint path turns by more than this, TOPP-RA's grid
+            is refined (its limits hold only at grid points; corners are where they bite).
+        toppra_corner_subdivisions: TOPP-RA stages per joint path interval next to a corner.
+    """
+
+    urdf_path: Optional[str] = None
+    srdf_path: Optional[str] = None
+    base_frame: str = 'base_link'
+    tcp_offset_m: float = 0.15
+    tool_yaw_rad: float = -math.pi / 2
+    tool_rotation: Optional[tuple[float, ...]] = None
+    table_height_m: float = 0.0
+    min_tcp_height_m: float = 0.01
+    workspace_min_m: tuple[float, float, float] = (-1.2, -1.2, 0.0)
+    workspace_max_m: tuple[float, float, float] = (1.2, 1.2, 1.2)
+    approach_height_m: float = 0.10
+    carry_height_m: float = 0.10
+    push_backoff_m: float = 0.05
+    push_contact_offset_m: float = 0.04
+    cartesian_step_m: float = 0.015
+    angular_step_rad: float = 0.1
+    ik_position_tolerance_m: float = 0.001
+    ik_orientation_tolerance_rad: float = 0.01
+    ik_max_iterations: int = 20
+    ik_damping: float = 1e-6
+    max_joint_step_rad: float = 0.3
+    joint_lower_rad: Optional[tuple[float, ...]] = None
+    joint_upper_rad: Optional[tuple[float, ...]] = None
+    max_joint_velocity_rad_s: float = math.pi
+    max_joint_acceleration_rad_s2: float = 3.0
+    collision_check: bool = True
+    table_clearance_m: float = 0.005
+    gripper_radius_m: float = 0.04
+    gripper_length_m: float = 0.11
+    sample_period_s: float = 0.01
+    toppra_corner_angle_rad: float = 0.25
+    toppra_corner_subdivisions: int = 4
+
+    def __post_init__(self) -> None:
+        positive = (
+            'tcp_offset_m',
+            'cartesian_step_m',
+            'angular_step_rad',
+            'ik_position_tolerance_m',
+            'ik_orientation_tolerance_rad',
+            'ik_max_iterations',
+            'max_joint_step_rad',
+            'max_joint_velocity_rad_s',
+            'max_joint_acceleration_rad_s2',
+            'sample_period_s',
+            'toppra_corner_angle_rad',
+            'toppra_corner_subdivisions',
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f'Ur5PlannerConfig.{name} must be > 0, got {value}')
+        non_negative = (
+            'min_tcp_height_m',
+            'approach_height_m',
+            'carry_height_m',
+            'push_backoff_m',
+            'push_contact_offset_m',
+            'ik_damping',
+            'table_clearance_m',
+            'gripper_radius_m',
+            'gripper_length_m',
+        )
+        for name in non_negative:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f'Ur5PlannerConfig.{name} must be >= 0, got {value}')
+        if self.carry_height_m < self.min_tcp_height_m:
+            raise ValueError(
+                'Ur5PlannerConfig.carry_height_m must be >= min_tcp_height_m so a carried '
+                "object's bottom clears the table"
+            )
+        if len(self.workspace_min_m) != 3 or len(self.workspace_max_m) != 3:
+            raise ValueError('Ur5PlannerConfig.workspace_min_m/max_m must have 3 values')
+        if any(a >= b for a, b in zip(self.workspace_min_m, self.workspace_max_m)):
+            raise ValueError('Ur5PlannerConfig.workspace_min_m must be below workspace_max_m')
+        if self.tool_rotation is not None:
+            r = np.asarray(self.tool_rotation, dtype=float)
+            if r.size != 9:
+                raise ValueError('Ur5PlannerConfig.tool_rotation must have 9 numbers')
+            r = r.reshape(3, 3)
+            if not np.allclose(r @ r.T, np.eye(3), atol=1e-6) or np.linalg.det(r) < 0:
+                raise ValueError('Ur5PlannerConfig.tool_rotation is not a rotation matrix')
+        for name in ('joint_lower_rad', 'joint_upper_rad'):
+            value = getattr(self, name)
+            if value is not None and len(value) != 6:
+                raise ValueError(f'Ur5PlannerConfig.{name} must have 6 values')
+
+    def tool_rotation_matrix(self) -> np.ndarray:
+        """The working TCP orientation base_R_tcp as a (3, 3) matrix."""
+        if self.tool_rotation is not None:
+            return np.asarray(self.tool_rotation, dtype=float).reshape(3, 3)
+        return top_down_rotation(self.tool_yaw_rad)
+
+
+@dataclass(frozen=True)
+class MotionSegment:
+    """A timed joint trajectory, at rest at both ends.
+
+    Attributes:
+        joint_names: order of the columns.
+        times_s: (K,) sample times from the segment start (s), uniform except the last.
+        positions_rad: (K, 6) joint positions.
+        velocities_rad_s: (K, 6) joint velocities (zero at both ends).
+        accelerations_rad_s2: (K, 6) joint accelerations.
+        path_range: first and last tool path sample this segment moves through.
+    """
+
+    kind: ClassVar[str] = 'motion'
+
+    joint_names: tuple[str, ...]
+    times_s: np.ndarray
+    positions_rad: np.ndarray
+    velocities_rad_s: np.ndarray
+    accelerations_rad_s2: np.ndarray
+    path_range: tuple[int, int]
+    timed: TimedPath = field(repr=False, compare=False)
+
+    @property
+    def duration_s(self) -> float:
+        """Duration of the segment (s)."""
+        return float(self.times_s[-1])
+
+
+@dataclass(frozen=True)
+class GripperSegment:
+    """Stop and actuate the gripper: ``close=True`` grasps, ``False`` releases."""
+
+    kind: ClassVar[str] = 'gripper'
+
+    close: bool
+
+
+Segment = Union[MotionSegment, GripperSegment]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated, timed plan for one trace.
+
+    Attributes:
+        segments: motions and gripper actions, in execution order.
+        tool_path: the dense TCP path (for markers and progress).
+        joint_path_rad: (M, 6) IK solution at every tool path sample.
+        trace_base: (N, 3) the trace in the base frame.
+        joint_names: joint order.
+        mode: ``pick_place``, ``push`` or ``follow``.
+        speed_scale: fraction of the joint limits the timing uses.
+        base_frame: frame of ``tool_path`` and ``trace_base``.
+        timings_ms: planning time per stage (``validate``, ``ik``, ``collision``, ``timing``,
+            ``total``).
+    """
+
+    segments: tuple[Segment, ...]
+    tool_path: ToolPath
+    joint_path_rad: np.ndarray
+    trace_base: np.ndarray
+    joint_names: tuple[str, ...]
+    mode: str
+    speed_scale: float
+    base_frame: str
+    timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def motions(self) -> list[MotionSegment]:
+        """The motion segments, in order."""
+        return [s for s in self.segments if isinstance(s, MotionSegment)]
+
+    @property
+    def duration_s(self) -> float:
+        """Total motion time (s), excluding the time the gripper takes to act."""
+        return float(sum(m.duration_s for m in self.motions))
+
+    @property
+    def events(self) -> list[tuple[bool, float]]:
+        """Gripper actions as ``(close, time_s)`` on the motion timeline (gripper time excluded)."""
+        out: list[tuple[bool, float]] = []
+        t = 0.0
+        for seg in self.segments:
+            if isinstance(seg, MotionSegment):
+                t += seg.duration_s
+            else:
+                out.append((seg.close, t))
+        return out
+
+    @property
+    def final_positions_rad(self) -> np.ndarray:
+        """(6,) joint positions at the end of the plan."""
+        return self.joint_path_rad[-1].copy()
+
+
+def _fmt(p: np.ndarray) -> str:
+    return '[' + ', '.join(f'{v:.3f}' for v in np.asarray(p, dtype=float)) + ']'
+
+
+class Ur5Planner:
+    """Plan UR5 motions that carry out a trace (see the module docstring).
+
+    Attributes:
+        config: the :class:`Ur5PlannerConfig`.
+        kinematics: the pinocchio model (:class:`Ur5Kinematics`).
+        lower_rad, upper_rad: (6,) joint limits in force.
+        velocity_limit_rad_s, acceleration_limit_rad_s2: (6,) limits at speed_scale 1.
+    """
+
+    def __init__(self, config: Optional[Ur5PlannerConfig] = None) -> None:
+        """Load the robot model and build the IK, collision and timing helpers.
+
+        Args:
+            config: planner parameters; ``None`` = defaults.
+
+        Raises:
+            FileNotFoundError: if the URDF, SRDF or meshes are missing.
+            ValueError: if the URDF is not a UR5 or the QP backend is missing.
+        """
+        self.config = config or Ur5PlannerConfig()
+        cfg = self.config
+        self.kinematics = Ur5Kinematics(cfg.urdf_path, cfg.tcp_offset_m)
+        kin = self.kinematics
+        lower = kin.lower_rad if cfg.joint_lower_rad is None else np.array(cfg.joint_lower_rad)
+        upper = kin.upper_rad if cfg.joint_upper_rad is None else np.array(cfg.joint_upper_rad)
+        self.lower_rad = np.maximum(np.asarray(lower, dtype=float), kin.lower_rad)
+        self.upper_rad = np.minimum(np.asarray(upper, dtype=float), kin.upper_rad)
+        if np.any(self.lower_rad >= self.upper_rad):
+            raise ValueError('joint_lower_rad must be below joint_upper_rad for every joint')
+        self.velocity_limit_rad_s = np.minimum(kin.velocity_limit_rad_s, cfg.max_joint_velocity_rad_s)
+        self.acceleration_limit_rad_s2 = np.full(6, float(cfg.max_joint_acceleration_rad_s2))
+        self._ik = PinkIk(
+            kin,
+            self.lower_rad,
+            self.upper_rad,
+            position_tolerance_m=cfg.ik_position_tolerance_m,
+            orientation_tolerance_rad=cfg.ik_orientation_tolerance_rad,
+            max_iterations=cfg.ik_max_iterations,
+            max_step_rad=cfg.max_joint_step_rad,
+            damping=cfg.ik_damping,
+        )
+        self._collision = (
+            CollisionChecker(
+                kin,
+                table_height_m=cfg.table_height_m,
+                table_clearance_m=cfg.table_clearance_m,
+                gripper_radius_m=cfg.gripper_radius_m,
+                gripper_length_m=cfg.gripper_length_m,
+                srdf_path=cfg.srdf_path,
+            )
+            if cfg.collision_check
+            else None
+        )
+        self._timer = TimeParameterizer(
+            self.velocity_limit_rad_s,
+            self.acceleration_limit_rad_s2,
+            corner_angle_rad=cfg.toppra_corner_angle_rad,
+            corner_subdivisions=cfg.toppra_corner_subdivisions,
+        )
+        self._path_params = ToolPathParams(
+            tool_rotation=cfg.tool_rotation_matrix(),
+            table_height_m=cfg.table_height_m,
+            min_tcp_height_m=cfg.min_tcp_height_m,
+            approach_height_m=cfg.approach_height_m,
+            carry_height_m=cfg.carry_height_m,
+            push_backoff_m=cfg.push_backoff_m,
+            push_contact_offset_m=cfg.push_contact_offset_m,
+            cartesian_step_m=cfg.cartesian_step_m,
+            angular_step_rad=cfg.angular_step_rad,
+            workspace_min_m=tuple(cfg.workspace_min_m),
+            workspace_max_m=tuple(cfg.workspace_max_m),
+        )
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        """Joint order of every ``q`` vector."""
+        return self.kinematics.joint_names
+
+    def forward_tcp(self, q: np.ndarray) -> np.ndarray:
+        """TCP pose for joint positions ``q``.
+
+        Args:
+            q: (6,) joint positions (rad).
+
+        Returns:
+            (4, 4) base_T_tcp (m).
+        """
+        return self.kinematics.forward_tcp(q)
+
+    def first_collision(self, q: np.ndarray) -> Optional[tuple[str, str]]:
+        """The colliding geometry pair at ``q`` (``None`` if free or checks are off)."""
+        return None if self._collision is None else self._collision.first_collision(q)
+
+    # -- validation ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_speed(speed_scale: float) -> float:
+        s = float(speed_scale)
+        if not (math.isfinite(s) and 0.0 < s <= 1.0):
+            raise PlanningError(
+                ErrorCode.BAD_GOAL, None, f'speed_scale must be in (0, 1], got {speed_scale}'
+            )
+        return s
+
+    def _check_start(self, q_start: np.ndarray) -> np.ndarray:
+        try:
+            q = np.array(q_start, dtype=float).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise PlanningError(
+                ErrorCode.BAD_GOAL, None, f'start configuration is not numeric: {exc}'
+            ) from exc
+        if q.shape != (6,) or not np.all(np.isfinite(q)):
+            raise PlanningError(
+                ErrorCode.BAD_GOAL,
+                None,
+                f'start configuration must be 6 finite joint positions in the order '
+                f'{self.joint_names}, got {np.asarray(q_start).tolist()}',
+            )
+        for j in range(6):
+            if not (self.lower_rad[j] - 1e-6 <= q[j] <= self.upper_rad[j] + 1e-6):
+                raise PlanningError(
+                    ErrorCode.JOINT_LIMIT,
+                    None,
+                    f'start configuration: {self.joint_names[j]} = {q[j]:.3f} rad is outside '
+                    f'its limits [{self.lower_rad[j]:.3f}, {self.upper_rad[j]:.3f}] rad',
+                )
+        return np.clip(q, self.lower_rad, self.upper_rad)
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def plan(
+        self,
+        points: np.ndarray,
+        q_start: np.ndarray,
+        mode: str = 'pick_place',
+        speed_scale: float = 1.0,
+        frame_id: Optional[str] = None,
+        transform: Optional[np.ndarray] = None,
+        holding: bool = False,
+    ) -> Plan:
+        """Plan the motion that carries out a trace, starting at rest at ``q_start``.
+
+        Args:
+            points: (N, 3) object-centre trace (m) in ``frame_id``; first = where the object
+                is now, last = where it should end.
+            q_start: (6,) current joint positions (rad), robot at rest.
+            mode: ``pick_place``, ``push`` or ``follow``.
+            speed_scale: fraction of the joint velocity limits, in (0, 1] (accelerations are
+                scaled by its square: the timing is the full-speed one stretched by 1/scale).
+            frame_id: frame of ``points``; ``None`` = the base frame.
+            transform: (4, 4) base_T_frame, required when ``frame_id`` is not the base frame.
+            holding: ``pick_place``: the object is already grasped (replanning mid-carry).
+
+        Returns:
+            The validated, timed :class:`Plan`.
+
+        Raises:
+            PlanningError: with code ``BAD_GOAL`` (speed_scale, mode, start vector),
+                ``INVALID_TRACE`` (empty, NaN/inf, wrong frame, too few points),
+                ``WORKSPACE`` (outside the box, below the table or the minimum TCP height),
+                ``UNREACHABLE`` (no IK solution within tolerance, IK branch jump, no feasible
+                timing), ``JOINT_LIMIT`` (start outside the limits, a pose needs a joint beyond
+                them) or ``COLLISION`` (self or table), naming the trace point.
+        """
+        t_begin = time.perf_counter()
+        cfg = self.config
+        speed = self._check_speed(speed_scale)
+        if mode not in MODES:
+            raise PlanningError(
+                ErrorCode.BAD_GOAL, None, f'unknown mode {mode!r}; expected one of {MODES}'
+            )
+        q0 = self._check_start(q_start)
+        pts = validate_trace(
+            points,
+            cfg.base_frame if frame_id is None else frame_id,
+            cfg.base_frame,
+            cfg.workspace_min_m,
+            cfg.workspace_max_m,
+            cfg.table_height_m,
+            transform,
+        )
+        path = build_tool_path(
+            pts, mode, self.kinematics.forward_tcp(q0), self._path_params, holding=holding
+        )
+        t_path = time.perf_counter()
+        qs, ik_s, col_s = self._solve_path(path, q0, len(pts))
+        t_ik = time.perf_counter()
+        segments = self._segments(path, qs, speed)
+        t_end = time.perf_counter()
+        timings = {
+            'validate': (t_path - t_begin) * 1e3,
+            'ik': ik_s * 1e3,
+            'collision': col_s * 1e3,
+            'timing': (t_end - t_ik) * 1e3,
+            'total': (t_end - t_begin) * 1e3,
+        }
+        return Plan(
+            segments=tuple(segments),
+            tool_path=path,
+            joint_path_rad=qs,
+            trace_base=pts,
+            joint_names=self.joint_names,
+            mode=mode,
+            speed_scale=speed,
+            base_frame=cfg.base_frame,
+            timings_ms=timings,
+        )
+
+    def plan_from(
+        self,
+        q_now: np.ndarray,
+        remaining_points: np.ndarray,
+        mode: str = 'pick_place',
+        speed_scale: float = 1.0,
+        frame_id: Optional[str] = None,
+        transform: Optional[np.ndarray] = None,
+        holding: bool = False,
+    ) -> Plan:
+        """Replan from the current joint state (after a smooth stop).
+
+        Args:
+            q_now: (6,) joint positions now (rad); the robot must be at rest.
+            remaining_points: (N, 3) the trace still to do: a fresh trace from the model or
+                the unexecuted tail of the old one (first point = where the object is now).
+            mode: as in :meth:`plan`.
+            speed_scale: as in :meth:`plan`.
+            frame_id: as in :meth:`plan`.
+            transform: as in :meth:`plan`.
+            holding: ``pick_place``: the object is already in the gripper, so the new plan
+                carries it along the trace and places it without approaching or grasping.
+
+        Returns:
+            A new :class:`Plan` starting exactly at ``q_now``.
+
+        Raises:
+            PlanningError: as :meth:`plan`.
+        """
+        return self.plan(
+            remaining_points,
+            q_now,
+            mode=mode,
+            speed_scale=speed_scale,
+            frame_id=frame_id,
+            transform=transform,
+            holding=holding,
+        )
+
+    def retime(self, plan: Plan, speed_scale: float) -> Plan:
+        """The same path at another speed (no IK or collision work; ~1 ms).
+
+        Args:
+            plan: a plan from this planner.
+            speed_scale: new fraction of the joint limits, in (0, 1].
+
+        Returns:
+            A new :class:`Plan` whose motions are the old ones stretched in time.
+
+        Raises:
+            PlanningError: ``BAD_GOAL`` if ``speed_scale`` is outside (0, 1].
+        """
+        speed = self._check_speed(speed_scale)
+        segments: list[Segment] = []
+        for seg in plan.segments:
+            if isinstance(seg, MotionSegment):
+                segments.append(self._sample(seg.timed, seg.path_range, speed))
+            else:
+                segments.append(seg)
+        return replace(plan, segments=tuple(segments), speed_scale=speed)
+
+    def _solve_path(
+        self, path: ToolPath, q0: np.ndarray, n_points: int
+    ) -> tuple[np.ndarray, float, float]:
+        """IK at every tool path sample (seeded from the previous) and collision checks."""
+        m = len(path)
+        qs = np.empty((m, 6))
+        qs[0] = q0
+        ik_time = 0.0
+        col_time = 0.0
+        names = self.joint_names
+        for i in range(1, m):
+            t0 = time.perf_counter()
+            res = self._ik.solve(path.positions[i], path.rotations[i], qs[i - 1])
+            t1 = time.perf_counter()
+            ik_time += t1 - t0
+            k = int(path.trace_index[i])
+            if not res.converged:
+                where = self._where(path, i, n_points)
+                if res.joints_at_limit:
+                    j = res.joints_at_limit[0]
+                    raise PlanningError(
+                        ErrorCode.JOINT_LIMIT,
+                        k,
+                        f'{where}: reaching it needs {names[j]} beyond its limits '
+                        f'[{self.lower_rad[j]:.3f}, {self.upper_rad[j]:.3f}] rad '
+                        f'(IK stopped {res.position_error_m * 1e3:.1f} mm away)',
+                    )
+                raise PlanningError(
+                    ErrorCode.UNREACHABLE,
+                    k,
+                    f'{where} is out of reach: no IK solution within '
+                    f'{self.config.ik_position_tolerance_m * 1e3:.1f} mm / '
+                    f'{self.config.ik_orientation_tolerance_rad:.3f} rad (closest '
+                    f'{res.position_error_m * 1e3:.1f} mm, {res.orientation_error_rad:.3f} rad)',
+                )
+            step = np.abs(res.q - qs[i - 1])
+            j = int(np.argmax(step))
+            if step[j] > self.config.max_joint_step_rad:
+                where = self._where(path, i, n_points)
+                raise PlanningError(
+                    ErrorCode.UNREACHABLE,
+                    k,
+                    f'{where}: IK branch jump, {names[j]} would turn {step[j]:.2f} rad between '
+                    f'two tool path samples (limit {self.config.max_joint_step_rad:.2f} rad; '
+                    'a singularity or an IK branch change lies on the path)',
+                )
+            qs[i] = res.q
+            if self._collision is not None:
+                hit = self._collision.first_collision(res.q)
+                col_time += time.perf_counter() - t1
+                if hit is not None:
+                    a, b = hit
+                    where = self._where(path, i, n_points)
+                    raise PlanningError(
+                        ErrorCode.COLLISION,
+                        k,
+                        f'{where}: the robot would collide there ({a} touches {b})',
+                    )
+        return qs, ik_time, col_time
+
+    @staticmethod
+    def _where(path: ToolPath, i: int, n_points: int) -> str:
+        return (
+            f'waypoint {int(path.trace_index[i])} of {n_points} ({path.phases[i]}, TCP at '
+            f'{_fmt(path.positions[i])} m)'
+        )
+
+    def _segments(self, path: ToolPath, qs: np.ndarray, speed: float) -> list[Segment]:
+        """Split the joint path at the gripper events and time each motion."""
+        segments: list[Segment] = []
+        bounds = [0] + [i for i, _ in path.events] + [len(qs) - 1]
+        closes = [c for _, c in path.events]
+        for n, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+            if b > a:
+                keep = [a]
+                for i in range(a + 1, b + 1):
+                    if np.max(np.abs(qs[i] - qs[keep[-1]])) > 1e-9:
+                        keep.append(i)
+                if len(keep) >= 2:
+                    keep[-1] = b
+                    try:
+                        timed = self._timer.parameterize(qs[keep])
+                    except TimingError as exc:
+                        k = int(path.trace_index[b])
+                        raise PlanningError(
+                            ErrorCode.UNREACHABLE,
+                            k,
+                            f'no feasible timing for the motion to waypoint {k}: {exc}',
+                        ) from exc
+                    segments.append(self._sample(timed, (a, b), speed))
+            if n < len(closes):
+                segments.append(GripperSegment(close=closes[n]))
+        return segments
+
+    def _sample(self, timed: TimedPath, path_range: tuple[int, int], speed: float) -> MotionSegment:
+        t, p, v, a = timed.sample(speed, self.config.sample_period_s)
+        return MotionSegment(
+            joint_names=self.joint_names,
+            times_s=t,
+            positions_rad=p,
+            velocities_rad_s=v,
+            accelerations_rad_s2=a,
+            path_range=path_range,
+            timed=timed,
+        )
+
+
+def tool_path_distance(points: np.ndarray, path_positions: Sequence[np.ndarray]) -> np.ndarray:
+    """Distance of each point to a polyline (e.g. FK of trajectory samples to the tool path).
+
+    Args:
+        points: (K, 3) points (m).
+        path_positions: (M, 3) polyline vertices (m), M ≥ 1.
+
+    Returns:
+        (K,) distance of each point to the nearest polyline segment (m).
+    """
+    pts = np.asarray(points, dtype=float)
+    poly = np.asarray(path_positions, dtype=float)
+    if len(poly) == 1:
+        return np.linalg.norm(pts - poly[0], axis=1)
+    a = poly[:-1][None]
+    ab = (poly[1:] - poly[:-1])[None]
+    ap = pts[:, None] - a
+    denom = np.maximum(np.sum(ab * ab, axis=2), 1e-18)
+    f = np.clip(np.sum(ap * ab, axis=2) / denom, 0.0, 1.0)
+    d = np.linalg.norm(ap - f[..., None] * ab, axis=2)
+    return d.min(axis=1)
