@@ -8,7 +8,7 @@ cd "$ROOT"
 VENV="$ROOT/.venv"
 STAMPS="$VENV/.robotracer-stamps"
 PYTHON="${PYTHON:-python3.11}"
-APT_PACKAGES=(libegl1 libegl-mesa0 libgl1 cmake g++ make)
+APT_PACKAGES=(libegl1 libegl-mesa0 libgl1 cmake g++ make cyclonedds-dev)
 T_ALL=$EPOCHREALTIME
 mkdir -p "$ROOT/log"
 exec 9>"$ROOT/log/.setup.lock"
@@ -74,6 +74,21 @@ if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$REQ_HASH" ]; then
       fail "pip install failed (log: $STAMPS/pip.log)" "read the log; if a pin is wrong, fix requirements/constraints.txt"
     }
   echo "$REQ_HASH" >"$STAMPS/pip"
+  step_done "installed"
+else
+  step_done "up to date"
+fi
+
+# 4b. Unitree DDS stack (cyclonedds 0.10.2 built against Debian's library, unitree_sdk2py) -----
+step_start "unitree DDS stack (G1)"
+DDS_HASH=$(hash_of scripts/setup_cyclonedds.sh)
+if [ "$(cat "$STAMPS/cyclonedds" 2>/dev/null)" != "$DDS_HASH" ]; then
+  bash scripts/setup_cyclonedds.sh "$VENV" >"$STAMPS/cyclonedds.log" 2>&1 || {
+    tail -5 "$STAMPS/cyclonedds.log" >&2
+    fail "building cyclonedds / installing unitree_sdk2py failed (log: $STAMPS/cyclonedds.log)" \
+      "check that cyclonedds-dev is installed (apt-get install cyclonedds-dev), then rerun"
+  }
+  echo "$DDS_HASH" >"$STAMPS/cyclonedds"
   step_done "installed"
 else
   step_done "up to date"

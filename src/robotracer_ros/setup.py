@@ -47,6 +47,7 @@ setup(
     entry_points={
         'console_scripts': [
             'robotracer = robotracer_ros.cli.main:main',
+            'perception_node = robotracer_ros.nodes.perception_node:main',
         ],
     },
 )

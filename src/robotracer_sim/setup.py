@@ -20,6 +20,12 @@ setup(
     description='Part of the RoboTracer ROS 2 stack (see package.xml).',
     license='Apache-2.0',
     entry_points={
-        'console_scripts': [],
+        'console_scripts': [
+            'ur5_world = robotracer_sim.nodes.ur5_world_node:main',
+            'g1_world = robotracer_sim.nodes.g1_world_node:main',
+        ],
+        'robotracer.commands': [
+            'sim = robotracer_sim.cli:register',
+        ],
     },
 )

@@ -48,6 +48,8 @@ class NodeSpec:
     #: Parameter overrides from launch arguments (applied after the YAML file).
     parameters: Mapping[str, object] = field(default_factory=dict)
     remappings: Sequence[tuple[str, str]] = ()
+    #: Extra parameter files applied after the robot's YAML (camera / model presets).
+    extra_params_files: Sequence[str] = ()
     #: Plain command-line arguments before ``--ros-args`` (e.g. rviz2's ``-d file``).
     arguments: Sequence[str] = ()
     #: Services / actions that must exist before the bringup counts as ready.
@@ -111,9 +113,9 @@ def _common_args(robot: str) -> list[LaunchArg]:
         ),
         LaunchArg(
             'model_backend',
-            'model backend of the perception node',
-            'robotracer_http',
-            ('robotracer_http', 'openai', 'transformers', 'replay'),
+            'model backend of the perception node; config = as in the parameter files',
+            'config',
+            ('config', 'robotracer_http', 'openai', 'transformers', 'replay'),
         ),
         LaunchArg(
             'model_url',
@@ -125,6 +127,18 @@ def _common_args(robot: str) -> list[LaunchArg]:
             'model_name',
             'model name (openai: served model id; transformers: checkpoint '
             'path); empty = config file value',
+            '',
+        ),
+        LaunchArg(
+            'camera_config',
+            'extra perception parameters for the camera, e.g. config/cameras/realsense_d435.yaml '
+            '(relative paths are in the package share)',
+            '',
+        ),
+        LaunchArg(
+            'model_config',
+            'extra perception parameters for the model, e.g. config/models/vllm_qwen3vl.yaml '
+            '(relative paths are in the package share)',
             '',
         ),
         LaunchArg(
@@ -175,13 +189,12 @@ def _camera_remaps(values: Mapping[str, str]) -> list[tuple[str, str]]:
 
 
 def _perception(values: Mapping[str, str], oracle_port: str) -> NodeSpec:
-    params: dict[str, object] = {
-        'backend': values['model_backend'],
-        'use_sim_time': is_true(values['use_sim_time']),
-    }
-    url = values['model_url'] or (
-        f'http://127.0.0.1:{oracle_port}' if is_true(values['sim']) else ''
-    )
+    params: dict[str, object] = {'use_sim_time': is_true(values['use_sim_time'])}
+    if values['model_backend'] != 'config':
+        params['backend'] = values['model_backend']
+    url = values['model_url']
+    if not url and is_true(values['sim']) and not values['model_config']:
+        url = f'http://127.0.0.1:{oracle_port}'  # the simulator's ground-truth model server
     if url:
         params['model_url'] = url
     if values['model_name']:
@@ -191,6 +204,9 @@ def _perception(values: Mapping[str, str], oracle_port: str) -> NodeSpec:
         'perception_node',
         'perception_node',
         parameters=params,
+        extra_params_files=tuple(
+            f for f in (values['camera_config'], values['model_config']) if f
+        ),
         remappings=_camera_remaps(values),
         ready_services=('/robotracer/get_trace',),
     )
@@ -199,11 +215,25 @@ def _perception(values: Mapping[str, str], oracle_port: str) -> NodeSpec:
 def _viewers(values: Mapping[str, str]) -> list[NodeSpec]:
     out = []
     if is_true(values['rviz']):
-        out.append(NodeSpec('rviz2', 'rviz2', 'rviz2', params_from_file=False,
-                            arguments=('-d', '$(share robotracer_ros)/config/robotracer.rviz')))
+        out.append(
+            NodeSpec(
+                'rviz2',
+                'rviz2',
+                'rviz2',
+                params_from_file=False,
+                arguments=('-d', '$(share robotracer_ros)/config/robotracer.rviz'),
+            )
+        )
     if is_true(values['foxglove']):
-        out.append(NodeSpec('foxglove_bridge', 'foxglove_bridge', 'foxglove_bridge',
-                            params_from_file=False, parameters={'port': 8765}))
+        out.append(
+            NodeSpec(
+                'foxglove_bridge',
+                'foxglove_bridge',
+                'foxglove_bridge',
+                params_from_file=False,
+                parameters={'port': 8765},
+            )
+        )
     return out
 
 
@@ -361,12 +391,19 @@ def ros_args(spec: NodeSpec, values: Mapping[str, str], params_file: str) -> lis
         args += ['-r', f'__ns:={values["namespace"]}']
     if spec.params_from_file and params_file:
         args += ['--params-file', params_file]
+    for extra in spec.extra_params_files:
+        args += ['--params-file', _share_path(extra)]
     for k, v in spec.parameters.items():
         args += ['-p', f'{k}:={_param_str(v)}']
     for src, dst in spec.remappings:
         args += ['-r', f'{src}:={dst}']
     args += ['--log-level', values.get('log_level', 'info')]
     return args
+
+
+def _share_path(path: str) -> str:
+    """``config/x.yaml`` (relative) means the package share's config; absolute stays."""
+    return path if os.path.isabs(path) else f'$(share robotracer_ros)/{path}'
 
 
 def _param_str(v: object) -> str:

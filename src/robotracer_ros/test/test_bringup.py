@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 import types
 
@@ -115,6 +116,8 @@ def _launch_file_nodes(robot, given):
     ],
 )
 def test_launch_file_and_robotracer_launch_start_the_same_nodes(fake_launch, robot, given):
+    if robot == 'g1' and shutil.which('g1_executor') is None:
+        pytest.skip('the G1 executor (issue 7) is not built in this workspace yet')
     decls, nodes = _launch_file_nodes(robot, given)
     b = bringup.BRINGUPS[robot]
     # every launch argument is declared, with a description; choice arguments list choices
@@ -147,7 +150,35 @@ def test_sim_bringup_points_perception_at_the_oracle():
     values = bringup.UR5.resolve({})
     perception = [n for n in bringup.UR5.nodes(values) if n.name == 'perception_node'][0]
     assert perception.parameters['model_url'] == 'http://127.0.0.1:25547'
-    assert perception.parameters['backend'] == 'robotracer_http'
+    assert 'backend' not in perception.parameters  # config/ur5.yaml: robotracer_http
+
+
+def test_camera_and_model_presets_are_layered_after_the_robot_file():
+    values = bringup.UR5.resolve(
+        {
+            'sim': 'false',
+            'robot_ip': '10.0.0.2',
+            'camera_config': 'config/cameras/realsense_d455.yaml',
+            'model_config': 'config/models/vllm_qwen3vl.yaml',
+        }
+    )
+    perception = [n for n in bringup.UR5.nodes(values) if n.name == 'perception_node'][0]
+    argv = bringup.ros_args(perception, values, '/cfg/ur5.yaml')
+    files = [argv[i + 1] for i, a in enumerate(argv) if a == '--params-file']
+    assert files == [
+        '/cfg/ur5.yaml',
+        '$(share robotracer_ros)/config/cameras/realsense_d455.yaml',
+        '$(share robotracer_ros)/config/models/vllm_qwen3vl.yaml',
+    ]
+    assert 'model_url' not in perception.parameters  # the preset's URL is kept
+    for preset in (
+        'cameras/realsense_d435.yaml',
+        'cameras/realsense_d455.yaml',
+        'models/robotracer_server.yaml',
+        'models/vllm_qwen3vl.yaml',
+        'models/transformers_local.yaml',
+    ):
+        assert os.path.isfile(os.path.join(ROOT, 'config', preset)), preset
 
 
 def test_camera_namespace_remaps_every_camera_topic():

@@ -113,3 +113,26 @@ def test_moving_the_camera_drops_the_reference():
     moved[0, 3] += 0.2
     m.set_camera(moved)
     assert not m.has_reference and len(m.regions) == 3
+
+
+def test_an_object_moved_behind_the_hovering_arm_is_still_noticed():
+    # The arm's mask disks cover the object's pixels, but the depth there is the table/object,
+    # well beyond the arm: those pixels still count, so the move is seen.
+    m = monitor()
+    arm_points = np.array([[0.45, 0.10, 0.35], [0.45, 0.16, 0.35], [0.45, 0.04, 0.35]])
+    m.set_reference(render([CUBE, PLATE], noise=0.003, seed=1), robot_points_base=arm_points)
+    moved = (0.45, 0.25, 0.025, 0.05)
+    change = m.check(render([moved, PLATE], noise=0.003, seed=7), robot_points_base=arm_points)
+    assert change is not None and change.region == 'object at trace start'
+
+
+def test_an_obstacle_is_located_in_the_base_frame():
+    m = monitor()
+    obstacle = (0.50, -0.05, 0.03, 0.15)
+    change = m.check(render([CUBE, PLATE, obstacle], noise=0.003, seed=4))
+    pts = change.appeared_points
+    assert len(pts) > 20
+    # the changed pixels lie on the obstacle's top face: x, y inside it, z at its height
+    centre = np.median(pts, axis=0)
+    assert abs(centre[0] - 0.50) < 0.02 and abs(centre[1] + 0.05) < 0.02
+    assert abs(centre[2] - 0.15) < 0.02

@@ -139,13 +139,25 @@ class SceneWatcher(Protocol):
 Feedback = Callable[[Phase, float, int, str, 'TraceInput | None'], None]
 
 
+PUSH_VERBS = ('push', 'slide', 'nudge', 'shove', 'drag')
+
+
+def _mode_from_instruction(instruction: str) -> str:
+    """``push`` for instructions that start with a pushing verb ("push the cube left"), else ''."""
+    words = instruction.strip().lower().split()
+    return 'push' if words and words[0] in PUSH_VERBS else ''
+
+
 def validate_goal(goal: GoalSpec, default_mode: str, default_speed: float) -> GoalSpec:
     """Fill defaults and reject bad goals before anything happens.
+
+    An empty mode becomes ``push`` for an instruction starting with a pushing verb, else
+    ``default_mode``.
 
     Raises:
         PlanningError: BAD_GOAL naming the field.
     """
-    mode = goal.mode or default_mode
+    mode = goal.mode or _mode_from_instruction(goal.instruction) or default_mode
     if mode not in MODES:
         raise PlanningError(
             ErrorCode.BAD_GOAL, None, f'unknown mode {mode!r}; expected one of {", ".join(MODES)}'
@@ -178,6 +190,7 @@ class GoalRunner:
         watcher: SceneWatcher | None = None,
         feedback: Feedback | None = None,
         max_replans: int = 3,
+        obstacle_clearance_m: float = 0.06,
         publish_plan: Callable[[Any], None] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
@@ -187,6 +200,7 @@ class GoalRunner:
         self.watcher = watcher
         self.feedback = feedback or (lambda *a: None)
         self.max_replans = max_replans
+        self.obstacle_clearance_m = obstacle_clearance_m
         self.publish_plan = publish_plan or (lambda plan: None)
         self.log = log or (lambda msg: None)
         self._lock = threading.Lock()
@@ -219,6 +233,7 @@ class GoalRunner:
         trace: TraceInput | None = None
         phase = Phase.PERCEIVING
         reason = ''
+        obstacles = np.zeros((0, 3))
         while True:
             if cancelled():
                 return Outcome(
@@ -271,6 +286,9 @@ class GoalRunner:
             except PlanningError as exc:
                 return Outcome(False, exc.code, exc.message, trace, replans, timings=timings)
             timings['planning_s'] += time.monotonic() - t
+            blocked = self._blocked(plan, obstacles)
+            if blocked:
+                return Outcome(False, ErrorCode.COLLISION, blocked, trace, replans, plan, timings)
             self.publish_plan(plan)
             if goal.dry_run:
                 return Outcome(
@@ -292,6 +310,10 @@ class GoalRunner:
                 outcome.timings['total_s'] = time.monotonic() - t0
                 return outcome
             replans += 1
+            seen = getattr(self.watcher, 'obstacle_points', None)
+            if seen is not None and len(seen):
+                obstacles = np.vstack([obstacles, seen])
+                self.watcher.obstacle_points = np.zeros((0, 3))
             self.log(f'replan {replans}/{self.max_replans}: {reason}')
             if replans > self.max_replans:
                 return Outcome(
@@ -304,6 +326,22 @@ class GoalRunner:
                     timings=timings,
                 )
             phase = Phase.REPLANNING
+
+    def _blocked(self, plan: Any, obstacles: np.ndarray) -> str:
+        """A reason when the plan's tool path passes through something that appeared."""
+        if not len(obstacles):
+            return ''
+        path = np.asarray(plan.tool_path.positions, dtype=float)
+        d = np.linalg.norm(path[:, None, :] - obstacles[None, :, :], axis=2)
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        if d[i, j] >= self.obstacle_clearance_m:
+            return ''
+        o = obstacles[j]
+        return (
+            f'an obstacle appeared at ({o[0]:.2f}, {o[1]:.2f}, {o[2]:.2f}) m and the new plan '
+            f'passes {d[i, j] * 100:.0f} cm from it (clearance '
+            f'{self.obstacle_clearance_m * 100:.0f} cm): stopped instead of colliding'
+        )
 
     def _execute(
         self,
@@ -319,6 +357,11 @@ class GoalRunner:
         watch = goal.replanning and self.watcher is not None
         if watch:
             self.watcher.arm(plan, holding)
+        if plan.mode == 'push' and not holding:
+            # Push with the closed gripper: the closed fingers are the paddle (open fingers
+            # would straddle the object). Closing on nothing is expected here.
+            _, msg = self.backend.gripper(True)
+            self.log(f'gripper closed for pushing: {msg}')
         total = max(plan.duration_s, 1e-6)
         done = 0.0
         for seg in plan.segments:

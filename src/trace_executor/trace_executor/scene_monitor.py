@@ -13,8 +13,10 @@ than ``depth_threshold_m``, or when exactly one of them is valid (something appe
 vanished). A region changed when more than ``min_changed_fraction`` of its valid pixels and at
 least ``min_changed_pixels`` pixels changed. Sensor noise stays below the threshold, and the
 robot itself is masked out: the caller passes points sampled along the robot's links (from its
-kinematics) for the reference and the new frame; pixels within ``robot_mask_radius_m`` of them
-are ignored in both.
+kinematics) for the reference and the new frame; a pixel within ``robot_mask_radius_m`` of such
+a point in the image *and not farther than that point plus the radius* shows the robot and is
+ignored (in either frame). Pixels that see past the robot (the table or an object behind it)
+stay watched, so an object moved while the arm hovers in front of it is still noticed.
 
 For a moving camera (the G1's head camera), take a new reference whenever the camera pose
 changes (compare frames taken from the same stance): :meth:`SceneMonitor.set_camera` does that.
@@ -89,6 +91,9 @@ class SceneChange:
     changed_pixels: int
     median_shift_m: float
     reason: str = field(default='')
+    #: (M, 3) base-frame points of pixels that came *closer* than the reference (something
+    #: appeared: a candidate obstacle), over all watched regions.
+    appeared_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
 
 class SceneMonitor:
@@ -117,7 +122,7 @@ class SceneMonitor:
         self._grid_v = self._grid_v.astype(np.float32)
         self._regions: list[tuple[Region, list[np.ndarray]]] = []
         self._ref: np.ndarray | None = None
-        self._ref_mask: np.ndarray | None = None
+        self._ref_robot: np.ndarray | None = None
         self.set_camera(T_base_cam)
 
     # --- setup -------------------------------------------------------------------------------
@@ -178,19 +183,33 @@ class SceneMonitor:
         # Only the pixels of the regions are ever read: keep their union, and each disk as
         # positions inside that union.
         self._union = np.unique(np.concatenate(all_idx)) if all_idx else np.zeros(0, np.int64)
-        self._regions = [
-            (r, [np.searchsorted(self._union, d) for d in disks]) for r, disks in raw
-        ]
+        self._regions = [(r, [np.searchsorted(self._union, d) for d in disks]) for r, disks in raw]
 
     @property
     def regions(self) -> list[str]:
         """Names of the watched regions."""
         return [r.name for r, _ in self._regions]
 
-    def _robot_mask(self, robot_points_base: np.ndarray | None) -> np.ndarray | None:
-        if robot_points_base is None or len(robot_points_base) == 0:
+    def _robot_depth(self, robot_points_base: np.ndarray | None) -> np.ndarray | None:
+        """Per pixel (region union): farthest depth that can still be the robot (-inf: none)."""
+        if robot_points_base is None or len(robot_points_base) == 0 or not len(self._union):
             return None
-        return self._disks(robot_points_base, self.config.robot_mask_radius_m)
+        out = np.full(self._union.shape, -np.inf, dtype=np.float32)
+        u, v, z = self._project(robot_points_base)
+        f = 0.5 * (self.K[0, 0] + self.K[1, 1])
+        s = self.config.downsample
+        cols = self._grid_u.shape[1]
+        uu = (self._union % cols).astype(np.float32) * s
+        vv = (self._union // cols).astype(np.float32) * s
+        rad = self.config.robot_mask_radius_m
+        for ui, vi, zi in zip(u, v, z, strict=True):
+            if not (np.isfinite(ui) and np.isfinite(vi) and zi > 0.05):
+                continue
+            r = min(f * rad / zi, self.config.max_region_radius_px)
+            hit = (uu - ui) ** 2 + (vv - vi) ** 2 <= r * r
+            if hit.any():
+                out[hit] = np.maximum(out[hit], zi + rad)
+        return out
 
     def _sample(self, depth_m: np.ndarray) -> np.ndarray:
         d = np.asarray(depth_m)
@@ -208,7 +227,7 @@ class SceneMonitor:
     ) -> None:
         """Take ``depth_m`` (metres, NaN/0 = no return) as the scene to compare against."""
         self._ref = self._sample(depth_m)
-        self._ref_mask = self._robot_mask(robot_points_base)
+        self._ref_robot = self._robot_depth(robot_points_base)
 
     @property
     def has_reference(self) -> bool:
@@ -235,9 +254,7 @@ class SceneMonitor:
         if self._ref is None:
             raise RuntimeError('scene monitor has no reference frame: call set_reference first')
         cur = self._sample(depth_m)
-        ignore = self._robot_mask(robot_points_base)
-        if self._ref_mask is not None:
-            ignore = self._ref_mask if ignore is None else (ignore | self._ref_mask)
+        now_robot = self._robot_depth(robot_points_base)
         cfg = self.config
         u = self._union
         ref, now = self._ref.ravel()[u], cur.ravel()[u]
@@ -246,10 +263,16 @@ class SceneMonitor:
         delta = np.where(both, now - ref, 0.0)
         changed = (both & (np.abs(delta) > cfg.depth_threshold_m)) | (ref_ok ^ now_ok)
         considered = ref_ok | now_ok
-        if ignore is not None:
-            keep = ~ignore.ravel()[u]
-            changed &= keep
-            considered &= keep
+        # A pixel shows the robot when it is near a robot point in the image and its depth is
+        # not beyond that point (+ radius); such pixels are ignored in both frames.
+        ignore = np.zeros(u.shape, dtype=bool)
+        for depth, robot in ((ref, self._ref_robot), (now, now_robot)):
+            if robot is not None:
+                near = robot > -np.inf
+                ignore |= near & ~(depth > robot)  # no return (NaN) near the robot: ignored too
+        if ignore.any():
+            changed &= ~ignore
+            considered &= ~ignore
         best: SceneChange | None = None
         for region, disks in self._regions:
             # A region changed when one of its spheres changed (a small obstacle in a long
@@ -283,4 +306,21 @@ class SceneMonitor:
                     f'{cfg.depth_threshold_m * 100:.0f} cm ({what}, median '
                     f'{shift * 100:+.1f} cm)',
                 )
+        if best is not None:
+            best.appeared_points = self._appeared_points(u, now, both & changed & (delta < 0))
         return best
+
+    def _appeared_points(self, union: np.ndarray, now: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Base-frame 3D points of the pixels in ``mask`` (indices into the region union)."""
+        if not mask.any():
+            return np.zeros((0, 3))
+        s = self.config.downsample
+        cols = self._grid_u.shape[1]
+        idx = union[mask]
+        u = (idx % cols).astype(np.float64) * s
+        v = (idx // cols).astype(np.float64) * s
+        z = now[mask].astype(np.float64)
+        pc = np.column_stack(
+            [(u - self.K[0, 2]) * z / self.K[0, 0], (v - self.K[1, 2]) * z / self.K[1, 1], z]
+        )
+        return pc @ self.T_base_cam[:3, :3].T + self.T_base_cam[:3, 3]

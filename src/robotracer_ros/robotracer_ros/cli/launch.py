@@ -123,8 +123,10 @@ class Child:
 def _graph_names() -> object:
     """Return a function listing the current service names (a small rclpy node)."""
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=None)
+    # Keep Ctrl-C for the supervisor (rclpy's handler would swallow it).
+    rclpy.init(args=None, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('robotracer_launch_monitor')
 
     def names() -> set[str]:
@@ -215,6 +217,9 @@ def run(args: argparse.Namespace) -> int:
     wanted = [s for spec, _ in planned for s in spec.ready_services]
     wanted += [f'{a}/_action/send_goal' for spec, _ in planned for a in spec.ready_actions]
     children: list[Child] = []
+    # Ctrl-C and SIGTERM both shut the bringup down (SIGINT explicitly: a shell starting us in
+    # the background would otherwise leave it ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         for i, (spec, argv) in enumerate(planned):

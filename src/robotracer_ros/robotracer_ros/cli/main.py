@@ -13,9 +13,15 @@ GROUP = 'robotracer.commands'
 
 
 def _builtin_commands() -> dict[str, Callable[[argparse._SubParsersAction], None]]:
-    from robotracer_ros.cli import doctor, launch
+    from robotracer_ros.cli import ask, doctor, launch, lift, query
 
-    return {'doctor': doctor.register, 'launch': launch.register}
+    return {
+        'doctor': doctor.register,
+        'launch': launch.register,
+        'lift': lift.register,
+        'query': query.register,
+        'ask': ask.register,
+    }
 
 
 def _plugin_commands() -> dict[str, Callable[[argparse._SubParsersAction], None]]:

@@ -100,7 +100,7 @@ class Ros2ControlBackend:
         gripper_service: str = '/robotracer/gripper',
         state_timeout_s: float = 0.5,
         goal_tolerance_rad: float = 0.02,
-        path_tolerance_rad: float = 0.3,
+        path_tolerance_rad: float = 0.5,
         settle_timeout_s: float = 3.0,
         stop_deceleration_rad_s2: float = 8.0,
         gripper_timeout_s: float = 5.0,

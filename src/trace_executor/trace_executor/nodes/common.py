@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import threading
 import time
+import traceback
 from typing import Any
 
 from geometry_msgs.msg import Point
@@ -275,7 +276,16 @@ class ExecutorNode(Node):
                 handle.publish_feedback(fb)
 
             self.runner.feedback = feedback
-            outcome = self.runner.run(spec, self._cancelled(handle))
+            try:
+                outcome = self.runner.run(spec, self._cancelled(handle))
+            except Exception as exc:  # never leave a goal without a result
+                self.get_logger().error(f'goal crashed: {exc!r}\n{traceback.format_exc()}')
+                stop = getattr(self.runner.backend, 'stop', None)
+                if stop:
+                    stop()
+                outcome = Outcome(
+                    False, ErrorCode.EXECUTION, f'internal error: {type(exc).__name__}: {exc}'
+                )
             return self._finish(handle, result, outcome)
         finally:
             self._current_goal = None

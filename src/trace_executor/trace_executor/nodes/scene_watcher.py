@@ -62,6 +62,8 @@ class DepthSceneWatcher:
         self._K: np.ndarray | None = None
         self._monitor: SceneMonitor | None = None
         self._armed = False
+        #: base-frame points of the last change where something appeared (candidate obstacle)
+        self.obstacle_points = np.zeros((0, 3))
         qos = QoSProfile(
             depth=2,
             reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
@@ -124,7 +126,11 @@ class DepthSceneWatcher:
             return None
         self._checked = seq
         change = self._monitor.check(depth, self.robot_points())
-        return change.reason if change else None
+        if change is None:
+            return None
+        if change.median_shift_m < 0 and len(change.appeared_points):
+            self.obstacle_points = change.appeared_points
+        return change.reason
 
     def disarm(self) -> None:
         """Stop watching until the next :meth:`arm`."""

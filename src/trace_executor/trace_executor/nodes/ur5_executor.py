@@ -49,14 +49,14 @@ PARAMS = [
     Param(
         'gripper_service', '/robotracer/gripper', 'std_srvs/SetBool gripper service (true = close)'
     ),
-    Param('state_timeout_s', 0.5, 'joint states older than this are stale, s', 0.05, 10.0),
+    Param('state_timeout_s', 1.0, 'joint states older than this are stale, s', 0.05, 10.0),
     Param(
         'goal_tolerance_rad', 0.02, 'joint error accepted at the end of a motion, rad', 0.001, 0.5
     ),
     Param(
         'path_tolerance_rad',
-        0.3,
-        'joint deviation from the trajectory that aborts, rad',
+        0.5,
+        'joint deviation from the trajectory that aborts (includes controller lag), rad',
         0.01,
         3.14,
     ),
@@ -183,7 +183,11 @@ class Ur5ExecutorNode(ExecutorNode):
                 from trace_executor.backends.rtde import RtdeBackend
 
                 return RtdeBackend.connect(
-                    p['robot_ip'], joints, frequency_hz=p['rtde_frequency_hz'], gripper=None
+                    p['robot_ip'],
+                    joints,
+                    frequency_hz=p['rtde_frequency_hz'],
+                    gripper=None,
+                    planner=self.planner,
                 )
         except (ImportError, BackendError, RuntimeError, OSError) as exc:
             self.get_logger().error(

@@ -13,13 +13,13 @@ ROS-free: numpy in, numpy out. Not thread-safe: use one planner per thread.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 import math
 import time
-from typing import ClassVar, Optional, Sequence, Union
+from typing import ClassVar, Optional, Union
 
 import numpy as np
-import pinocchio as pin
 
 from ..errors import ErrorCode, PlanningError
 from .collision import CollisionChecker
@@ -96,7 +96,7 @@ class Ur5PlannerConfig:
     carry_height_m: float = 0.10
     push_backoff_m: float = 0.05
     push_contact_offset_m: float = 0.04
-    cartesian_step_m: float = 0.015
+    cartesian_step_m: float = 0.02
     angular_step_rad: float = 0.1
     ik_position_tolerance_m: float = 0.001
     ik_orientation_tolerance_rad: float = 0.01
@@ -156,7 +156,7 @@ class Ur5PlannerConfig:
             )
         if len(self.workspace_min_m) != 3 or len(self.workspace_max_m) != 3:
             raise ValueError('Ur5PlannerConfig.workspace_min_m/max_m must have 3 values')
-        if any(a >= b for a, b in zip(self.workspace_min_m, self.workspace_max_m)):
+        if any(a >= b for a, b in zip(self.workspace_min_m, self.workspace_max_m, strict=True)):
             raise ValueError('Ur5PlannerConfig.workspace_min_m must be below workspace_max_m')
         if self.tool_rotation is not None:
             r = np.asarray(self.tool_rotation, dtype=float)
@@ -257,7 +257,7 @@ class Plan:
 
     @property
     def events(self) -> list[tuple[bool, float]]:
-        """Gripper actions as ``(close, time_s)`` on the motion timeline (gripper time excluded)."""
+        """Gripper actions as ``(close, time_s)`` on the motion-only timeline."""
         out: list[tuple[bool, float]] = []
         t = 0.0
         for seg in self.segments:
@@ -307,7 +307,9 @@ class Ur5Planner:
         self.upper_rad = np.minimum(np.asarray(upper, dtype=float), kin.upper_rad)
         if np.any(self.lower_rad >= self.upper_rad):
             raise ValueError('joint_lower_rad must be below joint_upper_rad for every joint')
-        self.velocity_limit_rad_s = np.minimum(kin.velocity_limit_rad_s, cfg.max_joint_velocity_rad_s)
+        self.velocity_limit_rad_s = np.minimum(
+            kin.velocity_limit_rad_s, cfg.max_joint_velocity_rad_s
+        )
         self.acceleration_limit_rad_s2 = np.full(6, float(cfg.max_joint_acceleration_rad_s2))
         self._ik = PinkIk(
             kin,
@@ -619,7 +621,7 @@ class Ur5Planner:
         segments: list[Segment] = []
         bounds = [0] + [i for i, _ in path.events] + [len(qs) - 1]
         closes = [c for _, c in path.events]
-        for n, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        for n, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
             if b > a:
                 keep = [a]
                 for i in range(a + 1, b + 1):
@@ -641,7 +643,9 @@ class Ur5Planner:
                 segments.append(GripperSegment(close=closes[n]))
         return segments
 
-    def _sample(self, timed: TimedPath, path_range: tuple[int, int], speed: float) -> MotionSegment:
+    def _sample(
+        self, timed: TimedPath, path_range: tuple[int, int], speed: float
+    ) -> MotionSegment:
         t, p, v, a = timed.sample(speed, self.config.sample_period_s)
         return MotionSegment(
             joint_names=self.joint_names,

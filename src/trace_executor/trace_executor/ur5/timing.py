@@ -15,15 +15,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import logging
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import toppra
 import toppra.algorithm
 import toppra.constraint
+import toppra.solverwrapper
 
 # toppra logs every solve at INFO; keep the planner quiet unless asked.
 logging.getLogger('toppra').setLevel(logging.WARNING)
+
+
+def _cache_toppra_solver_probe() -> None:
+    """Make toppra probe its optional QP backends once per process instead of per solve.
+
+    ``ReachabilityAlgorithm.__init__`` calls ``toppra.solverwrapper.available_solvers()`` on
+    every construction, even with an explicit ``solver_wrapper``; the probe runs
+    ``importlib.util.find_spec`` for each optional backend (filesystem stats, ~1 ms, a fifth of
+    a whole timing call). Which packages are installed cannot change within a process, so the
+    first answer is cached.
+    """
+    probe = getattr(toppra.solverwrapper, 'available_solvers', None)
+    if probe is None or getattr(probe, '_trace_executor_cached', False):
+        return
+    answers: dict[bool, Any] = {}
+
+    def cached(output_msg: bool = True) -> Any:
+        if output_msg not in answers:
+            answers[output_msg] = probe(output_msg=output_msg)
+        return answers[output_msg]
+
+    cached._trace_executor_cached = True  # type: ignore[attr-defined]
+    toppra.solverwrapper.available_solvers = cached
+
+
+_cache_toppra_solver_probe()
 
 
 class TimingError(RuntimeError):
@@ -55,9 +82,7 @@ class TimedPath:
     _grid_t: np.ndarray = field(repr=False, compare=False)
     _grid_sdd: np.ndarray = field(repr=False, compare=False)
 
-    def evaluate(
-        self, tau: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def evaluate(self, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Joint positions, velocities, accelerations at TOPP-RA times ``tau`` (unstretched).
 
         Args:
@@ -66,7 +91,9 @@ class TimedPath:
         Returns:
             ``(q (K, 6), dq (K, 6), ddq (K, 6))``.
         """
-        return _evaluate(self._path, self._grid_s, self._grid_sd, self._grid_t, self._grid_sdd, tau)
+        return _evaluate(
+            self._path, self._grid_s, self._grid_sd, self._grid_t, self._grid_sdd, tau
+        )
 
     def sample(
         self, speed_scale: float, period_s: float
@@ -103,8 +130,16 @@ def _evaluate(
     grid_t: np.ndarray,
     grid_sdd: np.ndarray,
     tau: np.ndarray,
+    stage: Optional[np.ndarray] = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    i = np.clip(np.searchsorted(grid_t, tau, side='right') - 1, 0, len(grid_t) - 2)
+    """Evaluate the constant-path-acceleration profile at times ``tau``.
+
+    ``stage`` forces the stage (grid interval) each time belongs to, so a stage's end can be
+    evaluated with that stage's acceleration (the left limit at a grid point).
+    """
+    if stage is None:
+        stage = np.searchsorted(grid_t, tau, side='right') - 1
+    i = np.clip(stage, 0, len(grid_t) - 2)
     dt = tau - grid_t[i]
     sdd = grid_sdd[i]
     sd = grid_sd[i] + sdd * dt
@@ -125,6 +160,7 @@ class TimeParameterizer:
         corner_angle_rad: float = 0.25,
         corner_subdivisions: int = 4,
         checks_per_stage: int = 3,
+        limit_margin: float = 0.02,
     ) -> None:
         """Set the limits.
 
@@ -134,21 +170,28 @@ class TimeParameterizer:
             corner_angle_rad: a waypoint where the joint path turns by more than this is a
                 corner; TOPP-RA's grid is refined around it.
             corner_subdivisions: stages per interval next to a corner (1 = no refinement).
-            checks_per_stage: extra limit checks inside each TOPP-RA stage (between two grid
-                points) besides the grid points themselves.
+            checks_per_stage: limit checks inside each TOPP-RA stage (between two grid
+                points) besides its two ends.
+            limit_margin: fraction of the limits TOPP-RA keeps in reserve, for the times
+                between its grid points; the result is checked against the full limits.
 
         Raises:
-            ValueError: if a limit is not positive.
+            ValueError: if a limit is not positive or the margin is outside [0, 0.5).
         """
         self.vmax = np.asarray(velocity_limit_rad_s, dtype=float)
         self.amax = np.asarray(acceleration_limit_rad_s2, dtype=float)
         if np.any(self.vmax <= 0) or np.any(self.amax <= 0):
             raise ValueError('joint velocity and acceleration limits must be positive')
+        if not 0.0 <= limit_margin < 0.5:
+            raise ValueError('limit_margin must be in [0, 0.5)')
+        # TOPP-RA plans to (1 - margin) of the limits: the rest absorbs what happens between
+        # its grid points, where it does not look; the check below guarantees the full limits.
+        self._margin = float(limit_margin)
+        v_plan = self.vmax * (1.0 - limit_margin)
+        a_plan = self.amax * (1.0 - limit_margin)
         self._constraints = [
-            toppra.constraint.JointVelocityConstraint(np.stack([-self.vmax, self.vmax], axis=1)),
-            toppra.constraint.JointAccelerationConstraint(
-                np.stack([-self.amax, self.amax], axis=1)
-            ),
+            toppra.constraint.JointVelocityConstraint(np.stack([-v_plan, v_plan], axis=1)),
+            toppra.constraint.JointAccelerationConstraint(np.stack([-a_plan, a_plan], axis=1)),
         ]
         self._cos_corner = float(np.cos(corner_angle_rad))
         self._corner_subdivisions = int(corner_subdivisions)
@@ -189,7 +232,7 @@ class TimeParameterizer:
         qs = np.asarray(waypoints_rad, dtype=float)
         steps = np.linalg.norm(np.diff(qs, axis=0), axis=1)
         if len(qs) < 2 or np.any(steps <= 0):
-            raise ValueError('a timed path needs at least two waypoints, consecutive ones distinct')
+            raise ValueError('a timed path needs two or more waypoints, consecutive ones distinct')
         ss = np.concatenate([[0.0], np.cumsum(steps)])
         path = toppra.SplineInterpolator(ss, qs)
         gridpoints = self._gridpoints(qs, ss)
@@ -207,15 +250,19 @@ class TimeParameterizer:
         duration = float(grid_t[-1])
         if not (np.all(np.isfinite(grid_t)) and duration > 0):
             raise TimingError('TOPP-RA returned a degenerate timing (path velocity stuck at 0)')
-        # TOPP-RA enforces the limits at its grid points only: check between them too (at the
-        # grid times and ``checks_per_stage`` times inside every stage), stretch if needed.
-        frac = np.arange(self._checks_per_stage + 1) / (self._checks_per_stage + 1)
+        # TOPP-RA enforces the limits at its grid points only: check each stage at both ends
+        # (with that stage's path acceleration) and ``checks_per_stage`` times inside it, and
+        # stretch the timing if a limit is exceeded.
+        frac = np.linspace(0.0, 1.0, self._checks_per_stage + 2)
         tau = (grid_t[:-1, None] + np.diff(grid_t)[:, None] * frac[None, :]).ravel()
-        tau = np.append(tau, duration)
-        _, dq, ddq = _evaluate(path, grid_s, grid_sd, grid_t, grid_sdd, tau)
+        stage = np.repeat(np.arange(len(grid_t) - 1), len(frac))
+        _, dq, ddq = _evaluate(path, grid_s, grid_sd, grid_t, grid_sdd, tau, stage)
         v_ratio = float(np.max(np.abs(dq) / self.vmax))
         a_ratio = float(np.max(np.abs(ddq) / self.amax))
-        stretch = max(1.0, v_ratio, float(np.sqrt(a_ratio))) * (1.0 + 1e-6)
+        # aim the check at (1 - margin/2) of the limits: the other half covers the times
+        # between the check points
+        target = 1.0 - self._margin / 2
+        stretch = max(1.0, v_ratio / target, float(np.sqrt(a_ratio / target)))
         return TimedPath(
             duration_s=duration * stretch,
             stretch=stretch,

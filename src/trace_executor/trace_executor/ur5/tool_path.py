@@ -28,9 +28,10 @@ jump between branches.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 import math
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import pinocchio as pin
@@ -173,7 +174,7 @@ class ToolPathParams:
     carry_height_m: float = 0.10
     push_backoff_m: float = 0.05
     push_contact_offset_m: float = 0.04
-    cartesian_step_m: float = 0.015
+    cartesian_step_m: float = 0.02
     angular_step_rad: float = 0.1
     workspace_min_m: tuple[float, float, float] = (-1.2, -1.2, 0.0)
     workspace_max_m: tuple[float, float, float] = (1.2, 1.2, 1.2)
@@ -232,7 +233,7 @@ def _push_directions(pts: np.ndarray) -> np.ndarray:
     if first is None:
         raise PlanningError(
             ErrorCode.INVALID_TRACE,
-            n - 1,
+            None,
             f'push trace of {n} points has no horizontal motion (all within 1 mm of '
             f'{_fmt(pts[0])} m): no push direction',
         )
@@ -316,9 +317,7 @@ def _check_keys(keys: list[_Key], n_points: int, params: ToolPathParams) -> None
     hi = np.asarray(params.workspace_max_m, dtype=float)
     for key in keys[1:]:
         p = key.position
-        where = (
-            f'waypoint {key.trace_index} of {n_points} ({key.phase}, TCP at {_fmt(p)} m)'
-        )
+        where = f'waypoint {key.trace_index} of {n_points} ({key.phase}, TCP at {_fmt(p)} m)'
         if p[2] < floor - 1e-9:
             raise PlanningError(
                 ErrorCode.WORKSPACE,

@@ -1,0 +1,272 @@
+"""Perception benchmark: prints one JSON object.
+
+1. ``answer_to_trace``: parse + lift (fused, 5x5 sensor window) + filter of a 10-point answer on a
+   640x480 16UC1 depth image.
+2. Node overhead per GetTrace request, model time excluded: the real PerceptionNode in this
+   process, its service callback called directly on a stored 640x480 or 1280x720 RGB-D frame,
+   backend robotracer_http (base64 form: PNG encoding of colour + 16-bit depth, base64, JSON, a
+   loopback HTTP round trip to a server that answers at once; paths form: the PNGs written to
+   the shared folder instead) -> parse/lift/filter -> SpatialTrace published
+   and returned. The server's own handling time is subtracted. Markers and the annotated image
+   are published by a worker after the reply; their cost is reported separately. The same with
+   the replay backend (no request encoding) shows the floor.
+3. Image transport: 640x480 rgb8 + 16UC1 + camera_info at 30 Hz from another process into the
+   node's subscriptions (reliable vs best effort): delivered fraction, synchronised sets,
+   latency (receive time - header stamp).
+
+Run: ``python bench/perception.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TEST = ROOT / 'src' / 'robotracer_ros' / 'test'
+sys.path.insert(0, str(TEST))
+
+ANSWER_10 = (
+    '[(450, 700, 0.9), (470, 660, 0.85), (490, 620, 0.8), (510, 580, 0.75), (530, 540, 0.72), '
+    '(560, 500, 0.72), (600, 460, 0.75), (640, 420, 0.8), (680, 380, 0.9), (700, 340, 1.0)]'
+)
+
+
+def stats_ms(samples: list[float]) -> dict[str, float]:
+    a = np.asarray(samples) * 1000.0
+    return {
+        'p50_ms': round(float(np.percentile(a, 50)), 3),
+        'p95_ms': round(float(np.percentile(a, 95)), 3),
+        'mean_ms': round(float(a.mean()), 3),
+        'n': len(samples),
+    }
+
+
+def bench_pipeline(n: int) -> dict:
+    from perception_camera_publisher import scene
+
+    from robotracer_ros import images
+    from robotracer_ros.filtering import FilterOptions
+    from robotracer_ros.lifting import LiftOptions
+    from robotracer_ros.parsing import parse_trace
+    from robotracer_ros.pipeline import PipelineOptions, answer_to_trace
+
+    _, depth_m, K = scene(640, 480)
+    depth = images.depth_to_millimetres(depth_m)
+    opts = PipelineOptions(lift=LiftOptions('fused'), filter=FilterOptions())
+    for _ in range(50):
+        answer_to_trace(ANSWER_10, width=640, height=480, K=K, depth=depth, options=opts)
+    full, parse = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = answer_to_trace(ANSWER_10, width=640, height=480, K=K, depth=depth, options=opts)
+        full.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        parse_trace(ANSWER_10)
+        parse.append(time.perf_counter() - t0)
+    assert len(r.points) == 10
+    return {'parse_lift_filter_10pt_640x480': stats_ms(full), 'parse_only_10pt': stats_ms(parse)}
+
+
+def _frame_msgs(width: int, height: int, stamp_ns: int):
+    from perception_camera_publisher import scene
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from robotracer_ros import images
+
+    rgb, depth_m, K = scene(width, height)
+    msgs = []
+    for arr, enc in ((rgb, 'rgb8'), (images.depth_to_millimetres(depth_m), '16UC1')):
+        f = images.numpy_to_image_fields(arr, enc)
+        m = Image(encoding=f.encoding, height=f.height, width=f.width, step=f.step)
+        m.data = f.data
+        msgs.append(m)
+    info = CameraInfo(width=width, height=height)
+    info.k = K.reshape(-1).tolist()
+    for m in (*msgs, info):
+        m.header.frame_id = 'camera_color_optical_frame'
+        m.header.stamp.sec, m.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    return msgs[0], msgs[1], info
+
+
+def bench_node_overhead(n: int) -> dict:
+    from perception_fakes import ModelServer, Reply
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from robotracer_msgs.srv import GetTrace
+    from robotracer_ros.backends.robotracer_http import RoboTracerHttpBackend
+    from robotracer_ros.nodes.perception_node import PerceptionNode
+    from robotracer_ros.trace_service import TraceRequest
+
+    out: dict = {}
+    rclpy.init()
+    try:
+        with ModelServer(lambda req: Reply(ANSWER_10), decode=False) as server:
+            rec = pathlib.Path(tempfile.mkdtemp()) / 'answers.jsonl'
+            rec.write_text(json.dumps({'answer': ANSWER_10, 'elapsed_s': 0.0}) + '\n')
+            for label, backend, transport in (
+                ('robotracer_http_base64', 'robotracer_http', 'base64'),
+                ('robotracer_http_paths', 'robotracer_http', 'paths'),
+                ('replay', 'replay', 'base64'),
+            ):
+                for width, height in ((640, 480), (1280, 720)):
+                    node = PerceptionNode(
+                        parameter_overrides=[
+                            Parameter('backend', value=backend),
+                            Parameter('transport', value=transport),
+                            Parameter('model_url', value=server.url),
+                            Parameter('replay_path', value=str(rec)),
+                            Parameter('max_frame_age_s', value=0.0),
+                        ]
+                    )
+                    c, d, i = _frame_msgs(width, height, node.get_clock().now().nanoseconds)
+                    for name, m in (('color', c), ('depth', d), ('info', i)):
+                        node._on_msg(name, m)
+                    req = GetTrace.Request(instruction='put the red box on the wall')
+                    total, model, convert, encode, viz = [], [], [], [], []
+                    for k in range(n + 10):
+                        server.requests.clear()
+                        server.server_time_s.clear()
+                        t0 = time.perf_counter()
+                        resp = node._on_get_trace(req, GetTrace.Response())
+                        dt = time.perf_counter() - t0
+                        assert resp.success, resp.error_msg
+                        srv = sum(server.server_time_s)
+                        node._viz_queue.join()  # markers + image are published after the reply
+                        t1 = time.perf_counter()
+                        frame, _, header = node.current_frame()
+                        t2 = time.perf_counter()
+                        if backend == 'robotracer_http':
+                            _, files = RoboTracerHttpBackend.build_payload(
+                                node.backend, frame.rgb, frame.depth, frame.K, 'x'
+                            )
+                            node.backend._cleanup(files)
+                        t3 = time.perf_counter()
+                        outcome = node.service.handle(TraceRequest('x'), frame)
+                        trace = node.trace_message(outcome, header)
+                        t4 = time.perf_counter()
+                        node.publish_visuals(outcome, trace, header)
+                        t5 = time.perf_counter()
+                        if k >= 10:
+                            total.append(dt - srv)
+                            model.append(srv)
+                            convert.append(t2 - t1)
+                            encode.append(t3 - t2)
+                            viz.append(t5 - t4)
+                    key = f'{label}_{width}x{height}'
+                    out[key] = {
+                        'node_overhead': stats_ms(total),
+                        'of_which_image_conversion': stats_ms(convert),
+                        'of_which_request_encoding': stats_ms(encode),
+                        'server_handling_excluded': stats_ms(model),
+                        'after_reply_markers_and_annotated_image': stats_ms(viz),
+                    }
+                    node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+    return out
+
+
+def bench_transport(qos: str, seconds: float, rate: float = 30.0) -> dict:
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from robotracer_ros.nodes.perception_node import PerceptionNode
+
+    count = int(seconds * rate)
+    rclpy.init()
+    recv: dict[str, list[tuple[float, float]]] = {'color': [], 'depth': [], 'info': []}
+    try:
+        node = PerceptionNode(
+            parameter_overrides=[
+                Parameter('qos_reliability', value=qos),
+                Parameter('backend', value='robotracer_http'),
+            ]
+        )
+        original = node._on_msg
+
+        def record(stream: str, msg) -> None:
+            now = time.time()
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            recv[stream].append((now, stamp))
+            original(stream, msg)
+
+        node._on_msg = record
+        ex = MultiThreadedExecutor(num_threads=3)
+        ex.add_node(node)
+        spinner = threading.Thread(target=ex.spin, daemon=True)
+        spinner.start()
+        pub = subprocess.run(
+            [
+                sys.executable,
+                str(TEST / 'perception_camera_publisher.py'),
+                '--rate',
+                str(rate),
+                '--count',
+                str(count),
+                '--qos',
+                qos,
+                '--wait-subscribers',
+                '10',
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            env=os.environ.copy(),
+        )
+        time.sleep(1.0)
+        published = json.loads(pub.stdout.strip().splitlines()[-1])['published']
+        ex.shutdown()
+        matched = node.sync.matched
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+    res: dict = {'published_sets': published, 'synchronised_sets': matched}
+    for stream, items in recv.items():
+        lat = [r - s for r, s in items]
+        res[stream] = {
+            'delivered_fraction': round(len(items) / published, 4),
+            'latency': stats_ms(lat) if lat else None,
+        }
+        if len(items) > 1:
+            span = items[-1][0] - items[0][0]
+            res[stream]['rate_hz'] = round((len(items) - 1) / span, 2) if span > 0 else None
+    res['synchronised_fraction'] = round(matched / published, 4)
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--quick', action='store_true', help='fewer iterations (smoke run)')
+    args = ap.parse_args()
+    # a private DDS domain: a running simulator or camera must not feed the benchmark
+    os.environ['ROS_DOMAIN_ID'] = str(101 + os.getpid() % 100)
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    n_pipe, n_node, secs = (200, 20, 3.0) if args.quick else (2000, 100, 10.0)
+    out = {
+        'machine': {'cpus': os.cpu_count(), 'loadavg_1min_at_start': os.getloadavg()[0]},
+        'pipeline': bench_pipeline(n_pipe),
+        'node_request': bench_node_overhead(n_node),
+        'transport_640x480_rgbd_30hz': {
+            'reliable': bench_transport('reliable', secs),
+            'best_effort': bench_transport('best_effort', secs),
+        },
+    }
+    out['machine']['loadavg_1min_at_end'] = os.getloadavg()[0]
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Any OpenAI-compatible chat-completions server (vLLM, SGLang, hosted gateways).
+
+``POST <url>/chat/completions`` with one user message holding the colour image as a data URL and
+the general-VLM JSON prompt (or RoboTracer's tuple prompt, ``prompt_style='robotracer'``, for a
+RoboTracer checkpoint served by vLLM). The API key is read from the environment variable named
+by ``api_key_env`` at each request and sent as a Bearer token; it is never logged or put into
+an error message. Without the variable no Authorization header is sent (local servers).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from robotracer_ros import images
+from robotracer_ros.backends._http import post_json
+from robotracer_ros.backends.base import (
+    BAD_RESPONSE,
+    CONFIG,
+    HTTP_STATUS,
+    BackendAnswer,
+    BackendError,
+    check_rgb,
+)
+from robotracer_ros.prompts import build_prompt
+
+
+class OpenAIChatBackend:
+    """Client of an OpenAI-compatible ``/chat/completions`` endpoint."""
+
+    name = 'openai'
+
+    def __init__(
+        self,
+        url: str = 'http://127.0.0.1:8000/v1',
+        *,
+        model: str = 'Qwen/Qwen3-VL-8B-Instruct',
+        api_key_env: str = 'OPENAI_API_KEY',
+        prompt_style: str = 'json',
+        timeout_s: float = 60.0,
+        retries: int = 1,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        image_format: str = 'png',
+        jpeg_quality: int = 90,
+        png_compression: int = 0,
+    ) -> None:
+        """Configure the client (no request is made here).
+
+        Args:
+            url: base URL (``.../v1``); ``/chat/completions`` is appended unless present.
+            model: the served model's name.
+            api_key_env: name of the environment variable holding the API key ('' = none).
+            prompt_style: ``'json'`` (general VLM) or ``'robotracer'`` (tuple prompt).
+            timeout_s: per-attempt timeout, seconds.
+            retries: extra attempts on connection errors, timeouts, HTTP 429/5xx.
+            max_tokens: completion token limit.
+            temperature: sampling temperature (0 = deterministic).
+            image_format: ``'png'`` or ``'jpeg'`` (smaller, faster to encode).
+            jpeg_quality: JPEG quality 1-100.
+            png_compression: zlib level 0-9 for PNG (0 = uncompressed, fastest to encode).
+
+        Raises:
+            BackendError: (``config``) bad URL, prompt style or image format.
+        """
+        if not url.startswith(('http://', 'https://')):
+            raise BackendError(CONFIG, f'url {url!r} must start with http:// or https://')
+        if prompt_style not in ('json', 'robotracer'):
+            raise BackendError(
+                CONFIG, f"prompt_style must be 'json' or 'robotracer', got {prompt_style!r}"
+            )
+        if image_format not in ('png', 'jpeg'):
+            raise BackendError(
+                CONFIG, f"image_format must be 'png' or 'jpeg', got {image_format!r}"
+            )
+        base = url.rstrip('/')
+        self.url = base if base.endswith('/chat/completions') else base + '/chat/completions'
+        self.model = model
+        self.api_key_env = api_key_env
+        self.prompt_style = prompt_style
+        self.timeout_s = float(timeout_s)
+        self.retries = int(retries)
+        self.max_tokens = int(max_tokens)
+        self.temperature = float(temperature)
+        self.image_format = image_format
+        self.jpeg_quality = int(jpeg_quality)
+        self.png_compression = int(png_compression)
+
+    @property
+    def model_id(self) -> str:
+        """``openai:<model>``."""
+        return f'{self.name}:{self.model}'
+
+    def build_payload(
+        self, rgb: np.ndarray, instruction: str, *, mode_3d: bool = True
+    ) -> dict[str, Any]:
+        """Encode the chat-completions request (exposed for benchmarks and tests).
+
+        Args:
+            rgb: (H, W, 3) uint8 RGB.
+            instruction: the instruction.
+            mode_3d: ask for (x, y, d) or (x, y).
+
+        Returns:
+            The JSON payload.
+
+        Raises:
+            BackendError: bad image or instruction.
+        """
+        check_rgb(rgb)
+        try:
+            prompt = build_prompt(instruction, style=self.prompt_style, mode_3d=mode_3d)
+        except ValueError as exc:
+            raise BackendError(CONFIG, f'bad instruction: {exc}') from exc
+        if self.image_format == 'jpeg':
+            url = images.to_data_url(
+                images.encode_jpeg(rgb, quality=self.jpeg_quality), 'image/jpeg'
+            )
+        else:
+            url = images.to_data_url(images.encode_png(rgb, compression=self.png_compression))
+        return {
+            'model': self.model,
+            'messages': [
+                {
+                    'role': 'user',
+                    'content': [
+                        {'type': 'image_url', 'image_url': {'url': url}},
+                        {'type': 'text', 'text': prompt},
+                    ],
+                }
+            ],
+            'max_tokens': self.max_tokens,
+            'temperature': self.temperature,
+        }
+
+    def __call__(
+        self,
+        rgb: np.ndarray,
+        depth: np.ndarray | None,
+        K: np.ndarray,
+        instruction: str,
+        *,
+        mode_3d: bool = True,
+    ) -> BackendAnswer:
+        """Ask the server (see :class:`~robotracer_ros.backends.base.TraceBackend`).
+
+        General VLMs see only the colour image; ``depth`` and ``K`` are used later, when the
+        answer is lifted.
+        """
+        t0 = time.perf_counter()
+        payload = self.build_payload(rgb, instruction, mode_3d=mode_3d)
+        headers = {}
+        key = os.environ.get(self.api_key_env, '') if self.api_key_env else ''
+        if key:
+            headers['Authorization'] = f'Bearer {key}'
+        try:
+            reply = post_json(
+                self.url,
+                payload,
+                timeout_s=self.timeout_s,
+                retries=self.retries,
+                headers=headers,
+            )
+        except BackendError as exc:
+            if exc.kind == HTTP_STATUS and exc.status in (401, 403) and not key:
+                raise BackendError(
+                    exc.kind,
+                    f'{exc} (no API key sent: set the environment variable '
+                    f'{self.api_key_env or "named by api_key_env"})',
+                    status=exc.status,
+                ) from exc
+            raise
+        return BackendAnswer(self._content(reply), self.model_id, time.perf_counter() - t0)
+
+    def _content(self, reply: Any) -> str:
+        try:
+            message = reply['choices'][0]['message']
+            content = message['content']
+        except (KeyError, IndexError, TypeError) as exc:
+            raise BackendError(
+                BAD_RESPONSE,
+                f'{self.url} answered without choices[0].message.content',
+            ) from exc
+        if isinstance(content, list):  # content parts
+            content = ''.join(p.get('text', '') for p in content if isinstance(p, dict))
+        if not isinstance(content, str):
+            raise BackendError(
+                BAD_RESPONSE,
+                f'{self.url} answered content of type {type(content).__name__}, not text',
+            )
+        return content

@@ -1,0 +1,274 @@
+"""Clean up a lifted 3D trace and give a quality verdict.
+
+Steps, in order:
+
+1. drop invalid points (non-finite, depth Z outside ``[min_depth_m, max_depth_m]``);
+2. merge consecutive duplicates (closer than ``merge_distance_m``; the first one is kept);
+3. reject outlier jumps: a step longer than ``jump_threshold = max(max_jump_m,
+   jump_factor * median step)`` is resolved by dropping a single spiking interior point (both its
+   steps too long while skipping it is not) or an end point whose only step is too long; a jump
+   that cannot be resolved that way makes the trace invalid (the robot must not be sent across
+   an unexplained gap);
+4. optional resampling to a fixed arc-length spacing (``resample_spacing_m``; the end points are
+   kept).
+
+The result is expressed as *positions* into the input sequence (floats: integer positions are
+input points, fractional ones lie between two kept points after resampling), so callers can
+carry per-point attributes (pixels, depth source, ...) along with :func:`take_at`.
+
+Verdict: ``STATUS_INVALID`` when fewer than ``min_points`` remain, more than
+``max_drop_fraction`` of the points were removed, or a jump is unresolved; ``STATUS_DEGRADED``
+when anything was dropped or merged; ``STATUS_VALID`` otherwise. Codes match
+``robotracer_msgs/SpatialTrace``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import math
+
+import numpy as np
+
+STATUS_VALID = 0
+STATUS_DEGRADED = 1
+STATUS_INVALID = 2
+STATUS_NAMES = {STATUS_VALID: 'valid', STATUS_DEGRADED: 'degraded', STATUS_INVALID: 'invalid'}
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """Trace filter settings (metres).
+
+    Attributes:
+        min_depth_m: points closer to the camera (Z) are invalid.
+        max_depth_m: points farther (Z) are invalid.
+        merge_distance_m: consecutive points closer than this are merged (0 disables).
+        max_jump_m: a step is an outlier only if longer than this...
+        jump_factor: ...and longer than this many times the median step.
+        resample_spacing_m: resample to this spacing along the path; None or 0 disables.
+        min_points: fewer points after filtering -> invalid.
+        max_drop_fraction: more than this fraction of points removed -> invalid.
+    """
+
+    min_depth_m: float = 0.05
+    max_depth_m: float = 10.0
+    merge_distance_m: float = 0.005
+    max_jump_m: float = 0.35
+    jump_factor: float = 4.0
+    resample_spacing_m: float | None = None
+    min_points: int = 2
+    max_drop_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_depth_m < self.max_depth_m:
+            raise ValueError(
+                f'depth range [{self.min_depth_m}, {self.max_depth_m}] m is empty or negative'
+            )
+        if self.merge_distance_m < 0 or self.max_jump_m <= 0 or self.jump_factor < 1:
+            raise ValueError('merge_distance_m >= 0, max_jump_m > 0 and jump_factor >= 1 needed')
+        if self.resample_spacing_m is not None and self.resample_spacing_m < 0:
+            raise ValueError('resample_spacing_m must be >= 0')
+        if self.min_points < 1 or not 0 <= self.max_drop_fraction <= 1:
+            raise ValueError('min_points >= 1 and 0 <= max_drop_fraction <= 1 needed')
+
+
+@dataclass
+class FilterResult:
+    """Output of :func:`filter_trace`.
+
+    Attributes:
+        positions: (M,) float64 positions into the input sequence (see module docstring).
+        points: (M, 3) filtered (and possibly resampled) points.
+        status: ``STATUS_*``.
+        note: human-readable reasons (empty when valid).
+        dropped_invalid: input indices dropped as invalid.
+        merged: input indices merged into their predecessor.
+        rejected_jumps: input indices dropped as outlier jumps.
+    """
+
+    positions: np.ndarray
+    points: np.ndarray
+    status: int
+    note: str
+    dropped_invalid: list[int] = field(default_factory=list)
+    merged: list[int] = field(default_factory=list)
+    rejected_jumps: list[int] = field(default_factory=list)
+
+
+def _steps(p: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(np.diff(p, axis=0), axis=1) if len(p) > 1 else np.zeros(0)
+
+
+def _jump_threshold(points: np.ndarray, opts: FilterOptions) -> float:
+    steps = _steps(points)
+    med = float(np.median(steps)) if steps.size else 0.0
+    return max(opts.max_jump_m, opts.jump_factor * med)
+
+
+def resample_positions(points: np.ndarray, spacing: float) -> np.ndarray:
+    """Positions (fractional indices) at a fixed arc-length spacing along a polyline.
+
+    Args:
+        points: (N, 3) polyline.
+        spacing: spacing along the path, metres (> 0).
+
+    Returns:
+        (M,) float64 positions in [0, N-1]; the first and last point are always included.
+    """
+    n = len(points)
+    if n < 2 or spacing <= 0:
+        return np.arange(n, dtype=np.float64)
+    seg = _steps(points)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    total = cum[-1]
+    if total <= 0:
+        return np.array([0.0, n - 1.0])
+    count = int(np.floor(total / spacing + 1e-9))
+    s = np.arange(count + 1) * spacing
+    if total - s[-1] > 1e-9 * max(total, 1.0):
+        s = np.append(s, total)
+    s[-1] = total
+    return np.interp(s, cum, np.arange(n, dtype=np.float64))
+
+
+def take_at(values: np.ndarray, positions: np.ndarray, *, kind: str = 'linear') -> np.ndarray:
+    """Evaluate a per-point attribute at (possibly fractional) positions.
+
+    Args:
+        values: (N, ...) attribute per input point.
+        positions: (M,) positions from :class:`FilterResult`.
+        kind: ``'linear'`` (interpolate), ``'nearest'`` (codes) or ``'any'`` (flags: true if
+            either neighbour is true).
+
+    Returns:
+        (M, ...) values at the positions.
+
+    Raises:
+        ValueError: unknown kind.
+    """
+    v = np.asarray(values)
+    pos = np.asarray(positions, dtype=np.float64)
+    if v.shape[0] == 0 or pos.size == 0:
+        return v[:0]
+    whole = pos.astype(np.int64)
+    if np.array_equal(whole, pos):  # no resampling: plain indexing
+        return v[np.clip(whole, 0, v.shape[0] - 1)]
+    lo = np.clip(np.floor(pos).astype(int), 0, v.shape[0] - 1)
+    hi = np.clip(np.ceil(pos).astype(int), 0, v.shape[0] - 1)
+    if kind == 'nearest':
+        return v[np.clip(np.rint(pos).astype(int), 0, v.shape[0] - 1)]
+    if kind == 'any':
+        return v[lo] | v[hi]
+    if kind != 'linear':
+        raise ValueError(f"kind must be 'linear', 'nearest' or 'any', got {kind!r}")
+    w = (pos - lo).reshape((-1,) + (1,) * (v.ndim - 1))
+    return v[lo] * (1.0 - w) + v[hi] * w
+
+
+def filter_trace(points: np.ndarray, options: FilterOptions | None = None) -> FilterResult:
+    """Drop invalid points, merge duplicates, reject outlier jumps, optionally resample.
+
+    Args:
+        points: (N, 3) lifted points, metres (camera optical frame: Z is depth), in order.
+        options: thresholds (defaults suit table-top manipulation).
+
+    Returns:
+        The filtered trace with positions into the input and a quality verdict + note.
+    """
+    opts = options or FilterOptions()
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    n = len(pts)
+    notes: list[str] = []
+    ok = np.all(np.isfinite(pts), axis=1)
+    z = np.where(ok, pts[:, 2], np.nan)
+    with np.errstate(invalid='ignore'):
+        ok &= (z >= opts.min_depth_m) & (z <= opts.max_depth_m)
+    idx = [int(i) for i in np.flatnonzero(ok)]
+    dropped = [int(i) for i in np.flatnonzero(~ok)]
+    if dropped:
+        notes.append(
+            f'dropped {len(dropped)} point(s) without valid depth in '
+            f'[{opts.min_depth_m:g}, {opts.max_depth_m:g}] m (points '
+            + ', '.join(str(i + 1) for i in dropped)
+            + ')'
+        )
+    merged: list[int] = []
+    if opts.merge_distance_m > 0 and len(idx) > 1:
+        rows = pts.tolist()
+        keep = [idx[0]]
+        for i in idx[1:]:
+            if math.dist(rows[i], rows[keep[-1]]) < opts.merge_distance_m:
+                merged.append(i)
+            else:
+                keep.append(i)
+        idx = keep
+        if merged:
+            notes.append(
+                f'merged {len(merged)} duplicate point(s) closer than '
+                f'{opts.merge_distance_m * 1000:g} mm'
+            )
+    jumps: list[int] = []
+    unresolved: str | None = None
+    while len(idx) >= 2:
+        p = pts[idx]
+        steps = _steps(p)
+        thr = _jump_threshold(p, opts)
+        bad = np.flatnonzero(steps > thr)
+        if bad.size == 0:
+            break
+        k = int(bad[0])  # step k goes from idx[k] to idx[k + 1]
+        if (
+            0 < k + 1 < len(idx) - 1
+            and k + 1 <= len(steps) - 1
+            and steps[k + 1] > thr
+            and (np.linalg.norm(p[k + 2] - p[k]) <= thr)
+        ):
+            jumps.append(idx.pop(k + 1))  # interior spike
+        elif k == 0 and (len(steps) == 1 or steps[1] <= thr) and len(idx) > 2:
+            jumps.append(idx.pop(0))  # first point far from the rest
+        elif k == len(steps) - 1 and len(idx) > 2:
+            jumps.append(idx.pop())  # last point far from the rest
+        else:
+            unresolved = (
+                f'the trace jumps {steps[k]:.3f} m between points {idx[k] + 1} and '
+                f'{idx[k + 1] + 1} (threshold {thr:.3f} m)'
+            )
+            break
+    if jumps:
+        notes.append(
+            f'rejected {len(jumps)} outlier jump point(s) (points '
+            + ', '.join(str(i + 1) for i in sorted(jumps))
+            + ')'
+        )
+    positions = np.asarray(idx, dtype=np.float64)
+    kept = pts[idx] if idx else np.zeros((0, 3))
+    if opts.resample_spacing_m and len(idx) >= 2 and unresolved is None:
+        local = resample_positions(kept, opts.resample_spacing_m)
+        positions = take_at(positions, local)
+        kept = take_at(kept, local)
+    removed = n - len(idx)
+    status = STATUS_VALID
+    if unresolved is not None:
+        status = STATUS_INVALID
+        notes.insert(0, unresolved)
+    elif len(idx) < opts.min_points:
+        status = STATUS_INVALID
+        notes.insert(
+            0, f'only {len(idx)} usable point(s) of {n}; at least {opts.min_points} needed'
+        )
+    elif n and removed / n > opts.max_drop_fraction:
+        status = STATUS_INVALID
+        notes.insert(
+            0, f'{removed} of {n} points removed (more than {opts.max_drop_fraction:.0%})'
+        )
+    elif removed or merged:
+        status = STATUS_DEGRADED
+    return FilterResult(
+        positions=positions,
+        points=kept,
+        status=status,
+        note='; '.join(notes),
+        dropped_invalid=dropped,
+        merged=merged,
+        rejected_jumps=sorted(jumps),
+    )

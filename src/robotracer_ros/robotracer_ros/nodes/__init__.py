@@ -1,0 +1,1 @@
+"""Thin rclpy nodes: parameters, message conversion and callbacks around the ROS-free core."""

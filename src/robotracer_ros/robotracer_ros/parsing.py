@@ -1,0 +1,446 @@
+"""Strict parser for trace answers of RoboTracer and general vision-language models.
+
+Accepted forms (2D ``(x, y)`` or 3D ``(x, y, d)``; x, y normalised 0-1000, d in metres):
+
+- RoboTracer tuples: ``[(726, 624, 1.533), (738, 574, 1.499)]`` (a trailing comma is allowed);
+- JSON lists: ``[[726, 624, 1.533], ...]``;
+- either of those inside prose or a fenced block (```` ```json ... ``` ````); fenced blocks are
+  tried first, then bracketed spans in the order they appear;
+- point objects: ``[{"point": [x, y], "depth": d}, ...]`` (also ``point_2d``/``point_3d``,
+  ``x``/``y``/``d`` keys), optionally wrapped as ``{"trace": [...]}`` / ``{"points": [...]}``;
+- bare tuple runs without an outer list: ``(1, 2, 0.5), (3, 4, 0.6)``.
+
+Anything else raises :class:`TraceParseError`, a ``ValueError`` whose message says what was
+wrong (too long, empty, truncated, non-finite number, out-of-range value, wrong number of values,
+mixed 2D/3D points, no trace at all). The parser never evaluates the text: it uses ``json`` and a
+small tokenizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+import json
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+MAX_ANSWER_BYTES = 64 * 1024
+MAX_POINTS = 256
+MAX_DEPTH_M = 100.0
+COORD_MAX = 1000.0
+_MAX_NESTING = 6
+_SNIPPET = 60
+
+_POINT_KEYS = ('point', 'point_3d', 'point_2d', 'xy', 'xyd', 'coordinates', 'pos')
+_DEPTH_KEYS = ('depth', 'd', 'z', 'depth_m')
+_WRAPPER_KEYS = ('trace', 'points', 'path', 'trajectory', 'visual_trace', 'answer', 'waypoints')
+_SPECIAL_WORDS = {'nan': math.nan, 'inf': math.inf, 'infinity': math.inf}
+
+_TOKEN_RE = re.compile(
+    r'\s*(?:'
+    r'(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)'
+    r'|(?P<word>[-+]?[A-Za-z_][A-Za-z_0-9]*)'
+    r'|(?P<punct>[\[\]\(\),])'
+    r'|(?P<other>\S))'
+)
+_NUM = r'[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?'
+_TUPLE = rf'\(\s*{_NUM}\s*,\s*{_NUM}\s*(?:,\s*{_NUM}\s*)?\)'
+# RoboTracer's own form, the whole answer: [(x, y, d), ...] -- parsed without the general path
+_PLAIN_TUPLES_RE = re.compile(rf'\s*\[\s*{_TUPLE}(?:\s*,\s*{_TUPLE})*\s*,?\s*\]\s*')
+_TUPLE_RE = re.compile(_TUPLE)
+_NUM_RE = re.compile(_NUM)
+_FENCE_RE = re.compile(r'```[^\n`]*\n?(.*?)(?:```|\Z)', re.DOTALL)
+_OPENERS = {'[': ']', '{': '}', '(': ')'}
+_CLOSERS = {']', '}', ')'}
+
+
+class TraceParseError(ValueError):
+    """The answer holds no usable trace; the message says what was wrong."""
+
+
+@dataclass(frozen=True)
+class ParsedTrace:
+    """A trace as the model answered it.
+
+    Attributes:
+        xy: (N, 2) float64, x and y normalised to 0-1000 over image width and height.
+        depth: (N,) float64 metres (the model's d), or None for a 2D answer.
+        form: which form was recognised: ``'tuples'``, ``'json'`` or ``'objects'``.
+    """
+
+    xy: np.ndarray
+    depth: np.ndarray | None
+    form: str
+
+    @property
+    def is_3d(self) -> bool:
+        """True when the answer carried a depth per point."""
+        return self.depth is not None
+
+    def __len__(self) -> int:
+        return int(self.xy.shape[0])
+
+
+class _SyntaxProblem(Exception):
+    """A candidate span is not well-formed (not fatal: the next candidate is tried)."""
+
+
+class _NotATrace(Exception):
+    """A candidate parsed but does not have the shape of a trace (not fatal)."""
+
+
+def _snippet(text: str) -> str:
+    text = ' '.join(text.split())
+    return repr(text if len(text) <= _SNIPPET else text[:_SNIPPET] + '...')
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def _spans(text: str) -> Iterator[tuple[str, str | None]]:
+    """Yield bracketed spans of ``text`` in order as (span, problem-or-None).
+
+    A span starts at ``[``, ``{`` or ``(`` at top level and ends at its matching closer; inside
+    a span, double-quoted strings are skipped. Unterminated spans run to the end of the text and
+    come with a problem. Consecutive ``( ... )`` spans separated only by commas and whitespace are
+    merged into one run, so bare tuple sequences parse as one trace.
+    """
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch not in _OPENERS:
+            i += 1
+            continue
+        start = i
+        stack = [_OPENERS[ch]]
+        j = i + 1
+        problem: str | None = None
+        while j < n and stack:
+            c = text[j]
+            if c == '"':
+                j += 1
+                while j < n and text[j] != '"':
+                    j += 2 if text[j] == '\\' else 1
+            elif c in _OPENERS:
+                stack.append(_OPENERS[c])
+            elif c in _CLOSERS:
+                if c != stack[-1]:
+                    problem = f'mismatched {c!r} where {stack[-1]!r} was expected'
+                    stack.clear()
+                    break
+                stack.pop()
+            j += 1
+        if stack:
+            problem = f'unterminated {ch!r} (the answer looks truncated)'
+            j = n
+        if ch == '(' and problem is None:
+            # merge a run of tuples: (..), (..), (..)
+            k = j
+            while True:
+                m = re.match(r'\s*,\s*\(', text[k:])
+                if not m:
+                    break
+                close = text.find(')', k + m.end())
+                if close < 0:
+                    problem = "unterminated '(' (the answer looks truncated)"
+                    k = n
+                    break
+                k = close + 1
+            if k != j:
+                yield '[' + text[start:k] + ']', problem
+                i = k
+                continue
+        yield text[start:j], problem
+        i = max(j, start + 1)
+
+
+def _candidates(text: str) -> Iterator[tuple[str, str | None]]:
+    """Fenced blocks first (their content as a whole, then its spans), then spans in prose."""
+    blanked = list(text)
+    for m in _FENCE_RE.finditer(text):
+        body = m.group(1).strip()
+        if body:
+            yield body, None
+        for k in range(m.start(), m.end()):
+            blanked[k] = ' '
+    yield from _spans(''.join(blanked))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _tokens(span: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(span):
+        m = _TOKEN_RE.match(span, pos)
+        if m is None:  # only trailing whitespace is left
+            break
+        pos = m.end()
+        kind = m.lastgroup
+        if kind is None:
+            break
+        value = m.group(kind)
+        if kind == 'other':
+            raise _SyntaxProblem(f'unexpected character {value!r}')
+        out.append((kind, value))
+    return out
+
+
+def _load_tuples(span: str) -> Any:
+    """Parse list/tuple syntax (Python-like literals of numbers only) without eval."""
+    toks = _tokens(span)
+    pos = 0
+
+    def value(depth: int) -> Any:
+        nonlocal pos
+        if pos >= len(toks):
+            raise _SyntaxProblem('unexpected end of the answer (truncated?)')
+        kind, tok = toks[pos]
+        if kind == 'num':
+            pos += 1
+            return float(tok)
+        if kind == 'word':
+            pos += 1
+            sign = -1.0 if tok.startswith('-') else 1.0
+            word = tok.lstrip('+-').lower()
+            if word in _SPECIAL_WORDS:
+                return sign * _SPECIAL_WORDS[word]
+            raise _SyntaxProblem(f'unexpected word {tok!r} where a number was expected')
+        if tok in ('[', '('):
+            if depth >= _MAX_NESTING:
+                raise _SyntaxProblem(f'nested deeper than {_MAX_NESTING} levels')
+            closer = ']' if tok == '[' else ')'
+            pos += 1
+            items: list[Any] = []
+            while True:
+                if pos >= len(toks):
+                    raise _SyntaxProblem(f'unterminated {tok!r} (the answer looks truncated)')
+                if toks[pos][1] == closer:
+                    pos += 1
+                    return items
+                items.append(value(depth + 1))
+                if pos >= len(toks):
+                    raise _SyntaxProblem(f'unterminated {tok!r} (the answer looks truncated)')
+                sep = toks[pos][1]
+                if sep == ',':
+                    pos += 1
+                elif sep != closer:
+                    raise _SyntaxProblem(f'expected "," or {closer!r}, found {sep!r}')
+        raise _SyntaxProblem(f'unexpected {tok!r}')
+
+    result = value(0)
+    if pos != len(toks):
+        raise _SyntaxProblem(f'unexpected {toks[pos][1]!r} after the list')
+    return result
+
+
+def _load(span: str) -> tuple[Any, str]:
+    """Load one candidate: strict JSON first, then the tuple grammar. Returns (value, form)."""
+    try:
+        return json.loads(span), 'json'
+    except RecursionError as exc:
+        raise _SyntaxProblem(f'nested deeper than {_MAX_NESTING} levels') from exc
+    except ValueError as json_exc:
+        if '{' in span or '"' in span:
+            raise _SyntaxProblem(f'invalid JSON: {json_exc}') from json_exc
+    return _load_tuples(span), 'tuples'
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        shown = repr(value) if len(repr(value)) <= 20 else repr(value)[:20] + '...'
+        raise TraceParseError(f'{what} is {shown}, not a number')
+    try:
+        out = float(value)
+    except OverflowError:
+        out = math.inf
+    if not math.isfinite(out):
+        raise TraceParseError(f'{what} is {out} (not a finite number)')
+    return out
+
+
+def _is_point_list(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and 2 <= len(value) <= 3
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    )
+
+
+def _object_point(obj: dict[str, Any], index: int) -> list[Any]:
+    for key in _POINT_KEYS:
+        if key in obj:
+            coords = obj[key]
+            if not isinstance(coords, list):
+                raise TraceParseError(f'point {index}: {key!r} is not a list of numbers')
+            coords = list(coords)
+            break
+    else:
+        if 'x' in obj and 'y' in obj:
+            coords = [obj['x'], obj['y']]
+        else:
+            keys = ', '.join(repr(k) for k in list(obj)[:5])
+            raise TraceParseError(
+                f"point {index}: object has no 'point' or 'x'/'y' coordinates (keys: {keys})"
+            )
+    if len(coords) == 2:
+        for key in _DEPTH_KEYS:
+            if key in obj:
+                coords.append(obj[key])
+                break
+    return coords
+
+
+def _points(value: Any) -> tuple[list[list[Any]], bool]:
+    """Extract raw points from a loaded value. Returns (points, from_objects).
+
+    Raises:
+        _NotATrace: the value does not have the shape of a trace.
+        TraceParseError: it has the shape of a trace but something in it is wrong.
+    """
+    if isinstance(value, dict):
+        for key in _WRAPPER_KEYS:
+            if key in value:
+                return _points(value[key])
+        if any(k in value for k in (*_POINT_KEYS, 'x')):
+            return [_object_point(value, 1)], True
+        raise _NotATrace('an object without a trace in it')
+    if not isinstance(value, list):
+        raise _NotATrace('not a list')
+    if not value:
+        raise TraceParseError("the answer's trace is an empty list")
+    if _is_point_list(value):
+        return [value], False
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise _NotATrace('a flat list of numbers')
+    if not all(isinstance(v, (list, dict)) for v in value):
+        if any(isinstance(v, (list, dict)) for v in value):
+            bad = next(i for i, v in enumerate(value, 1) if not isinstance(v, (list, dict)))
+            raise TraceParseError(f'point {bad} is {_snippet(str(value[bad - 1]))}, not a point')
+        raise _NotATrace('a list of non-points')
+    objects = False
+    out: list[list[Any]] = []
+    for i, v in enumerate(value, 1):
+        if isinstance(v, dict):
+            objects = True
+            out.append(_object_point(v, i))
+        else:
+            out.append(v)
+    return out, objects
+
+
+def _validate(
+    raw: list[list[Any]],
+    *,
+    expect_depth: bool | None,
+    max_points: int,
+    max_depth_m: float,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    if len(raw) > max_points:
+        raise TraceParseError(f'the answer has {len(raw)} points, over the limit of {max_points}')
+    arity = None
+    for i, p in enumerate(raw, 1):
+        if not isinstance(p, list):
+            raise TraceParseError(f'point {i} is not a list of numbers')
+        if len(p) not in (2, 3):
+            raise TraceParseError(
+                f'point {i} has {len(p)} values; expected 2 (x, y) or 3 (x, y, d)'
+            )
+        if arity is None:
+            arity = len(p)
+        elif len(p) != arity:
+            raise TraceParseError(
+                f'points mix 2D and 3D: point 1 has {arity} values, point {i} has {len(p)}'
+            )
+    assert arity is not None
+    if expect_depth and arity == 2:
+        raise TraceParseError(
+            "a 3D trace was asked for, but the answer's points have 2 values (x, y): no depth"
+        )
+    arr = np.empty((len(raw), arity), dtype=np.float64)
+    names = ('x', 'y', 'd')
+    for i, p in enumerate(raw, 1):
+        for k, v in enumerate(p):
+            arr[i - 1, k] = _number(v, f'point {i}: {names[k]}')
+        for k in (0, 1):
+            if not 0.0 <= arr[i - 1, k] <= COORD_MAX:
+                raise TraceParseError(
+                    f'point {i}: {names[k]}={arr[i - 1, k]:g} is outside 0-{COORD_MAX:g} '
+                    '(x and y must be normalised to 0-1000)'
+                )
+        if arity == 3 and not 0.0 < arr[i - 1, 2] <= max_depth_m:
+            raise TraceParseError(
+                f'point {i}: d={arr[i - 1, 2]:g} m is outside (0, {max_depth_m:g}] m'
+            )
+    depth = arr[:, 2].copy() if arity == 3 else None
+    return arr[:, :2].copy(), depth
+
+
+def parse_trace(
+    text: str,
+    *,
+    expect_depth: bool | None = None,
+    max_bytes: int = MAX_ANSWER_BYTES,
+    max_points: int = MAX_POINTS,
+    max_depth_m: float = MAX_DEPTH_M,
+) -> ParsedTrace:
+    """Parse a model's answer into a trace.
+
+    Args:
+        text: the model's raw answer.
+        expect_depth: True: require (x, y, d) points (a 3D request); False or None: accept 2D
+            or 3D points (a 2D request may still get depths back; they are kept).
+        max_bytes: size limit of the answer in UTF-8 bytes (default 64 KiB).
+        max_points: the most points a trace may have.
+        max_depth_m: the largest depth d accepted, metres.
+
+    Returns:
+        The parsed trace: normalised x, y and (for 3D answers) the model's depth per point.
+
+    Raises:
+        TraceParseError: the answer is too long, empty, holds no trace, or the trace is broken
+            (non-finite number, value out of range, wrong number of values, mixed 2D/3D, too
+            many points); the message says which and where.
+    """
+    if not isinstance(text, str):
+        raise TraceParseError(f'the answer must be text, got {type(text).__name__}')
+    size = len(text.encode('utf-8', errors='surrogatepass'))
+    if size > max_bytes:
+        raise TraceParseError(f'the answer is {size} bytes, over the {max_bytes}-byte limit')
+    if not text.strip():
+        raise TraceParseError('the answer is empty')
+    if _PLAIN_TUPLES_RE.fullmatch(text):
+        raw = [[float(v) for v in _NUM_RE.findall(t)] for t in _TUPLE_RE.findall(text)]
+        xy, depth = _validate(
+            raw, expect_depth=expect_depth, max_points=max_points, max_depth_m=max_depth_m
+        )
+        return ParsedTrace(xy=xy, depth=depth, form='tuples')
+    first_problem: str | None = None
+    for span, problem in _candidates(text):
+        if problem is None:
+            try:
+                value, form = _load(span)
+                raw, objects = _points(value)
+            except (_SyntaxProblem, _NotATrace) as exc:
+                problem = str(exc)
+            else:
+                xy, depth = _validate(
+                    raw, expect_depth=expect_depth, max_points=max_points, max_depth_m=max_depth_m
+                )
+                return ParsedTrace(xy=xy, depth=depth, form='objects' if objects else form)
+        if first_problem is None and problem is not None:
+            first_problem = f'{_snippet(span)}: {problem}'
+    msg = (
+        'no trace found in the answer (expected [(x, y, d), ...] or a JSON list '
+        f'[[x, y, d], ...]); the answer starts {_snippet(text)}'
+    )
+    if first_problem is not None:
+        msg += f'; first candidate {first_problem}'
+    raise TraceParseError(msg)

@@ -1,0 +1,12 @@
+"""robotracer_sim: MuJoCo worlds that look and answer like the real robots, plus an oracle.
+
+- :mod:`robotracer_sim.ur5`: the UR5 tabletop world (scene file, model, world, renderer).
+- :mod:`robotracer_sim.oracle`: the ground-truth model server speaking RoboTracer's HTTP API.
+- :mod:`robotracer_sim.nodes`: the ROS 2 nodes (``ur5_world``).
+- :mod:`robotracer_sim.cli`: ``robotracer sim ur5|g1``.
+- :mod:`robotracer_sim.robot_data`: where example-robot-data's robots are.
+
+The core modules do not import rclpy; only ``nodes`` and ``cli`` (when run) do.
+"""
+
+__version__ = '0.1.0'

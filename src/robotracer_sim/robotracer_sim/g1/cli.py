@@ -1,0 +1,60 @@
+"""``robotracer sim g1``: the G1 room with its Unitree DDS peer and oracle (a ``sim`` plugin).
+
+Loaded by :mod:`robotracer_sim.cli` (``WORLD_PLUGINS``): :func:`add_parser` adds the ``g1``
+world with the common options plus the DDS domain and network interface.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _run(args: argparse.Namespace) -> int:
+    from robotracer_sim.cli import ros_arguments
+
+    try:
+        ros_args = ros_arguments(args)
+    except ValueError as exc:
+        print(f'robotracer sim g1: {exc}', file=sys.stderr)
+        return 2
+    if args.scene:
+        from robotracer_sim.g1.scene import load_g1_scene
+        from robotracer_sim.ur5.scene import SceneError
+
+        try:
+            load_g1_scene(args.scene)  # fail fast, with the field named, before ROS starts
+        except SceneError as exc:
+            print(f'robotracer sim g1: {exc}', file=sys.stderr)
+            return 2
+    extra = ['-p', f'network_interface:={args.interface}']
+    if args.domain is not None:
+        extra += ['-p', f'domain_id:={int(args.domain)}']
+    i = ros_args.index('--ros-args') + 1
+    ros_args[i:i] = extra
+    from robotracer_sim.nodes.g1_world_node import main
+
+    return main(ros_args)
+
+
+def add_parser(worlds: argparse._SubParsersAction) -> None:
+    """Add ``g1`` to the ``sim`` command's worlds."""
+    from robotracer_sim.cli import add_common_options
+
+    p = worlds.add_parser(
+        'g1',
+        help='G1 humanoid room: head RGB-D camera, Unitree DDS peer (lowstate, arm_sdk, '
+        'LocoClient), oracle',
+        description='Start the G1 room (ROS node g1_world): the robot answers unitree_sdk2py '
+        'clients over CycloneDDS and the oracle serves RoboTracer answers for its head camera.',
+    )
+    add_common_options(p, default_rate=10.0)
+    p.add_argument(
+        '--domain', type=int, metavar='ID',
+        help='DDS domain of the Unitree interface (default: $ROS_DOMAIN_ID or 0)',
+    )  # fmt: skip
+    p.add_argument(
+        '--interface', default='lo', metavar='IF',
+        help="network interface of the Unitree DDS interface (default lo; '' = auto)",
+    )  # fmt: skip
+    p.set_defaults(func=_run)

@@ -1,0 +1,8 @@
+"""The UR5 tabletop world (ROS-free).
+
+- :mod:`~robotracer_sim.ur5.scene`: the scene file schema and loader (``load_scene``).
+- :mod:`~robotracer_sim.ur5.model`: URDF -> MJCF conversion and the MuJoCo scene.
+- :mod:`~robotracer_sim.ur5.world`: :class:`~robotracer_sim.ur5.world.Ur5World`.
+- :mod:`~robotracer_sim.ur5.trajectory`: JTC-style trajectory interpolation.
+- :mod:`~robotracer_sim.ur5.render`: one-pass offscreen RGB-D rendering.
+"""

@@ -1,0 +1,222 @@
+"""The oracle's HTTP server speaks RoboTracer's API: both request forms, errors as HTTP 400."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+import re
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from robotracer_sim.oracle import Oracle, OracleConfig, OracleServer
+from robotracer_sim.oracle.core import NOT_UNDERSTOOD
+from robotracer_sim.oracle.geometry import transform_points
+from robotracer_sim.ur5.world import Ur5World
+
+PROMPT = (
+    'Point the 3D object-centric visual trace for the task "{}". Your answer should be '
+    'formatted as a list of tuples, i.e., [(x1, y1, d1), (x2, y2, d2), ...], where each tuple '
+    'contains the x and y coordinates of the point, and d is the depth of the point.'
+)
+TRACE_RE = re.compile(r'\[\((\d+), (\d+), (\d+\.\d{3})\)(, \((\d+), (\d+), (\d+\.\d{3})\))+\]')
+
+
+@pytest.fixture(scope='module')
+def world() -> Ur5World:
+    w = Ur5World()
+    w.step(0.3)
+    yield w
+    w.close()
+
+
+@pytest.fixture(scope='module')
+def frames(world, tmp_path_factory) -> dict:
+    rgb, depth = world.render_rgbd()
+    folder = tmp_path_factory.mktemp('shared')
+    rgb_path, depth_path = folder / 'rgb.png', folder / 'depth.png'
+    Image.fromarray(rgb).save(rgb_path)
+    mm = np.clip(np.round(depth * 1000.0), 0, 65535).astype(np.uint16)
+    Image.fromarray(mm).save(depth_path)
+    return {'rgb': rgb_path, 'depth': depth_path, 'folder': folder}
+
+
+@pytest.fixture(scope='module')
+def server(world):
+    with OracleServer(Oracle(world.snapshot, OracleConfig(latency=0.0)), port=0) as s:
+        yield s
+
+
+def post(url: str, body: bytes | dict, path: str = '/query') -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(
+        url + path, data=data, headers={'Content-Type': 'application/json'}, method='POST'
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def data_url(path: Path) -> str:
+    return 'data:image/png;base64,' + base64.b64encode(path.read_bytes()).decode()
+
+
+def lift_first_and_last(answer: str, world: Ur5World) -> np.ndarray:
+    m = re.findall(r'\((\d+), (\d+), (\d+\.\d+)\)', answer)
+    xyd = np.array([m[0], m[-1]], dtype=float)
+    u, v, d = xyd[:, 0] / 1000 * 640, xyd[:, 1] / 1000 * 480, xyd[:, 2]
+    k = world.k
+    cam = np.stack([(u - k[0, 2]) * d / k[0, 0], (v - k[1, 2]) * d / k[1, 1], d], axis=1)
+    return transform_points(world.t_world_camera, cam)
+
+
+def test_binds_loopback_by_default(world):
+    s = OracleServer(Oracle(world.snapshot), port=0)
+    try:
+        assert s.host == '127.0.0.1' and s.url.startswith('http://127.0.0.1:')
+        assert s._httpd.server_address[0] == '127.0.0.1'
+    finally:
+        s.stop()
+
+
+def test_paths_form_answers_with_a_trace_from_the_object(server, frames, world):
+    status, body = post(
+        server.url,
+        {
+            'text': PROMPT.format('put the blue cube on the plate'),
+            'image_paths': [str(frames['rgb'])],
+            'depth_z_paths': [str(frames['depth'])],
+            'intrinsics': world.k.tolist(),
+            'enable_spatial': 1,
+        },
+    )
+    assert status == 200 and body['result'] == 1
+    assert TRACE_RE.fullmatch(body['answer']), body['answer']
+    start, end = lift_first_and_last(body['answer'], world)
+    poses = world.object_poses()
+    assert np.linalg.norm(start - poses['blue_cube'].position) < 0.02
+    assert np.linalg.norm(end[:2] - poses['plate'].position[:2]) < 0.02
+
+
+def test_base64_form_gives_the_same_answer(server, frames, world):
+    common = {
+        'text': PROMPT.format('move the cup next to the bowl'),
+        'intrinsics': world.k.tolist(),
+    }
+    s1, b1 = post(server.url, {**common, 'image_paths': [str(frames['rgb'])]})
+    s2, b2 = post(
+        server.url,
+        {
+            **common,
+            'image_url': [data_url(frames['rgb'])],
+            'depth_url': [data_url(frames['depth'])],
+            'enable_depth': 1,
+        },
+    )
+    assert s1 == s2 == 200 and b1['answer'] == b2['answer'] and TRACE_RE.fullmatch(b2['answer'])
+
+
+def test_a_smaller_image_gets_the_same_normalised_trace(server, frames, world):
+    small = frames['folder'] / 'small.png'
+    Image.open(frames['rgb']).resize((320, 240)).save(small)
+    k = world.k.copy()
+    k[:2, :] *= 0.5
+    k[0, 2], k[1, 2] = (320 - 1) / 2, (240 - 1) / 2
+    text = PROMPT.format('push the red cube 5 cm left')
+    _, full = post(
+        server.url,
+        {'text': text, 'image_paths': [str(frames['rgb'])], 'intrinsics': world.k.tolist()},
+    )
+    _, half = post(
+        server.url, {'text': text, 'image_paths': [str(small)], 'intrinsics': k.tolist()}
+    )
+    a = np.array(re.findall(r'\d+\.?\d*', full['answer']), dtype=float).reshape(-1, 3)
+    b = np.array(re.findall(r'\d+\.?\d*', half['answer']), dtype=float).reshape(-1, 3)
+    assert np.max(np.abs(a[:, :2] - b[:, :2])) <= 3 and np.allclose(a[:, 2], b[:, 2])
+
+
+def test_unknown_instruction_is_answered_unusably_not_as_an_error(server, frames):
+    status, body = post(
+        server.url,
+        {'text': PROMPT.format('make me a sandwich'), 'image_paths': [str(frames['rgb'])]},
+    )
+    assert status == 200 and body == {'result': 1, 'answer': NOT_UNDERSTOOD}
+
+
+def test_latency_option_delays_the_answer(world, frames):
+    with OracleServer(Oracle(world.snapshot, OracleConfig(latency=0.4)), port=0) as s:
+        t0 = time.monotonic()
+        status, _ = post(
+            s.url, {'text': 'put the red cube on the plate', 'image_paths': [str(frames['rgb'])]}
+        )
+        assert status == 200 and time.monotonic() - t0 >= 0.4
+
+
+@pytest.mark.parametrize(
+    'make_body, message',
+    [
+        (lambda f: b'{not json', 'not JSON'),
+        (lambda f: [1, 2], 'JSON object'),
+        (lambda f: {'image_paths': [str(f['rgb'])]}, 'text'),
+        (lambda f: {'text': 'put the cup on the plate'}, 'no image'),
+        (lambda f: {'text': 'x', 'image_paths': ['/nonexistent/rgb.png']}, 'file not found'),
+        (lambda f: {'text': 'x', 'image_paths': [str(f['folder'])]}, 'file not found'),
+        (lambda f: {'text': 'x', 'image_url': ['data:image/png;base64,@@@']}, 'invalid base64'),
+        (
+            lambda f: {
+                'text': 'x',
+                'image_url': ['data:image/png;base64,' + base64.b64encode(b'hello').decode()],
+            },
+            'not a readable image',
+        ),
+        (lambda f: {'text': 'x', 'image_paths': []}, 'empty list'),
+        (
+            lambda f: {
+                'text': 'x',
+                'image_paths': [str(f['rgb'])],
+                'intrinsics': [[1, 0], [0, 1]],
+            },
+            'intrinsics',
+        ),
+        (
+            lambda f: {
+                'text': 'x',
+                'image_paths': [str(f['rgb'])],
+                'intrinsics': [[0, 0, 320], [0, 500, 240], [0, 0, 1]],
+            },
+            'fx and fy must be > 0',
+        ),
+        (
+            lambda f: {
+                'text': 'x',
+                'image_paths': [str(f['rgb'])],
+                'depth_z_paths': [str(f['rgb'])],
+            },
+            '16-bit',
+        ),
+    ],
+)
+def test_bad_requests_get_http_400_with_the_reason(server, frames, make_body, message):
+    status, body = post(server.url, make_body(frames))
+    assert status == 400 and body['result'] == 0 and message in body['error'], body
+
+
+def test_unknown_endpoint_is_404_and_health_is_ok(server):
+    status, body = post(server.url, {'text': 'x'}, path='/generate')
+    assert status == 404 and 'no such endpoint' in body['error']
+    with urllib.request.urlopen(server.url + '/health', timeout=5) as r:
+        assert json.loads(r.read())['status'] == 'ok'
+
+
+def test_depth_png_round_trips_in_millimetres(frames, world):
+    depth = np.asarray(Image.open(frames['depth']))
+    assert depth.dtype == np.uint16 and depth.shape == (480, 640)
+    _, ref = world.render_rgbd()
+    assert np.max(np.abs(depth.astype(float) / 1000.0 - ref)) <= 0.0006

@@ -1,0 +1,489 @@
+"""``moveit`` backend: Cartesian paths planned and executed by MoveIt (needs a MoveIt install).
+
+For each motion segment of a plan:
+
+1. the segment's tool path — forward kinematics of its joint samples, thinned to the fewest
+   poses whose straight legs stay within ``waypoint_tolerance_m`` of it, expressed for MoveIt's
+   tip link (``tool0``: the planner's TCP moved back by ``tcp_offset_m``) in the planning frame
+   — goes to MoveIt's ``/compute_cartesian_path`` service (``moveit_msgs/srv/GetCartesianPath``,
+   start state = the measured joint state, ``max_step``, jump thresholds,
+   ``avoid_collisions=true``), so MoveIt's planning scene, joint limits and IK are respected;
+2. a partial path (``fraction`` < 1) is rejected, naming how far MoveIt got; so is a path that
+   ends in another arm configuration than the planned one;
+3. the trajectory, stretched in time if MoveIt timed it faster than the plan (the plan carries
+   the goal's speed scale), runs through MoveIt's ``/execute_trajectory`` action
+   (``moveit_msgs/action/ExecuteTrajectory``), so MoveIt's controllers and execution monitoring
+   are used. ``interrupt()`` is polled every control period; a reason cancels the goal (MoveIt
+   stops the controller's trajectory) and the motion ends as STOPPED.
+
+Progress and the end state come from ``/joint_states``; the gripper is the same
+``std_srvs/SetBool`` service as the ``ros2_control`` backend's. moveit_py has no Cartesian API of
+its own, hence the service. ``moveit_msgs`` is imported when the backend is built: this module
+imports without it, and the constructor refuses with a clear :class:`BackendError` where it is
+missing.
+
+The node is injected and must be spun by a MultiThreadedExecutor (the backend never spins it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import time
+from typing import Any
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.qos import QoSProfile
+
+from trace_executor.backends.cartesian import select_waypoints, tool_poses
+from trace_executor.backends.ros2_control import JointStateCache, wait_future
+from trace_executor.execution import BackendError, MotionResult, MotionStatus
+
+MOVEIT_MISSING = 'moveit backend needs moveit_msgs / a MoveIt install (use the docker image)'
+
+
+def _seconds(duration: Any) -> float:
+    return float(duration.sec) + float(duration.nanosec) * 1e-9
+
+
+def _duration(msg_type: Any, t: float) -> Any:
+    sec = int(t)
+    return msg_type(sec=sec, nanosec=int(round((t - sec) * 1e9)))
+
+
+def _matrix_to_pose(pose_type: Any, t: np.ndarray) -> Any:
+    import pinocchio as pin
+
+    q = pin.Quaternion(np.asarray(t[:3, :3], dtype=float))
+    msg = pose_type()
+    msg.position.x, msg.position.y, msg.position.z = (float(v) for v in t[:3, 3])
+    msg.orientation.x, msg.orientation.y = float(q.x), float(q.y)
+    msg.orientation.z, msg.orientation.w = float(q.z), float(q.w)
+    return msg
+
+
+def stretch_timing(times_s: np.ndarray, min_duration_s: float) -> tuple[np.ndarray, float]:
+    """Slow a timed trajectory down uniformly so it lasts at least ``min_duration_s``.
+
+    Args:
+        times_s: (K,) sample times (s), increasing, the last > 0.
+        min_duration_s: the shortest acceptable duration (s).
+
+    Returns:
+        ``(times, factor)``: the new times and the stretch factor (≥ 1): velocities are to be
+        divided by it and accelerations by its square.
+    """
+    t = np.asarray(times_s, dtype=float)
+    if len(t) == 0 or t[-1] <= 0:
+        return t, 1.0
+    factor = max(1.0, float(min_duration_s) / float(t[-1]))
+    return t * factor, factor
+
+
+def point_along(positions_m: np.ndarray, fraction: float) -> np.ndarray:
+    """The point at ``fraction`` (0-1) of a polyline's length.
+
+    Args:
+        positions_m: (K, 3) polyline vertices, K ≥ 1.
+        fraction: how far along, 0-1.
+
+    Returns:
+        (3,) the point.
+    """
+    p = np.asarray(positions_m, dtype=float)
+    if len(p) == 1:
+        return p[0].copy()
+    legs = np.linalg.norm(np.diff(p, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(legs)])
+    s = float(np.clip(fraction, 0.0, 1.0)) * arc[-1]
+    i = int(np.clip(np.searchsorted(arc, s, side='right') - 1, 0, len(legs) - 1))
+    f = 0.0 if legs[i] <= 0 else (s - arc[i]) / legs[i]
+    return p[i] + f * (p[i + 1] - p[i])
+
+
+def _fmt(p: np.ndarray) -> str:
+    return '[' + ', '.join(f'{v:.3f}' for v in np.asarray(p, dtype=float)) + ']'
+
+
+class MoveItBackend:
+    """Plan Cartesian paths with MoveIt and execute them through MoveIt (module docstring)."""
+
+    name = 'moveit'
+
+    def __init__(
+        self,
+        node: Any,
+        joint_names: tuple[str, ...],
+        planner: Any,
+        *,
+        group_name: str = 'ur_manipulator',
+        tip_link: str = 'tool0',
+        planning_frame: str = 'base_link',
+        cartesian_path_service: str = '/compute_cartesian_path',
+        execute_action: str = '/execute_trajectory',
+        joint_states_topic: str = '/joint_states',
+        gripper_service: str = '/robotracer/gripper',
+        max_step_m: float = 0.005,
+        jump_threshold: float = 0.0,
+        revolute_jump_threshold_rad: float = 0.3,
+        waypoint_tolerance_m: float = 0.002,
+        waypoint_tolerance_rad: float = 0.02,
+        state_timeout_s: float = 0.5,
+        start_tolerance_rad: float = 0.05,
+        end_tolerance_rad: float = 0.1,
+        goal_tolerance_rad: float = 0.02,
+        settle_timeout_s: float = 3.0,
+        service_timeout_s: float = 10.0,
+        stop_timeout_s: float = 2.0,
+        control_period_s: float = 0.01,
+        gripper_timeout_s: float = 5.0,
+    ) -> None:
+        """Check that MoveIt's interfaces exist here and create the clients.
+
+        Args:
+            node: the executor node (spun by a MultiThreadedExecutor elsewhere).
+            joint_names: the arm's joint names, planner order.
+            planner: the :class:`~trace_executor.ur5.Ur5Planner` (forward kinematics, TCP).
+            group_name: MoveIt planning group of the arm (``ur_manipulator`` in
+                ur_moveit_config).
+            tip_link: the link MoveIt's Cartesian path moves (the planner's tool0).
+            planning_frame: frame of the waypoints (the planner's base frame).
+            cartesian_path_service: GetCartesianPath service name.
+            execute_action: ExecuteTrajectory action name.
+            joint_states_topic: sensor_msgs/JointState topic.
+            gripper_service: std_srvs/SetBool gripper service (true = close).
+            max_step_m: MoveIt's Cartesian interpolation step (m).
+            jump_threshold: MoveIt's relative jump threshold (0 = off; older MoveIt).
+            revolute_jump_threshold_rad: absolute joint jump allowed between path points (rad),
+                where the service has the field.
+            waypoint_tolerance_m: how far the straight legs may stray from the planned path.
+            waypoint_tolerance_rad: orientation deviation allowed along a leg.
+            state_timeout_s: joint states older than this are stale.
+            start_tolerance_rad: the arm may be this far from a segment's planned start.
+            end_tolerance_rad: MoveIt's path may end this far from the planned end (else it
+                reached the pose in another arm configuration: rejected).
+            goal_tolerance_rad: joint error accepted when the execution ends.
+            settle_timeout_s: time allowed after the execution to settle on the goal.
+            service_timeout_s: longest wait for the service, the action server and its answer.
+            stop_timeout_s: time allowed for the cancel to take effect.
+            control_period_s: how often ``interrupt()`` and the joint state are checked.
+            gripper_timeout_s: longest wait for the gripper service.
+
+        Raises:
+            BackendError: moveit_msgs is not installed (no MoveIt here).
+        """
+        try:
+            from moveit_msgs.action import ExecuteTrajectory
+            from moveit_msgs.msg import MoveItErrorCodes, RobotState
+            from moveit_msgs.srv import GetCartesianPath
+        except ImportError as exc:
+            raise BackendError(f'{MOVEIT_MISSING}: {exc}') from exc
+        from builtin_interfaces.msg import Duration
+        from geometry_msgs.msg import Pose
+        from rclpy.action import ActionClient
+        from sensor_msgs.msg import JointState
+        from std_srvs.srv import SetBool
+
+        self._ExecuteTrajectory = ExecuteTrajectory
+        self._GetCartesianPath = GetCartesianPath
+        self._RobotState = RobotState
+        self._Pose = Pose
+        self._Duration = Duration
+        self._SetBool = SetBool
+        self._error_names = {
+            int(getattr(MoveItErrorCodes, n)): n
+            for n in dir(MoveItErrorCodes)
+            if n.isupper() and isinstance(getattr(MoveItErrorCodes, n), int)
+        }
+        self._success = int(MoveItErrorCodes.SUCCESS)
+        self.node = node
+        self.joint_names = tuple(joint_names)
+        self.planner = planner
+        self.group_name = group_name
+        self.tip_link = tip_link
+        self.planning_frame = planning_frame
+        self.max_step_m = float(max_step_m)
+        self.jump_threshold = float(jump_threshold)
+        self.revolute_jump_threshold_rad = float(revolute_jump_threshold_rad)
+        self.waypoint_tolerance_m = float(waypoint_tolerance_m)
+        self.waypoint_tolerance_rad = float(waypoint_tolerance_rad)
+        self.state_timeout_s = float(state_timeout_s)
+        self.start_tolerance_rad = float(start_tolerance_rad)
+        self.end_tolerance_rad = float(end_tolerance_rad)
+        self.goal_tolerance_rad = float(goal_tolerance_rad)
+        self.settle_timeout_s = float(settle_timeout_s)
+        self.service_timeout_s = float(service_timeout_s)
+        self.stop_timeout_s = float(stop_timeout_s)
+        self.control_period_s = float(control_period_s)
+        self.gripper_timeout_s = float(gripper_timeout_s)
+        self.cartesian_path_service = cartesian_path_service
+        self.execute_action = execute_action
+        self.gripper_service = gripper_service
+        # tool0 = TCP moved back along its z by the planner's TCP offset
+        self._tcp_T_tip = np.eye(4)
+        self._tcp_T_tip[2, 3] = -float(planner.config.tcp_offset_m)
+        self.state = JointStateCache(self.joint_names)
+        node.create_subscription(
+            JointState,
+            joint_states_topic,
+            self.state.update,
+            QoSProfile(depth=20),
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
+        group = ReentrantCallbackGroup()
+        self.cartesian_client = node.create_client(
+            GetCartesianPath, cartesian_path_service, callback_group=group
+        )
+        self.execute_client = ActionClient(
+            node, ExecuteTrajectory, execute_action, callback_group=group
+        )
+        self.gripper_client = node.create_client(
+            SetBool, gripper_service, callback_group=MutuallyExclusiveCallbackGroup()
+        )
+
+    # --- state ----------------------------------------------------------------------------
+    def joint_positions(self) -> np.ndarray:
+        """Current joint positions (rad). Raises BackendError when stale."""
+        return self.state.get(self.state_timeout_s)[0]
+
+    # --- planning -------------------------------------------------------------------------
+    def tip_waypoints(self, segment: Any) -> np.ndarray:
+        """Tip-link poses (planning frame) MoveIt must pass through for a segment.
+
+        Returns:
+            (W, 4, 4) poses after the start: the thinned tool path of the segment.
+        """
+        tcp = tool_poses(segment.positions_rad, self.planner.forward_tcp)
+        keep = select_waypoints(tcp, self.waypoint_tolerance_m, self.waypoint_tolerance_rad)
+        return np.array([tcp[k] @ self._tcp_T_tip for k in keep[1:]]).reshape(-1, 4, 4)
+
+    def cartesian_request(self, q_now: np.ndarray, waypoints: np.ndarray) -> Any:
+        """The GetCartesianPath request for tip-link waypoints from the measured state."""
+        req = self._GetCartesianPath.Request()
+        req.header.frame_id = self.planning_frame
+        req.header.stamp = self.node.get_clock().now().to_msg()
+        start = self._RobotState()
+        start.joint_state.name = list(self.joint_names)
+        start.joint_state.position = [float(v) for v in q_now]
+        start.is_diff = True
+        req.start_state = start
+        req.group_name = self.group_name
+        req.link_name = self.tip_link
+        req.waypoints = [_matrix_to_pose(self._Pose, w) for w in waypoints]
+        req.max_step = self.max_step_m
+        fields = req.get_fields_and_field_types()
+        if 'jump_threshold' in fields:  # relative threshold; absent from newer MoveIt
+            req.jump_threshold = self.jump_threshold
+        if 'revolute_jump_threshold' in fields:
+            req.revolute_jump_threshold = self.revolute_jump_threshold_rad
+        if 'max_velocity_scaling_factor' in fields:
+            req.max_velocity_scaling_factor = 1.0
+            req.max_acceleration_scaling_factor = 1.0
+        req.avoid_collisions = True
+        return req
+
+    def _plan_segment(self, segment: Any, q_now: np.ndarray) -> tuple[Any, str]:
+        """(JointTrajectory to execute, '') or (None, why not)."""
+        waypoints = self.tip_waypoints(segment)
+        if len(waypoints) == 0:
+            return None, ''
+        if not self.cartesian_client.wait_for_service(timeout_sec=self.service_timeout_s):
+            return None, f'MoveIt service {self.cartesian_path_service} is not available'
+        res = wait_future(
+            self.cartesian_client.call_async(self.cartesian_request(q_now, waypoints)),
+            self.service_timeout_s,
+        )
+        if res is None:
+            return None, (
+                f'MoveIt service {self.cartesian_path_service} did not answer in '
+                f'{self.service_timeout_s} s'
+            )
+        code = int(res.error_code.val)
+        fraction = float(res.fraction)
+        if fraction < 1.0 - 1e-9:
+            why = self._partial(segment, waypoints, fraction)
+            if code != self._success:
+                why += f' (error {self._error_names.get(code, code)})'
+            return None, why
+        if code != self._success:
+            return None, f'MoveIt Cartesian path failed: {self._error_names.get(code, code)}'
+        traj = res.solution.joint_trajectory
+        if not traj.points:
+            return None, 'MoveIt returned an empty Cartesian path'
+        index = {n: i for i, n in enumerate(traj.joint_names)}
+        missing = [n for n in self.joint_names if n not in index]
+        if missing:
+            return None, f'MoveIt trajectory lacks joints {missing} (group {self.group_name})'
+        end = np.array([traj.points[-1].positions[index[n]] for n in self.joint_names])
+        q_end = np.asarray(segment.positions_rad, dtype=float)[-1]
+        err = np.abs(end - q_end)
+        if float(err.max()) > self.end_tolerance_rad:
+            j = int(err.argmax())
+            return None, (
+                f'MoveIt reached the path in another arm configuration: {self.joint_names[j]} '
+                f'would end {err[j]:.3f} rad from the planned (validated) end'
+            )
+        self._stretch(traj, float(segment.duration_s))
+        return traj, ''
+
+    def _partial(self, segment: Any, waypoints: np.ndarray, fraction: float) -> str:
+        """Why a partial Cartesian path is rejected, naming how far MoveIt got."""
+        tip_T_tcp = np.linalg.inv(self._tcp_T_tip)
+        path = np.vstack(
+            [self.planner.forward_tcp(np.asarray(segment.positions_rad[0]))[:3, 3]]
+            + [(w @ tip_T_tcp)[:3, 3] for w in waypoints]
+        )
+        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
+        reached = int(np.count_nonzero(arc[1:] <= fraction * arc[-1] + 1e-9))
+        return (
+            f'MoveIt computed only {fraction * 100:.1f}% of the Cartesian path: it reached '
+            f'{reached} of {len(waypoints)} waypoints and stopped near TCP '
+            f'{_fmt(point_along(path, fraction))} m in {self.planning_frame}; beyond it lies a '
+            'collision in the planning scene, a joint limit or a joint jump'
+        )
+
+    def _stretch(self, traj: Any, min_duration_s: float) -> None:
+        """Never run faster than the plan (it carries the goal's speed scale)."""
+        times = np.array([_seconds(p.time_from_start) for p in traj.points])
+        if times[-1] <= 0:  # untimed: spread the points over the planned duration
+            times = np.linspace(0.0, max(min_duration_s, 1e-3), len(times))
+            for p, t in zip(traj.points, times, strict=True):
+                p.time_from_start = _duration(self._Duration, float(t))
+                p.velocities, p.accelerations = [], []
+            return
+        new, factor = stretch_timing(times, min_duration_s)
+        if factor == 1.0:
+            return
+        for p, t in zip(traj.points, new, strict=True):
+            p.time_from_start = _duration(self._Duration, float(t))
+            p.velocities = [float(v) / factor for v in p.velocities]
+            p.accelerations = [float(a) / factor**2 for a in p.accelerations]
+
+    # --- execution ------------------------------------------------------------------------
+    def execute(
+        self, segment: Any, interrupt: Callable[[], str | None], progress: Callable[[float], None]
+    ) -> MotionResult:
+        """Plan the segment's tool path with MoveIt and execute it through MoveIt.
+
+        Returns:
+            DONE, STOPPED (the interrupt's reason) or FAILED (MoveIt's partial fraction, error
+            code, lost joint state, ...). A FAILED from planning means nothing moved.
+        """
+        try:
+            q_now, _ = self.state.get(self.state_timeout_s)
+        except BackendError as exc:
+            return MotionResult(MotionStatus.FAILED, str(exc))
+        qs = np.asarray(segment.positions_rad, dtype=float)
+        err = np.abs(q_now - qs[0])
+        if float(err.max()) > self.start_tolerance_rad:
+            j = int(err.argmax())
+            return MotionResult(
+                MotionStatus.FAILED,
+                f'the arm is {err[j]:.3f} rad ({self.joint_names[j]}) away from the planned '
+                'start: it moved since planning',
+            )
+        traj, why_not = self._plan_segment(segment, q_now)
+        if traj is None:
+            if why_not:
+                return MotionResult(MotionStatus.FAILED, f'not executed: {why_not}')
+            return MotionResult(MotionStatus.DONE)
+        return self._run(traj, qs[-1], interrupt, progress)
+
+    def _run(
+        self,
+        traj: Any,
+        q_end: np.ndarray,
+        interrupt: Callable[[], str | None],
+        progress: Callable[[float], None],
+    ) -> MotionResult:
+        if not self.execute_client.wait_for_server(timeout_sec=self.service_timeout_s):
+            return MotionResult(
+                MotionStatus.FAILED, f'MoveIt action {self.execute_action} is not available'
+            )
+        goal = self._ExecuteTrajectory.Goal()
+        goal.trajectory.joint_trajectory = traj
+        handle = wait_future(self.execute_client.send_goal_async(goal), self.service_timeout_s)
+        if handle is None or not handle.accepted:
+            return MotionResult(
+                MotionStatus.FAILED,
+                f'MoveIt did not accept the trajectory on {self.execute_action}',
+            )
+        result_future = handle.get_result_async()
+        duration = max(_seconds(traj.points[-1].time_from_start), 1e-6)
+        t0 = time.monotonic()
+        timeout = 2.0 * duration + self.service_timeout_s
+        while not result_future.done():
+            why = interrupt()
+            if why:
+                self._cancel(handle, result_future)
+                return MotionResult(MotionStatus.STOPPED, why, why)
+            try:
+                self.state.get(self.state_timeout_s)
+            except BackendError as exc:
+                self._cancel(handle, result_future)
+                return MotionResult(MotionStatus.FAILED, f'lost joint state during motion: {exc}')
+            elapsed = time.monotonic() - t0
+            if elapsed > timeout:
+                self._cancel(handle, result_future)
+                return MotionResult(
+                    MotionStatus.FAILED, f'MoveIt execution did not finish within {timeout:.1f} s'
+                )
+            progress(min(elapsed / duration, 1.0))
+            time.sleep(self.control_period_s)
+        code = int(result_future.result().result.error_code.val)
+        if code != self._success:
+            return MotionResult(
+                MotionStatus.FAILED,
+                f'MoveIt execution failed: {self._error_names.get(code, code)}',
+            )
+        return self._settle(q_end, progress)
+
+    def _settle(self, q_end: np.ndarray, progress: Callable[[float], None]) -> MotionResult:
+        deadline = time.monotonic() + self.settle_timeout_s
+        while True:
+            try:
+                q, _ = self.state.get(self.state_timeout_s)
+            except BackendError as exc:
+                return MotionResult(MotionStatus.FAILED, f'lost joint state at the end: {exc}')
+            err = np.abs(q - q_end)
+            if float(err.max()) <= self.goal_tolerance_rad:
+                progress(1.0)
+                return MotionResult(MotionStatus.DONE)
+            if time.monotonic() > deadline:
+                j = int(err.argmax())
+                return MotionResult(
+                    MotionStatus.FAILED,
+                    f'{self.joint_names[j]} ended {err[j]:.3f} rad from the goal (tolerance '
+                    f'{self.goal_tolerance_rad} rad)',
+                )
+            time.sleep(self.control_period_s)
+
+    def _cancel(self, handle: Any, result_future: Any) -> None:
+        wait_future(handle.cancel_goal_async(), self.stop_timeout_s)
+        wait_future(result_future, self.stop_timeout_s)
+        deadline = time.monotonic() + self.stop_timeout_s
+        while time.monotonic() < deadline:
+            try:
+                _, v = self.state.get(self.state_timeout_s)
+            except BackendError:
+                return
+            if float(np.abs(v).max()) < 0.02:
+                return
+            time.sleep(self.control_period_s)
+
+    # --- gripper --------------------------------------------------------------------------
+    def gripper(self, close: bool) -> tuple[bool, str]:
+        """Call the gripper service. Returns (success, its message)."""
+        if not self.gripper_client.wait_for_service(timeout_sec=2.0):
+            return False, f'gripper service {self.gripper_service} is not available'
+        res = wait_future(
+            self.gripper_client.call_async(self._SetBool.Request(data=close)),
+            self.gripper_timeout_s,
+        )
+        if res is None:
+            return (
+                False,
+                f'gripper service {self.gripper_service} did not answer in '
+                f'{self.gripper_timeout_s} s',
+            )
+        return bool(res.success), str(res.message)

@@ -1,0 +1,226 @@
+"""Self-collision avoidance between the G1's arms and its torso and pelvis.
+
+The geometry is deliberately simple so it can be a *constraint of the IK* (evaluated at every
+IK step, ~20 µs) rather than a check after it:
+
+- the torso and the pelvis are boxes fixed to ``torso_link`` (moves with the waist) and
+  ``pelvis``; their sizes are the bounding boxes of the URDF's collision meshes
+  (``torso_link_rev_1_0.STL``: x −0.067..0.084, y ±0.108, z −0.009..0.312 m;
+  ``pelvis_contour_link.STL``: x −0.058..0.061, y ±0.068, z −0.152..−0.027 m) plus the
+  upper legs below the pelvis;
+- each arm is a chain of spheres: elbow, wrist, palm centre, fingertips and grasp point.
+
+For every sphere/box pair the signed distance ``d(q)`` (sphere surface to box; negative inside)
+must stay ≥ ``margin``. The IK linearises it, ``d + ∇d·Δq ≥ min(margin, d)`` (a pair already
+closer than the margin may not get closer), as inequality rows of its QP; ``∇d`` is the
+normal at the closest box point times the relative Jacobian of the sphere centre and that box
+point. The upper arms (shoulder to elbow) are not modelled: they hinge at the torso's side and
+cannot reach into it within the shoulder roll limits. Arm-to-arm contact is not modelled: the
+arm that does not work holds its current pose at the side of the body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pinocchio as pin
+
+from .kinematics import SIDES, G1Kinematics
+
+
+@dataclass(frozen=True)
+class BodyBox:
+    """An axis-aligned box in the frame of a body.
+
+    Attributes:
+        name: what it is (``torso``, ``pelvis``, ``legs``), for messages.
+        parent: the body (URDF link) it is fixed to.
+        lower: (3,) lower corner in the parent frame (m).
+        upper: (3,) upper corner in the parent frame (m).
+    """
+
+    name: str
+    parent: str
+    lower: tuple[float, float, float]
+    upper: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class ArmSphere:
+    """A sphere on an arm link: centre ``offset`` in ``<side>_<link>``, radius in m."""
+
+    link: str
+    offset: tuple[float, float, float]
+    radius: float
+
+
+DEFAULT_BOXES: tuple[BodyBox, ...] = (
+    BodyBox('torso', 'torso_link', (-0.067, -0.108, -0.009), (0.084, 0.108, 0.312)),
+    BodyBox('pelvis', 'pelvis', (-0.058, -0.068, -0.152), (0.061, 0.068, -0.027)),
+    BodyBox('legs', 'pelvis', (-0.08, -0.13, -0.55), (0.09, 0.13, -0.16)),
+)
+DEFAULT_SPHERES: tuple[ArmSphere, ...] = (
+    ArmSphere('elbow_link', (0.0, 0.0, 0.0), 0.035),
+    ArmSphere('wrist_roll_link', (0.0, 0.0, 0.0), 0.035),
+    ArmSphere('hand_palm_link', (0.045, 0.0, 0.0), 0.045),
+    ArmSphere('hand_palm_link', (0.12, 0.0, 0.0), 0.035),
+)
+
+
+@dataclass(frozen=True)
+class Contact:
+    """The closest sphere/box pair: names, signed distance (m, negative = inside)."""
+
+    sphere: str
+    box: str
+    distance_m: float
+
+
+class BodyCollisionModel:
+    """Arm spheres vs torso/pelvis boxes: distances, IK constraint rows, checks.
+
+    Args:
+        kinematics: the G1 model (frames are added to it for the sphere centres).
+        margin_m: the distance every pair keeps (m).
+        activation_m: pairs farther than this are left out of the IK constraints (m).
+        boxes: the body boxes; ``None`` = :data:`DEFAULT_BOXES`.
+        spheres: the spheres of one arm (``link`` without the side prefix); ``None`` =
+            :data:`DEFAULT_SPHERES`.
+
+    Raises:
+        ValueError: a link of a box or sphere is not in the model.
+    """
+
+    def __init__(
+        self,
+        kinematics: G1Kinematics,
+        margin_m: float = 0.02,
+        activation_m: float = 0.06,
+        boxes: tuple[BodyBox, ...] | None = None,
+        spheres: tuple[ArmSphere, ...] | None = None,
+    ) -> None:
+        self.kin = kinematics
+        self.margin_m = float(margin_m)
+        self.activation_m = float(activation_m)
+        model = kinematics.model
+        self.boxes = boxes or DEFAULT_BOXES
+        self._box_frames = [kinematics.frame_id(b.parent) for b in self.boxes]
+        self._lo = np.array([b.lower for b in self.boxes], dtype=float)
+        self._hi = np.array([b.upper for b in self.boxes], dtype=float)
+        self.sphere_names: list[str] = []
+        self._sphere_frames: list[int] = []
+        self._sphere_radius: list[float] = []
+        self._sphere_side: list[str] = []
+        for side in SIDES:
+            for i, s in enumerate(spheres or DEFAULT_SPHERES):
+                link = f'{side}_{s.link}'
+                parent = kinematics.frame_id(link)
+                pf = model.frames[parent]
+                name = f'{side}_collision_{i}'
+                if model.existFrame(name):
+                    fid = int(model.getFrameId(name))
+                else:
+                    fid = model.addFrame(
+                        pin.Frame(name, pf.parentJoint, parent,
+                                  pf.placement * pin.SE3(np.eye(3), np.asarray(s.offset, float)),
+                                  pin.FrameType.OP_FRAME)
+                    )  # fmt: skip
+                self.sphere_names.append(f'{link}+{s.offset[0]:.2f}' if any(s.offset) else link)
+                self._sphere_frames.append(fid)
+                self._sphere_radius.append(float(s.radius))
+                self._sphere_side.append(side)
+        self._radius = np.array(self._sphere_radius)
+        side = np.array(self._sphere_side)
+        self._side_index = {(s,): np.flatnonzero(side == s) for s in SIDES} | {
+            SIDES: np.arange(len(side))
+        }
+        # Frames were added: the kinematics' data must be rebuilt.
+        kinematics.data = model.createData()
+
+    # --- geometry ----------------------------------------------------------------------------
+    def _pairs(
+        self, data: pin.Data, spheres: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All pairs of the given spheres with every box, vectorised.
+
+        Returns:
+            ``(d (S, B), normal (S, B, 3), closest (S, B, 3))``: signed distances, world normals
+            (box → sphere) and world closest box points.
+        """
+        p = np.array([data.oMf[self._sphere_frames[i]].translation for i in spheres])
+        boxes = [data.oMf[f] for f in self._box_frames]
+        rot = np.array([b.rotation for b in boxes])  # (B, 3, 3)
+        trans = np.array([b.translation for b in boxes])  # (B, 3)
+        local = np.einsum('bsi,bij->sbj', p[None, :, :] - trans[:, None, :], rot)  # (S, B, 3)
+        closest = np.minimum(np.maximum(local, self._lo), self._hi)
+        diff = local - closest
+        dist = np.sqrt(np.einsum('sbi,sbi->sb', diff, diff))
+        nl = diff / np.maximum(dist, 1e-12)[..., None]
+        for s, b in np.argwhere(dist <= 1e-9):  # centre inside a box: leave via the nearest face
+            lo, hi = self._lo[b], self._hi[b]
+            depth = np.concatenate([local[s, b] - lo, hi - local[s, b]])
+            k = int(np.argmin(depth))
+            nl[s, b] = 0.0
+            nl[s, b, k % 3] = -1.0 if k < 3 else 1.0
+            dist[s, b] = -depth[k]
+            closest[s, b, k % 3] = lo[k % 3] if k < 3 else hi[k % 3]
+        d = dist - self._radius[spheres][:, None]
+        normal = np.einsum('bij,sbj->sbi', rot, nl)
+        closest_w = np.einsum('bij,sbj->sbi', rot, closest) + trans[None]
+        return d, normal, closest_w
+
+    def closest(self, q: np.ndarray) -> Contact:
+        """The closest sphere/box pair at configuration ``q`` (17,)."""
+        self.kin.forward(q)
+        d = self._pairs(self.kin.data, np.arange(len(self._sphere_frames)))[0]
+        si, bi = np.unravel_index(int(np.argmin(d)), d.shape)
+        return Contact(self.sphere_names[si], self.boxes[bi].name, float(d[si, bi]))
+
+    def first_collision(self, q: np.ndarray, tolerance_m: float = 0.005) -> Contact | None:
+        """The closest pair when it is closer than ``margin - tolerance``, else None."""
+        c = self.closest(q)
+        return c if c.distance_m < self.margin_m - tolerance_m else None
+
+    def constraint_rows(
+        self, model: pin.Model, data: pin.Data, sides: tuple[str, ...] = SIDES
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Linearised distance constraints ``G Δq ≥ h`` at the configuration of ``data``.
+
+        ``data`` must hold frame placements and joint Jacobians of the current configuration
+        (pink's ``Configuration.update`` computes both).
+
+        Args:
+            model: the kinematics' model.
+            data: its data at the current configuration.
+            sides: arms whose spheres are constrained.
+
+        Returns:
+            ``(G (k, 17), h (k,))`` for the pairs within ``activation_m``.
+        """
+        idx = self._side_index[sides]
+        d, normal, closest = self._pairs(data, idx)
+        near = np.argwhere(d <= self.activation_m)
+        if not len(near):
+            return np.zeros((0, model.nv)), np.zeros(0)
+        world = pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
+        jac: dict[int, np.ndarray] = {}
+
+        def frame_jacobian(fid: int) -> np.ndarray:
+            if fid not in jac:
+                jac[fid] = pin.getFrameJacobian(model, data, fid, world)
+            return jac[fid]
+
+        rows = np.empty((len(near), model.nv))
+        rhs = np.empty(len(near))
+        for k, (s, b) in enumerate(near):
+            jp = frame_jacobian(self._sphere_frames[idx[s]])[:3]
+            bf = self._box_frames[b]
+            jb = frame_jacobian(bf)
+            oc = closest[s, b] - data.oMf[bf].translation
+            # velocity of the box point c: v_o + w x (c - o) = Jv dq - [c - o]x Jw dq
+            skew = np.array([[0.0, -oc[2], oc[1]], [oc[2], 0.0, -oc[0]],
+                             [-oc[1], oc[0], 0.0]])  # fmt: skip
+            rows[k] = normal[s, b] @ (jp - (jb[:3] - skew @ jb[3:]))
+            rhs[k] = min(self.margin_m, d[s, b]) - d[s, b]
+        return rows, rhs
