@@ -55,8 +55,12 @@ def main() -> int:
     ap.add_argument('--depth-encoding', choices=['16UC1', '32FC1'], default='16UC1')
     ap.add_argument('--frame-id', default='camera_color_optical_frame')
     ap.add_argument('--ns', default='/camera/camera')
-    ap.add_argument('--wait-subscribers', type=float, default=0.0,
-                    help='wait up to this long for a subscriber on every topic first, s')
+    ap.add_argument(
+        '--wait-subscribers',
+        type=float,
+        default=0.0,
+        help='wait up to this long for a subscriber on every topic first, s',
+    )
     args = ap.parse_args()
 
     import rclpy
@@ -109,9 +113,10 @@ def main() -> int:
 
     stop = False
     end = time.monotonic() + args.wait_subscribers
-    while time.monotonic() < end and min(
-        p.get_subscription_count() for p in (pub_c, pub_d, pub_i)
-    ) < 1:
+    while (
+        time.monotonic() < end
+        and min(p.get_subscription_count() for p in (pub_c, pub_d, pub_i)) < 1
+    ):
         time.sleep(0.05)
 
     def _stop(*_: object) -> None:
