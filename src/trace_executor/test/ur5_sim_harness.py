@@ -94,7 +94,7 @@ class Ur5Sim:
         self._joints = msg
 
     # --- ground truth ---------------------------------------------------------------------
-    def _wait(self, fut, timeout: float = 10.0):
+    def _wait(self, fut, timeout: float = 30.0):
         deadline = time.monotonic() + timeout
         while not fut.done():
             assert time.monotonic() < deadline, 'no answer in time'

@@ -41,6 +41,9 @@ class Phase(enum.IntEnum):
 
 
 MODES = ('pick_place', 'push', 'follow')
+#: Reason a plan hands back after a walk whose segment says ``look_again``: perceive again from
+#: the new stance and plan the rest (not a replan; see :meth:`GoalRunner._execute`).
+LOOK_AGAIN = 'arrived at a new stance: looking again'
 
 
 @dataclass
@@ -234,6 +237,7 @@ class GoalRunner:
         phase = Phase.PERCEIVING
         reason = ''
         obstacles = np.zeros((0, 3))
+        looks = 0
         while True:
             if cancelled():
                 return Outcome(
@@ -309,6 +313,22 @@ class GoalRunner:
                 outcome.timings = timings
                 outcome.timings['total_s'] = time.monotonic() - t0
                 return outcome
+            if reason == LOOK_AGAIN:
+                # A mobile robot walked as planned: perceive from where it stands now and plan
+                # the rest (the object may have moved meanwhile). Bounded, not a replan.
+                looks += 1
+                if looks > 2 * self.max_replans + 4:
+                    return Outcome(
+                        False,
+                        ErrorCode.REPLAN_LIMIT,
+                        f'walked {looks - 1} times without reaching the goal',
+                        trace,
+                        replans,
+                        timings=timings,
+                    )
+                self.log(f'{reason} ({looks})')
+                phase = Phase.PERCEIVING
+                continue
             replans += 1
             seen = getattr(self.watcher, 'obstacle_points', None)
             if seen is not None and len(seen):
@@ -366,7 +386,11 @@ class GoalRunner:
         done = 0.0
         for seg in plan.segments:
             if getattr(seg, 'kind', '') == 'gripper':
-                ok, msg = self.backend.gripper(seg.close)
+                # A segment that names its hand (G1: left/right Dex3) is handed to the backend.
+                if hasattr(seg, 'side'):
+                    ok, msg = self.backend.gripper(seg.close, seg)
+                else:
+                    ok, msg = self.backend.gripper(seg.close)
                 self.log(f'gripper {"close" if seg.close else "open"}: {msg}')
                 if seg.close and not ok:
                     if watch:
@@ -394,12 +418,16 @@ class GoalRunner:
                         return f'scene changed: {why}'
                 return None
 
-            def progress(frac: float, base: float = done, dur: float = seg.duration_s) -> None:
+            walking = getattr(seg, 'kind', '') == 'walk'
+
+            def progress(
+                frac: float, base: float = done, dur: float = seg.duration_s, walk: bool = walking
+            ) -> None:
                 self.feedback(
-                    Phase.EXECUTING,
+                    Phase.WALKING if walk else Phase.EXECUTING,
                     min(1.0, (base + frac * dur) / total),
                     replans,
-                    'executing',
+                    'walking' if walk else 'executing',
                     trace,
                 )
 
@@ -408,6 +436,8 @@ class GoalRunner:
             timings['motion_s'] += time.monotonic() - t
             done += seg.duration_s
             if res.status is MotionStatus.DONE:
+                if walking and getattr(seg, 'look_again', False):
+                    return None, LOOK_AGAIN, holding
                 continue
             if res.status is MotionStatus.FAILED:
                 return (

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 from rclpy.action import ActionClient
-from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
@@ -104,8 +103,6 @@ class DemoNode(Node):
         self._latest: tuple[int, bytes] | None = None  # (stamp ns, raw CDR) of the last frame
         self._last_rec: dict[str, float] = {}
         self.frames_received = 0
-        group = ReentrantCallbackGroup()
-
         reliable = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE
         )
@@ -130,18 +127,11 @@ class DemoNode(Node):
                     recorder.add_topic(topic, type_name(cls))
             recorder.add_topic(t.color_compressed, type_name(CompressedImage))
         self._subs = [
-            self.create_subscription(cls, topic, cb, qos, raw=True, callback_group=group)
-            for topic, cls, qos, cb in subs
+            self.create_subscription(cls, topic, cb, qos, raw=True) for topic, cls, qos, cb in subs
         ]
-        self.action = ActionClient(
-            self, ExecuteInstruction, t.execute_instruction, callback_group=group
-        )
-        self.poses_client = self.create_client(
-            GetObjectPoses, t.get_object_poses, callback_group=group
-        )
-        self.set_pose_client = self.create_client(
-            SetObjectPose, t.set_object_pose, callback_group=group
-        )
+        self.action = ActionClient(self, ExecuteInstruction, t.execute_instruction)
+        self.poses_client = self.create_client(GetObjectPoses, t.get_object_poses)
+        self.set_pose_client = self.create_client(SetObjectPose, t.set_object_pose)
 
     # ------------------------------------------------------------------ recording
 

@@ -155,17 +155,18 @@ def place_tag(
     h, w = shape[:2]
     bw, bh = size
     ax, ay = float(anchor[0]), float(anchor[1])
-    gap = 14
-    candidates = [
-        (ax + gap, ay - gap - bh),
-        (ax - gap - bw, ay - gap - bh),
-        (ax + gap, ay + gap),
-        (ax - gap - bw, ay + gap),
-        (ax - bw / 2, ay - 2 * gap - bh),
-        (ax - bw / 2, ay + 2 * gap),
-        (ax + 2 * gap, ay - bh / 2),
-        (ax - 2 * gap - bw, ay - bh / 2),
-    ]
+    candidates = []
+    for gap in (12, 30):
+        candidates += [
+            (ax + gap, ay - gap - bh),
+            (ax - gap - bw, ay - gap - bh),
+            (ax + gap, ay + gap),
+            (ax - gap - bw, ay + gap),
+            (ax - bw / 2, ay - 1.5 * gap - bh),
+            (ax - bw / 2, ay + 1.5 * gap),
+            (ax + 1.5 * gap, ay - bh / 2),
+            (ax - 1.5 * gap - bw, ay - bh / 2),
+        ]
     best: tuple[float, Rect] | None = None
     pts = np.asarray(avoid, dtype=float).reshape(-1, 2)
     for rank, (x, y) in enumerate(candidates):
@@ -173,7 +174,7 @@ def place_tag(
         y = min(max(y, 2.0), h - bh - 2.0)
         r = (int(x), int(y), int(x + bw), int(y + bh))
         clear = min((_rect_distance(p, r) for p in pts), default=99.0)
-        score = min(clear, 30.0) - 0.5 * rank - 100.0 * sum(_overlap(r, t) for t in taken)
+        score = min(clear, 24.0) - 0.25 * rank - 100.0 * sum(_overlap(r, t) for t in taken)
         if best is None or score > best[0]:
             best = (score, r)
     assert best is not None

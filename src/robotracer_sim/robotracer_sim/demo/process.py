@@ -95,6 +95,7 @@ class BringupProcess:
         log_path: file that receives the bringup's whole output.
         env: environment of the child (None: inherit).
         echo: also print each line, prefixed (for ``--verbose``).
+        grace_s: how long :meth:`stop` lets the nodes shut down cleanly, seconds.
     """
 
     def __init__(
@@ -103,11 +104,13 @@ class BringupProcess:
         log_path: str,
         env: dict[str, str] | None = None,
         echo: bool = False,
+        grace_s: float = 15.0,
     ) -> None:
         self.argv = list(argv)
         self.log_path = log_path
         self.env = env
         self.echo = echo
+        self.grace_s = grace_s
         self.tail: deque[str] = deque(maxlen=40)
         self.ready_line = ''
         self._ready = threading.Event()
@@ -200,11 +203,12 @@ class BringupProcess:
         """The bringup's last ``n`` output lines, indented."""
         return '\n'.join('    ' + line for line in list(self.tail)[-n:])
 
-    def stop(self, grace_s: float = 15.0) -> int | None:
+    def stop(self, grace_s: float | None = None) -> int | None:
         """Stop the bringup: SIGINT, then SIGKILL to whatever of its tree is left.
 
         Args:
-            grace_s: how long the nodes get to shut down cleanly, seconds.
+            grace_s: how long the nodes get to shut down cleanly, seconds (None: the
+                constructor's ``grace_s``).
 
         Returns:
             The bringup's exit code (None if it was never started).
@@ -219,7 +223,7 @@ class BringupProcess:
             except ProcessLookupError:
                 pass
             try:
-                proc.wait(timeout=grace_s)
+                proc.wait(timeout=self.grace_s if grace_s is None else grace_s)
             except subprocess.TimeoutExpired:
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)

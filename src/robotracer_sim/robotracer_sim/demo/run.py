@@ -263,7 +263,7 @@ class DemoRun:
         verdict = 'done' if out.ok else 'FAILED'
         replans = f'{out.replans} replan' + ('' if out.replans == 1 else 's')
         detail = (
-            f'{verdict}  ·  {replans}  ·  the {thing} ends {err} from the '
+            f'{verdict}  ·  {replans}  ·  {thing} {err} from the '
             f'{instr.destination.replace("_", " ")} centre  ·  {out.total_s:.1f} s'
         )
         if out.error:
@@ -276,8 +276,8 @@ class DemoRun:
             sub = f'{len(final.points)} trace points from {final.model_id or "the model"}'
             if earlier is not None:
                 sub = (
-                    f'{len(final.points)} trace points after {replans}; dashed: the trace '
-                    f'before the {thing} was moved'
+                    f'{len(final.points)} trace points after {replans}  ·  dashed: the trace '
+                    f'before the {thing} moved'
                 )
             if frame is not None and len(final.pixel_u):
                 trace_img = pictures.trace_picture(
@@ -452,7 +452,7 @@ def _start_ros(
     ros: dict[str, Any],
 ) -> DemoRun:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
     from robotracer_sim.demo.node import DemoNode
@@ -463,7 +463,8 @@ def _start_ros(
     ros['context'] = ctx
     node = DemoNode(recorder, image_period_s=image_period_s, context=ctx)
     ros['node'] = node
-    executor = MultiThreadedExecutor(num_threads=3, context=ctx)
+    # One thread runs every callback; after it is joined no callback can touch the node.
+    executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
     ros['executor'] = executor
 

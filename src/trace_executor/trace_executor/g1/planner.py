@@ -780,11 +780,11 @@ class _PlanBuilder:
                 f'{hit.box} (margin {p.collision.margin_m * 100:.0f} cm)',
             )  # fmt: skip
 
-    def _timed(self, qs: np.ndarray, phase: str) -> None:
+    def _timed(self, qs: np.ndarray, phase: str, joint_space: bool = False) -> None:
         keep = [0]
         for i in range(1, len(qs)):
             step = np.abs(qs[i] - qs[keep[-1]])
-            if float(np.max(step)) > self.cfg.max_joint_step_rad:
+            if not joint_space and float(np.max(step)) > self.cfg.max_joint_step_rad:
                 j = int(np.argmax(step))
                 raise PlanningError(
                     ErrorCode.UNREACHABLE, None,
@@ -813,7 +813,16 @@ class _PlanBuilder:
         """Joint-space motion back to the standing pose (hand first raised clear)."""
         qs = np.array([self.q, self.p.rest_q])
         if float(np.max(np.abs(qs[1] - qs[0]))) > 1e-3:
-            self._timed(qs, 'rest')
+            for f in np.linspace(0.0, 1.0, 11)[1:-1]:
+                hit = self.p.collision.first_collision(qs[0] + f * (qs[1] - qs[0]))
+                if hit is not None:
+                    raise PlanningError(
+                        ErrorCode.COLLISION, None,
+                        f'returning the {self.side} arm to the standing pose: {hit.sphere} '
+                        f'would come within {hit.distance_m * 100:.1f} cm of the {hit.box}',
+                    )  # fmt: skip
+            dense = qs[0] + np.linspace(0.0, 1.0, 12)[:, None] * (qs[1] - qs[0])
+            self._timed(dense, 'rest', joint_space=True)
             self.targets.append(
                 BodyTarget('rest', None, self.side, None, 0.0, self.p.rest_q.copy())
             )

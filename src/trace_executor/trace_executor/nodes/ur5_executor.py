@@ -20,7 +20,6 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from trace_executor.backends.ros2_control import Ros2ControlBackend
-from trace_executor.errors import ErrorCode
 from trace_executor.execution import BackendError, GoalRunner
 from trace_executor.nodes.common import ExecutorNode
 from trace_executor.nodes.params import Param
@@ -77,6 +76,17 @@ PARAMS = [
         40.0,
     ),
     Param('robot_ip', '', 'UR controller IP (rtde backend)'),
+    Param(
+        'rtde_mode',
+        'servoj',
+        'rtde backend: servoj (stream the timed trajectory) | movel (tool poses with blend radii)',
+    ),
+    Param('rtde_lookahead_s', 0.1, 'rtde servoJ lookahead time, s', 0.03, 0.2),
+    Param('rtde_gain', 300.0, 'rtde servoJ proportional gain', 100.0, 2000.0),
+    Param(
+        'moveit_group', 'ur_manipulator', 'moveit backend: planning group of the UR MoveIt config'
+    ),
+    Param('moveit_tip_link', 'tool0', 'moveit backend: link the Cartesian path moves'),
     Param('rtde_frequency_hz', 500.0, 'servoJ rate: 500 (e-Series) or 125 (CB3), Hz', 50.0, 500.0),
     Param(
         'depth_topic',
@@ -178,7 +188,15 @@ class Ur5ExecutorNode(ExecutorNode):
             if name == 'moveit':
                 from trace_executor.backends.moveit import MoveItBackend
 
-                return MoveItBackend(self, joints, self.planner)
+                return MoveItBackend(
+                    self,
+                    joints,
+                    self.planner,
+                    group_name=p['moveit_group'],
+                    tip_link=p['moveit_tip_link'],
+                    joint_states_topic=p['joint_states_topic'],
+                    gripper_service=p['gripper_service'],
+                )
             if name == 'rtde':
                 from trace_executor.backends.rtde import RtdeBackend
 
@@ -188,13 +206,12 @@ class Ur5ExecutorNode(ExecutorNode):
                     frequency_hz=p['rtde_frequency_hz'],
                     gripper=None,
                     planner=self.planner,
+                    mode=p['rtde_mode'],
+                    lookahead_time_s=p['rtde_lookahead_s'],
+                    gain=p['rtde_gain'],
                 )
         except (ImportError, BackendError, RuntimeError, OSError) as exc:
-            self.get_logger().error(
-                f'backend {name} cannot start: {exc}; goals will be '
-                f'rejected with error {ErrorCode.BACKEND_UNAVAILABLE.name}'
-            )
-            return None
+            raise BackendError(f'backend {name} cannot start here: {exc}') from exc
         raise ValueError(f'unknown backend {name!r}: expected ros2_control, moveit or rtde')
 
     def _robot_points(self) -> np.ndarray | None:
@@ -230,7 +247,11 @@ def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     node = None
     try:
-        node = Ur5ExecutorNode()
+        try:
+            node = Ur5ExecutorNode()
+        except BackendError as exc:
+            print(f'ur5_executor: {exc}', file=sys.stderr, flush=True)
+            return 2
         executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
         executor.spin()
