@@ -202,13 +202,15 @@ class SceneMonitor:
         uu = (self._union % cols).astype(np.float32) * s
         vv = (self._union // cols).astype(np.float32) * s
         rad = self.config.robot_mask_radius_m
-        for ui, vi, zi in zip(u, v, z, strict=True):
-            if not (np.isfinite(ui) and np.isfinite(vi) and zi > 0.05):
-                continue
-            r = min(f * rad / zi, self.config.max_region_radius_px)
-            hit = (uu - ui) ** 2 + (vv - vi) ** 2 <= r * r
-            if hit.any():
-                out[hit] = np.maximum(out[hit], zi + rad)
+        ok = np.isfinite(u) & np.isfinite(v) & (z > 0.05)
+        if not ok.any():
+            return out
+        u, v, z = u[ok], v[ok], z[ok]
+        r = np.minimum(f * rad / z, self.config.max_region_radius_px)
+        # (pixels x robot points) in one vectorised pass
+        hit = (uu[:, None] - u[None, :]) ** 2 + (vv[:, None] - v[None, :]) ** 2 <= (r * r)[None, :]
+        reach = np.where(hit, (z + rad)[None, :], -np.inf).max(axis=1)
+        out = np.maximum(out, reach.astype(np.float32))
         return out
 
     def _sample(self, depth_m: np.ndarray) -> np.ndarray:
