@@ -26,6 +26,7 @@ setup(
         ],
         'robotracer.commands': [
             'sim = robotracer_sim.cli:register',
+            'demo = robotracer_sim.demo.cli:register',
         ],
     },
 )

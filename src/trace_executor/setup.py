@@ -22,6 +22,7 @@ setup(
     entry_points={
         'console_scripts': [
             'ur5_executor = trace_executor.nodes.ur5_executor:main',
+            'g1_executor = trace_executor.nodes.g1_executor:main',
         ],
         'robotracer.commands': [
             'run = trace_executor.cli:register',

@@ -318,22 +318,22 @@ def test_demo_for_a_robot_without_its_executor_says_so_and_fails(monkeypatch, ca
     code = run.run_demo('g1', str(tmp_path / 'out'))
     err = capsys.readouterr().err
     assert code == run.EXIT_UNAVAILABLE
-    assert 'G1 executor is not available yet' in err and 'no_such_executor' in err
+    assert 'G1 demo is not available yet' in err and 'no_such_executor' in err
     assert not (tmp_path / 'out').exists()  # nothing started, nothing written
 
 
 def test_g1_script_path_exits_non_zero_with_a_clear_message() -> None:
-    """``make demo-g1`` today: the G1 executor is being built; the script must say so."""
-    from robotracer_sim.demo.run import executor_missing
+    """``make demo-g1`` today: the G1 executor/bringup is being built; the script must say so."""
+    from robotracer_sim.demo.run import bringup_missing, executor_missing, launch_command
 
-    if executor_missing(DEMOS['g1']) is None:
-        pytest.skip('g1_executor is installed: the G1 demo runs for real (not checked here)')
+    if executor_missing(DEMOS['g1']) is None and bringup_missing(launch_command('g1', 1)) is None:
+        pytest.skip('the G1 bringup is installed: the G1 demo runs for real (not checked here)')
     root = os.path.join(os.path.dirname(__file__), '..', '..', '..')
     res = subprocess.run(
         ['bash', 'scripts/demo.sh', 'g1'], cwd=root, capture_output=True, text=True, timeout=60
     )
     assert res.returncode != 0
-    assert 'G1 executor is not available yet' in res.stderr
+    assert 'G1 demo is not available yet' in res.stderr
 
 
 def test_unknown_instruction_number_is_refused(capsys, tmp_path) -> None:
@@ -341,3 +341,11 @@ def test_unknown_instruction_number_is_refused(capsys, tmp_path) -> None:
 
     assert run_demo('ur5', str(tmp_path), only=[7]) == EXIT_USAGE
     assert 'no instruction 7' in capsys.readouterr().err
+
+
+def test_bringup_preflight_returns_the_launchers_complaint() -> None:
+    from robotracer_sim.demo.run import bringup_missing
+
+    bad = [sys.executable, '-c', 'import sys; sys.exit("parameter file g1.yaml not found")']
+    assert bringup_missing(bad) == 'parameter file g1.yaml not found'
+    assert bringup_missing([sys.executable, '-c', 'pass']) is None

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import glob
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -72,6 +73,31 @@ def executor_missing(spec: DemoSpec) -> str | None:
     if not os.access(path, os.X_OK):
         return f'{package} has no {executable} executable ({path} is missing)'
     return None
+
+
+def bringup_missing(argv: Sequence[str], timeout_s: float = 60.0) -> str | None:
+    """Why the bringup cannot start here (``robotracer launch ... --print``), or None.
+
+    ``--print`` resolves the arguments, the executables and the parameter file without starting
+    anything, so a missing part is reported before any process runs.
+
+    Args:
+        argv: the bringup command (from :func:`launch_command`).
+        timeout_s: longest wait for the check, seconds.
+
+    Returns:
+        The launcher's complaint, or None when everything it needs is installed.
+    """
+    try:
+        res = subprocess.run(
+            [*argv, '--print'], capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f'{" ".join(argv[:3])} --print failed: {exc}'
+    if res.returncode == 0:
+        return None
+    lines = (res.stderr or res.stdout).strip().splitlines()
+    return lines[-1] if lines else f'{" ".join(argv[:3])} --print exited {res.returncode}'
 
 
 def launch_command(robot: str, oracle_port: int, extra: Sequence[str] = ()) -> list[str]:
@@ -338,8 +364,8 @@ def run_demo(
 
     Returns:
         0 when every instruction succeeded with its object within tolerance; 1 when one did
-        not; 2 bad arguments; 3 the robot's executor is not installed; 4 the bringup did not
-        come up; 130 interrupted.
+        not; 2 bad arguments; 3 the robot's executor or bringup is not installed; 4 the bringup
+        did not come up; 130 interrupted.
     """
     spec = DEMOS.get(robot)
     if spec is None:
@@ -358,11 +384,13 @@ def run_demo(
             )
             return EXIT_USAGE
         chosen = [(n, spec.instructions[n - 1]) for n in only]
-    missing = executor_missing(spec)
+    port = oracle_port or free_port()
+    argv = launch_command(spec.robot, port, spec.launch_args)
+    missing = executor_missing(spec) or bringup_missing(argv)
     if missing:
         print(
-            f'robotracer demo {robot}: the {robot.upper()} executor is not available yet — '
-            f'{missing}.\nThe {robot.upper()} demo needs {"/".join(spec.executor)}; '
+            f'robotracer demo {robot}: the {robot.upper()} demo is not available yet — '
+            f'{missing}.\nIt needs {"/".join(spec.executor)} and `robotracer launch {robot}`; '
             f'`make demo` (UR5) works now.',
             file=sys.stderr,
         )
@@ -371,8 +399,6 @@ def run_demo(
     clean_outputs(out_dir)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     t0 = time.monotonic()
-    port = oracle_port or free_port()
-    argv = launch_command(spec.robot, port, spec.launch_args)
     log_path = os.path.join(out_dir, 'bringup.log')
     log(f'starting the {robot.upper()} simulator: {" ".join(argv[-3:])} (log: {log_path})')
     bringup = BringupProcess(argv, log_path, echo=verbose)

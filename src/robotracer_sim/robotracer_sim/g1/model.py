@@ -4,7 +4,7 @@ Two stages:
 
 1. :func:`convert_g1_urdf` turns ``g1_29dof_with_hand_rev_1_0.urdf`` (29 body joints + 2 × 7
    Dex3 finger joints) into MJCF once and caches it in
-   :func:`robotracer_sim.ur5.model.cache_dir` (keyed by the URDF text and the MuJoCo version):
+   :func:`robotracer_sim.common.mjcf.cache_dir` (keyed by the URDF text and the MuJoCo version):
    ``package://`` URLs become absolute paths, static links (``d435_link``, the palms, ...)
    stay bodies and the visual meshes are kept for rendering.
 2. :func:`build_g1_spec` adds the world with ``mujoco.MjSpec``: floor, walls, the scene's
@@ -27,21 +27,31 @@ collide with nothing (the kinematic base would otherwise drag its feet).
 from __future__ import annotations
 
 from dataclasses import dataclass
-import hashlib
-import math
-import os
 from pathlib import Path
-import re
 
 import mujoco
 import numpy as np
 
+from robotracer_sim.common.mjcf import (
+    GROUP_WORLD,
+    add_floor,
+    add_grasp_weld,
+    add_joint_actuator,
+    add_light,
+    add_object,
+    add_table,
+    convert_urdf,
+    name_ids,
+    object_indices,
+    set_damping,
+    set_offscreen_view,
+    urdf_with_compiler_block,
+    world_spec,
+)
+from robotracer_sim.common.scene_schema import ObjectSpec
 from robotracer_sim.g1.joints import ALL_JOINTS, BODY_JOINTS, HAND_JOINTS, HAND_SIDES
 from robotracer_sim.g1.scene import G1Scene
-from robotracer_sim.oracle.geometry import quat_xyzw_to_wxyz
 from robotracer_sim.robot_data import resolve_package_urls, robots_dir
-from robotracer_sim.ur5.model import cache_dir
-from robotracer_sim.ur5.scene import CONTAINERS, ObjectSpec
 
 URDF_RELATIVE = Path('g1_description') / 'urdf' / 'g1_29dof_with_hand_rev_1_0.urdf'
 TIMESTEP = 0.002
@@ -57,12 +67,9 @@ GRASP_POINT: dict[str, tuple[float, float, float]] = {
 #: Motor rotor inertia reflected at the joint (kg m^2); keeps the explicit part of PD stable.
 ARMATURE = {'waist': 0.05, 'arm': 0.03, 'hand': 0.002}
 JOINT_DAMPING = {'waist': 15.0, 'arm': 0.3, 'hand': 0.01}  # gearbox friction
-GROUP_WORLD = 1
 COLLISION_GROUP = 3  # render group of the robot's collision geoms (hidden by default)
 GROUP_ROBOT = 2
-CONTAINER_WALLS = 16
-WALL_THICKNESS = 0.006
-BASE_THICKNESS = 0.008
+FRICTION = 1.2  # objects, table tops and robot links
 LEG_BODY_PREFIXES = ('left_hip', 'left_knee', 'left_ankle', 'right_hip', 'right_knee',
                      'right_ankle')  # fmt: skip
 
@@ -89,21 +96,14 @@ def g1_urdf_for_mujoco() -> str:
 
     """
     text = resolve_package_urls(g1_urdf_path().read_text())
-    block = (
-        '<mujoco><compiler fusestatic="false" discardvisual="false" strippath="false"'
-        ' balanceinertia="true"/></mujoco>'
-    )
-    text, n = re.subn(r'(<robot\b[^>]*>)', r'\1' + block, text, count=1)
-    if n != 1:
-        raise ValueError('G1 URDF has no <robot> element')
-    return text
+    return urdf_with_compiler_block(text, 'G1', discard_visual=False)
 
 
 def convert_g1_urdf(folder: Path | None = None) -> Path:
     """Convert the G1 URDF to MJCF once and return the cached file.
 
     Args:
-        folder: cache folder; :func:`robotracer_sim.ur5.model.cache_dir` when omitted.
+        folder: cache folder; :func:`robotracer_sim.common.mjcf.cache_dir` when omitted.
 
     Returns:
         Path of ``g1_<hash>.xml`` (the hash covers the URDF text and the MuJoCo version).
@@ -113,20 +113,7 @@ def convert_g1_urdf(folder: Path | None = None) -> Path:
         ValueError: MuJoCo cannot load the URDF (its message is included).
 
     """
-    urdf = g1_urdf_for_mujoco()
-    key = hashlib.sha256((urdf + mujoco.__version__).encode()).hexdigest()[:16]
-    out = (folder or cache_dir()) / f'g1_{key}.xml'
-    if out.is_file():
-        return out
-    try:
-        spec = mujoco.MjSpec.from_string(urdf)
-        spec.compile()
-    except Exception as exc:  # mujoco raises ValueError with the parser's message
-        raise ValueError(f'MuJoCo could not load the G1 URDF: {exc}') from exc
-    tmp = out.with_suffix(f'.{os.getpid()}.tmp')
-    tmp.write_text(spec.to_xml())
-    tmp.replace(out)  # atomic: concurrent builders never read a half-written file
-    return out
+    return convert_urdf(g1_urdf_for_mujoco(), 'g1', 'G1', folder)
 
 
 def _joint_kind(name: str) -> str:
@@ -137,17 +124,6 @@ def _joint_kind(name: str) -> str:
 
 def _is_leg_body(name: str) -> bool:
     return name.startswith(LEG_BODY_PREFIXES)
-
-
-def _set_damping(joint: mujoco.MjsJoint, value: float) -> None:
-    """Set a joint's linear damping (MuJoCo 4 stores damping as polynomial coefficients)."""
-    current = np.atleast_1d(np.asarray(joint.damping, dtype=float))
-    if current.size == 1:
-        joint.damping = value
-    else:
-        coeffs = np.zeros_like(current)
-        coeffs[0] = value
-        joint.damping = coeffs
 
 
 def _configure_robot(spec: mujoco.MjSpec) -> None:
@@ -165,23 +141,18 @@ def _configure_robot(spec: mujoco.MjSpec) -> None:
             g.group = COLLISION_GROUP  # not rendered: the visual mesh is drawn instead
             g.contype = 0 if leg else GROUP_ROBOT
             g.conaffinity = 0 if leg else GROUP_WORLD
-            g.friction = [1.2, 0.01, 0.001]
+            g.friction = [FRICTION, 0.01, 0.001]
             g.condim = 4
     for jname in ALL_JOINTS[12:]:
         j = spec.joint(jname)
         kind = _joint_kind(jname)
         j.armature = ARMATURE[kind]
-        _set_damping(j, JOINT_DAMPING[kind])
-        a = spec.add_actuator()
-        a.name = f'pd_{jname}'
-        a.target = jname
-        a.trntype = mujoco.mjtTrn.mjTRN_JOINT
-        a.set_to_position(kp=1.0, kv=0.1)  # gains are rewritten every step by the world
+        set_damping(j, JOINT_DAMPING[kind])
         effort = float(j.actfrcrange[1])  # the URDF's effort limit
         if effort <= 0:
             effort = 2.45 if kind == 'hand' else 25.0
-        a.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
-        a.forcerange = [-effort, effort]
+        a = add_joint_actuator(spec, f'pd_{jname}', jname, effort)
+        a.set_to_position(kp=1.0, kv=0.1)  # gains are rewritten every step by the world
     for side in HAND_SIDES:
         s = spec.body(f'{side}_hand_palm_link').add_site()
         s.name = f'{side}_grasp'
@@ -190,84 +161,17 @@ def _configure_robot(spec: mujoco.MjSpec) -> None:
         s.rgba = [1, 0, 1, 0]
 
 
-def _container_geoms(body: mujoco.MjsBody, o: ObjectSpec) -> None:
-    r, h = o.size
-    base_t = min(BASE_THICKNESS, h / 3)
-    wall_t = min(WALL_THICKNESS, r / 3)
-    wall_h = h - base_t
-    half_w = (r - wall_t / 2) * math.tan(math.pi / CONTAINER_WALLS) + 0.001
-    base_vol = math.pi * r * r * base_t
-    wall_vol = wall_t * 2 * half_w * wall_h
-    total = base_vol + CONTAINER_WALLS * wall_vol
-    g = body.add_geom()
-    g.name = f'{o.name}_base'
-    g.type = mujoco.mjtGeom.mjGEOM_CYLINDER
-    g.size = [r, base_t / 2, 0]
-    g.pos = [0, 0, -h / 2 + base_t / 2]
-    g.mass = o.mass * base_vol / total
-    for i in range(CONTAINER_WALLS):
-        th = 2 * math.pi * i / CONTAINER_WALLS
-        rr = r - wall_t / 2
-        w = body.add_geom()
-        w.name = f'{o.name}_wall{i}'
-        w.type = mujoco.mjtGeom.mjGEOM_BOX
-        w.size = [wall_t / 2, half_w, wall_h / 2]
-        w.pos = [rr * math.cos(th), rr * math.sin(th), -h / 2 + base_t + wall_h / 2]
-        w.quat = [math.cos(th / 2), 0, 0, math.sin(th / 2)]
-        w.mass = o.mass * wall_vol / total
-
-
 def _add_object(spec: mujoco.MjSpec, o: ObjectSpec) -> None:
-    body = spec.worldbody.add_body()
-    body.name = o.name
-    body.pos = list(o.position)
-    body.quat = list(quat_xyzw_to_wxyz(o.quat_xyzw))
-    fj = body.add_freejoint()
-    fj.name = f'{o.name}_free'
-    if o.shape in CONTAINERS:
-        _container_geoms(body, o)
-    else:
-        g = body.add_geom()
-        g.name = f'{o.name}_geom'
-        g.mass = o.mass
-        if o.shape == 'box':
-            g.type = mujoco.mjtGeom.mjGEOM_BOX
-            g.size = list(np.asarray(o.size) / 2)
-        elif o.shape == 'sphere':
-            g.type = mujoco.mjtGeom.mjGEOM_SPHERE
-            g.size = [o.size[0], 0, 0]
-        else:  # cylinder, plate
-            g.type = mujoco.mjtGeom.mjGEOM_CYLINDER
-            g.size = [o.size[0], o.size[1] / 2, 0]
-    for i in range(len(body.geoms)):
-        g = body.geoms[i]
-        g.rgba = list(o.rgba)
-        g.contype = GROUP_WORLD
-        g.conaffinity = GROUP_WORLD | GROUP_ROBOT
-        g.friction = [1.2, 0.01, 0.001]
-        g.condim = 4
+    add_object(spec, o, FRICTION, GROUP_ROBOT)
     for side in HAND_SIDES:
-        eq = spec.add_equality()
-        eq.name = f'grasp_{side}_{o.name}'
-        eq.type = mujoco.mjtEq.mjEQ_WELD
-        eq.objtype = mujoco.mjtObj.mjOBJ_BODY
-        eq.name1 = o.name
-        eq.name2 = f'{side}_hand_palm_link'
-        eq.active = False
-        eq.solref = [0.01, 1.0]
+        add_grasp_weld(spec, f'grasp_{side}_{o.name}', o.name, f'{side}_hand_palm_link')
 
 
 def _add_room(spec: mujoco.MjSpec, scene: G1Scene) -> None:
     wb = spec.worldbody
     room = scene.room
-    floor = wb.add_geom()
-    floor.name = 'floor'
-    floor.type = mujoco.mjtGeom.mjGEOM_PLANE
-    floor.size = [room.size[0] / 2, room.size[1] / 2, 0.1]
-    floor.pos = [room.center[0], room.center[1], 0]
-    floor.rgba = [0.55, 0.55, 0.58, 1]
-    floor.contype = GROUP_WORLD
-    floor.conaffinity = GROUP_WORLD | GROUP_ROBOT
+    half = (room.size[0] / 2, room.size[1] / 2)
+    add_floor(spec, half, (room.center[0], room.center[1], 0), (0.55, 0.55, 0.58, 1), GROUP_ROBOT)
     if room.wall_height > 0:
         hx, hy, t = room.size[0] / 2, room.size[1] / 2, 0.05
         walls = (
@@ -286,29 +190,19 @@ def _add_room(spec: mujoco.MjSpec, scene: G1Scene) -> None:
             w.contype = GROUP_WORLD
             w.conaffinity = GROUP_WORLD | GROUP_ROBOT
     for t in scene.tables:
-        top = wb.add_geom()
-        top.name = f'{t.name}_top'
-        top.type = mujoco.mjtGeom.mjGEOM_BOX
-        top.size = [t.size[0] / 2, t.size[1] / 2, t.thickness / 2]
-        top.pos = [t.center[0], t.center[1], t.height - t.thickness / 2]
-        top.rgba = list(t.rgba)
-        top.contype = GROUP_WORLD
-        top.conaffinity = GROUP_WORLD | GROUP_ROBOT
-        top.friction = [1.2, 0.01, 0.001]
-        leg_h = t.height - t.thickness
-        for i, (sx, sy) in enumerate(((1, 1), (1, -1), (-1, 1), (-1, -1))):
-            leg = wb.add_geom()
-            leg.name = f'{t.name}_leg{i}'
-            leg.type = mujoco.mjtGeom.mjGEOM_BOX
-            leg.size = [0.025, 0.025, leg_h / 2]
-            leg.pos = [
-                t.center[0] + sx * (t.size[0] / 2 - 0.05),
-                t.center[1] + sy * (t.size[1] / 2 - 0.05),
-                leg_h / 2,
-            ]
-            leg.rgba = [v * 0.8 for v in t.rgba[:3]] + [1.0]
-            leg.contype = GROUP_WORLD
-            leg.conaffinity = GROUP_WORLD | GROUP_ROBOT
+        add_table(
+            spec,
+            t.name,
+            t.center,
+            t.size,
+            t.thickness,
+            t.height,
+            top_z=t.height,
+            rgba=t.rgba,
+            friction=FRICTION,
+            robot_group=GROUP_ROBOT,
+            legs_collide=True,
+        )
 
 
 def _add_camera_and_lights(spec: mujoco.MjSpec, scene: G1Scene) -> None:
@@ -323,17 +217,8 @@ def _add_camera_and_lights(spec: mujoco.MjSpec, scene: G1Scene) -> None:
     cam.fovy = c.fovy_deg
     cx, cy = scene.room.center
     for pos, diffuse in (((cx - 1.0, cy - 1.5, 2.6), 0.45), ((cx + 1.5, cy + 1.2, 2.4), 0.35)):
-        light = spec.worldbody.add_light()
-        light.pos = list(pos)
-        light.dir = [0.0, 0.0, -1.0]
-        light.diffuse = [diffuse] * 3
-        light.castshadow = False
-    spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
-    spec.visual.headlight.diffuse = [0.4, 0.4, 0.4]
-    spec.visual.global_.offwidth = max(c.width, 640)
-    spec.visual.global_.offheight = max(c.height, 480)
-    spec.visual.map.znear = 0.01
-    spec.visual.map.zfar = 50.0
+        add_light(spec, pos, (0.0, 0.0, -1.0), diffuse)
+    set_offscreen_view(spec, c.width, c.height, headlight_diffuse=0.4)
 
 
 def _matrix_to_wxyz(r: np.ndarray) -> np.ndarray:
@@ -357,27 +242,13 @@ def build_g1_spec(scene: G1Scene, folder: Path | None = None) -> mujoco.MjSpec:
         ValueError: the URDF could not be converted.
 
     """
-    spec = mujoco.MjSpec.from_file(str(convert_g1_urdf(folder)))
-    spec.modelname = 'g1_room'
-    spec.option.timestep = TIMESTEP
-    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+    spec = world_spec(convert_g1_urdf(folder), 'g1_room', TIMESTEP)
     _configure_robot(spec)
     _add_room(spec, scene)
     for o in scene.objects:
         _add_object(spec, o)
     _add_camera_and_lights(spec, scene)
     return spec
-
-
-def _ids(model: mujoco.MjModel, kind: mujoco.mjtObj, names) -> np.ndarray:
-    out = []
-    for n in names:
-        i = mujoco.mj_name2id(model, kind, n)
-        if i < 0:
-            raise ValueError(f'model has no {kind.name} named {n!r}')
-        out.append(i)
-    return np.array(out, dtype=int)
 
 
 @dataclass(frozen=True)
@@ -417,15 +288,14 @@ def index_model(model: mujoco.MjModel, scene: G1Scene) -> G1ModelInfo:
         ValueError: a joint, body, site or equality is missing.
 
     """
-    jnt = _ids(model, mujoco.mjtObj.mjOBJ_JOINT, ALL_JOINTS)
-    act = _ids(model, mujoco.mjtObj.mjOBJ_ACTUATOR, [f'pd_{j}' for j in ALL_JOINTS[12:]])
+    jnt = name_ids(model, mujoco.mjtObj.mjOBJ_JOINT, ALL_JOINTS)
+    act = name_ids(model, mujoco.mjtObj.mjOBJ_ACTUATOR, [f'pd_{j}' for j in ALL_JOINTS[12:]])
     names = list(scene.names)
-    bodies = _ids(model, mujoco.mjtObj.mjOBJ_BODY, names)
-    frees = _ids(model, mujoco.mjtObj.mjOBJ_JOINT, [f'{n}_free' for n in names])
-    pelvis = int(_ids(model, mujoco.mjtObj.mjOBJ_BODY, [PELVIS])[0])
+    bodies, qpos, dof = object_indices(model, names)
+    pelvis = int(name_ids(model, mujoco.mjtObj.mjOBJ_BODY, [PELVIS])[0])
     welds = {}
     for side in HAND_SIDES:
-        ids = _ids(model, mujoco.mjtObj.mjOBJ_EQUALITY, [f'grasp_{side}_{n}' for n in names])
+        ids = name_ids(model, mujoco.mjtObj.mjOBJ_EQUALITY, [f'grasp_{side}_{n}' for n in names])
         welds.update({(side, n): int(i) for n, i in zip(names, ids, strict=True)})
     return G1ModelInfo(
         qpos=model.jnt_qposadr[jnt].copy(),
@@ -435,22 +305,21 @@ def index_model(model: mujoco.MjModel, scene: G1Scene) -> G1ModelInfo:
         effort=model.actuator_forcerange[act, 1].copy(),
         pelvis_body=pelvis,
         pelvis_mocap=int(model.body_mocapid[pelvis]),
-        imu_site_body=int(_ids(model, mujoco.mjtObj.mjOBJ_BODY, ['imu_in_pelvis'])[0]),
-        camera=int(_ids(model, mujoco.mjtObj.mjOBJ_CAMERA, [CAMERA_NAME])[0]),
-        camera_body=int(_ids(model, mujoco.mjtObj.mjOBJ_BODY, [CAMERA_BODY])[0]),
+        imu_site_body=int(name_ids(model, mujoco.mjtObj.mjOBJ_BODY, ['imu_in_pelvis'])[0]),
+        camera=int(name_ids(model, mujoco.mjtObj.mjOBJ_CAMERA, [CAMERA_NAME])[0]),
+        camera_body=int(name_ids(model, mujoco.mjtObj.mjOBJ_BODY, [CAMERA_BODY])[0]),
         grasp_sites={
-            s: int(_ids(model, mujoco.mjtObj.mjOBJ_SITE, [f'{s}_grasp'])[0]) for s in HAND_SIDES
-        },
-        palm_bodies={
-            s: int(_ids(model, mujoco.mjtObj.mjOBJ_BODY, [f'{s}_hand_palm_link'])[0])
+            s: int(name_ids(model, mujoco.mjtObj.mjOBJ_SITE, [f'{s}_grasp'])[0])
             for s in HAND_SIDES
         },
-        object_bodies=dict(zip(names, bodies.tolist(), strict=True)),
-        object_qpos=dict(zip(names, model.jnt_qposadr[frees].tolist(), strict=True)),
-        object_dof=dict(zip(names, model.jnt_dofadr[frees].tolist(), strict=True)),
-        object_geoms={
-            n: np.flatnonzero(model.geom_bodyid == b) for n, b in zip(names, bodies, strict=True)
+        palm_bodies={
+            s: int(name_ids(model, mujoco.mjtObj.mjOBJ_BODY, [f'{s}_hand_palm_link'])[0])
+            for s in HAND_SIDES
         },
+        object_bodies=bodies,
+        object_qpos=qpos,
+        object_dof=dof,
+        object_geoms={n: np.flatnonzero(model.geom_bodyid == b) for n, b in bodies.items()},
         welds=welds,
     )
 
@@ -462,7 +331,7 @@ def build_g1_model(
 
     Args:
         scene: the validated scene.
-        folder: cache folder (see :func:`robotracer_sim.ur5.model.cache_dir`).
+        folder: cache folder (see :func:`robotracer_sim.common.mjcf.cache_dir`).
 
     Returns:
         The compiled model and its :class:`G1ModelInfo`.

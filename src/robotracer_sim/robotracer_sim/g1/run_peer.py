@@ -16,12 +16,12 @@ import signal
 import sys
 import threading
 
+from robotracer_sim.common.scene_schema import SceneError, scene_file_path
 from robotracer_sim.g1.base import BaseLimits
 from robotracer_sim.g1.dds_peer import G1DdsPeer, PeerConfig
 from robotracer_sim.g1.runner import RealtimeRunner
 from robotracer_sim.g1.scene import load_g1_scene
 from robotracer_sim.g1.world import G1World
-from robotracer_sim.ur5.scene import SceneError, default_scene_path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run until interrupted; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        scene = load_g1_scene(args.scene or default_scene_path('g1_room.yaml'))
+        scene = load_g1_scene(args.scene or scene_file_path('g1_room.yaml'))
         world = G1World(scene, BaseLimits())
     except (SceneError, FileNotFoundError, ValueError) as exc:
         print(f'g1 peer: cannot build the world: {exc}', file=sys.stderr)

@@ -2,7 +2,7 @@
 
 A scene file declares the room, its tables, the named objects on them, the robot's start
 stance, the head camera and the grasp model's thresholds. Every mistake is reported as a
-:class:`~robotracer_sim.ur5.scene.SceneError` naming the file and the field
+:class:`~robotracer_sim.common.scene_schema.SceneError` naming the file and the field
 (``objects[1] (plate).position: [3.0, 0.0] is on no table (tables: near_table, far_table)``).
 
 Schema (lengths in metres, angles in degrees; the world frame is the odometry frame)::
@@ -33,30 +33,43 @@ Schema (lengths in metres, angles in degrees; the world frame is the odometry fr
         position: [0.42, 0.12]      # x, y: resting on the table under it; or x, y, z (centre)
         words: [mug]
 
-Objects become :class:`~robotracer_sim.ur5.scene.ObjectSpec` (the type the oracle reads), with
-``position`` the centre of the bounding box in the world frame.
+Objects become :class:`~robotracer_sim.common.scene_schema.ObjectSpec` (the type the oracle
+reads), with ``position`` the centre of the bounding box in the world frame.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import math
 from pathlib import Path
-import re
 from typing import Any
 
-import yaml
-
-from robotracer_sim.ur5.scene import (
+from robotracer_sim.common.scene_schema import (
     DEFAULT_MASS,
+    OBJECT_KEYS,
     PALETTE,
-    SHAPES,
+    NamedObjects,
     ObjectSpec,
-    SceneError,
+    check_keys,
+    color_rgba,
+    entity_name,
+    errors_from,
+    field_error,
+    find_by_name,
+    frame_name,
     half_extents,
+    image_size,
+    load_scene_file,
+    mapping,
+    non_empty_list,
+    number_in,
+    numbers,
+    object_position,
+    object_shape,
+    object_size,
+    object_words,
+    object_yaw,
+    unique_names,
 )
-
-_NAME_RE = re.compile(r'^[a-z][a-z0-9_]*$')
 
 
 @dataclass(frozen=True)
@@ -120,7 +133,7 @@ class HeadCameraSpec:
 
 
 @dataclass(frozen=True)
-class G1Scene:
+class G1Scene(NamedObjects):
     """A whole G1 scene file, validated."""
 
     tables: tuple[TableSpec, ...]
@@ -131,23 +144,6 @@ class G1Scene:
     world_frame: str = 'odom'
     source: str = '<memory>'
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Object names in file order."""
-        return tuple(o.name for o in self.objects)
-
-    def object(self, name: str) -> ObjectSpec:
-        """Return the object called ``name``.
-
-        Raises:
-            KeyError: no such object (the message lists the known ones).
-
-        """
-        for o in self.objects:
-            if o.name == name:
-                return o
-        raise KeyError(f'unknown object {name!r} (known: {", ".join(self.names)})')
-
     def table(self, name: str) -> TableSpec:
         """Return the table called ``name``.
 
@@ -155,148 +151,58 @@ class G1Scene:
             KeyError: no such table (the message lists the known ones).
 
         """
-        for t in self.tables:
-            if t.name == name:
-                return t
-        known = ', '.join(t.name for t in self.tables)
-        raise KeyError(f'unknown table {name!r} (known: {known})')
+        return find_by_name(self.tables, name, 'table')
 
 
 # --------------------------------------------------------------------------- validation
 
 
-def _err(where: str, msg: str) -> SceneError:
-    return SceneError(f'{where}: {msg}')
-
-
-def _mapping(where: str, value: Any) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _err(where, f'expected a mapping, got {type(value).__name__}')
-    return value
-
-
-def _keys(where: str, d: dict, allowed: set[str]) -> None:
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        raise _err(where, f'unknown key(s) {unknown} (allowed: {sorted(allowed)})')
-
-
-def _numbers(where: str, value: Any, lengths: tuple[int, ...]) -> tuple[float, ...]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or len(value) not in lengths:
-        want = ' or '.join(str(n) for n in lengths)
-        raise _err(where, f'expected a list of {want} numbers, got {value!r}')
-    out = []
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise _err(where, f'expected finite numbers, got {value!r}')
-        out.append(float(v))
-    return tuple(out)
-
-
-def _number(where: str, value: Any, lo: float, hi: float) -> float:
-    v = _numbers(where, value, (1,))[0]
-    if not lo <= v <= hi:
-        raise _err(where, f'expected a value in [{lo}, {hi}], got {v}')
-    return v
-
-
-def _color(where: str, value: Any) -> tuple[str, tuple[float, float, float, float]]:
-    if not isinstance(value, str) or value.lower() not in PALETTE:
-        raise _err(where, f'unknown colour {value!r} (known: {", ".join(sorted(PALETTE))})')
-    return value.lower(), PALETTE[value.lower()]
-
-
-def _name(where: str, value: Any) -> str:
-    if not isinstance(value, str) or not _NAME_RE.match(value):
-        raise _err(where, f'expected a name like red_cup ([a-z][a-z0-9_]*), got {value!r}')
-    return value
-
-
 def _table(where: str, raw: Any) -> TableSpec:
-    d = _mapping(where, raw)
-    _keys(where, d, {'name', 'center', 'size', 'height', 'thickness', 'color'})
-    name = _name(where + '.name', d.get('name'))
+    d = mapping(where, raw)
+    check_keys(where, d, {'name', 'center', 'size', 'height', 'thickness', 'color'})
+    name = entity_name(where + '.name', d.get('name'), 'red_cup')
     where = f'{where} ({name})'
     for key in ('center', 'size', 'height'):
         if key not in d:
-            raise _err(f'{where}.{key}', 'missing')
-    center = _numbers(where + '.center', d['center'], (2,))
-    size = _numbers(where + '.size', d['size'], (2,))
+            raise field_error(f'{where}.{key}', 'missing')
+    center = numbers(where + '.center', d['center'], (2,))
+    size = numbers(where + '.size', d['size'], (2,))
     if any(not 0.1 <= s <= 5.0 for s in size):
-        raise _err(where + '.size', f'expected sizes in [0.1, 5] m, got {list(size)}')
-    height = _number(where + '.height', d['height'], 0.2, 1.5)
-    thickness = _number(where + '.thickness', d.get('thickness', 0.04), 0.01, 0.2)
-    color, rgba = _color(where + '.color', d.get('color', 'wood'))
+        raise field_error(where + '.size', f'expected sizes in [0.1, 5] m, got {list(size)}')
+    height = number_in(where + '.height', d['height'], 0.2, 1.5)
+    thickness = number_in(where + '.thickness', d.get('thickness', 0.04), 0.01, 0.2)
+    color, rgba = color_rgba(where, d.get('color', 'wood'))
     return TableSpec(name, center, size, height, thickness, color, rgba)  # type: ignore[arg-type]
 
 
 def _object(where: str, raw: Any, tables: tuple[TableSpec, ...]) -> ObjectSpec:
-    d = _mapping(where, raw)
-    _keys(
-        where,
-        d,
-        {
-            'name',
-            'shape',
-            'color',
-            'rgba',
-            'size',
-            'position',
-            'yaw_deg',
-            'mass',
-            'words',
-            'table',
-        },
-    )
-    name = _name(where + '.name', d.get('name'))
+    d = mapping(where, raw)
+    check_keys(where, d, OBJECT_KEYS | {'table'})
+    name = entity_name(where + '.name', d.get('name'), 'red_cup')
     where = f'{where} ({name})'
-    shape = d.get('shape')
-    if shape not in SHAPES:
-        raise _err(where + '.shape', f'unknown shape {shape!r} (known: {", ".join(SHAPES)})')
-    color, rgba = _color(where + '.color', d.get('color'))
-    if d.get('rgba') is not None:
-        vals = _numbers(where + '.rgba', d['rgba'], (3, 4))
-        if any(not 0.0 <= v <= 1.0 for v in vals):
-            raise _err(where + '.rgba', f'components must be in [0, 1], got {list(vals)}')
-        rgba = (*vals[:3], vals[3] if len(vals) == 4 else 1.0)  # type: ignore[assignment]
-    if 'size' not in d:
-        raise _err(where + '.size', 'missing')
-    if shape == 'box':
-        size = _numbers(where + '.size', d['size'], (1, 3))
-        size = size * 3 if len(size) == 1 else size
-    elif shape == 'sphere':
-        size = _numbers(where + '.size', d['size'], (1,))
-    else:
-        size = _numbers(where + '.size', d['size'], (2,))
+    shape = object_shape(where, d)
+    color, rgba = color_rgba(where, d.get('color'), d.get('rgba'))
+    size = object_size(where, d, shape)
     if any(not 0.0 < s <= 1.0 for s in size):
-        raise _err(where + '.size', f'expected sizes in (0, 1] m, got {list(size)}')
+        raise field_error(where + '.size', f'expected sizes in (0, 1] m, got {list(size)}')
     half = half_extents(shape, size)
-    if 'position' not in d:
-        raise _err(where + '.position', 'missing')
-    pos = _numbers(where + '.position', d['position'], (2, 3))
+    pos = object_position(where, d)
     if 'table' in d:
-        want = _name(where + '.table', d['table'])
+        want = entity_name(where + '.table', d['table'], 'red_cup')
         under = [t for t in tables if t.name == want]
         if not under:
             known = ', '.join(t.name for t in tables)
-            raise _err(where + '.table', f'unknown table {want!r} (known: {known})')
+            raise field_error(where + '.table', f'unknown table {want!r} (known: {known})')
     else:
         under = [t for t in tables if t.contains(pos[0], pos[1])]
     if len(pos) == 2:
         if not under or not under[0].contains(pos[0], pos[1]):
             known = ', '.join(t.name for t in tables)
             where_on = f'table {under[0].name}' if under else f'any table (tables: {known})'
-            raise _err(where + '.position', f'{list(pos)} is not on {where_on}')
+            raise field_error(where + '.position', f'{list(pos)} is not on {where_on}')
         pos = (pos[0], pos[1], under[0].height + float(half[2]))
-    yaw = _numbers(where + '.yaw_deg', d.get('yaw_deg', 0.0), (1,))[0]
-    mass = _number(where + '.mass', d.get('mass', DEFAULT_MASS[shape]), 0.001, 5.0)
-    words = d.get('words', [])
-    if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
-        raise _err(where + '.words', f'expected a list of words, got {words!r}')
+    yaw = object_yaw(where, d)
+    mass = number_in(where + '.mass', d.get('mass', DEFAULT_MASS[shape]), 0.001, 5.0)
     return ObjectSpec(
         name=name,
         shape=shape,
@@ -306,25 +212,27 @@ def _object(where: str, raw: Any, tables: tuple[TableSpec, ...]) -> ObjectSpec:
         position=pos,  # type: ignore[arg-type]
         yaw_deg=yaw,
         mass=mass,
-        words=tuple(w.strip().lower() for w in words),
+        words=object_words(where, d),
     )
 
 
 def _robot(raw: Any) -> G1RobotSpec:
     where = 'robot'
-    d = _mapping(where, raw)
-    _keys(where, d, {'start', 'grasp_distance', 'close_threshold', 'open_threshold'})
+    d = mapping(where, raw)
+    check_keys(where, d, {'start', 'grasp_distance', 'close_threshold', 'open_threshold'})
     base = G1RobotSpec()
-    start = _numbers(where + '.start', d.get('start', list(base.start)), (3,))
-    dist = _number(
+    start = numbers(where + '.start', d.get('start', list(base.start)), (3,))
+    dist = number_in(
         where + '.grasp_distance', d.get('grasp_distance', base.grasp_distance), 0.0, 0.2
     )
-    close = _number(
+    close = number_in(
         where + '.close_threshold', d.get('close_threshold', base.close_threshold), 0.05, 1.0
     )
-    open_ = _number(where + '.open_threshold', d.get('open_threshold', base.open_threshold), 0, 1)
+    open_ = number_in(
+        where + '.open_threshold', d.get('open_threshold', base.open_threshold), 0, 1
+    )
     if open_ >= close:
-        raise _err(
+        raise field_error(
             where + '.open_threshold',
             f'must be below close_threshold ({close}) so grasp and release differ, got {open_}',
         )
@@ -333,30 +241,25 @@ def _robot(raw: Any) -> G1RobotSpec:
 
 def _camera(raw: Any) -> HeadCameraSpec:
     where = 'camera'
-    d = _mapping(where, raw)
-    _keys(where, d, {'width', 'height', 'fovy_deg', 'depth_max'})
+    d = mapping(where, raw)
+    check_keys(where, d, {'width', 'height', 'fovy_deg', 'depth_max'})
     base = HeadCameraSpec()
-    size = []
-    for key, default in (('width', base.width), ('height', base.height)):
-        v = d.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or not 16 <= v <= 4096:
-            raise _err(f'{where}.{key}', f'expected an integer in [16, 4096], got {v!r}')
-        size.append(v)
-    fovy = _number(where + '.fovy_deg', d.get('fovy_deg', base.fovy_deg), 1.0, 170.0)
-    depth_max = _number(where + '.depth_max', d.get('depth_max', base.depth_max), 0.1, 100.0)
-    return HeadCameraSpec(size[0], size[1], fovy, depth_max)
+    width, height = image_size(where, d, base.width, base.height)
+    fovy = number_in(where + '.fovy_deg', d.get('fovy_deg', base.fovy_deg), 1.0, 170.0)
+    depth_max = number_in(where + '.depth_max', d.get('depth_max', base.depth_max), 0.1, 100.0)
+    return HeadCameraSpec(width, height, fovy, depth_max)
 
 
 def _room(raw: Any) -> RoomSpec:
     where = 'room'
-    d = _mapping(where, raw)
-    _keys(where, d, {'size', 'center', 'wall_height'})
+    d = mapping(where, raw)
+    check_keys(where, d, {'size', 'center', 'wall_height'})
     base = RoomSpec()
-    size = _numbers(where + '.size', d.get('size', list(base.size)), (2,))
+    size = numbers(where + '.size', d.get('size', list(base.size)), (2,))
     if any(not 1.0 <= s <= 50.0 for s in size):
-        raise _err(where + '.size', f'expected sizes in [1, 50] m, got {list(size)}')
-    center = _numbers(where + '.center', d.get('center', list(base.center)), (2,))
-    wall_h = _number(where + '.wall_height', d.get('wall_height', base.wall_height), 0.0, 5.0)
+        raise field_error(where + '.size', f'expected sizes in [1, 50] m, got {list(size)}')
+    center = numbers(where + '.center', d.get('center', list(base.center)), (2,))
+    wall_h = number_in(where + '.wall_height', d.get('wall_height', base.wall_height), 0.0, 5.0)
     return RoomSpec(size, center, wall_h)  # type: ignore[arg-type]
 
 
@@ -374,26 +277,17 @@ def parse_g1_scene(data: Any, source: str = '<memory>') -> G1Scene:
         SceneError: anything invalid; the message starts with ``source`` and names the field.
 
     """
-    try:
-        d = _mapping('scene', data)
-        _keys('scene', d, {'world_frame', 'room', 'robot', 'camera', 'tables', 'objects'})
-        raw_tables = d.get('tables')
-        if not isinstance(raw_tables, list) or not raw_tables:
-            raise _err('tables', 'expected a non-empty list of tables')
+    with errors_from(source):
+        d = mapping('scene', data)
+        check_keys('scene', d, {'world_frame', 'room', 'robot', 'camera', 'tables', 'objects'})
+        raw_tables = non_empty_list('tables', d.get('tables'), 'tables')
         tables = tuple(_table(f'tables[{i}]', t) for i, t in enumerate(raw_tables))
-        raw_objects = d.get('objects')
-        if not isinstance(raw_objects, list) or not raw_objects:
-            raise _err('objects', 'expected a non-empty list of objects')
+        raw_objects = non_empty_list('objects', d.get('objects'), 'objects')
         objects = tuple(_object(f'objects[{i}]', o, tables) for i, o in enumerate(raw_objects))
         seen: set[str] = set()
-        for kind, items in (('tables', tables), ('objects', objects)):
-            for i, item in enumerate(items):
-                if item.name in seen:
-                    raise _err(f'{kind}[{i}].name', f'duplicate name {item.name!r}')
-                seen.add(item.name)
-        frame = d.get('world_frame', 'odom')
-        if not isinstance(frame, str) or not frame:
-            raise _err('world_frame', f'expected a frame name, got {frame!r}')
+        unique_names('tables', tables, seen)
+        unique_names('objects', objects, seen)
+        frame = frame_name(d, 'world_frame', 'odom')
         return G1Scene(
             tables=tables,
             objects=objects,
@@ -403,8 +297,6 @@ def parse_g1_scene(data: Any, source: str = '<memory>') -> G1Scene:
             world_frame=frame,
             source=source,
         )
-    except SceneError as exc:
-        raise SceneError(f'{source}: {exc}') from None
 
 
 def load_g1_scene(path: str | Path) -> G1Scene:
@@ -421,11 +313,4 @@ def load_g1_scene(path: str | Path) -> G1Scene:
             field and why).
 
     """
-    p = Path(path)
-    if not p.is_file():
-        raise SceneError(f'{p}: scene file not found')
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise SceneError(f'{p}: not valid YAML: {exc}') from None
-    return parse_g1_scene(data, source=str(p))
+    return load_scene_file(path, parse_g1_scene)

@@ -49,6 +49,8 @@ import threading
 import mujoco
 import numpy as np
 
+from robotracer_sim.common.render import RgbdRenderer
+from robotracer_sim.common.snapshot import object_snapshot
 from robotracer_sim.g1.base import BaseLimits, KinematicBase
 from robotracer_sim.g1.joints import (
     ALL_JOINTS,
@@ -73,8 +75,6 @@ from robotracer_sim.oracle.geometry import (
     quat_xyzw_to_wxyz,
 )
 from robotracer_sim.oracle.scene import SceneObject, SceneSnapshot
-from robotracer_sim.ur5.model import container_floor_offset
-from robotracer_sim.ur5.scene import CONTAINERS
 
 log = logging.getLogger(__name__)
 
@@ -709,25 +709,7 @@ class G1World:
             for o in self.scene.objects:
                 b = self.info.object_bodies[o.name]
                 r = self.data.xmat[b].reshape(3, 3).copy()
-                half = o.half_extents
-                if o.shape in CONTAINERS:
-                    support = container_floor_offset(o)
-                else:
-                    support = float((np.abs(r) @ half)[2])
-                objs.append(
-                    SceneObject(
-                        name=o.name,
-                        color=o.color,
-                        shape=o.shape,
-                        position=self.data.xpos[b].copy(),
-                        rotation=r,
-                        half_extents=half,
-                        support_offset=support,
-                        container=o.shape in CONTAINERS,
-                        held=o.name in held,
-                        words=o.words,
-                    )
-                )
+                objs.append(object_snapshot(o, self.data.xpos[b].copy(), r, o.name in held))
             for t in self.scene.tables:  # static destinations ("on the far table")
                 objs.append(
                     SceneObject(
@@ -772,41 +754,24 @@ class G1World:
 class HeadCamera:
     """Offscreen renderer of the head camera: RGB and metric depth from one render pass.
 
-    Create and use it in one thread (it owns an OpenGL context). Only the scene update holds
-    the world lock; rendering runs while physics goes on.
+    A :class:`~robotracer_sim.common.render.RgbdRenderer` on the head camera; only the scene
+    update holds the world lock, rendering runs while physics goes on.
 
     Args:
         world: the world to look at.
+
+    Raises:
+        RuntimeError: no OpenGL context (set ``MUJOCO_GL=egl``).
 
     """
 
     def __init__(self, world: G1World) -> None:
         self.world = world
         c = world.scene.camera
-        m = world.model
         self.width, self.height, self.depth_max = c.width, c.height, c.depth_max
-        self._gl = mujoco.GLContext(c.width, c.height)
-        self._gl.make_current()
-        self._con = mujoco.MjrContext(m, mujoco.mjtFontScale.mjFONTSCALE_150)
-        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._con)
-        self._con.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
-        self._scene = mujoco.MjvScene(m, maxgeom=10000)
-        self._opt = mujoco.MjvOption()
-        self._pert = mujoco.MjvPerturb()
-        self._cam = mujoco.MjvCamera()
-        self._cam.type = mujoco.mjtCamera.mjCAMERA_FIXED
-        self._cam.fixedcamid = world.info.camera
-        self._rect = mujoco.MjrRect(0, 0, c.width, c.height)
-        self._rgb = np.empty((c.height, c.width, 3), dtype=np.uint8)
-        self._zbuf = np.empty((c.height, c.width), dtype=np.float32)
-        extent = m.stat.extent
-        near = np.float64(np.float32(m.vis.map.znear * extent))
-        far = np.float64(np.float32(m.vis.map.zfar * extent))
-        # Reverse-Z projection (MuJoCo >= 3.3): depth buffer value d -> metric z = b / (d + a).
-        c_coef = -(far + near) / (far - near)
-        d_coef = -(2.0 * far * near) / (far - near)
-        self._a = -0.5 * c_coef - 0.5
-        self._b = -0.5 * d_coef
+        self._renderer = RgbdRenderer(
+            world.model, world.info.camera, c.width, c.height, c.depth_max, max_geoms=10000
+        )
 
     def capture(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Render the current view.
@@ -819,29 +784,15 @@ class HeadCamera:
         """
         w = self.world
         with w.lock:
-            mujoco.mjv_updateScene(
-                w.model,
-                w.data,
-                self._opt,
-                self._pert,
-                self._cam,
-                mujoco.mjtCatBit.mjCAT_ALL,
-                self._scene,
-            )
+            self._renderer.update(w.data)
             stamp = w.time
             pose = w.camera_pose()
-        self._gl.make_current()
-        mujoco.mjr_render(self._rect, self._scene, self._con)
-        mujoco.mjr_readPixels(self._rgb, self._zbuf, self._rect, self._con)
-        rgb = np.flipud(self._rgb).copy()
-        depth = (self._b / (np.flipud(self._zbuf).astype(np.float64) + self._a)).astype(np.float32)
-        depth[(depth > self.depth_max) | ~np.isfinite(depth)] = 0.0
+        rgb, depth = self._renderer.render()
         return rgb, depth, pose, stamp
 
     def close(self) -> None:
         """Free the OpenGL resources."""
-        self._con.free()
-        self._gl.free()
+        self._renderer.close()
 
 
 def camera_quat_xyzw(t_world_camera: np.ndarray) -> np.ndarray:

@@ -36,22 +36,17 @@ import threading
 import mujoco
 import numpy as np
 
+from robotracer_sim.common.render import RgbdRenderer
+from robotracer_sim.common.snapshot import object_snapshot
 from robotracer_sim.oracle.geometry import (
     intrinsics_from_fovy,
     matrix_to_quat_xyzw,
     quat_wxyz_to_xyzw,
     quat_xyzw_to_wxyz,
 )
-from robotracer_sim.oracle.scene import SceneObject, SceneSnapshot
-from robotracer_sim.ur5.model import FINGER_OPEN, build_ur5_model, container_floor_offset
-from robotracer_sim.ur5.render import RgbdRenderer
-from robotracer_sim.ur5.scene import (
-    CONTAINERS,
-    UR5_JOINTS,
-    Ur5Scene,
-    default_scene_path,
-    load_scene,
-)
+from robotracer_sim.oracle.scene import SceneSnapshot
+from robotracer_sim.ur5.model import FINGER_OPEN, build_ur5_model
+from robotracer_sim.ur5.scene import UR5_JOINTS, Ur5Scene, default_scene_path, load_scene
 from robotracer_sim.ur5.trajectory import (
     JointLimits,
     TimedTrajectory,
@@ -428,25 +423,7 @@ class Ur5World:
             for o in self.scene.objects:
                 b = self.info.object_bodies[o.name]
                 r = self.data.xmat[b].reshape(3, 3).copy()
-                half = o.half_extents
-                if o.shape in CONTAINERS:
-                    support = container_floor_offset(o)
-                else:
-                    support = float((np.abs(r) @ half)[2])
-                objs.append(
-                    SceneObject(
-                        name=o.name,
-                        color=o.color,
-                        shape=o.shape,
-                        position=self.data.xpos[b].copy(),
-                        rotation=r,
-                        half_extents=half,
-                        support_offset=support,
-                        container=o.shape in CONTAINERS,
-                        held=o.name == self._held,
-                        words=o.words,
-                    )
-                )
+                objs.append(object_snapshot(o, self.data.xpos[b].copy(), r, o.name == self._held))
             return SceneSnapshot(
                 objects=tuple(objs),
                 t_world_camera=self.t_world_camera.copy(),

@@ -4,10 +4,10 @@ One code path for the simulator's DDS peer (``network_interface: lo``) and the r
 Ethernet interface, DDS domain 0):
 
 - **state**: ``rt/lowstate`` (unitree_hg ``LowState_``) and ``rt/odommodestate`` (unitree_go
-  ``SportModeState_``) are read sparingly: a listener only notes *when* a sample arrived (cheap;
-  the SDK decodes a LowState_ in Python in ~1 ms), and the control loop decodes the newest one
-  at 50 Hz (keep-last-1 readers). The state is *fresh* when a sample arrived within
-  ``state_timeout_s`` (100 ms). No command of any kind is sent before a fresh state arrived.
+  ``SportModeState_``) are read sparingly: keep-last-1 readers polled by the 50 Hz control
+  loop, which decodes only the newest sample (the SDK decodes a LowState_ in Python in ~1 ms;
+  the robot sends 500 a second). The state is *fresh* when a poll within ``state_timeout_s``
+  (100 ms) got a new sample. No command of any kind is sent before a fresh state arrived.
 - **upper body**: ``rt/arm_sdk`` (``LowCmd_``, weight in ``motor_cmd[29].q``, CRC set) at 50 Hz
   from one thread with absolute deadlines. :class:`~trace_executor.g1.arm_stream.ArmStreamer`
   ramps the weight in over ≥ 1 s before a motion (holding the measured pose) and out over ≥ 1 s
@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 import json
 import math
+import sys
 import threading
 import time
 from typing import Any
@@ -118,41 +119,54 @@ class LoopStats:
 
 
 class _LatestReader:
-    """A keep-last-1 reader: a listener notes arrivals, :meth:`take` decodes the newest."""
+    """A keep-last-1 reader polled by the control loop: decodes only the newest sample.
+
+    Freshness is measured on the reader's side: a sample is *new* when :meth:`take` returns
+    one, and :attr:`rx_time` is the (monotonic) time of the poll that got it. A stall of this
+    process therefore never looks like a silent robot: the first poll after it finds the
+    sample the robot sent meanwhile.
+    """
 
     def __init__(self, participant: Any, name: str, idl: Any) -> None:
-        from cyclonedds.core import Listener
         from cyclonedds.qos import Policy, Qos
         from cyclonedds.sub import DataReader
         from cyclonedds.topic import Topic
 
         self.name = name
-        self.rx_time = -math.inf  # monotonic time of the last arrival
+        self.rx_time = -math.inf
         self.count = 0
+        self.source_gap_max_s = 0.0  # largest gap between the writer's timestamps seen
+        self._last_source = None
         self._reader = DataReader(
             participant,
             Topic(participant, name, idl),
             qos=Qos(Policy.History.KeepLast(1), Policy.Reliability.BestEffort),
-            listener=Listener(on_data_available=self._arrived),
         )
 
-    def _arrived(self, _reader: Any) -> None:
-        self.rx_time = time.monotonic()
-        self.count += 1
-
-    def take(self) -> Any | None:
+    def take(self, now: float) -> Any | None:
         """The newest sample not taken yet (decoded), or None."""
         try:
             samples = self._reader.take(N=1)
         except Exception:  # noqa: BLE001 - a DDS read error is "no new sample"
             return None
         for s in samples:
-            if getattr(getattr(s, 'sample_info', None), 'valid_data', True):
-                return s
+            info = getattr(s, 'sample_info', None)
+            if info is not None and not info.valid_data:
+                continue
+            self.rx_time = now
+            self.count += 1
+            src = getattr(info, 'source_timestamp', None)
+            if src is not None:
+                if self._last_source is not None:
+                    self.source_gap_max_s = max(
+                        self.source_gap_max_s, (src - self._last_source) * 1e-9
+                    )
+                self._last_source = src
+            return s
         return None
 
     def age(self, now: float) -> float:
-        """Seconds since the last arrival (inf when none)."""
+        """Seconds since the last poll that got a new sample (inf when none)."""
         return now - self.rx_time
 
 
@@ -273,6 +287,9 @@ class UnitreeBackend:
         self._loco = _Loco(cfg.loco_service, False)
         self._loco.SetTimeout(cfg.rpc_timeout_s)
         self._loco.Init()
+        # The loop, the DDS listeners and planning share the GIL: a short switch interval
+        # keeps the 50 Hz loop on time while another thread computes.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
         self._started = True
         self._thread = threading.Thread(target=self._loop, name='g1_arm_sdk', daemon=True)
         self._thread.start()
@@ -315,13 +332,13 @@ class UnitreeBackend:
     def _fresh(self, now: float) -> bool:
         return self._lowstate.age(now) <= self.config.state_timeout_s
 
-    def _poll(self) -> None:
-        s = self._lowstate.take()
+    def _poll(self, now: float) -> None:
+        s = self._lowstate.take(now)
         if s is not None:
             q = np.array([s.motor_state[i].q for i in range(29)], dtype=float)
             with self._lock:
                 self._q29 = q
-        o = self._odom_reader.take()
+        o = self._odom_reader.take(now)
         if o is not None:
             yaw = float(o.imu_state.rpy[2])
             p = o.position
@@ -398,7 +415,7 @@ class UnitreeBackend:
                 self._log('error', f'arm_sdk loop error: {type(exc).__name__}: {exc}')
 
     def _tick(self, now: float, tick: int) -> None:
-        self._poll()
+        self._poll(now)
         fresh = self._fresh(now)
         if self._was_fresh and not fresh:
             self._on_stale(now)
@@ -413,7 +430,7 @@ class UnitreeBackend:
 
     def _on_stale(self, now: float) -> None:
         age = self._lowstate.age(now)
-        self._fault = f'rt/lowstate stale ({age * 1e3:.0f} ms without a sample)'
+        self._fault = f'rt/lowstate stale ({age * 1e3:.0f} ms without a new sample)'
         self.stats.stale_events += 1
         self._log('error', f'{self._fault}: arm_sdk weight ramps out, base stops')
         self.streamer.release(fault=self._fault)

@@ -131,10 +131,9 @@ class BodyCollisionModel:
                 self._sphere_radius.append(float(s.radius))
                 self._sphere_side.append(side)
         self._radius = np.array(self._sphere_radius)
-        side = np.array(self._sphere_side)
-        self._side_index = {(s,): np.flatnonzero(side == s) for s in SIDES} | {
-            SIDES: np.arange(len(side))
-        }
+        sphere_side = np.array(self._sphere_side)
+        on_torso = np.array([b.parent == 'torso_link' for b in self.boxes])
+        self._pair_mask = {s: (sphere_side == s)[:, None] | ~on_torso[None, :] for s in SIDES}
         # Frames were added: the kinematics' data must be rebuilt.
         kinematics.data = model.createData()
 
@@ -183,7 +182,7 @@ class BodyCollisionModel:
         return c if c.distance_m < self.margin_m - tolerance_m else None
 
     def constraint_rows(
-        self, model: pin.Model, data: pin.Data, sides: tuple[str, ...] = SIDES
+        self, model: pin.Model, data: pin.Data, side: str | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Linearised distance constraints ``G Δq ≥ h`` at the configuration of ``data``.
 
@@ -193,14 +192,19 @@ class BodyCollisionModel:
         Args:
             model: the kinematics' model.
             data: its data at the current configuration.
-            sides: arms whose spheres are constrained.
+            side: the working arm: its spheres against every box; the other arm's only against
+                boxes that do not carry the arms (its pose relative to the torso is fixed, the
+                waist still moves it relative to the pelvis). ``None``: every pair.
 
         Returns:
             ``(G (k, 17), h (k,))`` for the pairs within ``activation_m``.
         """
-        idx = self._side_index[sides]
+        idx = np.arange(len(self._sphere_frames))
         d, normal, closest = self._pairs(data, idx)
-        near = np.argwhere(d <= self.activation_m)
+        near_mask = d <= self.activation_m
+        if side is not None:
+            near_mask &= self._pair_mask[side]
+        near = np.argwhere(near_mask)
         if not len(near):
             return np.zeros((0, model.nv)), np.zeros(0)
         world = pin.ReferenceFrame.LOCAL_WORLD_ALIGNED

@@ -131,7 +131,7 @@ class HandIk:
         ub = np.where(movable, np.maximum(ub, 0.0), 0.0)
         g, low = None, None
         if self.collision is not None:
-            g, low = self.collision.constraint_rows(self.kin.model, conf.data, (side,))
+            g, low = self.collision.constraint_rows(self.kin.model, conf.data, side)
             g, low = g[:MAX_ROWS], low[:MAX_ROWS]
         n_in = 0 if g is None else len(low)
         qp = self._qps.get(n_in)

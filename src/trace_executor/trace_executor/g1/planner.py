@@ -558,6 +558,37 @@ class G1Planner:
         t = self._stance(base)
         return {s: t[:3, :3] @ self.kinematics.shoulder_position(q, s) + t[:3, 3] for s in SIDES}
 
+    def pick_stance(self, pts: np.ndarray, base: np.ndarray, side: str) -> np.ndarray | None:
+        """Where to stand to pick ``pts[0]`` with ``side``: None when the current stance will do.
+
+        When the destination is near the pick, the stance centres the hand's working point
+        between both, so the whole move is done from one stance if the reach region allows.
+        """
+        start, end = pts[0], pts[-1]
+        if self.in_reach(start, base, side):
+            return None
+        region = self.config.reach
+        if float(np.linalg.norm(end[:2] - start[:2])) < 2 * region.tolerance_y + 0.1:
+            mid = 0.5 * (start + end)
+            g = base_goal_for(mid, side, base[[0, 1, 3]], region)
+            stance = np.array([g[0], g[1], base[2], g[2]])
+            if self.in_reach(start, stance, side) and self.in_reach(end, stance, side):
+                return stance
+        g = base_goal_for(start, side, base[[0, 1, 3]], region)
+        return np.array([g[0], g[1], base[2], g[2]])
+
+    def pick_hand(self, pts: np.ndarray, base: np.ndarray, q: np.ndarray) -> str:
+        """The hand for a pick and place (see the module docstring): the better-placed one,
+        unless only the other does the whole move from one stance."""
+        first = choose_hand(pts[0], pts[-1], self.shoulders(base, q))
+        order = [first, 'right' if first == 'left' else 'left']
+        for side in order:
+            stance = self.pick_stance(pts, base, side)
+            at = base if stance is None else stance
+            if self.in_reach(pts[-1], at, side):
+                return side
+        return first
+
     def in_reach(self, point: np.ndarray, base: np.ndarray, side: str) -> bool:
         """Whether ``point`` (odom) is in comfortable reach of ``side`` from ``base``."""
         return self.config.reach.excess(to_pelvis(point, self._stance(base)), side) <= 1e-9
@@ -604,7 +635,7 @@ class G1Planner:
             side = self.holding_side or choose_hand(pts[0], pts[-1], self.shoulders(base, q))
             builder.place(side, measured_offset=True)
         else:
-            side = choose_hand(pts[0], pts[-1], self.shoulders(base, q))
+            side = self.pick_hand(pts, base, q)
             builder.pick_and_place(side)
         if builder.grasped:
             self.holding_side = builder.side
@@ -676,7 +707,7 @@ class _PlanBuilder:
         self.grasped = False
         self.ik_s = 0.0
         self.timing_s = 0.0
-        self.arms_active = bool(np.max(np.abs(q - planner.rest_q)) > 0.05)
+        self.arms_active = bool(np.max(np.abs(q - planner.rest_q)) > 0.2)
         self.look_again_set = False
 
     # --- building blocks -----------------------------------------------------------------
@@ -720,26 +751,28 @@ class _PlanBuilder:
         rot_goal = p._hand_rotation(self.base[3])
         qs = [self.q.copy()]
         prev = start[:3, 3]
-        n_rot = max(1, len(waypoints))
         t0 = time.perf_counter()
         for w_i, wp in enumerate(waypoints):
             seg_len = float(np.linalg.norm(wp.position - prev))
             n = max(1, int(math.ceil(seg_len / cfg.cartesian_step_m)))
             for i in range(1, n + 1):
                 f = i / n
-                pos = prev + (wp.position - prev) * f
                 # orientation: from the start's to the working one over the first waypoint
-                if w_i == 0 and n_rot:
-                    rot = _slerp(rot_start, rot_goal, f)
-                else:
-                    rot = rot_goal
-                target = np.eye(4)
-                target[:3, :3] = rot
-                target[:3, 3] = pos
-                res = p.ik.solve(self.side, stance_inv @ target, qs[-1],
-                                 q_ref=self.q, use_waist=cfg.use_waist)  # fmt: skip
-                self._check_ik(res, wp, pos)
-                qs.append(res.q)
+                rot = _slerp(rot_start, rot_goal, f) if w_i == 0 else rot_goal
+                q_next = self._solve_sample(prev + (wp.position - prev) * f, rot, qs[-1],
+                                            stance_inv, wp)  # fmt: skip
+                if float(np.max(np.abs(q_next - qs[-1]))) > cfg.max_joint_step_rad:
+                    # a jump: approach this sample in smaller steps from the previous one
+                    f0 = (i - 1) / n
+                    q_sub = qs[-1]
+                    for k in range(1, 5):
+                        fk = f0 + (f - f0) * k / 4
+                        rk = _slerp(rot_start, rot_goal, fk) if w_i == 0 else rot_goal
+                        q_sub = self._solve_sample(prev + (wp.position - prev) * fk, rk, q_sub,
+                                                   stance_inv, wp)  # fmt: skip
+                        qs.append(q_sub)
+                    continue
+                qs.append(q_next)
             prev = wp.position
             self.path.append(wp.position.copy())
             self.targets.append(
@@ -748,6 +781,18 @@ class _PlanBuilder:
             )  # fmt: skip
         self.ik_s += time.perf_counter() - t0
         self._timed(np.array(qs), phase)
+
+    def _solve_sample(
+        self, pos: np.ndarray, rot: np.ndarray, seed: np.ndarray, stance_inv: np.ndarray,
+        wp: _Waypoint,
+    ) -> np.ndarray:  # fmt: skip
+        target = np.eye(4)
+        target[:3, :3] = rot
+        target[:3, 3] = pos
+        res = self.p.ik.solve(self.side, stance_inv @ target, seed, q_ref=seed,
+                              use_waist=self.cfg.use_waist)  # fmt: skip
+        self._check_ik(res, wp, pos)
+        return res.q
 
     def _check_ik(self, res, wp: _Waypoint, pos: np.ndarray) -> None:
         p, cfg = self.p, self.cfg
@@ -813,9 +858,11 @@ class _PlanBuilder:
         """Joint-space motion back to the standing pose (hand first raised clear)."""
         qs = np.array([self.q, self.p.rest_q])
         if float(np.max(np.abs(qs[1] - qs[0]))) > 1e-3:
+            start = self.p.collision.closest(qs[0]).distance_m
             for f in np.linspace(0.0, 1.0, 11)[1:-1]:
                 hit = self.p.collision.first_collision(qs[0] + f * (qs[1] - qs[0]))
-                if hit is not None:
+                # an arm already close (pushed there) may go back, just not closer
+                if hit is not None and hit.distance_m < start - 0.005:
                     raise PlanningError(
                         ErrorCode.COLLISION, None,
                         f'returning the {self.side} arm to the standing pose: {hit.sphere} '
@@ -854,7 +901,7 @@ class _PlanBuilder:
         """Walk (plan) to a stance reaching ``point`` if needed; True when a walk was added."""
         if self.p.in_reach(point, self.base, self.side):
             return False
-        goal = base_goal_for(point, self.side, self.base[:2], self.cfg.reach)
+        goal = base_goal_for(point, self.side, self.base[[0, 1, 3]], self.cfg.reach)
         if np.hypot(goal[0] - self.base[0], goal[1] - self.base[1]) < self.cfg.base_tolerance_m \
                 and abs(wrap_angle(goal[2] - self.base[3])) < 0.05:  # fmt: skip
             return False
@@ -865,7 +912,10 @@ class _PlanBuilder:
         cfg, pts = self.cfg, self.pts
         self.side = side
         self.notes.append(f'{side} hand')
-        self.ensure_reach(pts[0], 0, False, 'the object')
+        stance = self.p.pick_stance(pts, self.base, side)
+        if stance is not None:
+            self.walk_to((float(stance[0]), float(stance[1]), float(stance[3])),
+                         'to reach waypoint 0 (the object)', False)  # fmt: skip
         off = self.p._grasp_offset(side, self.base[3])
         grasp = pts[0] + off
         here = self.hand_position()

@@ -82,22 +82,39 @@ def to_pelvis(p_odom: np.ndarray, stance: np.ndarray) -> np.ndarray:
 
 
 def base_goal_for(
-    point: np.ndarray, side: str, base_xy: np.ndarray, region: ReachRegion
+    point: np.ndarray,
+    side: str,
+    base: np.ndarray,
+    region: ReachRegion,
+    keep_heading_m: float = 1.2,
+    keep_heading_rad: float = 0.8,
 ) -> tuple[float, float, float]:
-    """The stance that puts ``point`` at the hand's working point, facing it from ``base_xy``.
+    """The stance that puts ``point`` at the hand's working point.
+
+    Heading: when the point is near (within ``keep_heading_m``) and in front (bearing within
+    ``keep_heading_rad`` of the current heading), the robot keeps its heading and steps;
+    otherwise it faces the point from where it stands (it walks toward it).
 
     Args:
         point: (3,) the point to reach, odom (m).
         side: the hand that reaches it.
-        base_xy: (2,) where the robot stands now (sets the direction it comes from).
+        base: current pelvis ``[x, y, ...,  yaw]`` (yaw last).
         region: the reach region.
+        keep_heading_m: distance within which the heading may be kept.
+        keep_heading_rad: bearing within which the heading may be kept.
 
     Returns:
         ``(x, y, yaw)`` in odom.
     """
-    d = np.asarray(point[:2], dtype=float) - np.asarray(base_xy, dtype=float)
+    b = np.asarray(base, dtype=float)
+    d = np.asarray(point[:2], dtype=float) - b[:2]
+    dist = float(np.hypot(*d))
+    bearing = math.atan2(d[1], d[0]) if dist > 1e-6 else float(b[-1])
+    if dist <= keep_heading_m and abs(wrap_angle(bearing - b[-1])) <= keep_heading_rad:
+        yaw = float(b[-1])
+    else:
+        yaw = bearing
     off = region.working_point(side)[:2]
-    yaw = math.atan2(d[1], d[0]) if float(np.hypot(*d)) > 1e-6 else 0.0
     c, s = math.cos(yaw), math.sin(yaw)
     x = point[0] - (c * off[0] - s * off[1])
     y = point[1] - (s * off[0] + c * off[1])
