@@ -16,7 +16,7 @@ ROS parameters; anything after ``--ros-args`` (last) is passed through unchanged
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 import importlib
 import sys
 
@@ -100,23 +100,59 @@ def ros_arguments(args: argparse.Namespace) -> list[str]:
     return out + extra
 
 
-def _run_ur5(args: argparse.Namespace) -> int:
+def run_world(
+    args: argparse.Namespace,
+    world: str,
+    check_scene: Callable[[str], object],
+    start: Callable[[list[str]], int],
+    extra_params: Sequence[str] = (),
+) -> int:
+    """Check the options and the scene file, then run a world's node.
+
+    Args:
+        args: parsed options of the world's sub-parser (see :func:`add_common_options`).
+        world: the world's name, for messages (``ur5``).
+        check_scene: loads and validates a scene file (raises ``SceneError``); called only
+            when ``--scene`` is given, so a bad file fails before ROS starts.
+        start: the node's ``main(ros_args)``.
+        extra_params: more ``name:=value`` node parameters (before the user's ``--ros-args``).
+
+    Returns:
+        The node's exit code, or 2 when an option or the scene file is invalid.
+
+    """
     try:
         ros_args = ros_arguments(args)
     except ValueError as exc:
-        print(f'robotracer sim ur5: {exc}', file=sys.stderr)
+        print(f'robotracer sim {world}: {exc}', file=sys.stderr)
         return 2
     if args.scene:
-        from robotracer_sim.ur5.scene import SceneError, load_scene
+        from robotracer_sim.common.scene_schema import SceneError
 
         try:
-            load_scene(args.scene)  # fail fast, with the field named, before ROS starts
+            check_scene(args.scene)  # fail fast, with the field named, before ROS starts
         except SceneError as exc:
-            print(f'robotracer sim ur5: {exc}', file=sys.stderr)
+            print(f'robotracer sim {world}: {exc}', file=sys.stderr)
             return 2
+    i = ros_args.index('--ros-args') + 1
+    ros_args[i:i] = [a for param in extra_params for a in ('-p', param)]
+    return start(ros_args)
+
+
+def _check_ur5_scene(path: str) -> object:
+    from robotracer_sim.ur5.scene import load_scene
+
+    return load_scene(path)
+
+
+def _start_ur5(ros_args: list[str]) -> int:
     from robotracer_sim.nodes.ur5_world_node import main
 
     return main(ros_args)
+
+
+def _run_ur5(args: argparse.Namespace) -> int:
+    return run_world(args, 'ur5', _check_ur5_scene, _start_ur5)
 
 
 def add_ur5_parser(worlds: argparse._SubParsersAction) -> None:

@@ -150,6 +150,26 @@ def world_spec(robot_mjcf: Path, model_name: str, timestep: float) -> mujoco.MjS
     return spec
 
 
+def compile_spec(spec: mujoco.MjSpec, what: str) -> mujoco.MjModel:
+    """Compile a world's spec.
+
+    Args:
+        spec: the assembled spec.
+        what: the world, for the error message (``the UR5 scene <file>``).
+
+    Returns:
+        The model.
+
+    Raises:
+        ValueError: MuJoCo could not compile it (its message is included).
+
+    """
+    try:
+        return spec.compile()
+    except Exception as exc:
+        raise ValueError(f'MuJoCo could not compile {what}: {exc}') from exc
+
+
 def set_damping(joint: mujoco.MjsJoint, value: float) -> None:
     """Set a joint's linear damping (MuJoCo 4 stores damping as polynomial coefficients)."""
     current = np.atleast_1d(np.asarray(joint.damping, dtype=float))

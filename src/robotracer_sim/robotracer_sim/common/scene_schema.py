@@ -370,7 +370,7 @@ def image_size(where: str, d: dict, width: int, height: int) -> tuple[int, int]:
 # --------------------------------------------------------------------------- object fields
 
 
-def object_shape(where: str, d: dict) -> str:
+def _object_shape(where: str, d: dict) -> str:
     """Validate an object's ``shape`` (one of :data:`SHAPES`).
 
     Raises:
@@ -385,7 +385,7 @@ def object_shape(where: str, d: dict) -> str:
     return shape
 
 
-def object_size(where: str, d: dict, shape: str) -> tuple[float, ...]:
+def _object_size(where: str, d: dict, shape: str) -> tuple[float, ...]:
     """Parse an object's ``size`` for its shape (range checks are the world's).
 
     A box takes ``[x, y, z]`` full sizes or one number (a cube); a sphere ``[radius]``; the
@@ -405,7 +405,7 @@ def object_size(where: str, d: dict, shape: str) -> tuple[float, ...]:
     return numbers(where + '.size', d['size'], (2,))
 
 
-def object_position(where: str, d: dict) -> tuple[float, ...]:
+def _object_position(where: str, d: dict) -> tuple[float, ...]:
     """Parse an object's ``position``: ``[x, y]`` (resting) or ``[x, y, z]`` (centre).
 
     Raises:
@@ -417,7 +417,7 @@ def object_position(where: str, d: dict) -> tuple[float, ...]:
     return numbers(where + '.position', d['position'], (2, 3))
 
 
-def object_yaw(where: str, d: dict) -> float:
+def _object_yaw(where: str, d: dict) -> float:
     """Parse an object's optional ``yaw_deg`` (default 0).
 
     Raises:
@@ -427,7 +427,7 @@ def object_yaw(where: str, d: dict) -> float:
     return numbers(where + '.yaw_deg', d.get('yaw_deg', 0.0), (1,))[0]
 
 
-def object_words(where: str, d: dict) -> tuple[str, ...]:
+def _object_words(where: str, d: dict) -> tuple[str, ...]:
     """Parse an object's optional ``words`` (extra words the oracle accepts), lower-cased.
 
     Raises:
@@ -438,6 +438,64 @@ def object_words(where: str, d: dict) -> tuple[str, ...]:
     if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
         raise field_error(where + '.words', f'expected a list of words, got {words!r}')
     return tuple(w.strip().lower() for w in words)
+
+
+def parse_object(
+    where: str,
+    raw: Any,
+    *,
+    name_example: str,
+    check_size: Callable[[str, tuple[float, ...]], object],
+    place: Callable[[str, dict, tuple[float, ...], np.ndarray], tuple[float, float, float]],
+    parse_mass: Callable[[str, Any], float],
+    extra_keys: frozenset[str] = frozenset(),
+) -> ObjectSpec:
+    """Validate one entry of a scene's ``objects`` list; the world supplies its own rules.
+
+    The fields are checked in file-schema order (name, shape, colour, size, position, yaw,
+    mass, words), so the first mistake is the one reported.
+
+    Args:
+        where: the entry (``objects[2]``); fields are reported as ``objects[2] (name).field``.
+        raw: the entry as loaded.
+        name_example: a valid name to show when the name is not one.
+        check_size: ``check_size(field, size)`` raises :class:`SceneError` for a size out of
+            the world's range.
+        place: ``place(where, entry, position, half_extents)`` returns the object's centre
+            from its ``[x, y]`` or ``[x, y, z]`` position (raises for a place it cannot be).
+        parse_mass: ``parse_mass(field, value)`` returns the mass in kg (the value is the
+            shape's default mass when the entry has none).
+        extra_keys: keys the world allows besides :data:`OBJECT_KEYS`.
+
+    Returns:
+        The object.
+
+    Raises:
+        SceneError: anything invalid (the message names the field).
+
+    """
+    d = mapping(where, raw)
+    check_keys(where, d, OBJECT_KEYS | extra_keys)
+    name = entity_name(where + '.name', d.get('name'), name_example)
+    where = f'{where} ({name})'
+    shape = _object_shape(where, d)
+    color, rgba = color_rgba(where, d.get('color'), d.get('rgba'))
+    size = _object_size(where, d, shape)
+    check_size(where + '.size', size)
+    position = place(where, d, _object_position(where, d), half_extents(shape, size))
+    yaw = _object_yaw(where, d)
+    mass = parse_mass(where + '.mass', d.get('mass', DEFAULT_MASS[shape]))
+    return ObjectSpec(
+        name=name,
+        shape=shape,
+        color=color,
+        rgba=rgba,
+        size=size,
+        position=position,
+        yaw_deg=yaw,
+        mass=mass,
+        words=_object_words(where, d),
+    )
 
 
 def unique_names(kind: str, items: Sequence[_Named], seen: set[str], what: str = 'name') -> None:

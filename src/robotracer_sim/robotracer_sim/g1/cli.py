@@ -7,34 +7,27 @@ world with the common options plus the DDS domain and network interface.
 from __future__ import annotations
 
 import argparse
-import sys
 
 
-def _run(args: argparse.Namespace) -> int:
-    from robotracer_sim.cli import ros_arguments
+def _check_scene(path: str) -> object:
+    from robotracer_sim.g1.scene import load_g1_scene
 
-    try:
-        ros_args = ros_arguments(args)
-    except ValueError as exc:
-        print(f'robotracer sim g1: {exc}', file=sys.stderr)
-        return 2
-    if args.scene:
-        from robotracer_sim.g1.scene import load_g1_scene
-        from robotracer_sim.ur5.scene import SceneError
+    return load_g1_scene(path)
 
-        try:
-            load_g1_scene(args.scene)  # fail fast, with the field named, before ROS starts
-        except SceneError as exc:
-            print(f'robotracer sim g1: {exc}', file=sys.stderr)
-            return 2
-    extra = ['-p', f'network_interface:={args.interface}']
-    if args.domain is not None:
-        extra += ['-p', f'domain_id:={int(args.domain)}']
-    i = ros_args.index('--ros-args') + 1
-    ros_args[i:i] = extra
+
+def _start(ros_args: list[str]) -> int:
     from robotracer_sim.nodes.g1_world_node import main
 
     return main(ros_args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from robotracer_sim.cli import run_world
+
+    extra = [f'network_interface:={args.interface}']
+    if args.domain is not None:
+        extra.append(f'domain_id:={int(args.domain)}')
+    return run_world(args, 'g1', _check_scene, _start, extra)
 
 
 def add_parser(worlds: argparse._SubParsersAction) -> None:

@@ -40,6 +40,7 @@ from robotracer_sim.common.mjcf import (
     add_light,
     add_object,
     add_table,
+    compile_spec,
     convert_urdf,
     name_ids,
     object_indices,
@@ -342,10 +343,7 @@ def build_g1_model(
 
     """
     spec = build_g1_spec(scene, folder)
-    try:
-        model = spec.compile()
-    except Exception as exc:
-        raise ValueError(f'MuJoCo could not compile the G1 scene {scene.source}: {exc}') from exc
+    model = compile_spec(spec, f'the G1 scene {scene.source}')
     return model, index_model(model, scene)
 
 

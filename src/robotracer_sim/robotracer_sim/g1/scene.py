@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from robotracer_sim.common.scene_schema import (
-    DEFAULT_MASS,
-    OBJECT_KEYS,
     PALETTE,
     NamedObjects,
     ObjectSpec,
@@ -56,18 +56,13 @@ from robotracer_sim.common.scene_schema import (
     field_error,
     find_by_name,
     frame_name,
-    half_extents,
     image_size,
     load_scene_file,
     mapping,
     non_empty_list,
     number_in,
     numbers,
-    object_position,
-    object_shape,
-    object_size,
-    object_words,
-    object_yaw,
+    parse_object,
     unique_names,
 )
 
@@ -176,43 +171,37 @@ def _table(where: str, raw: Any) -> TableSpec:
 
 
 def _object(where: str, raw: Any, tables: tuple[TableSpec, ...]) -> ObjectSpec:
-    d = mapping(where, raw)
-    check_keys(where, d, OBJECT_KEYS | {'table'})
-    name = entity_name(where + '.name', d.get('name'), 'red_cup')
-    where = f'{where} ({name})'
-    shape = object_shape(where, d)
-    color, rgba = color_rgba(where, d.get('color'), d.get('rgba'))
-    size = object_size(where, d, shape)
-    if any(not 0.0 < s <= 1.0 for s in size):
-        raise field_error(where + '.size', f'expected sizes in (0, 1] m, got {list(size)}')
-    half = half_extents(shape, size)
-    pos = object_position(where, d)
-    if 'table' in d:
-        want = entity_name(where + '.table', d['table'], 'red_cup')
-        under = [t for t in tables if t.name == want]
-        if not under:
-            known = ', '.join(t.name for t in tables)
-            raise field_error(where + '.table', f'unknown table {want!r} (known: {known})')
-    else:
-        under = [t for t in tables if t.contains(pos[0], pos[1])]
-    if len(pos) == 2:
-        if not under or not under[0].contains(pos[0], pos[1]):
-            known = ', '.join(t.name for t in tables)
-            where_on = f'table {under[0].name}' if under else f'any table (tables: {known})'
-            raise field_error(where + '.position', f'{list(pos)} is not on {where_on}')
-        pos = (pos[0], pos[1], under[0].height + float(half[2]))
-    yaw = object_yaw(where, d)
-    mass = number_in(where + '.mass', d.get('mass', DEFAULT_MASS[shape]), 0.001, 5.0)
-    return ObjectSpec(
-        name=name,
-        shape=shape,
-        color=color,
-        rgba=rgba,
-        size=size,
-        position=pos,  # type: ignore[arg-type]
-        yaw_deg=yaw,
-        mass=mass,
-        words=object_words(where, d),
+    def check_size(field: str, size: tuple[float, ...]) -> None:
+        if any(not 0.0 < s <= 1.0 for s in size):
+            raise field_error(field, f'expected sizes in (0, 1] m, got {list(size)}')
+
+    def on_a_table(
+        where: str, d: dict, pos: tuple[float, ...], half: np.ndarray
+    ) -> tuple[float, float, float]:
+        if 'table' in d:
+            want = entity_name(where + '.table', d['table'], 'red_cup')
+            under = [t for t in tables if t.name == want]
+            if not under:
+                known = ', '.join(t.name for t in tables)
+                raise field_error(where + '.table', f'unknown table {want!r} (known: {known})')
+        else:
+            under = [t for t in tables if t.contains(pos[0], pos[1])]
+        if len(pos) == 2:
+            if not under or not under[0].contains(pos[0], pos[1]):
+                known = ', '.join(t.name for t in tables)
+                where_on = f'table {under[0].name}' if under else f'any table (tables: {known})'
+                raise field_error(where + '.position', f'{list(pos)} is not on {where_on}')
+            pos = (pos[0], pos[1], under[0].height + float(half[2]))
+        return pos  # type: ignore[return-value]
+
+    return parse_object(
+        where,
+        raw,
+        name_example='red_cup',
+        check_size=check_size,
+        place=on_a_table,
+        parse_mass=lambda field, v: number_in(field, v, 0.001, 5.0),
+        extra_keys=frozenset({'table'}),
     )
 
 

@@ -44,6 +44,7 @@ from robotracer_sim.common.mjcf import (
     add_object,
     add_table,
     cache_dir,
+    compile_spec,
     container_floor_offset,
     convert_urdf,
     name_ids,
@@ -313,10 +314,7 @@ def build_ur5_model(
 
     """
     spec = build_ur5_spec(scene, folder)
-    try:
-        model = spec.compile()
-    except Exception as exc:
-        raise ValueError(f'MuJoCo could not compile the UR5 scene {scene.source}: {exc}') from exc
+    model = compile_spec(spec, f'the UR5 scene {scene.source}')
     xml = spec.to_xml()
     out = (folder or cache_dir()) / (
         'ur5_tabletop_' + hashlib.sha256(xml.encode()).hexdigest()[:16] + '.xml'

@@ -48,7 +48,6 @@ import numpy as np
 from robotracer_sim.common.scene_schema import (
     CONTAINERS,
     DEFAULT_MASS,
-    OBJECT_KEYS,
     PALETTE,
     SHAPES,
     NamedObjects,
@@ -56,7 +55,6 @@ from robotracer_sim.common.scene_schema import (
     SceneError,
     check_keys,
     color_rgba,
-    entity_name,
     errors_from,
     field_error,
     frame_name,
@@ -66,11 +64,7 @@ from robotracer_sim.common.scene_schema import (
     mapping,
     non_empty_list,
     numbers,
-    object_position,
-    object_shape,
-    object_size,
-    object_words,
-    object_yaw,
+    parse_object,
     positive,
     scene_file_path,
     unique_names,
@@ -165,35 +159,24 @@ class Ur5Scene(NamedObjects):
 
 
 def _object(where: str, raw: Any, table: TableSpec) -> ObjectSpec:
-    d = mapping(where, raw)
-    check_keys(where, d, OBJECT_KEYS)
-    name = entity_name(where + '.name', d.get('name'), 'red_cube')
-    where = f'{where} ({name})'
-    shape = object_shape(where, d)
-    color, rgba = color_rgba(where, d.get('color'), d.get('rgba'))
-    size = positive(where + '.size', object_size(where, d, shape))
-    half = half_extents(shape, size)
-    pos = object_position(where, d)
-    if len(pos) == 2:
-        pos = (pos[0], pos[1], float(half[2]))
-    tx, ty = table.center
-    sx, sy = table.size
-    if not (tx - sx / 2 <= pos[0] <= tx + sx / 2 and ty - sy / 2 <= pos[1] <= ty + sy / 2):
-        raise field_error(where + '.position', f'{list(pos[:2])} is off the table')
-    yaw = object_yaw(where, d)
-    mass = positive(
-        where + '.mass', numbers(where + '.mass', d.get('mass', DEFAULT_MASS[shape]), (1,))
-    )[0]
-    return ObjectSpec(
-        name=name,
-        shape=shape,
-        color=color,
-        rgba=rgba,
-        size=size,
-        position=pos,  # type: ignore[arg-type]
-        yaw_deg=yaw,
-        mass=mass,
-        words=object_words(where, d),
+    def on_table(
+        where: str, d: dict, pos: tuple[float, ...], half: np.ndarray
+    ) -> tuple[float, float, float]:
+        if len(pos) == 2:
+            pos = (pos[0], pos[1], float(half[2]))
+        tx, ty = table.center
+        sx, sy = table.size
+        if not (tx - sx / 2 <= pos[0] <= tx + sx / 2 and ty - sy / 2 <= pos[1] <= ty + sy / 2):
+            raise field_error(where + '.position', f'{list(pos[:2])} is off the table')
+        return pos  # type: ignore[return-value]
+
+    return parse_object(
+        where,
+        raw,
+        name_example='red_cube',
+        check_size=positive,
+        place=on_table,
+        parse_mass=lambda field, v: positive(field, numbers(field, v, (1,)))[0],
     )
 
 
@@ -322,18 +305,11 @@ def load_scene(path: str | Path) -> Ur5Scene:
 
 
 def default_scene_path(name: str = 'ur5_tabletop.yaml') -> Path:
-    """Locate a scene file shipped with the workspace (``config/scenes/<name>``).
-
-    See :func:`robotracer_sim.common.scene_schema.scene_file_path` for where it looks.
-
-    Args:
-        name: the file name.
-
-    Returns:
-        The path of the first match.
+    """Path of the shipped scene file ``name`` (``config/scenes/``), the UR5 tabletop by default.
 
     Raises:
-        SceneError: none found (the message lists where it looked).
+        SceneError: none found (see :func:`~robotracer_sim.common.scene_schema.scene_file_path`
+            for where it looks).
 
     """
     return scene_file_path(name)
