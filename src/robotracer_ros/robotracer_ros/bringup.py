@@ -300,6 +300,8 @@ def _g1_nodes(values: Mapping[str, str]) -> list[NodeSpec]:
             parameters={
                 'backend': values['robot_backend'],
                 'network_interface': iface,
+                # the simulator publishes the head camera's pose; the robot: odometry + URDF FK
+                'camera_pose_source': 'topic' if sim else 'odometry',
                 'use_sim_time': is_true(values['use_sim_time']),
             },
             remappings=_camera_remaps(values),
