@@ -21,7 +21,9 @@ def point_colours(n: int) -> list[tuple[int, int, int]]:
     out = []
     for i in range(n):
         t = i / (n - 1) if n > 1 else 0.0
-        out.append(tuple(int(round(a + (b - a) * t)) for a, b in zip(START_RGB, END_RGB, strict=True)))
+        out.append(
+            tuple(int(round(a + (b - a) * t)) for a, b in zip(START_RGB, END_RGB, strict=True))
+        )
     return out  # type: ignore[return-value]
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 import struct
-import zlib
 from typing import Any
+import zlib
 
 import cv2
 import numpy as np
@@ -215,7 +215,9 @@ def depth_to_millimetres(depth: np.ndarray, scale: float | None = None) -> np.nd
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return (
-        struct.pack('>I', len(data)) + kind + data
+        struct.pack('>I', len(data))
+        + kind
+        + data
         + struct.pack('>I', zlib.crc32(kind + data) & 0xFFFFFFFF)
     )
 
@@ -235,8 +237,10 @@ def _encode_png_stored(arr: np.ndarray) -> bytes:
     colour_type = 2 if arr.ndim == 3 else 0
     header = struct.pack('>IIBBBBB', w, h, depth, colour_type, 0, 0, 0)
     return (
-        b'\x89PNG\r\n\x1a\n' + _png_chunk(b'IHDR', header)
-        + _png_chunk(b'IDAT', zlib.compress(raw.data, 0)) + _png_chunk(b'IEND', b'')
+        b'\x89PNG\r\n\x1a\n'
+        + _png_chunk(b'IHDR', header)
+        + _png_chunk(b'IDAT', zlib.compress(raw.data, 0))
+        + _png_chunk(b'IEND', b'')
     )
 
 

@@ -43,7 +43,8 @@ def response_json(resp: Any) -> dict[str, Any]:
             'instruction': t.instruction,
             'points': [[round(p.x, 6), round(p.y, 6), round(p.z, 6)] for p in t.points],
             'pixels': [
-                [round(float(u), 2), round(float(v), 2)] for u, v in zip(t.pixel_u, t.pixel_v, strict=True)
+                [round(float(u), 2), round(float(v), 2)]
+                for u, v in zip(t.pixel_u, t.pixel_v, strict=True)
             ],
             'depth': [round(float(d), 6) for d in t.depth],
             'depth_source': [int(c) for c in t.depth_source],

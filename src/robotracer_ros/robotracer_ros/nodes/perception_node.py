@@ -22,8 +22,8 @@ same executables with and without ``launch`` (no lifecycle manager is available 
 
 from __future__ import annotations
 
-import sys
 import queue
+import sys
 import threading
 import time
 from typing import Any
@@ -573,7 +573,9 @@ class PerceptionNode(Node):
             except queue.Full:
                 self.get_logger().warn(
                     'visualisation is falling behind: markers/annotated image of this trace '
-                    'skipped', throttle_duration_sec=10.0)
+                    'skipped',
+                    throttle_duration_sec=10.0,
+                )
         else:
             self.get_logger().warn(
                 f'get_trace {request.instruction!r} failed (error {outcome.error_code}): '
