@@ -37,6 +37,9 @@ from robotracer_msgs.msg import SpatialTrace, WholeBodyTarget
 from robotracer_msgs.srv import GetObjectPoses, SetObjectPose
 
 CAMERA_FRAME = 'd435_color_optical_frame'
+STATUS_RATE_HZ = 50.0
+#: From anywhere near the tables back to the start pose, around the near table's left end.
+HOME_ROUTE = ((1.0, 0.8, 3.14), (0.1, 0.8, -1.57), (0.0, 0.0, 0.0))
 #: config/scenes/g1_room.yaml: object centres resting on their tables
 INITIAL = {
     'red_cup': (0.45, 0.12, 0.765),
@@ -80,9 +83,7 @@ class _Proc:
         deadline = time.monotonic() + timeout
         while not self.ready.wait(0.2):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f'{self.name} did not start:\n' + '\n'.join(self.lines[-40:])
-                )
+                raise AssertionError(f'{self.name} did not start:\n' + '\n'.join(self.lines[-40:]))
 
     def text(self) -> str:
         return '\n'.join(self.lines)
@@ -108,7 +109,7 @@ class G1Sim:
                 'g1_world',
                 ['-m', 'robotracer_sim.nodes.g1_world_node', '--ros-args',
                  '-p', f'oracle_port:={self.port}', '-p', 'oracle_latency:=0.1',
-                 '-p', f'rate:={camera_rate}', '-p', 'status_rate:=25.0',
+                 '-p', f'rate:={camera_rate}', '-p', f'status_rate:={STATUS_RATE_HZ}',
                  '-p', 'joint_state_rate:=10.0'],
                 'g1_world ready',
             )  # fmt: skip
@@ -219,12 +220,52 @@ class G1Sim:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             s = self.latest_status()
-            if s['arm_sdk_weight'] == 0 and not any(s['base_command']) and not any(
-                s['base_velocity']
+            if (
+                s['arm_sdk_weight'] == 0
+                and not any(s['base_command'])
+                and not any(s['base_velocity'])
             ):
                 return s
             time.sleep(0.1)
         raise AssertionError(f'robot not idle: {self.latest_status()}')
+
+    def walk_back(self, route: tuple[tuple[float, float, float], ...] = HOME_ROUTE) -> None:
+        """Drive the robot home like an operator with the remote (LocoClient over DDS).
+
+        A child process (the SDK's DDS factory is per process) walks the base through ``route``
+        (odom x, y, yaw waypoints; the default goes around the tables) with the same closed
+        loop the executor uses; the arms stay with the locomotion controller.
+        """
+        code = (
+            'import sys\n'
+            'from trace_executor.backends.unitree import UnitreeBackend, UnitreeConfig\n'
+            'from trace_executor.g1.kinematics import G1Kinematics\n'
+            'from trace_executor.g1.planner import WalkSegment\n'
+            'b = UnitreeBackend(G1Kinematics(), UnitreeConfig(domain_id=int(sys.argv[1]),'
+            ' state_timeout_s=1.0), log=lambda l, m: None).start()\n'
+            'assert b.wait_for_state(10), "no robot state"\n'
+            'route = ' + repr(list(route)) + '\n'
+            'if b.base_pose()[0] < 0.3:\n'  # in front of the tables already: straight home
+            '    route = route[-1:]\n'
+            'for x, y, yaw in route:\n'
+            '    r = b.walk(WalkSegment((x, y, yaw), "odom", 10.0), lambda: None,'
+            ' lambda f: None)\n'
+            '    assert r.status.value == "done", r.message\n'
+            'b.close()\n'
+            'print("WALKED", flush=True)\n'
+        )
+        domain = os.environ.get('ROS_DOMAIN_ID', '0')
+        proc = subprocess.run(
+            [sys.executable, '-c', code, domain], capture_output=True, text=True, timeout=120
+        )
+        assert 'WALKED' in proc.stdout, f'walk back failed:\n{proc.stdout}\n{proc.stderr}'
+
+    def reset_objects(self) -> None:
+        """Objects back where the scene file puts them (none may be held)."""
+        for name, xyz in INITIAL.items():
+            res = self.move(name, xyz)
+            assert res.success, res.message
+        time.sleep(0.6)  # settle, and the camera sees them
 
     # --- goals ----------------------------------------------------------------------------
     def run(
@@ -266,6 +307,13 @@ class G1Sim:
         msg.header.frame_id = frame
         msg.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in points]
         return ExecuteTrace.Goal(trace=msg, speed_scale=kw.pop('speed', 1.0), **kw)
+
+    def save_logs(self, folder: str) -> None:
+        """Write each process's output to ``folder/<name>.log`` (for failures)."""
+        os.makedirs(folder, exist_ok=True)
+        for p in self.procs:
+            with open(os.path.join(folder, f'{p.name}.log'), 'w') as f:
+                f.write(p.text())
 
     def close(self) -> None:
         """Stop the client and every process."""

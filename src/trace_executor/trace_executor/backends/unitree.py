@@ -85,7 +85,7 @@ class UnitreeConfig:
     state_timeout_s: float = 0.1
     ramp_in_s: float = 1.0
     ramp_out_s: float = 1.0
-    fault_ramp_out_s: float = 0.06
+    fault_ramp_out_s: float = 0.04
     stop_s: float = 0.3
     max_joint_velocity_rad_s: float = 2.0
     kp_arm: float = 60.0
@@ -197,6 +197,8 @@ class UnitreeBackend:
         cfg = self.config
         self._log = log or (lambda level, msg: print(f'[unitree] [{level}] {msg}', flush=True))
         self.period_s = 1.0 / cfg.rate_hz
+        #: robot state older than this is stale (s); may be changed while running
+        self.state_timeout_s = float(cfg.state_timeout_s)
         margin = 0.01
         self.streamer = ArmStreamer(
             kinematics.lower_rad + margin,
@@ -218,6 +220,9 @@ class UnitreeBackend:
         self._was_fresh = False
         self._walking = threading.Event()
         self._fault = ''
+        self._reaction: dict[str, float] = {}
+        #: (StopMove, weight 0) seconds after the last sample, at the last stale fault
+        self.last_reaction_s: tuple[float, float] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
@@ -318,8 +323,10 @@ class UnitreeBackend:
             return
         self.streamer.release()
         deadline = time.monotonic() + self.config.ramp_out_s + 0.5
-        while self.streamer.weight > 0 and time.monotonic() < deadline and self._fresh(
-            time.monotonic()
+        while (
+            self.streamer.weight > 0
+            and time.monotonic() < deadline
+            and self._fresh(time.monotonic())
         ):
             time.sleep(self.period_s)
         self._stop_move()
@@ -330,7 +337,7 @@ class UnitreeBackend:
 
     # --- state ---------------------------------------------------------------------------
     def _fresh(self, now: float) -> bool:
-        return self._lowstate.age(now) <= self.config.state_timeout_s
+        return self._lowstate.age(now) <= self.state_timeout_s
 
     def _poll(self, now: float) -> None:
         s = self._lowstate.take(now)
@@ -363,7 +370,7 @@ class UnitreeBackend:
         if not self._fresh(now):
             raise BackendError(
                 f'rt/lowstate is stale ({self._lowstate.age(now) * 1e3:.0f} ms old > '
-                f'{self.config.state_timeout_s * 1e3:.0f} ms)'
+                f'{self.state_timeout_s * 1e3:.0f} ms)'
             )
         return q
 
@@ -379,7 +386,7 @@ class UnitreeBackend:
         if odom is None:
             raise BackendError('no rt/odommodestate received yet')
         age = self._odom_reader.age(now)
-        if age > max(0.2, 3 * self.config.state_timeout_s):
+        if age > max(0.2, 3 * self.state_timeout_s):
             raise BackendError(f'rt/odommodestate is stale ({age * 1e3:.0f} ms old)')
         return odom
 
@@ -425,6 +432,12 @@ class UnitreeBackend:
         cmd = self.streamer.tick(now, q, fresh)
         if cmd is not None:
             self._send_arm(cmd)
+            if cmd.weight == 0.0 and self._reaction and 'weight_zero' not in self._reaction:
+                self._reaction['weight_zero'] = time.monotonic()
+                self._report_reaction()
+        elif self._reaction and 'weight_zero' not in self._reaction:
+            self._reaction['weight_zero'] = now  # the weight was out already
+            self._report_reaction()
         if fresh:
             self._send_hands(now, every=tick % 5 == 0)
 
@@ -432,10 +445,29 @@ class UnitreeBackend:
         age = self._lowstate.age(now)
         self._fault = f'rt/lowstate stale ({age * 1e3:.0f} ms without a new sample)'
         self.stats.stale_events += 1
-        self._log('error', f'{self._fault}: arm_sdk weight ramps out, base stops')
         self.streamer.release(fault=self._fault)
+        self._reaction = {'last_sample': self._lowstate.rx_time}
         # StopMove from its own thread: the loop keeps ramping the weight out meanwhile.
-        threading.Thread(target=self._stop_move, name='g1_stop_move', daemon=True).start()
+        threading.Thread(target=self._stop_move_on_fault, name='g1_stop_move', daemon=True).start()
+        self._log('error', f'{self._fault}: arm_sdk weight ramps out, base stops')
+
+    def _stop_move_on_fault(self) -> None:
+        self._stop_move()
+        self._reaction['stop_sent'] = time.monotonic()
+        self._report_reaction()
+
+    def _report_reaction(self) -> None:
+        r = self._reaction
+        if 'stop_sent' in r and 'weight_zero' in r and not r.get('reported'):
+            r['reported'] = True
+            t0 = r['last_sample']
+            self.last_reaction_s = (r['stop_sent'] - t0, r['weight_zero'] - t0)
+            self._log(
+                'warn',
+                f'stale-state reaction: StopMove sent {(r["stop_sent"] - t0) * 1e3:.0f} ms and '
+                f'arm_sdk weight 0 sent {(r["weight_zero"] - t0) * 1e3:.0f} ms after the last '
+                'rt/lowstate sample',
+            )
 
     def _send_arm(self, cmd: ArmCommand) -> None:
         m = self._lowcmd
@@ -477,9 +509,7 @@ class UnitreeBackend:
 
     def _stop_move(self) -> None:
         try:
-            code, _ = self._rpc(
-                LOCO_SET_VELOCITY, {'velocity': [0.0, 0.0, 0.0], 'duration': 1.0}
-            )
+            code, _ = self._rpc(LOCO_SET_VELOCITY, {'velocity': [0.0, 0.0, 0.0], 'duration': 1.0})
             if code != 0:
                 self._log('warn', f'StopMove answered error {code}')
         except Exception as exc:  # noqa: BLE001 - report, the velocity command expires anyway
@@ -579,7 +609,10 @@ class UnitreeBackend:
                 pose = self.base_pose()
             except BackendError:
                 return
-            if prev is not None and max(abs(a - b) for a, b in zip(pose, prev)) < 1e-4:
+            if (
+                prev is not None
+                and max(abs(a - b) for a, b in zip(pose, prev, strict=True)) < 1e-4
+            ):
                 return
             prev = pose
             time.sleep(0.05)
@@ -613,11 +646,16 @@ class UnitreeBackend:
         if self._walking.is_set():
             return MotionResult(MotionStatus.FAILED, 'the arms do not move while walking')
         start = np.asarray(seg.positions_rad[0], dtype=float)
-        dev = float(np.max(np.abs(start - q_now)))
-        if dev > 0.15:
+        # The trajectory starts where the previous one ended: the stream's current target when
+        # the weight is in (a contact may push the measured arm off it), else the measured pose.
+        ref = self.streamer.target if self.streamer.engaged else None
+        ref, tol = (q_now, 0.25) if ref is None else (ref, 0.1)
+        dev = float(np.max(np.abs(start - ref)))
+        if dev > tol:
             return MotionResult(
                 MotionStatus.FAILED,
-                f'the arm motion starts {dev:.2f} rad away from the measured pose',
+                f'the arm motion starts {dev:.2f} rad away from the '
+                f'{"commanded" if tol < 0.2 else "measured"} pose (limit {tol:.2f} rad)',
             )
         self._fault = ''
         self.streamer.engage()
@@ -701,6 +739,14 @@ class UnitreeBackend:
         self._ramp_hand(side, mid, np.zeros(7), 0.1)
         time.sleep(duration * 0.5)
         return True, f'{side} hand opened'
+
+    def holding(self) -> str | None:
+        """The hand last commanded closed (grasping), if any."""
+        for side, q in self._hands.items():
+            closed = self.kin.finger_closed_rad[side]
+            if float(np.mean(q[2:] / closed[2:])) > 0.3:
+                return side
+        return None
 
     def _ramp_hand(self, side: str, q0: np.ndarray, q1: np.ndarray, duration: float) -> None:
         lo, hi = self.kin.finger_lower_rad[side], self.kin.finger_upper_rad[side]

@@ -244,9 +244,8 @@ class ArmStreamer:
                 step = np.clip(want - self._target, -self.vmax * dt, self.vmax * dt)
                 self._velocity = step / dt
                 self._target = np.clip(self._target + step, self.lower, self.upper)
-                if self._elapsed >= tr.times[-1] and np.allclose(
-                    self._target, tr.positions[-1], atol=1e-6
-                ):
+                final = np.clip(tr.positions[-1], self.lower, self.upper)
+                if self._elapsed >= tr.times[-1] and np.allclose(self._target, final, atol=1e-6):
                     tr.done = True
                     self._velocity[:] = 0.0
         else:

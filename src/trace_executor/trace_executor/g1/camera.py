@@ -72,8 +72,9 @@ class PoseBuffer:
             return self._poses[-1] if self._poses else None
 
     def lookup(self, stamp: float) -> np.ndarray | None:
-        """The pose at ``stamp``: exact, interpolated between neighbours, or the nearest
-        within ``max_gap_s``; None when no stored pose is close enough.
+        """The pose at ``stamp``, or None when no stored pose is close enough.
+
+        Interpolated between the neighbouring poses, else the nearest within ``max_gap_s``.
         """
         with self._lock:
             poses = list(self._poses)
@@ -102,3 +103,37 @@ def pose_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     dt = float(np.linalg.norm(a[:3, 3] - b[:3, 3]))
     dr = float(np.linalg.norm(pin.log3(a[:3, :3].T @ b[:3, :3])))
     return dt, dr
+
+
+def at_image_border(u: float, v: float, width: int, height: int, margin_px: float = 2.0) -> bool:
+    """Whether a pixel lies on the image border (a model clips what it cannot see there)."""
+    return (
+        u <= margin_px
+        or v <= margin_px
+        or u >= width - 1 - margin_px
+        or (v >= height - 1 - margin_px)
+    )
+
+
+def continue_trace(
+    new_points: np.ndarray, end_visible: bool, previous: np.ndarray | None
+) -> tuple[np.ndarray, str]:
+    """The trace to plan with after looking again from a new stance (odom points).
+
+    A walk brings the robot close to the object; the destination may then be out of the
+    camera's view (behind the robot, or clipped at the image border). The new view is trusted
+    for where the object is now (the trace start); when its end is not visible, the rest of the
+    trace comes from the previous view, where the destination was seen.
+
+    Args:
+        new_points: (N, 3) trace from the new view, odom.
+        end_visible: the new trace's end lies inside its image.
+        previous: (M, 3) the trace this goal planned with before, odom (None: first view).
+
+    Returns:
+        ``(points, note)``: the trace to plan with and what was combined ('' when unchanged).
+    """
+    if end_visible or previous is None or len(previous) < 2:
+        return np.asarray(new_points, dtype=float), ''
+    merged = np.vstack([np.asarray(new_points, dtype=float)[:1], previous[1:]])
+    return merged, 'destination out of view: kept from the previous view'

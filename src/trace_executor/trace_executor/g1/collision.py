@@ -11,8 +11,9 @@ IK step, ~20 µs) rather than a check after it:
 - each arm is a chain of spheres: elbow, wrist, palm centre, fingertips and grasp point.
 
 For every sphere/box pair the signed distance ``d(q)`` (sphere surface to box; negative inside)
-must stay ≥ ``margin``. The IK linearises it, ``d + ∇d·Δq ≥ min(margin, d)`` (a pair already
-closer than the margin may not get closer), as inequality rows of its QP; ``∇d`` is the
+must stay ≥ ``margin``. The IK linearises it, ``d + ∇d·Δq ≥ min(margin + 1 cm, d)`` (a pair
+already closer may not get closer; the extra centimetre absorbs the linearisation error of one
+step), as inequality rows of its QP; ``∇d`` is the
 normal at the closest box point times the relative Jacobian of the sphere centre and that box
 point. The upper arms (shoulder to elbow) are not modelled: they hinge at the torso's side and
 cannot reach into it within the shoulder roll limits. Arm-to-arm contact is not modelled: the
@@ -96,7 +97,7 @@ class BodyCollisionModel:
         self,
         kinematics: G1Kinematics,
         margin_m: float = 0.02,
-        activation_m: float = 0.06,
+        activation_m: float = 0.1,
         boxes: tuple[BodyBox, ...] | None = None,
         spheres: tuple[ArmSphere, ...] | None = None,
     ) -> None:
@@ -226,5 +227,7 @@ class BodyCollisionModel:
             skew = np.array([[0.0, -oc[2], oc[1]], [oc[2], 0.0, -oc[0]],
                              [-oc[1], oc[0], 0.0]])  # fmt: skip
             rows[k] = normal[s, b] @ (jp - (jb[:3] - skew @ jb[3:]))
-            rhs[k] = min(self.margin_m, d[s, b]) - d[s, b]
+            # aim 1 cm beyond the margin: the linearisation errs by up to ~1 cm per step
+            target = self.margin_m + 0.01
+            rhs[k] = min(target, d[s, b]) - d[s, b]
         return rows, rhs

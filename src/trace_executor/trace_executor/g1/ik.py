@@ -82,7 +82,7 @@ class HandIk:
         position_tolerance_m: float = 0.005,
         tilt_tolerance_rad: float = 0.25,
         max_iterations: int = 30,
-        max_step_rad: float = 0.3,
+        max_step_rad: float = 0.1,
         orientation_cost: tuple[float, float, float] = (0.3, 0.3, 0.05),
         posture_cost_arm: float = 0.002,
         posture_cost_waist: float = 0.01,

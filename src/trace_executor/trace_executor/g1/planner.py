@@ -58,7 +58,7 @@ from ..errors import ErrorCode, PlanningError
 from ..ur5.timing import TimeParameterizer, TimingError
 from .collision import BodyCollisionModel
 from .ik import HandIk
-from .kinematics import ARM, SIDES, G1_UPPER_BODY_JOINTS, G1Kinematics, standing_upper_body
+from .kinematics import ARM, G1_UPPER_BODY_JOINTS, SIDES, G1Kinematics, standing_upper_body
 from .stance import (
     SIGN,
     ReachRegion,
@@ -114,6 +114,12 @@ class G1PlannerConfig:
         place_clearance_m: the object is let go this far above its resting pose.
         carry_pose: hand position (pelvis frame, x and |y|) while walking with an object.
         carry_lift_m: the object is lifted at least this far before walking with it.
+        tuck_arms_for_walks: before a walk of ``tuck_min_walk_m`` or more, raise the free
+            hands in front of the chest (``tuck_pose``: x, |y|, z in the pelvis frame) and
+            carry an object at least that high: the arms stay clear of table tops while the
+            robot walks past furniture (in the simulator the legs even pass through it; there
+            is no obstacle-aware base path). False: free arms hang (weight out) while walking.
+        tuck_min_walk_m: shorter walks (steps) keep the arms as they are.
         hand_yaw_rad: hand heading relative to the stance heading (0: fingers forward).
         grip_closure: Dex3 closure (0 open .. 1 fist) commanded to grasp.
         release_closure: closure the hand opens to (gently) before it lets go.
@@ -137,16 +143,19 @@ class G1PlannerConfig:
     grasp_point_right: tuple[float, float, float] = (0.10, 0.035, 0.0)
     reach: ReachRegion = field(default_factory=ReachRegion)
     min_point_height_m: float = 0.45
-    max_point_height_m: float = 1.35
+    max_point_height_m: float = 1.2
     max_walk_m: float = 5.0
     max_trace_step_m: float = 1.0
-    base_tolerance_m: float = 0.03
+    base_tolerance_m: float = 0.05
     grasp_standoff_m: float = 0.02
     grasp_height_m: float = 0.03
     approach_height_m: float = 0.10
     place_clearance_m: float = 0.005
     carry_pose: tuple[float, float] = (0.22, 0.20)
     carry_lift_m: float = 0.10
+    tuck_arms_for_walks: bool = True
+    tuck_min_walk_m: float = 0.3
+    tuck_pose: tuple[float, float, float] = (0.25, 0.20, 0.12)
     hand_yaw_rad: float = 0.0
     grip_closure: float = 0.6
     release_closure: float = 0.33
@@ -563,29 +572,39 @@ class G1Planner:
 
         When the destination is near the pick, the stance centres the hand's working point
         between both, so the whole move is done from one stance if the reach region allows.
+        A stance closer than ``base_tolerance_m`` to the current one is no walk.
         """
+        cfg = self.config
         start, end = pts[0], pts[-1]
-        if self.in_reach(start, base, side):
+        if self.in_reach(start + self._grasp_offset(side, base[3]), base, side):
             return None
-        region = self.config.reach
+        region = cfg.reach
+        goal = None
         if float(np.linalg.norm(end[:2] - start[:2])) < 2 * region.tolerance_y + 0.1:
-            mid = 0.5 * (start + end)
-            g = base_goal_for(mid, side, base[[0, 1, 3]], region)
+            g = base_goal_for(0.5 * (start + end), side, base[[0, 1, 3]], region)
             stance = np.array([g[0], g[1], base[2], g[2]])
-            if self.in_reach(start, stance, side) and self.in_reach(end, stance, side):
-                return stance
-        g = base_goal_for(start, side, base[[0, 1, 3]], region)
-        return np.array([g[0], g[1], base[2], g[2]])
+            off = self._grasp_offset(side, g[2])
+            if self.in_reach(start + off, stance, side) and self.in_reach(end + off, stance, side):
+                goal = stance
+        if goal is None:
+            g = base_goal_for(start, side, base[[0, 1, 3]], region)
+            goal = np.array([g[0], g[1], base[2], g[2]])
+        if float(np.hypot(goal[0] - base[0], goal[1] - base[1])) < cfg.base_tolerance_m and \
+                abs(wrap_angle(goal[3] - base[3])) < 0.05:  # fmt: skip
+            return None
+        return goal
 
     def pick_hand(self, pts: np.ndarray, base: np.ndarray, q: np.ndarray) -> str:
-        """The hand for a pick and place (see the module docstring): the better-placed one,
-        unless only the other does the whole move from one stance."""
+        """The hand for a pick and place (see the module docstring).
+
+        The better-placed one, unless only the other does the whole move from one stance.
+        """
         first = choose_hand(pts[0], pts[-1], self.shoulders(base, q))
         order = [first, 'right' if first == 'left' else 'left']
         for side in order:
             stance = self.pick_stance(pts, base, side)
             at = base if stance is None else stance
-            if self.in_reach(pts[-1], at, side):
+            if self.in_reach(pts[-1] + self._grasp_offset(side, at[3]), at, side):
                 return side
         return first
 
@@ -629,14 +648,22 @@ class G1Planner:
         pts = self.validate_trace(points, frame_id, transform, base)
         t_valid = time.perf_counter()
         builder = _PlanBuilder(self, pts, base, q, speed)
-        if mode == 'follow':
-            builder.follow()
-        elif holding:
-            side = self.holding_side or choose_hand(pts[0], pts[-1], self.shoulders(base, q))
-            builder.place(side, measured_offset=True)
-        else:
-            side = self.pick_hand(pts, base, q)
-            builder.pick_and_place(side)
+        try:
+            if mode == 'follow':
+                builder.follow()
+            elif holding:
+                side = self.holding_side or choose_hand(pts[0], pts[-1], self.shoulders(base, q))
+                builder.place(side, measured_offset=True)
+            else:
+                side = self.pick_hand(pts, base, q)
+                builder.pick_and_place(side)
+        except PlanningError as exc:
+            if builder.commit is None:
+                raise
+            # What comes after a look-again walk is planned from a far view: provisional.
+            # Keep the validated part; the rest is planned again from the new stance.
+            builder.truncate()
+            builder.notes.append(f'after the walk: replanned from there ({exc.message})')
         if builder.grasped:
             self.holding_side = builder.side
         t_end = time.perf_counter()
@@ -709,6 +736,15 @@ class _PlanBuilder:
         self.timing_s = 0.0
         self.arms_active = bool(np.max(np.abs(q - planner.rest_q)) > 0.2)
         self.look_again_set = False
+        #: sizes of segments/targets/path (and grasped) up to the first look-again walk
+        self.commit: tuple[int, int, int, bool] | None = None
+
+    def truncate(self) -> None:
+        """Drop everything planned after the first look-again walk."""
+        assert self.commit is not None
+        n_seg, n_tgt, n_path, grasped = self.commit
+        del self.segments[n_seg:], self.targets[n_tgt:], self.path[n_path:]
+        self.grasped = grasped
 
     # --- building blocks -----------------------------------------------------------------
     def walk_to(self, goal: tuple[float, float, float], why: str, holding: bool) -> None:
@@ -716,7 +752,9 @@ class _PlanBuilder:
         dist = float(np.hypot(goal[0] - self.base[0], goal[1] - self.base[1]))
         turn = abs(wrap_angle(goal[2] - self.base[3]))
         dur = dist / cfg.walk_speed_m_s + turn / cfg.walk_yaw_rate_rad_s + 0.5
-        if not holding and self.arms_active:
+        if cfg.tuck_arms_for_walks and dist >= cfg.tuck_min_walk_m:
+            self.tuck(holding)
+        elif not holding and self.arms_active:
             self.rest()
             self.release()
         self.segments.append(
@@ -725,15 +763,57 @@ class _PlanBuilder:
                 holding=self.side if holding else None,
             )
         )  # fmt: skip
-        self.look_again_set = True
         self.targets.append(
             BodyTarget('walk', goal, self.side, None, self.grip(holding), self.q.copy())
         )
+        if not self.look_again_set:
+            self.commit = (len(self.segments), len(self.targets), len(self.path), self.grasped)
+        self.look_again_set = True
         self.notes.append(f'walk {dist:.2f} m to ({goal[0]:.2f}, {goal[1]:.2f}) {why}')
         self.base = np.array([goal[0], goal[1], self.base[2], goal[2]])
 
     def grip(self, holding: bool) -> float:
         return self.cfg.grip_closure if holding else 0.0
+
+    def tuck(self, holding: bool) -> None:
+        """Raise the free arm(s) in front of the chest, above table height, for a walk.
+
+        Each hand goes straight up beside the body first, then forward (clear of a table edge
+        in front), with the waist still; a hand that holds an object is already at its carry
+        pose.
+        """
+        cfg = self.cfg
+        sides = [s for s in SIDES if not (holding and s == self.side)]
+        self._hands_to(sides, lambda side, here: [
+            np.array([here[0], here[1], max(here[2], cfg.tuck_pose[2])]),
+            np.array([cfg.tuck_pose[0], SIGN[side] * cfg.tuck_pose[1], cfg.tuck_pose[2]]),
+        ], 'tuck', holding)  # fmt: skip
+
+    def _hands_to(self, sides: list[str], waypoints, phase: str, holding: bool) -> None:
+        """Move several hands at once through pelvis-frame waypoints (waist still).
+
+        ``waypoints(side, here_pelvis) -> [p_pelvis, ...]``. Each arm's path is independent
+        when the waist does not move, so the paths are solved one by one and merged.
+        """
+        working = self.side
+        stance = stance_matrix(*self.base)
+        paths = []
+        for side in sides:
+            self.side = side
+            here = to_pelvis(self.hand_position(), stance)
+            wps = [stance[:3, :3] @ w + stance[:3, 3] for w in waypoints(side, here)]
+            if float(np.linalg.norm(wps[-1] - self.hand_position())) < 0.03:
+                continue
+            path = self._ik_path([_Waypoint(w, phase, -1) for w in wps], holding, use_waist=False)
+            paths.append((side, path))
+        self.side = working
+        if paths:
+            n = max(len(path) for _, path in paths)
+            merged = np.repeat(self.q[None], n, axis=0)
+            for side, path in paths:
+                arm = np.array([path[min(i, len(path) - 1)][ARM[side]] for i in range(n)])
+                merged[:, ARM[side]] = arm
+            self._timed(merged, phase)
 
     def hand_pose(self, position: np.ndarray) -> np.ndarray:
         t = np.eye(4)
@@ -741,12 +821,20 @@ class _PlanBuilder:
         t[:3, 3] = position
         return t
 
-    def arm_path(self, waypoints: list[_Waypoint], phase: str, holding: bool) -> None:
+    def arm_path(
+        self, waypoints: list[_Waypoint], phase: str, holding: bool, use_waist: bool | None = None
+    ) -> None:
         """IK along straight lines through ``waypoints`` (grasp point, odom), then timing."""
+        self._timed(np.array(self._ik_path(waypoints, holding, use_waist)), phase)
+
+    def _ik_path(
+        self, waypoints: list[_Waypoint], holding: bool, use_waist: bool | None = None
+    ) -> list[np.ndarray]:
+        """Joint path (from ``self.q``) moving the working hand through ``waypoints``."""
         cfg, p = self.cfg, self.p
         stance = stance_matrix(*self.base)
         stance_inv = np.linalg.inv(stance)
-        start = (stance @ p.kinematics.grasp_pose(self.q, self.side))
+        start = stance @ p.kinematics.grasp_pose(self.q, self.side)
         rot_start = start[:3, :3]
         rot_goal = p._hand_rotation(self.base[3])
         qs = [self.q.copy()]
@@ -760,7 +848,7 @@ class _PlanBuilder:
                 # orientation: from the start's to the working one over the first waypoint
                 rot = _slerp(rot_start, rot_goal, f) if w_i == 0 else rot_goal
                 q_next = self._solve_sample(prev + (wp.position - prev) * f, rot, qs[-1],
-                                            stance_inv, wp)  # fmt: skip
+                                            stance_inv, wp, use_waist)  # fmt: skip
                 if float(np.max(np.abs(q_next - qs[-1]))) > cfg.max_joint_step_rad:
                     # a jump: approach this sample in smaller steps from the previous one
                     f0 = (i - 1) / n
@@ -769,7 +857,7 @@ class _PlanBuilder:
                         fk = f0 + (f - f0) * k / 4
                         rk = _slerp(rot_start, rot_goal, fk) if w_i == 0 else rot_goal
                         q_sub = self._solve_sample(prev + (wp.position - prev) * fk, rk, q_sub,
-                                                   stance_inv, wp)  # fmt: skip
+                                                   stance_inv, wp, use_waist)  # fmt: skip
                         qs.append(q_sub)
                     continue
                 qs.append(q_next)
@@ -780,17 +868,17 @@ class _PlanBuilder:
                            self.grip(holding), qs[-1].copy(), wp.trace_index)
             )  # fmt: skip
         self.ik_s += time.perf_counter() - t0
-        self._timed(np.array(qs), phase)
+        return qs
 
     def _solve_sample(
         self, pos: np.ndarray, rot: np.ndarray, seed: np.ndarray, stance_inv: np.ndarray,
-        wp: _Waypoint,
+        wp: _Waypoint, use_waist: bool | None = None,
     ) -> np.ndarray:  # fmt: skip
         target = np.eye(4)
         target[:3, :3] = rot
         target[:3, 3] = pos
-        res = self.p.ik.solve(self.side, stance_inv @ target, seed, q_ref=seed,
-                              use_waist=self.cfg.use_waist)  # fmt: skip
+        waist = self.cfg.use_waist if use_waist is None else use_waist
+        res = self.p.ik.solve(self.side, stance_inv @ target, seed, q_ref=seed, use_waist=waist)
         self._check_ik(res, wp, pos)
         return res.q
 
@@ -799,9 +887,10 @@ class _PlanBuilder:
         k = wp.trace_index if wp.trace_index >= 0 else None
         n = len(self.pts)
         where = (
-            f'waypoint {k} of {n}' if k is not None else 'the hand path'
-        ) + f' ({wp.phase}, {self.side} hand at {_fmt(pos)} m, stance ' \
+            (f'waypoint {k} of {n}' if k is not None else 'the hand path')
+            + f' ({wp.phase}, {self.side} hand at {_fmt(pos)} m, stance '
             f'({self.base[0]:.2f}, {self.base[1]:.2f}, {math.degrees(self.base[3]):.0f}°))'
+        )
         if not res.converged:
             if res.joints_at_limit:
                 j = res.joints_at_limit[0]
@@ -855,18 +944,29 @@ class _PlanBuilder:
         self.arms_active = True
 
     def rest(self) -> None:
-        """Joint-space motion back to the standing pose (hand first raised clear)."""
+        """Back to the standing pose: hands pulled in close to the body, then joint space."""
+        stance = stance_matrix(*self.base)
+        forward = []
+        for side in SIDES:
+            self.side, working = side, self.side
+            if to_pelvis(self.hand_position(), stance)[0] > 0.12:
+                forward.append(side)
+            self.side = working
+        if forward:
+            self._hands_to(forward, lambda side, here: [
+                np.array([0.08, SIGN[side] * max(abs(here[1]), 0.2), here[2]])
+            ], 'rest', False)  # fmt: skip
         qs = np.array([self.q, self.p.rest_q])
         if float(np.max(np.abs(qs[1] - qs[0]))) > 1e-3:
-            start = self.p.collision.closest(qs[0]).distance_m
+            # Into the locomotion controller's own standing pose: only actual contact with the
+            # body boxes counts here (the boxes are generous around the thighs).
             for f in np.linspace(0.0, 1.0, 11)[1:-1]:
-                hit = self.p.collision.first_collision(qs[0] + f * (qs[1] - qs[0]))
-                # an arm already close (pushed there) may go back, just not closer
-                if hit is not None and hit.distance_m < start - 0.005:
+                c = self.p.collision.closest(qs[0] + f * (qs[1] - qs[0]))
+                if c.distance_m < 0.0:
                     raise PlanningError(
                         ErrorCode.COLLISION, None,
-                        f'returning the {self.side} arm to the standing pose: {hit.sphere} '
-                        f'would come within {hit.distance_m * 100:.1f} cm of the {hit.box}',
+                        f'returning the arms to the standing pose: {c.sphere} would touch the '
+                        f'{c.box} ({c.distance_m * 100:.1f} cm)',
                     )  # fmt: skip
             dense = qs[0] + np.linspace(0.0, 1.0, 12)[:, None] * (qs[1] - qs[0])
             self._timed(dense, 'rest', joint_space=True)
@@ -909,7 +1009,7 @@ class _PlanBuilder:
         return True
 
     def pick_and_place(self, side: str) -> None:
-        cfg, pts = self.cfg, self.pts
+        pts = self.pts
         self.side = side
         self.notes.append(f'{side} hand')
         stance = self.p.pick_stance(pts, self.base, side)
@@ -950,7 +1050,8 @@ class _PlanBuilder:
         if not self.p.in_reach(end + off, self.base, side):
             # Lift, bring the object close to the body, walk to the destination.
             here = self.hand_position()
-            lift_z = max(here[2], pts[0][2] + off[2] + cfg.carry_lift_m)
+            lift_z = max(here[2], pts[0][2] + off[2] + cfg.carry_lift_m,
+                         self.base[2] + cfg.tuck_pose[2])  # fmt: skip
             carry_local = np.array([cfg.carry_pose[0], SIGN[side] * cfg.carry_pose[1], 0.0])
             stance = stance_matrix(*self.base)
             carry = stance[:3, :3] @ carry_local + stance[:3, 3]
@@ -1021,7 +1122,7 @@ class _PlanBuilder:
         self.release()
 
     def follow(self) -> None:
-        cfg, pts = self.cfg, self.pts
+        pts = self.pts
         self.side = choose_hand(pts[0], pts[-1], self.p.shoulders(self.base, self.q))
         self.notes.append(f'{self.side} hand follows the trace')
         self.ensure_reach(pts[0], 0, False, 'the trace start')

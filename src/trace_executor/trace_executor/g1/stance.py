@@ -58,7 +58,7 @@ class ReachRegion:
     hand_y: float = 0.14
     tolerance_back: float = 0.08
     tolerance_front: float = 0.08
-    tolerance_y: float = 0.10
+    tolerance_y: float = 0.12
     min_z: float = -0.20
     max_z: float = 0.35
 

@@ -52,8 +52,8 @@ class StanceSceneWatcher:
         region_radius_m: float = 0.05,
         corridor_radius_m: float = 0.04,
         clear_radius_m: float = 0.08,
-        same_pose_m: float = 0.005,
-        same_pose_rad: float = 0.005,
+        same_pose_m: float = 0.001,
+        same_pose_rad: float = 0.001,
         settle_frames: int = 2,
         log: Callable[[str], None] | None = None,
     ) -> None:

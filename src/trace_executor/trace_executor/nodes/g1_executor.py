@@ -1,4 +1,4 @@
-"""``ros2 run trace_executor g1_executor``: G1 humanoid trace execution with walking and replanning.
+"""``ros2 run trace_executor g1_executor``: G1 humanoid trace execution, walking, replanning.
 
 Serves the same actions as the UR5 executor — ``/robotracer/execute_trace`` (ExecuteTrace) and
 ``/robotracer/execute_instruction`` (ExecuteInstruction) — with the same feedback phases plus
@@ -30,6 +30,7 @@ from typing import Any
 from geometry_msgs.msg import Point, Pose, Pose2D, PoseStamped
 from nav_msgs.msg import Odometry
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -51,7 +52,12 @@ from trace_executor.execution import (
     PerceptionError,
     TraceInput,
 )
-from trace_executor.g1.camera import PoseBuffer, pose_from_xyz_quat
+from trace_executor.g1.camera import (
+    PoseBuffer,
+    at_image_border,
+    continue_trace,
+    pose_from_xyz_quat,
+)
 from trace_executor.g1.kinematics import SIDES, G1Kinematics
 from trace_executor.g1.planner import G1Plan, G1Planner, G1PlannerConfig
 from trace_executor.g1.stance import ReachRegion, stance_matrix
@@ -84,10 +90,17 @@ PARAMS = [
     Param('whole_body_target_topic', '/robotracer/g1/whole_body_target', 'WholeBodyTarget'),
     Param('markers_topic', '/robotracer/g1/markers', 'MarkerArray of the plan'),
     Param('arm_rate_hz', 50.0, 'rt/arm_sdk rate, Hz', 10.0, 500.0),
-    Param('state_timeout_s', 0.1, 'rt/lowstate older than this is stale, s', 0.01, 1.0),
+    Param(
+        'state_timeout_s',
+        0.1,
+        'rt/lowstate older than this is stale, s (settable)',
+        0.01,
+        1.0,
+        read_only=False,
+    ),
     Param('ramp_in_s', 1.0, 'arm_sdk weight ramp-in time, s', 1.0, 10.0),
     Param('ramp_out_s', 1.0, 'arm_sdk weight ramp-out time, s', 1.0, 10.0),
-    Param('fault_ramp_out_s', 0.06, 'weight ramp-out on stale state, s', 0.02, 1.0),
+    Param('fault_ramp_out_s', 0.04, 'weight ramp-out on stale state, s', 0.02, 1.0),
     Param('max_joint_velocity_rad_s', 1.5, 'upper-body joint speed limit at speed 1', 0.1, 5.0),
     Param('max_joint_acceleration_rad_s2', 4.0, 'joint acceleration limit, rad/s^2', 0.5, 40.0),
     Param('kp_arm', 60.0, 'arm joint stiffness sent with arm_sdk, N m/rad', 0.0, 500.0),
@@ -98,12 +111,12 @@ PARAMS = [
     Param('max_yaw_rate_rad_s', 1.0, 'turning rate limit, rad/s', 0.05, 1.0),
     Param('walk_position_tolerance_m', 0.03, 'base goal position tolerance, m', 0.005, 0.3),
     Param('walk_yaw_tolerance_rad', 0.05, 'base goal heading tolerance, rad', 0.005, 0.5),
-    Param('reach_x_m', 0.32, "hand working point: forward of the pelvis, m", 0.15, 0.6),
+    Param('reach_x_m', 0.32, 'hand working point: forward of the pelvis, m', 0.15, 0.6),
     Param('hand_y_m', 0.14, 'hand working point: to the side of the pelvis, m', 0.0, 0.4),
     Param('reach_tolerance_x_m', 0.08, 'comfortable reach: +- forward, m', 0.01, 0.3),
-    Param('reach_tolerance_y_m', 0.10, 'comfortable reach: +- sideways, m', 0.01, 0.3),
+    Param('reach_tolerance_y_m', 0.12, 'comfortable reach: +- sideways, m', 0.01, 0.3),
     Param('min_point_height_m', 0.45, 'trace points lower than this are unreachable, m', 0.0, 2.0),
-    Param('max_point_height_m', 1.35, 'trace points higher than this are unreachable, m', 0.1, 3.0),
+    Param('max_point_height_m', 1.2, 'trace points higher than this are unreachable, m', 0.1, 3.0),
     Param('max_walk_m', 5.0, 'trace points farther than this are rejected, m', 0.5, 50.0),
     Param('grasp_standoff_m', 0.02, 'grasp pose offset along the palm normal, m', 0.0, 0.1),
     Param('grasp_height_m', 0.03, 'grasp pose offset above the object centre, m', -0.1, 0.1),
@@ -160,6 +173,7 @@ class G1ExecutorNode(ExecutorNode):
         self.odom_frame = p['odom_frame']
         self.base_frame = self.odom_frame  # the G1 plans in odom (it walks)
         self.camera_frame = p['camera_frame']
+        self._goal_trace: TraceInput | None = None
         self.planner = G1Planner(
             G1PlannerConfig(
                 odom_frame=self.odom_frame,
@@ -197,9 +211,8 @@ class G1ExecutorNode(ExecutorNode):
                 callback_group=sensors,
             )  # fmt: skip
         elif p['camera_pose_source'] != 'odometry':
-            raise ValueError(
-                f"camera_pose_source must be 'topic' or 'odometry', got {p['camera_pose_source']!r}"
-            )
+            source = p['camera_pose_source']
+            raise ValueError(f"camera_pose_source must be 'topic' or 'odometry', got {source!r}")
         self.create_subscription(
             Odometry, p['odom_topic'], self._on_odom, 50, callback_group=sensors
         )
@@ -248,6 +261,7 @@ class G1ExecutorNode(ExecutorNode):
                 publish_plan=self.publish_plan,
                 log=lambda m: self.get_logger().info(m),
             )
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
             f'g1_executor ready: backend {p["backend"]}, odom frame {self.odom_frame}, camera '
             f'{self.camera_frame} (pose from {p["camera_pose_source"]}), actions '
@@ -258,7 +272,7 @@ class G1ExecutorNode(ExecutorNode):
     def _make_backend(self) -> Any:
         p = self.p
         if p['backend'] != 'unitree':
-            raise ValueError(f"unknown backend {p['backend']!r}: expected unitree")
+            raise ValueError(f'unknown backend {p["backend"]!r}: expected unitree')
         domain = int(p['domain_id'])
         if domain < 0:
             domain = int(os.environ.get('ROS_DOMAIN_ID', '0') or 0)
@@ -308,6 +322,19 @@ class G1ExecutorNode(ExecutorNode):
             self.get_logger().warning(msg)
         else:
             self.get_logger().error(msg)
+
+    def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
+        for prm in params:
+            if prm.name == 'state_timeout_s':
+                v = float(prm.value)
+                if not 0.01 <= v <= 1.0:
+                    return SetParametersResult(
+                        successful=False, reason=f'state_timeout_s must be in [0.01, 1], got {v}'
+                    )
+                if self.backend is not None:
+                    self.backend.state_timeout_s = v
+                self.get_logger().info(f'state_timeout_s = {v} s')
+        return SetParametersResult(successful=True)
 
     # --- camera pose ---------------------------------------------------------------------
     def _on_camera_pose(self, msg: PoseStamped) -> None:
@@ -401,16 +428,86 @@ class G1ExecutorNode(ExecutorNode):
                 f'trace service {self.p["trace_service"]} is not available '
                 '(is the perception node running?)'
             )
+        self._wait_for_new_frame()
         req = GetTrace.Request(instruction=instruction, target_frame=self.camera_frame)
         res = wait_future(self.trace_client.call_async(req), self.p['trace_timeout_s'])
-        if res is None:
-            raise PerceptionError(f'trace service did not answer in {self.p["trace_timeout_s"]} s')
-        if not res.success:
-            raise PerceptionError(f'perception failed (error {res.error_code}): {res.error_msg}')
+        previous = self._goal_trace
         try:
-            return self.trace_input(res.trace)
-        except PlanningError as exc:
-            raise PerceptionError(str(exc)) from exc
+            if res is None:
+                raise PerceptionError(
+                    f'trace service did not answer in {self.p["trace_timeout_s"]} s'
+                )
+            if not res.success:
+                raise PerceptionError(
+                    f'perception failed (error {res.error_code}): {res.error_msg}'
+                )
+            try:
+                trace = self.trace_input(res.trace)
+            except PlanningError as exc:
+                raise PerceptionError(str(exc)) from exc
+        except PerceptionError as exc:
+            holding = self.backend is not None and self.backend.holding() is not None
+            if previous is None or not holding:
+                # Without a new view of the object it may have moved: do not grasp blindly.
+                raise
+            # Carrying, and looking again failed (e.g. the destination is behind the robot
+            # now): go on to the destination seen before.
+            self.get_logger().warning(f'looking again failed ({exc}): keeping the last trace')
+            return previous
+        pts = self._odom_points(trace)
+        msg = res.trace
+        n = len(msg.points)
+        end_visible = not (
+            len(msg.pixel_u) == n
+            and len(msg.pixel_v) == n
+            and msg.image_width > 0
+            and at_image_border(msg.pixel_u[-1], msg.pixel_v[-1], msg.image_width,
+                                msg.image_height)
+        )  # fmt: skip
+        merged, note = continue_trace(pts, end_visible, None if previous is None else
+                                      previous.points)  # fmt: skip
+        if note:
+            self.get_logger().info(f'looking again: {note}')
+            trace = TraceInput(merged, self.odom_frame, None, self._odom_msg(msg, merged))
+        self._goal_trace = TraceInput(
+            pts if not note else merged, self.odom_frame, None, trace.message
+        )
+        return trace
+
+    def _odom_points(self, trace: TraceInput) -> np.ndarray:
+        if trace.transform is None:
+            return trace.points.copy()
+        t = trace.transform
+        return trace.points @ t[:3, :3].T + t[:3, 3]
+
+    def _odom_msg(self, msg: SpatialTrace, points: np.ndarray) -> SpatialTrace:
+        out = SpatialTrace()
+        out.header.stamp = msg.header.stamp
+        out.header.frame_id = self.odom_frame
+        out.instruction, out.model_id, out.raw_answer = (
+            msg.instruction,
+            msg.model_id,
+            msg.raw_answer,
+        )
+        out.status = SpatialTrace.STATUS_DEGRADED
+        out.quality_note = 'destination kept from an earlier view'
+        out.points = [Point(x=float(a), y=float(b), z=float(c)) for a, b, c in points]
+        return out
+
+    def _wait_for_new_frame(self, timeout_s: float = 2.0) -> None:
+        """Wait for a camera frame taken after now (the robot may have just stopped walking)."""
+        buffer = self.camera_poses if self.p['camera_pose_source'] == 'topic' else self.odom_poses
+        now = self.get_clock().now().nanoseconds * 1e-9
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            latest = buffer.latest()
+            if latest is not None and latest[0] >= now:
+                time.sleep(0.1)  # the image itself reaches the perception node meanwhile
+                return
+            time.sleep(0.02)
+        self.get_logger().warning(
+            f'no camera frame newer than {now:.2f} s after {timeout_s} s: asking anyway'
+        )
 
     # --- scene monitor -------------------------------------------------------------------
     def _on_info(self, msg: CameraInfo) -> None:
@@ -445,12 +542,19 @@ class G1ExecutorNode(ExecutorNode):
                 chain = []
                 for link in ('shoulder_pitch_link', 'elbow_link', 'wrist_roll_link',
                              'hand_palm_link'):  # fmt: skip
-                    chain.append(self._fk.data.oMf[self._fk.frame_id(f'{side}_{link}')].translation)
+                    chain.append(
+                        self._fk.data.oMf[self._fk.frame_id(f'{side}_{link}')].translation
+                    )
                 chain.append(self._fk.data.oMf[self._fk.grasp_frame[side]].translation)
                 chain = np.array(chain)
                 for a, b in zip(chain[:-1], chain[1:], strict=True):
                     n = max(1, int(math.ceil(np.linalg.norm(b - a) / 0.04)))
                     pts += [a + (b - a) * i / n for i in range(n + 1)]
+            holder = self.backend.holding()
+            if holder is not None:
+                # what the hand holds hangs below its grasp point (size unknown: a 15 cm column)
+                g = self._fk.data.oMf[self._fk.grasp_frame[holder]].translation
+                pts += [g - [0.0, 0.0, dz] for dz in (0.04, 0.08, 0.12, 0.15)]
         local = np.array(pts)
         return local @ t[:3, :3].T + t[:3, 3]
 
@@ -471,7 +575,9 @@ class G1ExecutorNode(ExecutorNode):
             if tg.base_goal is not None:
                 m.has_base_goal = True
                 m.base_goal = Pose2D(
-                    x=float(tg.base_goal[0]), y=float(tg.base_goal[1]), theta=float(tg.base_goal[2])
+                    x=float(tg.base_goal[0]),
+                    y=float(tg.base_goal[1]),
+                    theta=float(tg.base_goal[2]),
                 )
             if tg.hand_pose is not None:
                 if tg.side == 'left':
@@ -518,6 +624,10 @@ class G1ExecutorNode(ExecutorNode):
         return MarkerArray(markers=out)
 
     # --- goals ---------------------------------------------------------------------------
+    def _run(self, handle: Any, action: Any, spec: Any, result: Any) -> Any:
+        self._goal_trace = None  # what this goal has seen (a walk may hide the destination)
+        return super()._run(handle, action, spec, result)
+
     def _finish(self, handle: Any, result: Any, outcome: Outcome) -> Any:
         # A goal that did not succeed leaves nothing engaged: arms back to the locomotion
         # controller (weight ramped out), base stopped.

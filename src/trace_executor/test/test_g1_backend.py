@@ -1,0 +1,237 @@
+"""The G1 ``unitree`` backend: the arm_sdk stream logic, and real DDS against the simulator's peer.
+
+The stream tests drive :class:`ArmStreamer` tick by tick. The DDS tests start the simulator's
+Unitree DDS peer (``python -m robotracer_sim.g1.run_peer``) in a child process and drive it with
+the backend in this process over CycloneDDS on loopback: LowCmd on ``rt/arm_sdk``, LocoClient,
+``rt/lowstate``/``rt/odommodestate``; the peer's own counters (printed when it stops) say what
+it received and clamped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from trace_executor.execution import MotionStatus
+from trace_executor.g1.arm_stream import ArmStreamer, StreamState
+
+LO = np.full(3, -1.0)
+HI = np.full(3, 1.0)
+VMAX = np.full(3, 2.0)
+
+
+def streamer() -> ArmStreamer:
+    return ArmStreamer(LO, HI, VMAX, period_s=0.02, ramp_in_s=1.0, ramp_out_s=1.0,
+                       fault_ramp_out_s=0.04, stop_s=0.2)  # fmt: skip
+
+
+def run(s: ArmStreamer, t0: float, n: int, q, fresh: bool = True):
+    out = []
+    for i in range(n):
+        out.append(s.tick(t0 + 0.02 * i, None if q is None else np.asarray(q), fresh))
+    return out
+
+
+# --- the stream ----------------------------------------------------------------------------------
+
+
+def test_nothing_is_sent_before_a_fresh_state():
+    s = streamer()
+    s.engage()
+    assert run(s, 0.0, 10, None) == [None] * 10, 'no state yet'
+    assert run(s, 1.0, 10, [0.1, 0.2, 0.3], fresh=False) == [None] * 10, 'stale state'
+    cmds = run(s, 2.0, 3, [0.1, 0.2, 0.3])
+    assert cmds[0] is not None and cmds[0].q == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_weight_ramps_in_over_one_second_holding_the_measured_pose_then_follows():
+    s = streamer()
+    s.engage()
+    cmds = run(s, 0.0, 60, [0.1, 0.2, 0.3])
+    weights = [c.weight for c in cmds]
+    assert all(b > a for a, b in zip(weights[:49], weights[1:50], strict=True)), 'monotonic'
+    assert weights.index(1.0) >= 49, 'full weight after >= 1 s'
+    assert all(c.q == pytest.approx([0.1, 0.2, 0.3]) for c in cmds), 'nothing moves meanwhile'
+    assert s.engaged
+    t = np.linspace(0, 0.5, 26)
+    target = np.array([0.1, 0.2, 0.3]) + np.outer(t / 0.5, [5.0, -0.6, 0.1])  # beyond HI
+    s.follow(t, target, np.zeros_like(target))
+    q = [c.q for c in run(s, 2.0, 150, [0.1, 0.2, 0.3])]
+    steps = np.abs(np.diff(np.array(q), axis=0))
+    assert steps.max() <= 2.0 * 0.02 + 1e-12, 'never faster than the velocity limit'
+    assert np.all(np.array(q) <= HI) and np.all(np.array(q) >= LO), 'clipped to the limits'
+    assert q[-1] == pytest.approx([1.0, -0.4, 0.4])
+    assert s.trajectory_finished()
+
+
+def test_smooth_stop_and_ramp_out_and_fault():
+    s = streamer()
+    s.engage()
+    run(s, 0.0, 51, [0.0, 0.0, 0.0])
+    t = np.linspace(0, 1.0, 51)
+    s.follow(t, np.outer(t, [0.9, 0.0, 0.0]), np.zeros((51, 3)))
+    run(s, 2.0, 20, [0.0, 0.0, 0.0])
+    s.stop()
+    cmds = run(s, 3.0, 20, [0.0, 0.0, 0.0])
+    v = [c.dq[0] for c in cmds]
+    assert v[0] > 0 and v[-1] == 0.0 and all(b <= a for a, b in zip(v, v[1:], strict=False))
+    assert s.trajectory_finished()
+    s.release()
+    cmds = run(s, 4.0, 60, [0.0, 0.0, 0.0])
+    zero = next(i for i, c in enumerate(cmds) if c is not None and c.weight == 0.0)
+    assert zero >= 49, 'the ramp out takes >= 1 s'
+    assert cmds[zero + 1] is None and s.state is StreamState.IDLE, 'then nothing is sent'
+    # stale state while engaged: out within fault_ramp_out_s, and only then idle
+    s.engage()
+    run(s, 6.0, 51, [0.0, 0.0, 0.0])
+    cmds = run(s, 8.0, 4, [0.0, 0.0, 0.0], fresh=False)
+    assert [c is None or c.weight for c in cmds][:2] == [0.5, 0.0]
+    assert s.fault and s.state is StreamState.IDLE
+    with pytest.raises(ValueError, match='>= 1 s'):
+        ArmStreamer(LO, HI, VMAX, ramp_in_s=0.5)
+
+
+# --- real DDS against the simulator's peer -------------------------------------------------------
+
+pytest.importorskip('unitree_sdk2py', reason='needs unitree-sdk2py (scripts/setup_cyclonedds.sh)')
+DOMAIN = (int(os.environ.get('ROS_DOMAIN_ID', '0') or 0) + 101) % 230
+
+
+@pytest.fixture(scope='module')
+def peer(tmp_path_factory):
+    log = tmp_path_factory.mktemp('g1peer') / 'peer.log'
+    with open(log, 'w') as f:
+        proc = subprocess.Popen(
+            [sys.executable, '-m', 'robotracer_sim.g1.run_peer', '--domain', str(DOMAIN),
+             '--interface', 'lo'],
+            stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.time() + 90
+        while 'G1_PEER_READY' not in log.read_text():
+            assert proc.poll() is None and time.time() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield proc, log
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def peer_stats(proc, log) -> dict:
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=15)
+    line = next(ln for ln in log.read_text().splitlines() if ln.startswith('G1_PEER_STATS'))
+    return json.loads(line.split(' ', 1)[1])
+
+
+@pytest.fixture(scope='module')
+def backend(peer):
+    from trace_executor.backends.unitree import UnitreeBackend, UnitreeConfig
+    from trace_executor.g1.planner import G1Planner
+
+    planner = G1Planner()
+    proc, _ = peer
+    os.kill(proc.pid, signal.SIGUSR1)  # rt/lowstate paused: the backend starts without state
+    time.sleep(0.3)
+    b = UnitreeBackend(planner.kinematics, UnitreeConfig(domain_id=DOMAIN, state_timeout_s=0.1))
+    b.start()
+    b.planner = planner
+    yield b
+    b.close()
+
+
+@pytest.mark.slow
+def test_backend_over_dds_drives_the_simulated_g1_safely(peer, backend):
+    from trace_executor.g1.planner import WalkSegment, pack_state
+
+    proc, log = peer
+    # 1. No state: nothing is sent, motions fail without sending.
+    backend.streamer.engage()
+    time.sleep(0.5)
+    assert backend.stats.lowcmd_sent == 0 and not backend.wait_for_state(0.3)
+    backend.streamer.release()
+    os.kill(proc.pid, signal.SIGUSR2)
+    assert backend.wait_for_state(10), 'rt/lowstate and odometry arrive'
+
+    # 2. Walk: closed loop to a goal, within the G1's speed limits, StopMove at the end.
+    poses = []
+    res = backend.walk(
+        WalkSegment((-0.35, 0.15, 0.3), 'odom', 2.0),  # away from the tables
+        lambda: None,
+        lambda f: poses.append((time.monotonic(), backend.base_pose())),
+    )
+    assert res.status is MotionStatus.DONE, res.message
+    x, y, _, yaw = backend.base_pose()
+    assert math.hypot(x + 0.35, y - 0.15) < 0.05 and abs(yaw - 0.3) < 0.08
+    speeds = [math.dist(a[1][:2], b[1][:2]) / (b[0] - a[0])
+              for a, b in zip(poses, poses[1:], strict=False) if b[0] - a[0] > 0.04]  # fmt: skip
+    assert max(speeds) <= 0.55
+    time.sleep(0.5)
+    assert math.dist(backend.base_pose()[:2], (x, y)) < 0.01, 'the base stopped'
+
+    # 3. Arm motion: weight ramps in (>= 1 s), the arm reaches the planned pose.
+    q0 = backend.upper_body()
+    target = np.eye(4)
+    target[:3, 3] = [0.30, 0.20, 0.05]
+    q1 = backend.planner.solve_target('left', np.array(target), np.array([0.0, 0.0, 0.0, 0.0]), q0)
+    n = 60
+    times = np.linspace(0, 1.5, n)
+    path = q0 + np.outer(np.linspace(0, 1, n), q1 - q0)
+    from trace_executor.g1.planner import ArmMotion
+
+    motion = ArmMotion(backend.planner.joint_names, times, path, np.zeros_like(path), 'left',
+                       'reach')  # fmt: skip
+    t_start = time.monotonic()
+    ramped = []
+    res = backend.execute(
+        motion, lambda: None, lambda f: ramped.append(time.monotonic()) if not ramped else None
+    )
+    assert res.status is MotionStatus.DONE, res.message
+    assert ramped[0] - t_start >= 1.0, 'the weight ramped in for >= 1 s before motion'
+    time.sleep(0.5)
+    assert np.max(np.abs(backend.upper_body() - q1)) < 0.05, 'the arm reached the target'
+
+    # 4. rt/lowstate stops mid-motion: weight out and StopMove within 200 ms.
+    back = ArmMotion(backend.planner.joint_names, times, path[::-1].copy(), np.zeros_like(path),
+                     'left', 'rest')  # fmt: skip
+    paused_at = []
+
+    def interrupt():
+        if not paused_at and time.monotonic() - t1 > 0.5:
+            os.kill(proc.pid, signal.SIGUSR1)
+            paused_at.append(time.monotonic())
+        return None
+
+    t1 = time.monotonic()
+    res = backend.execute(back, interrupt, lambda f: None)
+    assert res.status is MotionStatus.FAILED and 'stale' in res.message
+    time.sleep(0.3)
+    stop_s, weight_s = backend.last_reaction_s
+    assert stop_s <= 0.2 and weight_s <= 0.2, backend.last_reaction_s
+    sent = backend.stats.lowcmd_sent
+    time.sleep(0.5)
+    assert backend.stats.lowcmd_sent == sent, 'nothing is sent on stale state'
+    assert backend.walk(WalkSegment((0.0, 0.0, 0.0), 'odom', 1.0), lambda: None,
+                        lambda f: None).status is MotionStatus.FAILED  # fmt: skip
+    os.kill(proc.pid, signal.SIGUSR2)
+    assert backend.wait_for_state(5)
+    state = backend.joint_positions()
+    assert state.shape == pack_state((0, 0, 0, 0), q0).shape
+
+    stats = peer_stats(proc, log)
+    assert stats['arm_sdk_received'] == sent and stats['arm_sdk_crc_errors'] == 0
+    assert stats['arm_sdk_clamped'] == 0, 'no target beyond a joint limit reached the robot'
+    assert stats['rpc_calls'].get('set_velocity', 0) > 5
