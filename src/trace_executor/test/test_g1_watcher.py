@@ -1,0 +1,87 @@
+"""Scene watching with the G1's moving head camera: same-pose comparisons, re-reference when still.
+
+Depth frames are ray-cast here (a table top at 0.72 m and a cup-sized cylinder on it) from the
+real head camera pose of the G1 model, so the regions project where they would on the robot.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip('pinocchio')
+
+from trace_executor.g1.kinematics import G1Kinematics, standing_upper_body  # noqa: E402
+from trace_executor.g1.stance import stance_matrix  # noqa: E402
+from trace_executor.g1.watcher import StanceSceneWatcher  # noqa: E402
+from trace_executor.scene_monitor import MonitorConfig  # noqa: E402
+
+W, H = 320, 240
+K = np.array([[W / 2 / np.tan(np.radians(37.0)), 0, W / 2], [0, H / 2 / np.tan(np.radians(29.0)),
+              H / 2], [0, 0, 1.0]])  # fmt: skip
+TABLE_Z = 0.72
+
+
+def render(t_odom_cam: np.ndarray, cup_xy: tuple[float, float] | None) -> np.ndarray:
+    """z-depth of a table plane and an optional cup (r 3.5 cm, 9 cm tall) on it."""
+    v, u = np.mgrid[0:H, 0:W].astype(float)
+    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
+    r, o = t_odom_cam[:3, :3], t_odom_cam[:3, 3]
+    d = rays @ r.T  # odom directions per unit z-depth
+    depth = (TABLE_Z - o[2]) / d[..., 2]
+    if cup_xy is not None:
+        top = (TABLE_Z + 0.09 - o[2]) / d[..., 2]
+        hit = o[:2] + top[..., None] * d[..., :2]
+        on_cup = np.linalg.norm(hit - np.asarray(cup_xy), axis=-1) < 0.035
+        depth = np.where(on_cup, top, depth)
+    return np.where(depth > 0, depth, 0.0).astype(np.float32)
+
+
+def camera(base: tuple[float, float, float], waist_yaw: float = 0.0) -> np.ndarray:
+    q = standing_upper_body()
+    q[0] = waist_yaw
+    return stance_matrix(base[0], base[1], 0.8015, base[2]) @ G1Kinematics().camera_pose(q)
+
+
+def plan_for(cup: tuple[float, float]) -> SimpleNamespace:
+    start = np.array([*cup, TABLE_Z + 0.045])
+    end = start + [0.0, -0.18, 0.0]
+    trace = np.array([start, start + [0, 0, 0.12], end + [0, 0, 0.12], end])
+    return SimpleNamespace(trace_base=trace, mode='pick_place')
+
+
+def test_compares_only_frames_from_the_same_pose_and_re_references_when_still():
+    cam = camera((0.13, -0.02, 0.0))
+    watcher = StanceSceneWatcher(MonitorConfig(), robot_points=lambda: None)
+    watcher.set_intrinsics(K)
+    watcher.on_frame(render(cam, (0.45, 0.12)), cam)
+    watcher.arm(plan_for((0.45, 0.12)), holding=False)
+    watcher.on_frame(render(cam, (0.45, 0.12)), cam)
+    assert watcher.poll() is None, 'nothing changed'
+    # the robot walks / turns its waist: other poses are not compared with the reference
+    moved = camera((0.13, -0.02, 0.0), waist_yaw=0.05)
+    watcher.on_frame(render(moved, (0.45, 0.12)), moved)
+    assert watcher.poll() is None and watcher.stats['skipped_moving'] == 1
+    # still at the new pose: a new reference, then the cup is taken away -> a change
+    for _ in range(2):
+        watcher.on_frame(render(moved, (0.45, 0.12)), moved)
+        assert watcher.poll() is None
+    assert watcher.stats['references'] == 2
+    watcher.on_frame(render(moved, None), moved)
+    reason = watcher.poll()
+    assert reason is not None and 'object at the trace start' in reason
+
+
+def test_a_cup_moved_while_the_camera_is_still_is_seen():
+    cam = camera((0.0, 0.0, 0.0))
+    watcher = StanceSceneWatcher(MonitorConfig(), robot_points=lambda: None)
+    watcher.set_intrinsics(K)
+    watcher.on_frame(render(cam, (0.45, 0.12)), cam)
+    watcher.arm(plan_for((0.45, 0.12)), holding=False)
+    watcher.on_frame(render(cam, (0.55, 0.30)), cam)
+    assert 'object at the trace start' in (watcher.poll() or '')
+    watcher.disarm()
+    watcher.on_frame(render(cam, (0.45, 0.12)), cam)
+    assert watcher.poll() is None, 'disarmed'
