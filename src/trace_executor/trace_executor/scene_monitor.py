@@ -82,6 +82,34 @@ class Region:
         return Region(name, np.array(pts), radius_m)
 
 
+def plan_regions(
+    trace: np.ndarray,
+    mode: str,
+    holding: bool,
+    region_radius_m: float,
+    corridor_radius_m: float,
+    clear_radius_m: float,
+) -> list[Region]:
+    """The regions that matter while a plan runs (trace in the monitor's base frame).
+
+    The object at the trace start (pick_place, until grasped), the destination, and the
+    corridor along the path minus ``clear_radius_m`` around both ends, which the object itself
+    leaves or reaches.
+    """
+    trace = np.asarray(trace, dtype=float)
+    regions: list[Region] = []
+    if not holding and mode == 'pick_place':
+        regions.append(Region('object at the trace start', trace[:1], region_radius_m))
+    regions.append(Region('destination', trace[-1:], region_radius_m))
+    path = Region.corridor('path corridor', trace, corridor_radius_m)
+    far = (np.linalg.norm(path.centres - trace[0], axis=1) > clear_radius_m) & (
+        np.linalg.norm(path.centres - trace[-1], axis=1) > clear_radius_m
+    )
+    if far.any():
+        regions.append(Region('path corridor', path.centres[far], corridor_radius_m))
+    return regions
+
+
 @dataclass
 class SceneChange:
     """A detected change: which region, how much, and a sentence for logs and feedback."""

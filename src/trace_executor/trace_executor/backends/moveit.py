@@ -36,7 +36,12 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.qos import QoSProfile
 
 from trace_executor.backends.cartesian import select_waypoints, tool_poses
-from trace_executor.backends.ros2_control import JointStateCache, wait_future
+from trace_executor.backends.ros2_control import (
+    JointStateCache,
+    call_gripper,
+    wait_future,
+    wait_until_rest,
+)
 from trace_executor.execution import BackendError, MotionResult, MotionStatus
 
 MOVEIT_MISSING = 'moveit backend needs moveit_msgs / a MoveIt install (use the docker image)'
@@ -461,29 +466,16 @@ class MoveItBackend:
     def _cancel(self, handle: Any, result_future: Any) -> None:
         wait_future(handle.cancel_goal_async(), self.stop_timeout_s)
         wait_future(result_future, self.stop_timeout_s)
-        deadline = time.monotonic() + self.stop_timeout_s
-        while time.monotonic() < deadline:
-            try:
-                _, v = self.state.get(self.state_timeout_s)
-            except BackendError:
-                return
-            if float(np.abs(v).max()) < 0.02:
-                return
-            time.sleep(self.control_period_s)
+        wait_until_rest(
+            self.state, self.state_timeout_s, self.stop_timeout_s, self.control_period_s
+        )
 
     # --- gripper --------------------------------------------------------------------------
     def gripper(self, close: bool) -> tuple[bool, str]:
         """Call the gripper service. Returns (success, its message)."""
-        if not self.gripper_client.wait_for_service(timeout_sec=2.0):
-            return False, f'gripper service {self.gripper_service} is not available'
-        res = wait_future(
-            self.gripper_client.call_async(self._SetBool.Request(data=close)),
+        return call_gripper(
+            self.gripper_client,
+            self.gripper_service,
+            self._SetBool.Request(data=close),
             self.gripper_timeout_s,
         )
-        if res is None:
-            return (
-                False,
-                f'gripper service {self.gripper_service} did not answer in '
-                f'{self.gripper_timeout_s} s',
-            )
-        return bool(res.success), str(res.message)

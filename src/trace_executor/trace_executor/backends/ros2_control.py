@@ -85,6 +85,35 @@ def wait_future(fut: Any, timeout_s: float) -> Any:
     return fut.result()
 
 
+def wait_until_rest(
+    state: JointStateCache,
+    state_timeout_s: float,
+    timeout_s: float,
+    period_s: float,
+    speed_rad_s: float = 0.02,
+) -> None:
+    """Return once every joint moves slower than ``speed_rad_s``, state is stale, or timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            _, v = state.get(state_timeout_s)
+        except BackendError:
+            return
+        if float(np.abs(v).max()) < speed_rad_s:
+            return
+        time.sleep(period_s)
+
+
+def call_gripper(client: Any, service: str, request: Any, timeout_s: float) -> tuple[bool, str]:
+    """Call a std_srvs/SetBool gripper service. Returns (success, its message or the failure)."""
+    if not client.wait_for_service(timeout_sec=2.0):
+        return False, f'gripper service {service} is not available'
+    res = wait_future(client.call_async(request), timeout_s)
+    if res is None:
+        return False, f'gripper service {service} did not answer in {timeout_s} s'
+    return bool(res.success), str(res.message)
+
+
 class Ros2ControlBackend:
     """Send timed joint trajectories to a joint trajectory controller (see module docstring)."""
 
@@ -239,28 +268,14 @@ class Ros2ControlBackend:
             time.sleep(self.control_period_s)
 
     def _wait_rest(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                _, v = self.state.get(self.state_timeout_s)
-            except BackendError:
-                return
-            if float(np.abs(v).max()) < 0.02:
-                return
-            time.sleep(self.control_period_s)
+        wait_until_rest(self.state, self.state_timeout_s, timeout_s, self.control_period_s)
 
     # --- gripper --------------------------------------------------------------------------
     def gripper(self, close: bool) -> tuple[bool, str]:
         """Call the gripper service. Returns (success, its message)."""
-        if not self.gripper_client.wait_for_service(timeout_sec=2.0):
-            return False, f'gripper service {self.gripper_service} is not available'
-        res = wait_future(
-            self.gripper_client.call_async(SetBool.Request(data=close)), self.gripper_timeout_s
+        return call_gripper(
+            self.gripper_client,
+            self.gripper_service,
+            SetBool.Request(data=close),
+            self.gripper_timeout_s,
         )
-        if res is None:
-            return (
-                False,
-                f'gripper service {self.gripper_service} did not answer in '
-                f'{self.gripper_timeout_s} s',
-            )
-        return bool(res.success), str(res.message)

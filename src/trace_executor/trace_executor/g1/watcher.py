@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..scene_monitor import MonitorConfig, Region, SceneMonitor
+from ..scene_monitor import MonitorConfig, Region, SceneMonitor, plan_regions
 from .camera import pose_difference
 
 
@@ -96,17 +96,14 @@ class StanceSceneWatcher:
     # --- SceneWatcher --------------------------------------------------------------------
     def arm(self, plan: Any, holding: bool) -> None:
         """Regions for ``plan`` (odom) and a reference from the newest frame."""
-        trace = np.asarray(plan.trace_base, dtype=float)
-        regions: list[Region] = []
-        if not holding and plan.mode == 'pick_place':
-            regions.append(Region('object at the trace start', trace[:1], self.region_radius_m))
-        regions.append(Region('destination', trace[-1:], self.region_radius_m))
-        path = Region.corridor('path corridor', trace, self.corridor_radius_m)
-        far = (np.linalg.norm(path.centres - trace[0], axis=1) > self.clear_radius_m) & (
-            np.linalg.norm(path.centres - trace[-1], axis=1) > self.clear_radius_m
+        regions = plan_regions(
+            plan.trace_base,
+            plan.mode,
+            holding,
+            self.region_radius_m,
+            self.corridor_radius_m,
+            self.clear_radius_m,
         )
-        if far.any():
-            regions.append(Region('path corridor', path.centres[far], self.corridor_radius_m))
         with self._lock:
             frame = self._frame
         self._regions = regions

@@ -19,7 +19,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from robotracer_ros.images import depth_scale_for, depth_to_metres, image_to_numpy
-from trace_executor.scene_monitor import MonitorConfig, Region, SceneMonitor
+from trace_executor.scene_monitor import MonitorConfig, SceneMonitor, plan_regions
 
 
 def densify(chain: np.ndarray, step_m: float = 0.05) -> np.ndarray:
@@ -100,18 +100,14 @@ class DepthSceneWatcher:
         h, w = depth.shape
         if self._monitor is None or (self._monitor.width, self._monitor.height) != (w, h):
             self._monitor = SceneMonitor(self._K, self.T_base_cam, (w, h), self.config)
-        trace = np.asarray(plan.trace_base, dtype=float)
-        regions: list[Region] = []
-        if not holding and plan.mode == 'pick_place':
-            regions.append(Region('object at the trace start', trace[:1], self.region_radius_m))
-        regions.append(Region('destination', trace[-1:], self.region_radius_m))
-        path = Region.corridor('path corridor', trace, self.corridor_radius_m)
-        # The corridor ends leave room for the object itself (at the start and at the end).
-        far = (np.linalg.norm(path.centres - trace[0], axis=1) > self.clear_radius_m) & (
-            np.linalg.norm(path.centres - trace[-1], axis=1) > self.clear_radius_m
+        regions = plan_regions(
+            plan.trace_base,
+            plan.mode,
+            holding,
+            self.region_radius_m,
+            self.corridor_radius_m,
+            self.clear_radius_m,
         )
-        if far.any():
-            regions.append(Region('path corridor', path.centres[far], self.corridor_radius_m))
         self._monitor.set_regions(regions)
         self._monitor.set_reference(depth, self.robot_points())
         self._checked = seq
