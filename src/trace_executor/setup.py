@@ -24,8 +24,5 @@ setup(
             'ur5_executor = trace_executor.nodes.ur5_executor:main',
             'g1_executor = trace_executor.nodes.g1_executor:main',
         ],
-        'robotracer.commands': [
-            'run = trace_executor.cli:register',
-        ],
     },
 )

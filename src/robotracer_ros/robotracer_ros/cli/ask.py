@@ -64,51 +64,31 @@ def response_json(resp: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run ``robotracer ask``; returns the exit code."""
     try:
-        import rclpy
-        from rclpy.node import Node
-
-        from robotracer_msgs.srv import GetTrace
+        from robotracer_commander import Commander, Status
     except ImportError as exc:
         print(
-            f'{PROG}: needs rclpy and robotracer_msgs (source setup.bash): {exc}', file=sys.stderr
+            f'{PROG}: needs rclpy and robotracer_commander (source setup.bash): {exc}',
+            file=sys.stderr,
         )
         return 2
-    rclpy.init()
-    node: Node | None = None
-    try:
-        node = rclpy.create_node('robotracer_ask')
-        client = node.create_client(GetTrace, args.service)
-        if not client.wait_for_service(timeout_sec=args.wait):
-            print(
-                f'{PROG}: service {args.service} not available after {args.wait:g} s: is the '
-                'perception node running (same ROS_DOMAIN_ID)?',
-                file=sys.stderr,
-            )
-            return 2
-        req = GetTrace.Request()
-        req.instruction = args.instruction
-        req.trace_2d = bool(args.two_d)
-        req.target_frame = args.target_frame
-        req.depth_source = _DEPTH_CODES[args.depth_source]
-        future = client.call_async(req)
-        rclpy.spin_until_future_complete(node, future, timeout_sec=args.timeout)
-        if not future.done():
-            print(
-                f'{PROG}: no response from {args.service} within {args.timeout:g} s',
-                file=sys.stderr,
-            )
-            return 1
-        out = response_json(future.result())
-        print(json.dumps(out))
-        if not out['success']:
-            print(f'{PROG}: {out["error"]}: {out["error_msg"]}', file=sys.stderr)
-            return 1
-        return 0
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    with Commander(get_trace=args.service) as cmd:
+        reply = cmd.get_trace(
+            args.instruction,
+            trace_2d=bool(args.two_d),
+            target_frame=args.target_frame,
+            depth_source=_DEPTH_CODES[args.depth_source],
+            timeout_s=args.timeout,
+            wait_s=args.wait,
+        )
+    if reply.response is None:
+        print(f'{PROG}: {reply.message}', file=sys.stderr)
+        return 2 if reply.status in (Status.NO_SERVER, Status.BAD_GOAL) else 1
+    out = response_json(reply.response)
+    print(json.dumps(out))
+    if not out['success']:
+        print(f'{PROG}: {out["error"]}: {out["error_msg"]}', file=sys.stderr)
+        return 1
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -226,21 +226,35 @@ class ExecutorNode(Node):
             trace = self.trace_input(g.trace)
             spec = GoalSpec('', trace, g.dry_run, g.speed_scale, False, g.mode)
         except PlanningError as exc:
-            return self._finish(handle, result, Outcome(False, exc.code, exc.message))
+            return self._finish(None, handle, result, Outcome(False, exc.code, exc.message))
         return self._run(handle, ExecuteTrace, spec, result)
 
     def _execute_instruction(self, handle: Any) -> ExecuteInstruction.Result:
         g = handle.request
-        spec = GoalSpec(g.instruction, None, g.dry_run, g.speed_scale, g.replanning, g.mode)
+        spec = GoalSpec(
+            g.instruction, None, g.dry_run, g.speed_scale, not g.disable_replanning, g.mode
+        )
         return self._run(handle, ExecuteInstruction, spec, ExecuteInstruction.Result())
 
     def _run(self, handle: Any, action: Any, spec: GoalSpec, result: Any) -> Any:
+        heartbeat = _Heartbeat(handle, action.Feedback())
+        try:
+            return self._run_goal(handle, action, spec, result, heartbeat)
+        finally:
+            heartbeat.stop()
+
+    def _run_goal(
+        self, handle: Any, action: Any, spec: GoalSpec, result: Any, heartbeat: _Heartbeat
+    ) -> Any:
         # Wait (briefly) for a preempted goal to stop.
         deadline = time.monotonic() + 5.0
         while not self._busy.acquire(timeout=0.05):
             if time.monotonic() > deadline:
                 return self._finish(
-                    handle, result, Outcome(False, ErrorCode.BUSY, 'another goal is running')
+                    heartbeat,
+                    handle,
+                    result,
+                    Outcome(False, ErrorCode.BUSY, 'another goal is running'),
                 )
         self._preempt.clear()
         self._current_goal = handle
@@ -248,9 +262,12 @@ class ExecutorNode(Node):
             try:
                 spec = validate_goal(spec, self.p['default_mode'], self.p['default_speed_scale'])
             except PlanningError as exc:
-                return self._finish(handle, result, Outcome(False, exc.code, exc.message))
+                return self._finish(
+                    heartbeat, handle, result, Outcome(False, exc.code, exc.message)
+                )
             if self.runner is None:
                 return self._finish(
+                    heartbeat,
                     handle,
                     result,
                     Outcome(
@@ -262,18 +279,17 @@ class ExecutorNode(Node):
                 f'goal: {what} (mode {spec.mode}, speed {spec.speed_scale}, '
                 f'dry_run {spec.dry_run}, replanning {spec.replanning})'
             )
-            fb = action.Feedback()
 
             def feedback(
                 phase: Phase, progress: float, replans: int, message: str, trace: TraceInput | None
             ) -> None:
-                fb.phase = int(phase)
-                fb.progress = float(progress)
-                fb.replans = int(replans)
-                fb.message = message
-                if trace is not None:
-                    fb.current_trace = self.to_msg(trace)
-                handle.publish_feedback(fb)
+                heartbeat.publish(
+                    phase,
+                    progress,
+                    replans,
+                    message,
+                    None if trace is None else self.to_msg(trace),
+                )
 
             self.runner.feedback = feedback
             try:
@@ -286,7 +302,7 @@ class ExecutorNode(Node):
                 outcome = Outcome(
                     False, ErrorCode.EXECUTION, f'internal error: {type(exc).__name__}: {exc}'
                 )
-            return self._finish(handle, result, outcome)
+            return self._finish(heartbeat, handle, result, outcome)
         finally:
             self._current_goal = None
             self._busy.release()
@@ -294,7 +310,11 @@ class ExecutorNode(Node):
     def _cancelled(self, handle: Any) -> Callable[[], bool]:
         return lambda: bool(handle.is_cancel_requested or self._preempt.is_set())
 
-    def _finish(self, handle: Any, result: Any, outcome: Outcome) -> Any:
+    def _finish(
+        self, heartbeat: _Heartbeat | None, handle: Any, result: Any, outcome: Outcome
+    ) -> Any:
+        if heartbeat is not None:
+            heartbeat.stop()
         result.success = outcome.success
         result.error_code = int(outcome.code)
         result.error_msg = outcome.message
@@ -312,3 +332,59 @@ class ExecutorNode(Node):
             log.error(f'goal failed ({outcome.code.name}): {outcome.message}')
             handle.abort()
         return result
+
+
+class _Heartbeat:
+    """Feedback of one goal, repeated every ``HEARTBEAT_PERIOD_S`` while the goal runs.
+
+    The action files promise feedback at least that often, so a client tells a silent server
+    (a long model call) from a dead one (its process killed).
+    """
+
+    HEARTBEAT_PERIOD_S = 0.25
+
+    def __init__(self, handle: Any, fb: Any) -> None:
+        self._handle = handle
+        self._fb = fb
+        self._fb.message = 'goal received'
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name='goal_heartbeat', daemon=True)
+        self._thread.start()
+
+    def publish(
+        self,
+        phase: Phase,
+        progress: float,
+        replans: int,
+        message: str,
+        trace: SpatialTrace | None,
+    ) -> None:
+        """Publish new feedback now (and repeat it until the next)."""
+        with self._lock:
+            self._fb.phase = int(phase)
+            self._fb.progress = float(progress)
+            self._fb.replans = int(replans)
+            self._fb.message = message
+            if trace is not None:
+                self._fb.current_trace = trace
+            self._send()
+
+    def _send(self) -> None:
+        self._last = time.monotonic()
+        try:
+            self._handle.publish_feedback(self._fb)
+        except Exception:  # noqa: BLE001 - the goal ended or the node is shutting down
+            self._stopped.set()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self.HEARTBEAT_PERIOD_S / 2):
+            with self._lock:
+                if time.monotonic() - self._last >= self.HEARTBEAT_PERIOD_S:
+                    self._send()
+
+    def stop(self) -> None:
+        """Stop repeating (before the result is sent)."""
+        self._stopped.set()
+        self._thread.join(timeout=1.0)

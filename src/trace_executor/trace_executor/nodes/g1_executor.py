@@ -628,13 +628,13 @@ class G1ExecutorNode(ExecutorNode):
         self._goal_trace = None  # what this goal has seen (a walk may hide the destination)
         return super()._run(handle, action, spec, result)
 
-    def _finish(self, handle: Any, result: Any, outcome: Outcome) -> Any:
+    def _finish(self, heartbeat: Any, handle: Any, result: Any, outcome: Outcome) -> Any:
         # A goal that did not succeed leaves nothing engaged: arms back to the locomotion
         # controller (weight ramped out), base stopped.
         if not outcome.success and self.backend is not None and self.backend.arms_engaged:
             self.get_logger().warning('goal ended early: ramping the arm_sdk weight out')
             self.backend.release_arms()
-        return super()._finish(handle, result, outcome)
+        return super()._finish(heartbeat, handle, result, outcome)
 
     def shutdown(self) -> None:
         """Hand the arms back and stop the backend."""
