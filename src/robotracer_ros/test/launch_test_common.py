@@ -10,7 +10,6 @@ parameters as `robotracer launch`, and the end-to-end tests run that bringup for
 from __future__ import annotations
 
 import os
-import time
 import unittest
 
 import pytest
@@ -29,10 +28,8 @@ import launch_testing  # noqa: E402
 import launch_testing.actions  # noqa: E402
 import launch_testing.asserts  # noqa: E402
 import rclpy  # noqa: E402
-from rclpy.action import ActionClient  # noqa: E402
 
-from robotracer_msgs.action import ExecuteInstruction  # noqa: E402
-from robotracer_msgs.srv import GetTrace  # noqa: E402
+from robotracer_commander import Commander  # noqa: E402
 
 ROBOT = os.environ.get('ROBOTRACER_LAUNCH_ROBOT', 'ur5')  # set by the per-robot test files
 INSTRUCTION = {'ur5': 'put the red cube on the plate', 'g1': 'put the red cup on the plate'}
@@ -59,21 +56,11 @@ class TestBringup(unittest.TestCase):
         rclpy.shutdown()
 
     def test_services_and_actions_come_up_and_an_instruction_succeeds(self):
-        trace = self.node.create_client(GetTrace, '/robotracer/get_trace')
-        self.assertTrue(trace.wait_for_service(timeout_sec=90), 'no /robotracer/get_trace')
-        action = ActionClient(self.node, ExecuteInstruction, '/robotracer/execute_instruction')
-        self.assertTrue(action.wait_for_server(timeout_sec=90), 'no execute_instruction')
-        goal = ExecuteInstruction.Goal(instruction=INSTRUCTION[ROBOT], replanning=True)
-        fut = action.send_goal_async(goal)
-        rclpy.spin_until_future_complete(self.node, fut, timeout_sec=30)
-        handle = fut.result()
-        self.assertTrue(handle.accepted)
-        res = handle.get_result_async()
-        deadline = time.monotonic() + 240
-        while not res.done() and time.monotonic() < deadline:
-            rclpy.spin_once(self.node, timeout_sec=0.1)
-        self.assertTrue(res.done(), 'no result in 240 s')
-        self.assertTrue(res.result().result.success, res.result().result.error_msg)
+        with Commander(self.node) as cmd:
+            missing = cmd.wait_for_servers(90, get_trace=True)
+            self.assertEqual(missing, [], f'not up after 90 s: {missing}')
+            outcome = cmd.execute_instruction(INSTRUCTION[ROBOT], timeout_s=240)
+            self.assertTrue(outcome.success, f'{outcome.status.value}: {outcome.message}')
 
 
 @launch_testing.post_shutdown_test()

@@ -15,9 +15,7 @@ limit before it pauses ``rt/lowstate``.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 import re
 import threading
 import time
@@ -32,16 +30,12 @@ pytest.importorskip('unitree_sdk2py', reason='needs unitree-sdk2py (scripts/setu
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location(
-    'g1_sim_harness', os.path.join(os.path.dirname(__file__), 'g1_sim_harness.py')
-)
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)
+from trace_executor.testing import g1_sim as harness  # noqa: E402
 
 pytestmark = pytest.mark.slow
 Result = harness.ExecuteInstruction.Result
-PHASE_EXECUTING = 2
-PHASE_WALKING = 4
+PHASE_EXECUTING = harness.ExecuteInstruction.Feedback.PHASE_EXECUTING
+PHASE_WALKING = harness.ExecuteInstruction.Feedback.PHASE_WALKING
 CUP_HALF_HEIGHT = 0.045
 
 
@@ -81,7 +75,7 @@ def _run_ok(sim, text: str, **kw):
     before = _counts(sim)
     ok, res, fb = sim.run(sim.instruct(text), **kw)
     assert ok, 'goal rejected'
-    assert res.success, f'{text!r} failed ({res.error_code}): {res.error_msg}'
+    assert res.success, f'{text!r} failed ({res.error_code}): {res.message}'
     sim.wait_idle()
     after = _counts(sim)
     assert after['arm_sdk'] > before['arm_sdk'], 'the arms were driven through rt/arm_sdk'
@@ -96,8 +90,8 @@ def test_dry_run_publishes_whole_body_targets_and_moves_nothing(sim):
     before = _counts(sim)
     sim.targets.clear()
     ok, res, _ = sim.run(sim.instruct('put the red cup on the plate', dry_run=True))
-    assert ok and res.success, res.error_msg
-    assert 'nothing moved' in res.error_msg
+    assert ok and res.success, res.message
+    assert 'nothing moved' in res.message
     time.sleep(1.0)
     phases = [t.phase for t in sim.targets]
     assert {'walk', 'reach', 'grasp', 'carry', 'release', 'retreat'} <= set(phases), phases
@@ -129,8 +123,8 @@ def test_bad_and_unreachable_traces_rejected_before_anything_is_sent(
     before = _counts(sim)
     ok, res, _ = sim.run(sim.trace_goal(points, frame), client=sim.trace_action)
     assert ok and not res.success
-    assert res.error_code == code, res.error_msg
-    assert words in res.error_msg
+    assert res.error_code == code, res.message
+    assert words in res.message
     time.sleep(0.3)
     assert _counts(sim) == before, 'nothing was sent to the robot'
     assert not np.any(_base(sim))
@@ -198,7 +192,7 @@ def test_lowstate_pause_ramps_weight_out_and_stops_base_within_200ms(sim):
                 break
             # The loaded machine stalled the simulator > 100 ms before the walk (a real stale
             # fault, correctly handled): try again.
-            assert 'stale' in res.error_msg, res.error_msg
+            assert 'stale' in res.message, res.message
             sim.wait_idle()
         assert paused, 'the robot walked with the arms engaged'
         t_call = paused[0]
@@ -223,7 +217,7 @@ def test_lowstate_pause_ramps_weight_out_and_stops_base_within_200ms(sim):
         ms = [float(v) for v in re.findall(r'(\d+) ms', line)]
         assert len(ms) == 2 and max(ms) <= 200, line
         assert ok and not res.success and res.error_code == Result.ERROR_EXECUTION
-        assert 'stale' in res.error_msg
+        assert 'stale' in res.message
         n = sim.latest_status()['arm_sdk']['received']
         time.sleep(1.0)
         assert sim.latest_status()['arm_sdk']['received'] == n, 'nothing sent on stale state'
@@ -246,14 +240,14 @@ def test_cancel_stops_the_arms_and_hands_them_back(sim):
 
     def cancel_when_executing() -> None:
         if executing.wait(60):
-            sim._wait(sim.handle.cancel_goal_async())
+            sim.cancel()
 
     canceller = threading.Thread(target=cancel_when_executing, daemon=True)
     canceller.start()
     ok, res, fb = sim.run(sim.instruct('put the red cup on the plate'), on_feedback=on_feedback)
     executing.set()
     canceller.join(15)
-    assert ok and not res.success and res.error_code == Result.ERROR_CANCELED, res.error_msg
+    assert ok and not res.success and res.error_code == Result.ERROR_CANCELED, res.message
     s = sim.wait_idle(timeout=5.0)  # weight ramped out (>= 1 s), no base command
     assert s['arm_sdk']['clamped'] == 0
     assert not sim.poses()['red_cup'][1], 'nothing in the hand'

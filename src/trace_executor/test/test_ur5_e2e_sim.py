@@ -7,7 +7,6 @@ simulator's ground truth (/sim/get_object_poses) and joint states.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
 import time
@@ -18,11 +17,7 @@ import pytest
 pytest.importorskip('rclpy')
 pytest.importorskip('mujoco')
 
-_spec = importlib.util.spec_from_file_location(
-    'ur5_sim_harness', os.path.join(os.path.dirname(__file__), 'ur5_sim_harness.py')
-)
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)
+from trace_executor.testing import ur5_sim as harness  # noqa: E402
 
 pytestmark = pytest.mark.slow
 Result = harness.ExecuteInstruction.Result
@@ -72,7 +67,7 @@ def _xy_error(sim, name, target_xy) -> float:
 )
 def test_instruction_puts_the_object_where_it_says(fresh, text, obj, target):
     ok, result, feedback = fresh.run(fresh.instruct(text))
-    assert ok and result.success, f'{text}: {result.error_msg}'
+    assert ok and result.success, f'{text}: {result.message}'
     pos, held = fresh.poses()[obj]
     assert not held
     expected = target(fresh)
@@ -109,7 +104,7 @@ def test_target_moved_mid_approach_triggers_a_replan_and_still_succeeds(fresh):
     )
     t.join(5)
     assert moved.is_set()
-    assert ok and result.success, result.error_msg
+    assert ok and result.success, result.message
     assert result.replans >= 1
     assert _xy_error(fresh, 'green_cube', PLATE) < 0.03
 
@@ -141,14 +136,14 @@ def test_obstacle_in_the_path_replans_or_aborts_cleanly_never_collides(fresh):
         assert result.replans >= 1
     else:
         assert result.error_code in (Result.ERROR_COLLISION, Result.ERROR_REPLAN_LIMIT)
-        assert 'obstacle' in result.error_msg or 'scene' in result.error_msg, result.error_msg
+        assert 'obstacle' in result.message or 'scene' in result.message, result.message
 
 
 def test_dry_run_plans_but_nothing_moves(fresh):
     q0 = fresh.joints()
     before = fresh.poses()
     ok, result, feedback = fresh.run(fresh.instruct('put the red cube on the plate', dry_run=True))
-    assert ok and result.success and 'dry run' in result.error_msg
+    assert ok and result.success and 'dry run' in result.message
     assert len(result.executed_trace.points) >= 2
     time.sleep(0.5)
     assert np.abs(fresh.joints() - q0).max() < 1e-3
@@ -177,7 +172,7 @@ def test_bad_instruction_goals_are_rejected_before_motion(fresh, goal, code, nee
     q0 = fresh.joints()
     ok, result, _ = fresh.run(harness.ExecuteInstruction.Goal(**goal))
     assert ok and not result.success
-    assert result.error_code == code and needle in result.error_msg.lower(), result.error_msg
+    assert result.error_code == code and needle in result.message.lower(), result.message
     assert np.abs(fresh.joints() - q0).max() < 1e-3  # the arm did not move
 
 
@@ -202,8 +197,8 @@ def test_bad_traces_are_rejected_before_motion(fresh, points, frame, code, needl
     if not ok:  # an empty trace is refused at the door
         assert not points
     else:
-        assert not result.success and result.error_code == code, result.error_msg
-        assert needle in result.error_msg.lower(), result.error_msg
+        assert not result.success and result.error_code == code, result.message
+        assert needle in result.message.lower(), result.message
     assert np.abs(fresh.joints() - q0).max() < 1e-3
 
 

@@ -16,14 +16,13 @@ import time
 from typing import Any
 
 import numpy as np
-from rclpy.action import ActionClient
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from visualization_msgs.msg import MarkerArray
 
-from robotracer_msgs.action import ExecuteInstruction
+from robotracer_commander import Commander, Feedback, GoalOutcome, RunningGoal, wait_future
 from robotracer_msgs.msg import SpatialTrace
 from robotracer_msgs.srv import GetObjectPoses, SetObjectPose
 from robotracer_ros import images
@@ -129,7 +128,7 @@ class DemoNode(Node):
         self._subs = [
             self.create_subscription(cls, topic, cb, qos, raw=True) for topic, cls, qos, cb in subs
         ]
-        self.action = ActionClient(self, ExecuteInstruction, t.execute_instruction)
+        self.commander = Commander(self, spin=False, execute_instruction=t.execute_instruction)
         self.poses_client = self.create_client(GetObjectPoses, t.get_object_poses)
         self.set_pose_client = self.create_client(SetObjectPose, t.set_object_pose)
 
@@ -233,8 +232,10 @@ class DemoNode(Node):
 
     # ------------------------------------------------------------------ the action
 
-    def send_instruction(self, text: str, record: GoalRecord, on_feedback: Callable) -> Any:
-        """Send an ExecuteInstruction goal; feedback goes to ``record`` and ``on_feedback``.
+    def send_instruction(
+        self, text: str, record: GoalRecord, on_feedback: Callable
+    ) -> RunningGoal:
+        """Send an ExecuteInstruction goal (replanning on); feedback goes to ``record``.
 
         Args:
             text: the instruction.
@@ -242,32 +243,31 @@ class DemoNode(Node):
             on_feedback: called as ``(t, phase, message)`` for every feedback message.
 
         Returns:
-            The accepted goal handle.
+            The running goal (the outcome says whether it was accepted).
 
         Raises:
-            RuntimeError: the server is missing or rejected the goal.
+            RuntimeError: no server, or the goal could not be sent (its reason).
         """
-        if not self.action.wait_for_server(timeout_sec=10.0):
+        missing = self.commander.wait_for_servers(10.0)
+        if self.topics.execute_instruction in missing:
             raise RuntimeError(f'no action server {self.topics.execute_instruction}')
-        goal = ExecuteInstruction.Goal(instruction=text, replanning=True)
 
-        def feedback(msg: Any) -> None:
-            f = msg.feedback
-            t = time.monotonic()
+        def feedback(f: Feedback) -> None:
             tr = f.current_trace
-            if tr.points and (not record.traces or trace_key(record.traces[-1]) != trace_key(tr)):
+            if tr is not None and (
+                not record.traces or trace_key(record.traces[-1]) != trace_key(tr)
+            ):
                 record.traces.append(tr)
                 # The frame the camera shows now: the arm stands still while the model is asked
                 # and the plan is made, and the simulator's model answers from the scene as it
                 # is at the query, so this frame shows what the trace was predicted for.
                 record.frames.append(self.latest_frame())
-            on_feedback(t, int(f.phase), f.message)
+            on_feedback(f.stamp, f.phase, f.message)
 
-        handle = _wait(self.action.send_goal_async(goal, feedback_callback=feedback), 15.0)
-        if handle is None or not handle.accepted:
-            raise RuntimeError(f'the executor rejected the goal {text!r}')
-        record.accepted = True
-        return handle
+        goal = self.commander.send_instruction(text, on_feedback=feedback)
+        if isinstance(goal, GoalOutcome):
+            raise RuntimeError(f'the goal {text!r} was not sent: {goal.message}')
+        return goal
 
 
 def trace_key(t: SpatialTrace) -> tuple[int, int, int]:
@@ -275,19 +275,10 @@ def trace_key(t: SpatialTrace) -> tuple[int, int, int]:
     return (t.header.stamp.sec, t.header.stamp.nanosec, len(t.points))
 
 
-def _wait(future: Any, timeout_s: float) -> Any:
-    """Wait for an rclpy future that another thread's executor completes."""
-    done = threading.Event()
-    future.add_done_callback(lambda _f: done.set())
-    if not done.wait(timeout_s):
-        return None
-    return future.result()
-
-
 def _call(client: Any, request: Any, timeout_s: float) -> Any:
     if not client.wait_for_service(timeout_sec=timeout_s):
         raise RuntimeError(f'service {client.srv_name} is not available')
-    res = _wait(client.call_async(request), timeout_s)
+    res = wait_future(client.call_async(request), timeout_s)
     if res is None:
         raise RuntimeError(f'service {client.srv_name} did not answer in {timeout_s:.0f} s')
     return res

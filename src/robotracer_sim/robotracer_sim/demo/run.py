@@ -187,13 +187,11 @@ class DemoRun:
                 log(f'    {t - t_send:5.1f} s  {text}')
 
         t_send = time.monotonic()
-        handle = node.send_instruction(instr.text, record, on_feedback)
-        self.current_goal = handle
-        done = threading.Event()
-        result_future = handle.get_result_async()
-        result_future.add_done_callback(lambda _f: done.set())
+        goal = node.send_instruction(instr.text, record, on_feedback)
+        self.current_goal = goal
         moved: dict[str, Any] | None = None
-        while not done.wait(0.05):
+        outcome = None
+        while outcome is None:
             now = time.monotonic()
             with lock:
                 since = clock.executing_since
@@ -207,11 +205,10 @@ class DemoRun:
                 with lock:
                     events.append((time.monotonic(), moved['message']))
             flush_events()
-            if now - t_send > spec.goal_timeout_s:
-                log(f'    no result after {spec.goal_timeout_s:.0f} s: canceling the goal')
-                handle.cancel_goal_async()
-                done.wait(15.0)
-                break
+            if goal.done or now - t_send > spec.goal_timeout_s:
+                outcome = goal.result(max(0.0, spec.goal_timeout_s - (now - t_send)))
+            else:
+                time.sleep(0.05)
         t_done = time.monotonic()
         flush_events()
         self.current_goal = None
@@ -219,22 +216,20 @@ class DemoRun:
         for k, v in clock.finish(t_done).items():
             setattr(out, k, round(v, 3))
         out.moved = moved
-        response = result_future.result() if result_future.done() else None
-        if response is None:
-            out.error = f'no result within {spec.goal_timeout_s:.0f} s'
-        else:
-            res = response.result
-            out.success = bool(res.success)
-            out.error_code = int(res.error_code)
-            out.message = str(res.error_msg)
-            out.error = '' if res.success else str(res.error_msg)
-            out.replans = int(res.replans)
-            final = res.executed_trace
-            if final.points and (
-                not record.traces or trace_key(record.traces[-1]) != trace_key(final)
-            ):
-                record.traces.append(final)
-                record.frames.append(None)
+        record.accepted = outcome.accepted
+        out.success = outcome.success
+        out.error_code = int(outcome.error_code)
+        out.message = outcome.message
+        out.error = '' if outcome.success else f'{outcome.status.value}: {outcome.message}'
+        out.replans = int(outcome.replans)
+        final = outcome.executed_trace
+        if (
+            final is not None
+            and final.points
+            and (not record.traces or trace_key(record.traces[-1]) != trace_key(final))
+        ):
+            record.traces.append(final)
+            record.frames.append(None)
         out.traces = len(record.traces)
         time.sleep(spec.settle_s)
         poses = node.object_poses([instr.obj, instr.destination])
@@ -456,8 +451,8 @@ def run_demo(
         log('interrupted: canceling and shutting down')
         goal = ros.get('run').current_goal if ros.get('run') else None
         if goal is not None:
-            goal.cancel_goal_async()
-            time.sleep(0.5)
+            goal.cancel()
+            goal.result(5.0)
         code = EXIT_INTERRUPTED
     finally:
         _stop_ros(ros)
