@@ -204,3 +204,43 @@ def test_no_server_and_bad_goal_are_named(commander):
     assert empty.status is Status.BAD_GOAL and 'empty' in empty.message
     huge = cmd.execute_instruction('x' * 100_000)
     assert huge.status is Status.BAD_GOAL and '100000 characters' in huge.message
+
+
+def test_a_hundred_cancels_a_second_leave_the_server_working(spawn, commander):
+    start_executor(spawn, 10.0)
+    cmd = commander()
+    assert cmd.wait_for_servers(20) == []
+    goal = cmd.send_instruction('goal under cancel storm')
+    time.sleep(0.3)
+    accepted = 0
+    for _ in range(100):
+        t = time.monotonic()
+        accepted += goal.cancel(timeout_s=2.0)
+        time.sleep(max(0.0, 0.01 - (time.monotonic() - t)))
+    out = goal.result(10)
+    assert out.status is Status.CANCELED, out
+    assert accepted >= 1
+    # the server still serves: a short goal on a fresh server state succeeds
+    nxt = cmd.send_instruction('after the storm')
+    assert nxt.cancel() and nxt.result(10).status is Status.CANCELED
+
+
+def test_executor_restarted_mid_goal_next_goal_works(spawn, commander):
+    first = start_executor(spawn, 30.0)
+    cmd = commander()
+    assert cmd.wait_for_servers(20) == []
+    goal = cmd.send_instruction('goal whose server restarts')
+    time.sleep(0.5)
+    os.killpg(first.pid, signal.SIGKILL)
+    assert goal.result(30).status is Status.SERVER_GONE
+    start_executor(spawn, 0.0)
+    # The killed server's DDS participant lingers until its lease ends (Fast DDS: 20 s), so
+    # "a server is there" is true at once; a request sent before the new server is discovered
+    # is lost, as with any ROS 2 service. Wait until the new server's endpoints are matched.
+    status = '/robotracer/execute_instruction/_action/status'
+    deadline = time.monotonic() + 25
+    while cmd.node.count_publishers(status) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    out = cmd.execute_instruction('after the restart', timeout_s=20)
+    assert out.success, out
