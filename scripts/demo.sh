@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo / make demo-g1: the simulator demo (robotracer_sim/demo/).
+# make demo / make demo-g1: the simulator demo (robotracer_demo/).
 #   bash scripts/demo.sh ur5 [--out DIR] [--only N ...] [--verbose]    (make demo)
 #   bash scripts/demo.sh g1                                              (make demo-g1)
 # Brings the simulated robot up headless (robotracer launch <robot>), runs the demo
@@ -14,7 +14,7 @@ source setup.bash
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 start=$(date +%s.%N)
 set +e
-python -m robotracer_sim.demo "$robot" "$@"
+python -m robotracer_demo "$robot" "$@"
 code=$?
 set -e
 end=$(date +%s.%N)

@@ -26,7 +26,6 @@ setup(
         ],
         'robotracer.commands': [
             'sim = robotracer_sim.cli:register',
-            'demo = robotracer_sim.demo.cli:register',
         ],
     },
 )

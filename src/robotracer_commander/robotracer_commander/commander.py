@@ -197,7 +197,19 @@ class RunningGoal:
         self._outcome: GoalOutcome | None = None
         self._cancel_requested = False
         self._lock = threading.Lock()
+        self._result_lock = threading.Lock()
         self._goal_future = client.send_goal_async(goal, feedback_callback=self._feedback)
+        # ask for the result as soon as the goal is accepted (as every ROS client does), so
+        # ``done`` turns true by itself when the goal ends
+        self._goal_future.add_done_callback(lambda f: self._request_result(f.result()))
+
+    def _request_result(self, handle: Any) -> None:
+        with self._result_lock:
+            if handle is None or not handle.accepted or self._result_future is not None:
+                return
+            self._handle = handle
+            self._last_heard = time.monotonic()
+            self._result_future = handle.get_result_async()
 
     # --- following -------------------------------------------------------------------------
     def _feedback(self, msg: Any) -> None:
@@ -218,10 +230,13 @@ class RunningGoal:
 
     @property
     def done(self) -> bool:
-        """True once the outcome is known."""
-        return self._outcome is not None or (
-            self._result_future is not None and self._result_future.done()
-        )
+        """True once the goal has ended (result in, rejected, or an outcome decided)."""
+        if self._outcome is not None:
+            return True
+        if self._result_future is not None:
+            return self._result_future.done()
+        handle = self._goal_future.result() if self._goal_future.done() else None
+        return handle is not None and not handle.accepted
 
     @property
     def last_feedback(self) -> Feedback | None:
@@ -274,9 +289,7 @@ class RunningGoal:
                 'replace the running one, or wait for it to end)',
                 error_code=ExecuteInstruction.Result.ERROR_BUSY,
             )
-        self._handle = handle
-        self._last_heard = time.monotonic()
-        self._result_future = handle.get_result_async()
+        self._request_result(handle)
         return handle
 
     def cancel(self, timeout_s: float = 5.0) -> bool:

@@ -244,3 +244,15 @@ def test_executor_restarted_mid_goal_next_goal_works(spawn, commander):
     time.sleep(0.5)
     out = cmd.execute_instruction('after the restart', timeout_s=20)
     assert out.success, out
+
+
+def test_done_turns_true_by_itself_when_the_goal_ends(spawn, commander):
+    start_executor(spawn, 0.5)
+    cmd = commander()
+    assert cmd.wait_for_servers(20) == []
+    goal = cmd.send_instruction('short goal')
+    deadline = time.monotonic() + 10
+    while not goal.done and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert goal.done, 'a finished goal must report done without result() being called'
+    assert goal.result(0.1).success

@@ -27,17 +27,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from robotracer_msgs.action import ExecuteInstruction
 from trace_executor.errors import ErrorCode, PlanningError
+
+_FEEDBACK = ExecuteInstruction.Feedback
 
 
 class Phase(enum.IntEnum):
-    """Same numbers as ``ExecuteInstruction.Feedback.PHASE_*``."""
+    """The feedback phases: ``ExecuteInstruction.Feedback.PHASE_*`` (the generated constants)."""
 
-    PERCEIVING = 0
-    PLANNING = 1
-    EXECUTING = 2
-    REPLANNING = 3
-    WALKING = 4
+    PERCEIVING = _FEEDBACK.PHASE_PERCEIVING
+    PLANNING = _FEEDBACK.PHASE_PLANNING
+    EXECUTING = _FEEDBACK.PHASE_EXECUTING
+    REPLANNING = _FEEDBACK.PHASE_REPLANNING  # planning again after a scene change
+    WALKING = _FEEDBACK.PHASE_WALKING
 
 
 MODES = ('pick_place', 'push', 'follow')
@@ -225,7 +228,10 @@ class GoalRunner:
             return goal.trace
         if self.perceive is None:
             raise PerceptionError('no perception available to re-query the trace')
-        self.feedback(phase, 0.0, replans, f'asking the model: "{goal.instruction}"', None)
+        # Asking the model is PERCEIVING, first time or during a replan (replans > 0 tells).
+        self.feedback(
+            Phase.PERCEIVING, 0.0, replans, f'asking the model: "{goal.instruction}"', None
+        )
         return self.perceive(goal.instruction)
 
     def _run(self, goal: GoalSpec, cancelled: Callable[[], bool]) -> Outcome:

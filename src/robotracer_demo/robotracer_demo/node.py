@@ -23,10 +23,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from visualization_msgs.msg import MarkerArray
 
 from robotracer_commander import Commander, Feedback, GoalOutcome, RunningGoal, wait_future
+from robotracer_demo.recording import McapRecorder, header_stamp_ns
 from robotracer_msgs.msg import SpatialTrace
 from robotracer_msgs.srv import GetObjectPoses, SetObjectPose
 from robotracer_ros import images
-from robotracer_sim.demo.recording import McapRecorder, header_stamp_ns
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,10 @@
 """Where a goal's time went, measured on the client from ExecuteInstruction feedback.
 
-ROS-free. The executor reports its phase in every feedback message; the time between phase
-changes is attributed to
+The executor reports its phase in every feedback message; the time between phase changes is
+attributed to
 
-- ``model_s``: PERCEIVING, and REPLANNING while it asks the model again (its message starts
-  with ``asking the model``),
-- ``planning_s``: PLANNING, and REPLANNING otherwise,
+- ``model_s``: PERCEIVING (the first query and every re-query of a replan),
+- ``planning_s``: PLANNING and REPLANNING,
 - ``motion_s``: EXECUTING and WALKING (gripper actions included),
 
 from the first feedback to the result. Feedback travels over DDS, so each figure is accurate to
@@ -16,23 +15,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PERCEIVING, PLANNING, EXECUTING, REPLANNING, WALKING = 0, 1, 2, 3, 4
-PHASE_NAMES = {
-    PERCEIVING: 'perceiving',
-    PLANNING: 'planning',
-    EXECUTING: 'executing',
-    REPLANNING: 'replanning',
-    WALKING: 'walking',
-}
-MODEL_MESSAGE_PREFIX = 'asking the model'
+from robotracer_commander import phase_names
+from robotracer_msgs.action import ExecuteInstruction
+
+_FB = ExecuteInstruction.Feedback
+PERCEIVING, PLANNING, EXECUTING = _FB.PHASE_PERCEIVING, _FB.PHASE_PLANNING, _FB.PHASE_EXECUTING
+REPLANNING, WALKING = _FB.PHASE_REPLANNING, _FB.PHASE_WALKING
+PHASE_NAMES = phase_names()
 
 
-def bucket(phase: int, message: str) -> str:
+def bucket(phase: int, message: str = '') -> str:
     """Which figure a feedback message's phase counts towards.
 
     Args:
         phase: ``ExecuteInstruction.Feedback.PHASE_*``.
-        message: the feedback message.
+        message: the feedback message (not used: the phase alone decides).
 
     Returns:
         ``'model_s'``, ``'planning_s'`` or ``'motion_s'``.
@@ -42,9 +39,7 @@ def bucket(phase: int, message: str) -> str:
     """
     if phase == PERCEIVING:
         return 'model_s'
-    if phase == REPLANNING:
-        return 'model_s' if message.startswith(MODEL_MESSAGE_PREFIX) else 'planning_s'
-    if phase == PLANNING:
+    if phase in (PLANNING, REPLANNING):
         return 'planning_s'
     if phase in (EXECUTING, WALKING):
         return 'motion_s'

@@ -1,4 +1,4 @@
-"""``robotracer demo ur5|g1`` and ``python -m robotracer_sim.demo``: run the simulator demo."""
+"""``robotracer demo ur5|g1`` and ``python -m robotracer_demo``: run the simulator demo."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import NoReturn
 
-from robotracer_sim.demo.scenarios import DEMOS
+from robotracer_demo.scenarios import DEMOS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,7 +50,7 @@ def _sigterm(_signum: int, _frame: object) -> NoReturn:
 
 def run(args: argparse.Namespace) -> int:
     """Entry of ``robotracer demo``."""
-    from robotracer_sim.demo.run import run_demo
+    from robotracer_demo.run import run_demo
 
     if args.image_period <= 0:
         print(f'--image-period must be > 0, got {args.image_period}', file=sys.stderr)
@@ -85,8 +85,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m robotracer_sim.demo``."""
-    parser = argparse.ArgumentParser(prog='python -m robotracer_sim.demo')
+    """``python -m robotracer_demo``."""
+    parser = argparse.ArgumentParser(prog='python -m robotracer_demo')
     add_arguments(parser)
     try:
         return run(parser.parse_args(argv))

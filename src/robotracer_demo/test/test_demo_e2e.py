@@ -1,7 +1,7 @@
 """``make demo`` shortened: the real bringup, one instruction with the target moved mid-motion.
 
 Starts ``robotracer launch ur5`` (simulator + oracle on a free port, perception node, executor)
-through :func:`robotracer_sim.demo.run.run_demo`, in this pytest run's own ROS domain (root
+through :func:`robotracer_demo.run.run_demo`, in this pytest run's own ROS domain (root
 conftest), and checks what a user would look at in ``out/demo/``.
 """
 
@@ -35,10 +35,10 @@ def test_demo_moves_the_target_mid_motion_and_the_cube_still_ends_on_the_plate(
     from mcap.reader import make_reader
     from mcap_ros2.decoder import DecoderFactory
 
+    from robotracer_demo.process import descendants
+    from robotracer_demo.run import EXIT_OK, run_demo
+    from robotracer_demo.scenarios import UR5_DEMO
     from robotracer_ros.images import decode_image
-    from robotracer_sim.demo.process import descendants
-    from robotracer_sim.demo.run import EXIT_OK, run_demo
-    from robotracer_sim.demo.scenarios import UR5_DEMO
 
     first = UR5_DEMO.instructions[0]
     assert first.move is not None, 'the first UR5 instruction is the one with the move'

@@ -2,7 +2,7 @@
 
 :func:`run_demo` starts ``robotracer launch <robot>`` as a child process (headless simulator,
 oracle model server on a free port, perception node, executor), waits for its ready line, runs
-each instruction of the robot's :class:`~robotracer_sim.demo.scenarios.DemoSpec` through the
+each instruction of the robot's :class:`~robotracer_demo.scenarios.DemoSpec` through the
 ``ExecuteInstruction`` action — teleporting the target mid-motion where the spec says so — and
 writes, into the output folder:
 
@@ -34,12 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from robotracer_sim.demo import pictures
-from robotracer_sim.demo.process import BringupError, BringupProcess, free_port
-from robotracer_sim.demo.recording import McapRecorder, RecordingError
-from robotracer_sim.demo.report import InstructionOutcome, format_table, write_summary
-from robotracer_sim.demo.scenarios import DEMOS, DemoInstruction, DemoSpec, horizontal_distance
-from robotracer_sim.demo.timing import PHASE_NAMES, PhaseClock
+from robotracer_demo import pictures
+from robotracer_demo.process import BringupError, BringupProcess, free_port
+from robotracer_demo.recording import McapRecorder, RecordingError
+from robotracer_demo.report import InstructionOutcome, format_table, write_summary
+from robotracer_demo.scenarios import DEMOS, DemoInstruction, DemoSpec, horizontal_distance
+from robotracer_demo.timing import PHASE_NAMES, PhaseClock
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_BRINGUP = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
@@ -137,7 +137,7 @@ class DemoRun:
     Args:
         spec: the demo.
         out_dir: output folder (exists).
-        node: a spinning :class:`~robotracer_sim.demo.node.DemoNode`.
+        node: a spinning :class:`~robotracer_demo.node.DemoNode`.
         bringup: the bringup, checked before each instruction (None: not supervised here).
     """
 
@@ -158,7 +158,7 @@ class DemoRun:
         Raises:
             RuntimeError: a service or the action server is missing or refused the goal.
         """
-        from robotracer_sim.demo.node import GoalRecord, trace_key
+        from robotracer_demo.node import GoalRecord, trace_key
 
         node, spec = self.node, self.spec
         out = InstructionOutcome(instr.text, instr.obj, instr.destination)
@@ -476,7 +476,7 @@ def _start_ros(
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
-    from robotracer_sim.demo.node import DemoNode
+    from robotracer_demo.node import DemoNode
 
     ctx = rclpy.Context()
     # Ctrl-C stays with the demo (rclpy's handler would swallow it) so the bringup stops.

@@ -180,7 +180,7 @@ class McapRecorder:
         self._lookup = lookup
         self._file = open(path, 'wb')  # noqa: SIM115 - closed in close()
         self._writer = Writer(self._file, compression=compression)
-        self._writer.start(profile='ros2', library='robotracer_sim demo')
+        self._writer.start(profile='ros2', library='robotracer_demo')
         self._schemas: dict[str, int] = {}
         self._channels: dict[str, int] = {}
         self._lock = threading.Lock()
