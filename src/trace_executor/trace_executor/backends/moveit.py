@@ -43,6 +43,7 @@ from trace_executor.backends.ros2_control import (
     wait_until_rest,
 )
 from trace_executor.execution import BackendError, MotionResult, MotionStatus
+from trace_executor.trace_check import fmt_point
 
 MOVEIT_MISSING = 'moveit backend needs moveit_msgs / a MoveIt install (use the docker image)'
 
@@ -104,10 +105,6 @@ def point_along(positions_m: np.ndarray, fraction: float) -> np.ndarray:
     i = int(np.clip(np.searchsorted(arc, s, side='right') - 1, 0, len(legs) - 1))
     f = 0.0 if legs[i] <= 0 else (s - arc[i]) / legs[i]
     return p[i] + f * (p[i + 1] - p[i])
-
-
-def _fmt(p: np.ndarray) -> str:
-    return '[' + ', '.join(f'{v:.3f}' for v in np.asarray(p, dtype=float)) + ']'
 
 
 class MoveItBackend:
@@ -343,7 +340,8 @@ class MoveItBackend:
         return (
             f'MoveIt computed only {fraction * 100:.1f}% of the Cartesian path: it reached '
             f'{reached} of {len(waypoints)} waypoints and stopped near TCP '
-            f'{_fmt(point_along(path, fraction))} m in {self.planning_frame}; beyond it lies a '
+            f'{fmt_point(point_along(path, fraction))} m in {self.planning_frame}; beyond it '
+            'lies a '
             'collision in the planning scene, a joint limit or a joint jump'
         )
 

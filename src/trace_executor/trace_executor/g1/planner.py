@@ -54,7 +54,9 @@ from typing import ClassVar, Optional, Union
 import numpy as np
 import pinocchio as pin
 
+from .. import trace_check
 from ..errors import ErrorCode, PlanningError
+from ..trace_check import fmt_point
 from ..ur5.timing import TimeParameterizer, TimingError
 from .collision import BodyCollisionModel
 from .ik import HandIk
@@ -361,10 +363,6 @@ class G1Plan:
 # --------------------------------------------------------------------------------- planner
 
 
-def _fmt(p: np.ndarray) -> str:
-    return '(' + ', '.join(f'{v:.2f}' for v in np.asarray(p, dtype=float)) + ')'
-
-
 @dataclass
 class _Waypoint:
     position: np.ndarray  # odom, grasp point
@@ -453,16 +451,21 @@ class G1Planner:
         return s, base, np.clip(q, self.lower_rad, self.upper_rad)
 
     def validate_trace(
-        self, points: np.ndarray, frame_id: Optional[str], transform: Optional[np.ndarray],
+        self,
+        points: np.ndarray,
+        frame_id: Optional[str],
+        transform: Optional[np.ndarray],
         base: np.ndarray,
-    ) -> np.ndarray:  # fmt: skip
-        """Check a trace and express it in odom.
+        mode: str = 'pick_place',
+    ) -> np.ndarray:
+        """Check a trace and express it in odom (the shared rules of :mod:`trace_check`).
 
         Args:
             points: (N, 3) points in ``frame_id``.
             frame_id: their frame; ``None``/empty = odom.
             transform: (4, 4) odom_T_frame when ``frame_id`` is not odom.
             base: (4,) current pelvis ``[x, y, z, yaw]``.
+            mode: the goal's mode (how many points it needs).
 
         Returns:
             (N, 3) points in odom.
@@ -473,75 +476,28 @@ class G1Planner:
                 too high for a hand), WORKSPACE (a waypoint farther than a walk may go).
         """
         cfg = self.config
-        try:
-            pts = np.array(points, dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise PlanningError(
-                ErrorCode.INVALID_TRACE, None, f'trace is not numeric: {exc}'
-            ) from exc
-        if pts.ndim != 2 or pts.shape[1] != 3:
-            raise PlanningError(
-                ErrorCode.INVALID_TRACE, None, f'trace must be (N, 3) points, got {pts.shape}'
-            )
-        if len(pts) < 2:
-            raise PlanningError(
-                ErrorCode.INVALID_TRACE, None, f'trace needs at least 2 points, got {len(pts)}'
-            )
-        bad = np.flatnonzero(~np.all(np.isfinite(pts), axis=1))
-        if bad.size:
-            k = int(bad[0])
-            raise PlanningError(
-                ErrorCode.INVALID_TRACE, k,
-                f'waypoint {k} of {len(pts)} is not finite: {pts[k].tolist()}',
-            )  # fmt: skip
-        frame = frame_id or cfg.odom_frame
-        if frame != cfg.odom_frame:
-            if transform is None:
-                raise PlanningError(
-                    ErrorCode.INVALID_TRACE,
-                    None,
-                    f'trace frame {frame!r} is not {cfg.odom_frame!r} and no transform to it '
-                    'is known',
-                )
-            t = np.asarray(transform, dtype=float)
-            r = t[:3, :3] if t.shape == (4, 4) else None
-            if (
-                r is None
-                or not np.all(np.isfinite(t))
-                or not np.allclose(r @ r.T, np.eye(3), atol=1e-4)
-                or np.linalg.det(r) < 0
-            ):
-                raise PlanningError(
-                    ErrorCode.INVALID_TRACE,
-                    None,
-                    f'the transform from {frame!r} to {cfg.odom_frame!r} is not a rigid 4x4 '
-                    'transform',
-                )
-            pts = pts @ r.T + t[:3, 3]
-        steps = np.linalg.norm(np.diff(pts, axis=0), axis=1)
-        jump = np.flatnonzero(steps > cfg.max_trace_step_m)
-        if jump.size:
-            k = int(jump[0]) + 1
-            raise PlanningError(
-                ErrorCode.INVALID_TRACE, k,
-                f'waypoint {k} of {len(pts)} at {_fmt(pts[k])} m is {steps[k - 1]:.2f} m from '
-                f'the previous one (limit {cfg.max_trace_step_m:.2f} m): not a continuous path',
-            )  # fmt: skip
+        pts = trace_check.check_points(points)
+        trace_check.check_mode_points(pts, mode)
+        pts = trace_check.to_frame(pts, frame_id, cfg.odom_frame, transform)
+        trace_check.check_continuity(pts, cfg.max_trace_step_m)
         for k, p in enumerate(pts):
             if p[2] < cfg.min_point_height_m or p[2] > cfg.max_point_height_m:
                 raise PlanningError(
-                    ErrorCode.UNREACHABLE, k,
-                    f'waypoint {k} of {len(pts)} at {_fmt(p)} m ({frame_id or cfg.odom_frame} '
-                    f'→ {cfg.odom_frame}) is at height {p[2]:.2f} m: the hands reach '
+                    ErrorCode.UNREACHABLE,
+                    k,
+                    f'waypoint {k} of {len(pts)} at {fmt_point(p)} m '
+                    f'({frame_id or cfg.odom_frame} → {cfg.odom_frame}) is at height '
+                    f'{p[2]:.2f} m: the hands reach '
                     f'{cfg.min_point_height_m:.2f}..{cfg.max_point_height_m:.2f} m',
-                )  # fmt: skip
+                )
             dist = float(np.hypot(p[0] - base[0], p[1] - base[1]))
             if dist > cfg.max_walk_m:
                 raise PlanningError(
-                    ErrorCode.WORKSPACE, k,
-                    f'waypoint {k} of {len(pts)} at {_fmt(p)} m is {dist:.1f} m away: farther '
-                    f'than the G1 may walk for a trace ({cfg.max_walk_m:.1f} m)',
-                )  # fmt: skip
+                    ErrorCode.WORKSPACE,
+                    k,
+                    f'waypoint {k} of {len(pts)} at {fmt_point(p)} m is {dist:.1f} m away: '
+                    f'farther than the G1 may walk for a trace ({cfg.max_walk_m:.1f} m)',
+                )
         return pts
 
     # --- geometry helpers ---------------------------------------------------------------
@@ -645,7 +601,7 @@ class G1Planner:
         """
         t0 = time.perf_counter()
         speed, base, q = self._check_goal(mode, speed_scale, q_start)
-        pts = self.validate_trace(points, frame_id, transform, base)
+        pts = self.validate_trace(points, frame_id, transform, base, mode)
         t_valid = time.perf_counter()
         builder = _PlanBuilder(self, pts, base, q, speed)
         try:
@@ -708,7 +664,7 @@ class G1Planner:
         if not res.converged:
             raise PlanningError(
                 ErrorCode.UNREACHABLE, None,
-                f'{side} hand pose {_fmt(hand_pose_odom[:3, 3])} m is out of reach '
+                f'{side} hand pose {fmt_point(hand_pose_odom[:3, 3])} m is out of reach '
                 f'({res.position_error_m * 1e3:.0f} mm short)',
             )  # fmt: skip
         return res.q
@@ -888,7 +844,7 @@ class _PlanBuilder:
         n = len(self.pts)
         where = (
             (f'waypoint {k} of {n}' if k is not None else 'the hand path')
-            + f' ({wp.phase}, {self.side} hand at {_fmt(pos)} m, stance '
+            + f' ({wp.phase}, {self.side} hand at {fmt_point(pos)} m, stance '
             f'({self.base[0]:.2f}, {self.base[1]:.2f}, {math.degrees(self.base[3]):.0f}°))'
         )
         if not res.converged:

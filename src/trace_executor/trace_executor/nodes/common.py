@@ -36,6 +36,7 @@ from trace_executor.execution import (
     validate_goal,
 )
 from trace_executor.nodes.params import Param, declare_all
+from trace_executor.trace_check import check_message
 
 COMMON_PARAMS = [
     Param('base_frame', 'base_link', 'robot base frame: traces are planned in it'),
@@ -122,14 +123,7 @@ class ExecutorNode(Node):
         Raises:
             PlanningError: INVALID_TRACE (no points, marked invalid, unknown frame).
         """
-        if not msg.points:
-            raise PlanningError(ErrorCode.INVALID_TRACE, None, 'the trace has no points')
-        if msg.status == SpatialTrace.STATUS_INVALID:
-            raise PlanningError(
-                ErrorCode.INVALID_TRACE,
-                None,
-                f'the trace is marked invalid: {msg.quality_note or "no reason"}',
-            )
+        check_message(len(msg.points), msg.status, msg.quality_note)
         frame = msg.header.frame_id or self.base_frame
         tf = self.transform_to_base(frame)
         if frame != self.base_frame and tf is None:

@@ -33,8 +33,9 @@ import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
@@ -65,7 +66,9 @@ from trace_executor.g1.walk import WalkLimits
 from trace_executor.g1.watcher import StanceSceneWatcher
 from trace_executor.nodes.common import ExecutorNode
 from trace_executor.nodes.params import Param
+from trace_executor.nodes.shutdown import ShutdownRequest, spin_until_shutdown
 from trace_executor.scene_monitor import MonitorConfig
+from trace_executor.trace_check import check_message
 
 PARAMS = [
     Param('backend', 'unitree', 'robot backend: unitree (unitree_sdk2py over CycloneDDS)'),
@@ -379,14 +382,7 @@ class G1ExecutorNode(ExecutorNode):
             PlanningError: INVALID_TRACE (no points, marked invalid, unknown frame, no camera
                 pose at the trace's stamp).
         """
-        if not msg.points:
-            raise PlanningError(ErrorCode.INVALID_TRACE, None, 'the trace has no points')
-        if msg.status == SpatialTrace.STATUS_INVALID:
-            raise PlanningError(
-                ErrorCode.INVALID_TRACE,
-                None,
-                f'the trace is marked invalid: {msg.quality_note or "no reason"}',
-            )
+        check_message(len(msg.points), msg.status, msg.quality_note)
         frame = msg.header.frame_id or self.odom_frame
         pts = np.array([[p.x, p.y, p.z] for p in msg.points], dtype=float)
         if frame == self.odom_frame:
@@ -636,6 +632,20 @@ class G1ExecutorNode(ExecutorNode):
             self.backend.release_arms()
         return super()._finish(heartbeat, handle, result, outcome)
 
+    def halt(self, reason: str) -> None:
+        """Stop the robot for good and end the running goal (executor shutdown).
+
+        The backend ramps the arm_sdk weight out, sends StopMove and ends the running walk or
+        arm motion with ``reason``; the goal runner sees a cancel at its next check.
+        """
+        if self.backend is not None:
+            self.backend.halt(reason)
+        self._preempt.set()  # the runner's cancel check (nodes/common.py)
+
+    def goal_running(self) -> bool:
+        """True while a goal is being executed."""
+        return self._busy.locked()
+
     def shutdown(self) -> None:
         """Hand the arms back and stop the backend."""
         if self.backend is not None:
@@ -643,15 +653,14 @@ class G1ExecutorNode(ExecutorNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node until Ctrl-C."""
-    rclpy.init(args=args)
+    """Run the node until SIGINT/SIGTERM; stop the robot before anything is destroyed."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    request = ShutdownRequest.install()
     node = None
     code = 0
     try:
         node = G1ExecutorNode()
-        executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        executor.spin()
+        spin_until_shutdown(node, request, node.halt, node.goal_running)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ValueError as exc:

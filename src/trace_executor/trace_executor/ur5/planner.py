@@ -22,6 +22,7 @@ from typing import ClassVar, Optional, Union
 import numpy as np
 
 from ..errors import ErrorCode, PlanningError
+from ..trace_check import fmt_point
 from .collision import CollisionChecker
 from .ik import PinkIk
 from .kinematics import Ur5Kinematics
@@ -271,10 +272,6 @@ class Plan:
     def final_positions_rad(self) -> np.ndarray:
         """(6,) joint positions at the end of the plan."""
         return self.joint_path_rad[-1].copy()
-
-
-def _fmt(p: np.ndarray) -> str:
-    return '[' + ', '.join(f'{v:.3f}' for v in np.asarray(p, dtype=float)) + ']'
 
 
 class Ur5Planner:
@@ -613,7 +610,7 @@ class Ur5Planner:
     def _where(path: ToolPath, i: int, n_points: int) -> str:
         return (
             f'waypoint {int(path.trace_index[i])} of {n_points} ({path.phases[i]}, TCP at '
-            f'{_fmt(path.positions[i])} m)'
+            f'{fmt_point(path.positions[i])} m)'
         )
 
     def _segments(self, path: ToolPath, qs: np.ndarray, speed: float) -> list[Segment]:

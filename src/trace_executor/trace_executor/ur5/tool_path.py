@@ -36,7 +36,9 @@ from typing import Optional
 import numpy as np
 import pinocchio as pin
 
+from .. import trace_check
 from ..errors import ErrorCode, PlanningError
+from ..trace_check import fmt_point
 
 MODES: tuple[str, ...] = ('pick_place', 'push', 'follow')
 
@@ -52,10 +54,6 @@ def top_down_rotation(yaw_rad: float) -> np.ndarray:
     """
     c, s = math.cos(yaw_rad), math.sin(yaw_rad)
     return np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, -1.0]])
-
-
-def _fmt(p: np.ndarray) -> str:
-    return '[' + ', '.join(f'{v:.3f}' for v in np.asarray(p, dtype=float)) + ']'
 
 
 def validate_trace(
@@ -87,64 +85,9 @@ def validate_trace(
             without a transform, transform not rigid) or ``WORKSPACE`` (a point outside the
             box or below the table), naming the offending point.
     """
-    try:
-        pts = np.array(points, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise PlanningError(
-            ErrorCode.INVALID_TRACE, None, f'trace is not an array of 3D points: {exc}'
-        ) from exc
-    if pts.size == 0:
-        raise PlanningError(ErrorCode.INVALID_TRACE, None, 'empty trace: no points to execute')
-    if pts.ndim != 2 or pts.shape[1] != 3:
-        raise PlanningError(
-            ErrorCode.INVALID_TRACE, None, f'trace must be N×3 points, got shape {pts.shape}'
-        )
-    bad = np.flatnonzero(~np.all(np.isfinite(pts), axis=1))
-    if bad.size:
-        i = int(bad[0])
-        raise PlanningError(
-            ErrorCode.INVALID_TRACE,
-            i,
-            f'waypoint {i} of {len(pts)} is not finite: {pts[i].tolist()}',
-        )
-    if frame_id != base_frame:
-        if transform is None:
-            raise PlanningError(
-                ErrorCode.INVALID_TRACE,
-                None,
-                f'trace is in frame {frame_id!r} but the planner works in {base_frame!r} and no '
-                'transform between them was given',
-            )
-        tf = np.asarray(transform, dtype=float)
-        if (
-            tf.shape != (4, 4)
-            or not np.all(np.isfinite(tf))
-            or not np.allclose(tf[:3, :3] @ tf[:3, :3].T, np.eye(3), atol=1e-6)
-            or not np.allclose(tf[3], [0.0, 0.0, 0.0, 1.0])
-        ):
-            raise PlanningError(
-                ErrorCode.INVALID_TRACE,
-                None,
-                f'transform {base_frame!r} <- {frame_id!r} is not a 4×4 rigid transform',
-            )
-        pts = pts @ tf[:3, :3].T + tf[:3, 3]
-    lo = np.asarray(workspace_min_m, dtype=float)
-    hi = np.asarray(workspace_max_m, dtype=float)
-    for i, p in enumerate(pts):
-        if p[2] < table_height_m:
-            raise PlanningError(
-                ErrorCode.WORKSPACE,
-                i,
-                f'waypoint {i} of {len(pts)} at {_fmt(p)} m is {table_height_m - p[2]:.3f} m '
-                f'below the table top (z = {table_height_m:.3f} m in {base_frame!r})',
-            )
-        if np.any(p < lo) or np.any(p > hi):
-            raise PlanningError(
-                ErrorCode.WORKSPACE,
-                i,
-                f'waypoint {i} of {len(pts)} at {_fmt(p)} m is outside the workspace box '
-                f'{_fmt(lo)}..{_fmt(hi)} m ({base_frame!r})',
-            )
+    pts = trace_check.check_points(points)
+    pts = trace_check.to_frame(pts, frame_id, base_frame, transform)
+    trace_check.check_box(pts, workspace_min_m, workspace_max_m, base_frame, table_height_m)
     return pts
 
 
@@ -235,7 +178,7 @@ def _push_directions(pts: np.ndarray) -> np.ndarray:
             ErrorCode.INVALID_TRACE,
             None,
             f'push trace of {n} points has no horizontal motion (all within 1 mm of '
-            f'{_fmt(pts[0])} m): no push direction',
+            f'{fmt_point(pts[0])} m): no push direction',
         )
     dirs = np.empty((n, 3))
     prev = first
@@ -317,7 +260,7 @@ def _check_keys(keys: list[_Key], n_points: int, params: ToolPathParams) -> None
     hi = np.asarray(params.workspace_max_m, dtype=float)
     for key in keys[1:]:
         p = key.position
-        where = f'waypoint {key.trace_index} of {n_points} ({key.phase}, TCP at {_fmt(p)} m)'
+        where = f'waypoint {key.trace_index} of {n_points} ({key.phase}, TCP at {fmt_point(p)} m)'
         if p[2] < floor - 1e-9:
             raise PlanningError(
                 ErrorCode.WORKSPACE,
@@ -329,7 +272,7 @@ def _check_keys(keys: list[_Key], n_points: int, params: ToolPathParams) -> None
             raise PlanningError(
                 ErrorCode.WORKSPACE,
                 key.trace_index,
-                f'{where} is outside the workspace box {_fmt(lo)}..{_fmt(hi)} m',
+                f'{where} is outside the workspace box {fmt_point(lo)}..{fmt_point(hi)} m',
             )
 
 
