@@ -32,3 +32,11 @@ def test_setup_bash_refuses_an_unbuilt_workspace(tmp_path):
         ['bash', '-c', f'source {tmp_path}/setup.bash'], capture_output=True, text=True
     )
     assert res.returncode != 0 and 'make setup' in res.stderr
+
+
+def test_pins_carry_no_local_version_labels():
+    # `torch==2.13.0+cpu` exists only on PyTorch's own index and this machine's wheel folder:
+    # a user's machine that reaches only the public index could not resolve the pins.
+    with open(os.path.join(ROOT, 'requirements', 'constraints.txt')) as f:
+        local = [line.strip() for line in f if '==' in line and '+' in line.split('==', 1)[1]]
+    assert not local, f'local version labels in requirements/constraints.txt: {local}'
