@@ -195,6 +195,38 @@ def depth_to_metres(depth: np.ndarray, scale: float | None = None) -> np.ndarray
     return out
 
 
+def resize_depth_nearest(depth: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resample a registered depth image onto another pixel grid, nearest neighbour.
+
+    Nearest neighbour never invents a depth between a foreground and a background reading (a
+    linear filter would put points in mid-air at object edges) and keeps 0/NaN holes as holes.
+    Pixel ``(u, v)`` of the output reads ``(floor(u * W_d / W), floor(v * H_d / H))`` of the
+    input, the same mapping :func:`robotracer_ros.lifting.sample_depth` uses.
+
+    Args:
+        depth: (H_d, W_d) depth image (any dtype).
+        width: output width, pixels.
+        height: output height, pixels.
+
+    Returns:
+        (height, width) array of the input's dtype (the input itself when the size matches).
+
+    Raises:
+        ValueError: not a 2D image, or a non-positive size.
+    """
+    arr = np.asarray(depth)
+    if arr.ndim != 2:
+        raise ValueError(f'depth image must be (H, W), got shape {arr.shape}')
+    if width <= 0 or height <= 0:
+        raise ValueError(f'size must be positive, got {width}x{height}')
+    hd, wd = arr.shape
+    if (wd, hd) == (width, height):
+        return arr
+    cols = np.minimum((np.arange(width) * (wd / width)).astype(np.int64), wd - 1)
+    rows = np.minimum((np.arange(height) * (hd / height)).astype(np.int64), hd - 1)
+    return np.take(arr[rows], cols, axis=1)
+
+
 def depth_to_millimetres(depth: np.ndarray, scale: float | None = None) -> np.ndarray:
     """Convert a depth image to uint16 millimetres (0 = no measurement, clipped at 65.535 m).
 

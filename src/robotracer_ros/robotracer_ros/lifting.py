@@ -123,13 +123,129 @@ def validate_intrinsics(K: np.ndarray) -> np.ndarray:
     k = np.asarray(K, dtype=np.float64)
     if k.shape != (3, 3):
         raise ValueError(f'intrinsics must be 3x3, got shape {k.shape}')
+    values = f'fx={k[0, 0]:g}, fy={k[1, 1]:g}, cx={k[0, 2]:g}, cy={k[1, 2]:g}'
     if not np.all(np.isfinite(k)):
-        raise ValueError('intrinsics contain non-finite values')
+        raise ValueError(f'intrinsics contain non-finite values ({values})')
     if k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise ValueError(f'focal lengths must be > 0 (fx={k[0, 0]:g}, fy={k[1, 1]:g})')
+        raise ValueError(f'focal lengths must be > 0 ({values})')
     if abs(k[2, 0]) > 1e-9 or abs(k[2, 1]) > 1e-9 or abs(k[2, 2] - 1.0) > 1e-9:
         raise ValueError(f'the last row of the intrinsics must be [0, 0, 1], got {k[2].tolist()}')
     return k
+
+
+@dataclass(frozen=True)
+class DepthCoverage:
+    """How much of a depth image can be used for lifting.
+
+    Attributes:
+        pixels: number of pixels.
+        valid: readings that are finite and inside [min_depth_m, max_depth_m].
+        zero: readings equal to 0 (no measurement).
+        non_finite: NaN or infinite readings.
+        out_of_range: finite, non-zero readings outside the range.
+    """
+
+    pixels: int
+    valid: int
+    zero: int
+    non_finite: int
+    out_of_range: int
+
+    @property
+    def fraction(self) -> float:
+        """Valid readings as a fraction of all pixels (0 for an empty image)."""
+        return self.valid / self.pixels if self.pixels else 0.0
+
+    def describe(self) -> str:
+        """E.g. ``'0.0% valid (100.0% zero, 0.0% NaN/inf, 0.0% outside 0.05-10 m)'``."""
+        n = max(self.pixels, 1)
+        return (
+            f'{100 * self.fraction:.1f}% valid ({100 * self.zero / n:.1f}% zero, '
+            f'{100 * self.non_finite / n:.1f}% NaN/inf, {100 * self.out_of_range / n:.1f}% '
+            'out of range)'
+        )
+
+
+# A depth image with fewer usable readings than this is treated as broken: every lifted point
+# would be missing or an outlier. Real RGB-D cameras deliver well over half their pixels.
+MIN_VALID_DEPTH_FRACTION = 0.01
+
+
+def depth_coverage(
+    depth_image: np.ndarray,
+    *,
+    scale: float | None = None,
+    min_depth_m: float = 0.05,
+    max_depth_m: float = 10.0,
+) -> DepthCoverage:
+    """Count the readings of a depth image that lifting could use.
+
+    Args:
+        depth_image: (H, W) raw depth (uint16 mm by default, or float m).
+        scale: metres per unit; None = 0.001 for integer images, 1.0 for float images.
+        min_depth_m: nearest usable reading, metres.
+        max_depth_m: farthest usable reading, metres.
+
+    Returns:
+        The counts.
+    """
+    img = np.asarray(depth_image)
+    integer = np.issubdtype(img.dtype, np.integer)
+    if scale is None:
+        scale = 0.001 if integer else 1.0
+    zero = int(np.count_nonzero(img == 0))
+    if integer and scale > 0:  # compare raw units: no float copy of the image
+        lo, hi = (
+            int(np.ceil(min_depth_m / scale - 1e-9)),
+            int(np.floor(max_depth_m / scale + 1e-9)),
+        )
+        valid = int(np.count_nonzero((img >= lo) & (img <= hi)))
+        non_finite = 0
+    else:
+        metres = img.astype(np.float32) * np.float32(scale)
+        finite = np.isfinite(metres)
+        with np.errstate(invalid='ignore'):
+            valid = int(
+                np.count_nonzero(finite & (metres >= min_depth_m) & (metres <= max_depth_m))
+            )
+        non_finite = int(metres.size - np.count_nonzero(finite))
+    return DepthCoverage(
+        pixels=int(img.size),
+        valid=valid,
+        zero=zero,
+        non_finite=non_finite,
+        out_of_range=int(img.size) - valid - zero - non_finite,
+    )
+
+
+def check_depth_registration(
+    depth_size: tuple[int, int], colour_size: tuple[int, int], *, tolerance: float = 0.01
+) -> None:
+    """Check that a depth image can be registered to the colour image by scaling alone.
+
+    :func:`sample_depth` scales colour pixels by the resolution ratio, which is right only when
+    both images cover the same field of view (same aspect ratio, e.g. 320x240 depth for 640x480
+    colour). Another aspect ratio means the depth is not aligned to colour (e.g. the raw 848x480
+    depth stream instead of ``aligned_depth_to_color``).
+
+    Args:
+        depth_size: (width, height) of the depth image.
+        colour_size: (width, height) of the colour image.
+        tolerance: largest relative difference of the aspect ratios.
+
+    Raises:
+        ValueError: a size is empty, or the aspect ratios differ (names both sizes).
+    """
+    (wd, hd), (w, h) = depth_size, colour_size
+    if min(wd, hd, w, h) <= 0:
+        raise ValueError(f'image size must be positive (depth {wd}x{hd}, colour {w}x{h})')
+    a_d, a_c = wd / hd, w / h
+    if abs(a_d - a_c) > tolerance * a_c:
+        raise ValueError(
+            f'depth is {wd}x{hd} but colour is {w}x{h} (aspect {a_d:.3f} vs {a_c:.3f}): the '
+            'depth image is not registered to the colour image (subscribe to the depth '
+            'aligned to colour)'
+        )
 
 
 def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:

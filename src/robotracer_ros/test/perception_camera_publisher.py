@@ -5,14 +5,30 @@ camera_info, with identical stamps, at ``--rate`` Hz. Scene: a wall at ``WALL_M`
 face at ``BOX_M`` in the image region ``BOX`` (rows, cols as fractions of the image); the
 intrinsics are fx = fy = 600 * W / 640, cx = W / 2, cy = H / 2. Prints ``ready`` once the first
 set is out, and a JSON summary ``{"published": N}`` when it stops (SIGINT or ``--count``).
+
+With ``--control`` it also reads fault commands from stdin, one per line, applies each before
+the next set is published and prints ``ok <command>`` (or ``error <command>: why``) once every
+later set carries it -- for the sensor fault tests:
+
+====================================  ==========================================================
+``stop color|depth|info``             stop publishing that stream (``start ...`` resumes it)
+``intrinsics fx=V fy=V cx=V cy=V``    publish these K values (any subset; ``nan`` allowed)
+``depth ok|zeros|nan``                the scene's depth, all zeros, or all NaN (32FC1 only)
+``depth_size WxH``                    render the depth image at another resolution
+``offset color|depth|info S``         add S seconds to that stream's stamps
+``frame_id NAME``                     the frame_id of every message
+``reset``                             undo every fault
+====================================  ==========================================================
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import queue
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -41,6 +57,58 @@ def scene(width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rgb, depth, K
 
 
+class Faults:
+    """The fault state a ``--control`` command sets (see the module docstring)."""
+
+    STREAMS = ('color', 'depth', 'info')
+
+    def __init__(self) -> None:
+        self.stopped: set[str] = set()
+        self.intrinsics: dict[str, float] = {}
+        self.depth = 'ok'
+        self.depth_size: tuple[int, int] | None = None
+        self.offset: dict[str, float] = {}
+        self.frame_id: str | None = None
+
+    def apply(self, line: str) -> None:
+        """Apply one command.
+
+        Raises:
+            ValueError: unknown command or bad argument.
+        """
+        words = line.split()
+        if not words:
+            raise ValueError('empty command')
+        cmd, args = words[0], words[1:]
+        if cmd == 'reset' and not args:
+            self.__init__()
+        elif cmd in ('stop', 'start') and len(args) == 1 and args[0] in self.STREAMS:
+            (self.stopped.add if cmd == 'stop' else self.stopped.discard)(args[0])
+        elif cmd == 'intrinsics' and args:
+            for a in args:
+                key, _, value = a.partition('=')
+                if key not in ('fx', 'fy', 'cx', 'cy'):
+                    raise ValueError(f'unknown intrinsic {key!r}')
+                self.intrinsics[key] = float(value)
+        elif cmd == 'depth' and len(args) == 1 and args[0] in ('ok', 'zeros', 'nan'):
+            self.depth = args[0]
+        elif cmd == 'depth_size' and len(args) == 1:
+            w, _, h = args[0].partition('x')
+            self.depth_size = (int(w), int(h))
+        elif cmd == 'offset' and len(args) == 2 and args[0] in self.STREAMS:
+            self.offset[args[0]] = float(args[1])
+        elif cmd == 'frame_id' and len(args) == 1:
+            self.frame_id = args[0]
+        else:
+            raise ValueError('unknown command')
+
+
+def _read_commands(out: queue.Queue) -> None:
+    for line in sys.stdin:
+        if line.strip():
+            out.put(line.strip())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument('--rate', type=float, default=15.0)
@@ -55,6 +123,9 @@ def main() -> int:
     ap.add_argument('--depth-encoding', choices=['16UC1', '32FC1'], default='16UC1')
     ap.add_argument('--frame-id', default='camera_color_optical_frame')
     ap.add_argument('--ns', default='/camera/camera')
+    ap.add_argument(
+        '--control', action='store_true', help='read fault commands from stdin (see above)'
+    )
     ap.add_argument(
         '--wait-subscribers',
         type=float,
@@ -84,10 +155,23 @@ def main() -> int:
     rgb, depth_m, K = scene(args.width, args.height)
     colour = rgb[..., ::-1].copy() if args.encoding == 'bgr8' else rgb
     cf = images.numpy_to_image_fields(colour, args.encoding)
-    if args.depth_encoding == '16UC1':
-        df = images.numpy_to_image_fields(images.depth_to_millimetres(depth_m), '16UC1')
-    else:
-        df = images.numpy_to_image_fields(depth_m, '32FC1')
+    faults = Faults()  # --no-depth/--no-info are stopped streams that ``start`` resumes
+    faults.stopped.update(
+        n for n, off in (('depth', args.no_depth), ('info', args.no_info)) if off
+    )
+
+    def depth_fields() -> images.ImageFields:
+        if faults.depth_size is None:
+            d = depth_m
+        else:
+            d = scene(*faults.depth_size)[1]
+        if faults.depth == 'zeros':
+            d = np.zeros_like(d)
+        elif faults.depth == 'nan':
+            d = np.full_like(d, np.nan)
+        if args.depth_encoding == '16UC1':
+            return images.numpy_to_image_fields(images.depth_to_millimetres(d), '16UC1')
+        return images.numpy_to_image_fields(d.astype(np.float32), '32FC1')
 
     def image(fields: images.ImageFields) -> Image:
         m = Image()
@@ -101,15 +185,25 @@ def main() -> int:
         m.data = fields.data
         return m
 
-    c_msg, d_msg = image(cf), image(df)
-    info = CameraInfo()
-    info.header.frame_id = args.frame_id
-    info.width, info.height = args.width, args.height
-    info.distortion_model = 'plumb_bob'
-    info.d = [0.0] * 5
-    info.k = K.reshape(-1).tolist()
-    info.p = [K[0, 0], 0.0, K[0, 2], 0.0, 0.0, K[1, 1], K[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    def camera_info() -> CameraInfo:
+        k = K.copy()
+        for key, (r, c) in (('fx', (0, 0)), ('fy', (1, 1)), ('cx', (0, 2)), ('cy', (1, 2))):
+            if key in faults.intrinsics:
+                k[r, c] = faults.intrinsics[key]
+        info = CameraInfo()
+        info.header.frame_id = args.frame_id
+        info.width, info.height = args.width, args.height
+        info.distortion_model = 'plumb_bob'
+        info.d = [0.0] * 5
+        info.k = k.reshape(-1).tolist()
+        info.p = [k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        return info
+
+    c_msg, d_msg, info = image(cf), image(depth_fields()), camera_info()
+    commands: queue.Queue[str] = queue.Queue()
+    if args.control:
+        threading.Thread(target=_read_commands, args=(commands,), daemon=True).start()
 
     stop = False
     end = time.monotonic() + args.wait_subscribers
@@ -130,14 +224,31 @@ def main() -> int:
     next_t = time.monotonic()
     try:
         while not stop and (args.count == 0 or published < args.count):
-            stamp = node.get_clock().now().nanoseconds + int(args.stamp_offset * 1e9)
-            for m in (c_msg, d_msg, info):
+            applied = []
+            while not commands.empty():
+                line = commands.get()
+                try:
+                    faults.apply(line)
+                except ValueError as exc:
+                    print(f'error {line}: {exc}', flush=True)
+                    continue
+                applied.append(line)
+            if applied:
+                d_msg, info = image(depth_fields()), camera_info()
+                for m in (c_msg, d_msg, info):
+                    m.header.frame_id = faults.frame_id or args.frame_id
+            now = node.get_clock().now().nanoseconds + int(args.stamp_offset * 1e9)
+            for name, m in (('color', c_msg), ('depth', d_msg), ('info', info)):
+                stamp = now + int(faults.offset.get(name, 0.0) * 1e9)
                 m.header.stamp.sec, m.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-            pub_c.publish(c_msg)
-            if not args.no_depth:
+            if 'color' not in faults.stopped:
+                pub_c.publish(c_msg)
+            if 'depth' not in faults.stopped:
                 pub_d.publish(d_msg)
-            if not args.no_info:
+            if 'info' not in faults.stopped:
                 pub_i.publish(info)
+            for line in applied:
+                print(f'ok {line}', flush=True)
             published += 1
             if published == 1:
                 print('ready', flush=True)

@@ -15,6 +15,29 @@ Interfaces (names are parameters; topics are also remappable):
   ``markers_topic`` (visualization_msgs/MarkerArray: line strip + numbered spheres, start green,
   end red), ``annotated_image_topic`` (sensor_msgs/Image rgb8) -- only for successful requests.
 
+Sensor faults end a request before the model is asked, with a reason that names the topic and
+the value (see ``_frame_for`` and ``_stream_diagnosis``):
+
+- a stream that stopped (colour, depth or camera_info): once the last synchronised set is older
+  than ``max_frame_age_s``, ``ERROR_STALE_FRAME`` names each silent topic and how long ago its
+  last message came; with nothing received yet on a topic, ``ERROR_NO_FRAME`` names it;
+- stamps further apart than ``sync_slop_s``: nothing is paired, and the error gives the
+  tightest set the queued stamps could form and each stream's offset;
+- camera_info with a zero, negative or non-finite focal length (or another malformed K), or
+  sized for another image: ``ERROR_NO_FRAME`` with fx, fy, cx, cy;
+- a depth image with fewer than ``lifting.MIN_VALID_DEPTH_FRACTION`` usable readings (all
+  zeros, all NaN, all out of [min_depth_m, max_depth_m]), an unknown depth encoding, or a depth
+  image whose aspect ratio differs from colour's (not registered): ``ERROR_NO_FRAME`` when the
+  request needs sensor depth (``sensor``, ``fused`` and 2D traces). A ``model``-depth request
+  does not: it goes on without the broken depth image (the model is not fed a garbage depth
+  input either) and the trace's ``quality_note`` says so. ``fused`` does not silently fall
+  back to the model's depth: the node was configured with a depth camera (``use_depth``) and a
+  broken one is a fault to report, not to hide;
+- a depth image of another resolution but the same aspect ratio (e.g. 320x240 depth for
+  640x480 colour) is fine: it is resampled, nearest neighbour, onto the colour grid, so the model
+  and the lifting see a registered pair;
+- no transform from the camera frame to the target frame: ``ERROR_TRANSFORM`` naming both.
+
 A plain node, not a lifecycle node: its only costly resource is the model backend, created once
 at start-up (a configuration error stops the node with the reason), and the bringup runs the
 same executables with and without ``launch`` (no lifecycle manager is available here).
@@ -51,10 +74,18 @@ from robotracer_ros import images
 from robotracer_ros.annotate import draw_trace, point_colours
 from robotracer_ros.backends import BACKENDS, BackendError, make_backend
 from robotracer_ros.filtering import FilterOptions
-from robotracer_ros.lifting import DEPTH_SOURCES, LiftOptions, validate_intrinsics
+from robotracer_ros.lifting import (
+    DEPTH_SOURCES,
+    MIN_VALID_DEPTH_FRACTION,
+    LiftOptions,
+    check_depth_registration,
+    depth_coverage,
+    validate_intrinsics,
+)
 from robotracer_ros.pipeline import PipelineOptions
 from robotracer_ros.sync import ApproximateSynchronizer
 from robotracer_ros.trace_service import (
+    ERROR_STALE_FRAME,
     REQUEST_DEPTH_SOURCES,
     Frame,
     StaticTransforms,
@@ -78,6 +109,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     'dtype': ('auto', 'float32', 'float16', 'bfloat16'),
 }
 DYNAMIC = ('max_frame_age_s', 'depth_source')
+# what each synchronised stream is called in messages
+STREAM_LABELS = {'color': 'colour image', 'depth': 'depth image', 'info': 'camera_info'}
 
 # name: (default, description, range (lo, hi) or None)
 PARAMETERS: dict[str, tuple[Any, str, tuple[float, float] | None]] = {
@@ -454,41 +487,97 @@ class PerceptionNode(Node):
             with self._lock:
                 self._latest = matched
 
+    def _stream_name(self, stream: str) -> str:
+        return f'{STREAM_LABELS[stream]} on {self.resolve_topic_name(self._topics[stream])}'
+
+    def _stream_diagnosis(self) -> str:
+        """Why no fresh synchronised set forms: silent topics, or stamps beyond the slop.
+
+        Returns:
+            A sentence, or '' when every stream arrives and the stamps can be paired.
+        """
+        limit = self.service.max_frame_age_s or 1.0
+        silent = self.sync.silent_for()
+        never = [s for s, t in silent.items() if t is None]
+        stopped = [(s, t) for s, t in silent.items() if t is not None and t > limit]
+        live = [STREAM_LABELS[s] for s, t in silent.items() if t is not None and t <= limit]
+        parts = [f'nothing received yet for {self._stream_name(s)}' for s in never]
+        parts += [
+            f'{self._stream_name(s)} stopped: last message {t:.1f} s ago' for s, t in stopped
+        ]
+        if parts:
+            still = f' ({", ".join(live)} still arriving)' if live else ''
+            return '; '.join(parts) + still
+        closest = self.sync.closest_set()
+        if closest is None:
+            return ''
+        spread = max(closest.values()) - min(closest.values())
+        if spread <= self.sync.slop_s:
+            return ''
+        latest = {k: v for k, v in self.sync.last_stamp_s.items() if v is not None}
+        ref = 'color' if 'color' in latest else next(iter(latest))
+        offsets = ', '.join(
+            f'{STREAM_LABELS[s]} {t - latest[ref]:+.3f} s' for s, t in latest.items() if s != ref
+        )
+        return (
+            f'every topic is arriving but no set of stamps lies within sync_slop_s='
+            f'{self.sync.slop_s:g} s, so nothing is paired (the closest queued set spans '
+            f'{spread:.3f} s; latest stamps relative to the {STREAM_LABELS[ref]}: {offsets}); '
+            'is the depth registered to this colour stream, or do the drivers stamp with '
+            'different clocks?'
+        )
+
     def _no_frame_reason(self) -> str:
-        counts = dict(self.sync.received)
-        missing = [s for s, n in counts.items() if n == 0]
-        got = ', '.join(f'{s} {n}' for s, n in counts.items())
-        if missing:
-            names = ', '.join(
-                f'{s} on {self.resolve_topic_name(self._topics[s])}' for s in missing
-            )
+        counts = ', '.join(f'{STREAM_LABELS[s]} {n}' for s, n in self.sync.received.items())
+        diagnosis = self._stream_diagnosis()
+        if self.sync.missing():
             return (
-                f'no synchronised frame yet: nothing received for {names} (messages so '
-                f'far: {got}); check the topic names and that qos_reliability='
-                f'{self.p["qos_reliability"]} matches the publisher'
+                f'no synchronised frame yet: {diagnosis} (messages so far: {counts}); check the '
+                f'topic names and that qos_reliability={self.p["qos_reliability"]} matches the '
+                'publisher'
             )
         return (
-            f'no synchronised frame yet: messages arrive ({got}) but their stamps never lie '
-            f'within sync_slop_s={self.p["sync_slop_s"]:g} s of each other'
+            f'no synchronised frame yet: {diagnosis or "no set within sync_slop_s yet"} '
+            f'(messages so far: {counts})'
         )
 
     def _warn_if_waiting(self) -> None:
         if self._latest is None:
             self.get_logger().warn(self._no_frame_reason(), throttle_duration_sec=10.0)
+            return
+        diagnosis = self._stream_diagnosis()
+        if diagnosis:
+            self.get_logger().warn(
+                f'camera input interrupted: {diagnosis}', throttle_duration_sec=10.0
+            )
 
     def current_frame(self) -> tuple[Frame | None, str, Any]:
-        """Convert the latest synchronised set into a Frame.
+        """Convert the latest synchronised set into a Frame (for the node's default request).
 
         Returns:
             (frame or None, reason when None, colour header).
         """
+        frame, reason, header, _ = self._frame_for(
+            needs_sensor_depth=self.p['depth_source'] != 'model'
+        )
+        return frame, reason, header
+
+    def _frame_for(self, *, needs_sensor_depth: bool) -> tuple[Frame | None, str, Any, str]:
+        """Convert and check the latest synchronised set.
+
+        Args:
+            needs_sensor_depth: the request lifts with sensor depth (``sensor``, ``fused``, 2D);
+                False: an unusable depth image is left out instead of failing the request.
+
+        Returns:
+            (frame or None, reason when None, colour header, note on what was left out).
+        """
         with self._lock:
             latest = self._latest
         if latest is None:
-            return None, self._no_frame_reason(), None
+            return None, self._no_frame_reason(), None, ''
         color, info = latest['color'][1], latest['info'][1]
         depth_msg = latest['depth'][1] if 'depth' in latest else None
-        topic = self.resolve_topic_name
         try:
             raw = images.image_to_numpy(
                 color.encoding,
@@ -500,60 +589,95 @@ class PerceptionNode(Node):
             )
             rgb = images.to_rgb(raw, color.encoding)
         except ValueError as exc:
-            return None, f'colour image on {topic(self._topics["color"])}: {exc}', None
+            return None, f'{self._stream_name("color")}: {exc}', None, ''
         try:
             K = validate_intrinsics(np.asarray(info.k, dtype=float).reshape(3, 3))
         except ValueError as exc:
             return (
                 None,
                 (
-                    f'camera_info on {topic(self._topics["info"])} has no usable '
-                    f'intrinsics ({exc}): is the camera calibrated?'
+                    f'{self._stream_name("info")} has unusable intrinsics K: {exc}; is the '
+                    'camera calibrated?'
                 ),
                 None,
+                '',
             )
         if info.width and (info.width, info.height) != (color.width, color.height):
             return (
                 None,
                 (
-                    f'camera_info on {topic(self._topics["info"])} is for '
-                    f'{info.width}x{info.height} but the colour image is '
-                    f'{color.width}x{color.height}'
+                    f'{self._stream_name("info")} is for {info.width}x{info.height} but the '
+                    f'colour image is {color.width}x{color.height}'
                 ),
                 None,
+                '',
             )
         depth = scale = None
+        note = ''
         if depth_msg is not None:
-            try:
-                scale = images.depth_scale_for(depth_msg.encoding)
-                depth = images.image_to_numpy(
-                    depth_msg.encoding,
-                    depth_msg.height,
-                    depth_msg.width,
-                    depth_msg.step,
-                    depth_msg.data,
-                    depth_msg.is_bigendian,
+            depth, scale, problem = self._checked_depth(depth_msg, color.width, color.height)
+            if problem and needs_sensor_depth:
+                return (
+                    None,
+                    f"{problem}; only depth_source 'model' works without it",
+                    None,
+                    '',
                 )
-            except ValueError as exc:
-                return None, f'depth image on {topic(self._topics["depth"])}: {exc}', None
+            if problem:
+                note = f'sensor depth left out: {problem}'
+                self.get_logger().warn(note, throttle_duration_sec=10.0)
         camera_frame = self.p['camera_frame'] or color.header.frame_id or info.header.frame_id
         if not camera_frame:
             return (
                 None,
-                ('the colour image has no header.frame_id: set the camera_frame parameter'),
+                'the colour image has no header.frame_id: set the camera_frame parameter',
                 None,
+                '',
             )
         frame = Frame(rgb, depth, scale, K, _stamp_s(color.header.stamp), camera_frame)
-        return frame, '', color.header
+        return frame, '', color.header, note
+
+    def _checked_depth(
+        self, msg: Any, width: int, height: int
+    ) -> tuple[np.ndarray | None, float | None, str]:
+        """Decode a depth image and check it can be lifted from, on the colour grid.
+
+        Returns:
+            (depth on the colour grid, metres per unit, '') or (None, None, what is wrong).
+        """
+        name = self._stream_name('depth')
+        try:
+            scale = images.depth_scale_for(msg.encoding)
+            depth = images.image_to_numpy(
+                msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian
+            )
+            check_depth_registration((msg.width, msg.height), (width, height))
+        except ValueError as exc:
+            return None, None, f'{name}: {exc}'
+        lo, hi = self.p['min_depth_m'], self.p['max_depth_m']
+        cov = depth_coverage(depth, scale=scale, min_depth_m=lo, max_depth_m=hi)
+        if cov.fraction < MIN_VALID_DEPTH_FRACTION:
+            return (
+                None,
+                None,
+                (
+                    f'{name} ({msg.encoding}, {msg.width}x{msg.height}) has {cov.describe()}: '
+                    f'fewer than {100 * MIN_VALID_DEPTH_FRACTION:g}% of its readings lie in '
+                    f'min_depth_m-max_depth_m = {lo:g}-{hi:g} m, so a lifted trace would be '
+                    'garbage (is the depth camera covered, too close or failing?)'
+                ),
+            )
+        return images.resize_depth_nearest(depth, width, height), scale, ''
 
     # ---------------------------------------------------------------- service
 
     def _on_get_trace(self, request: Any, response: Any) -> Any:
         t0 = time.perf_counter()
-        frame, reason, header = self.current_frame()
         depth_source = REQUEST_DEPTH_SOURCES.get(
             int(request.depth_source), f'code {int(request.depth_source)}'
         )
+        effective = 'sensor' if request.trace_2d else (depth_source or self.p['depth_source'])
+        frame, reason, header, note = self._frame_for(needs_sensor_depth=effective != 'model')
         req = TraceRequest(
             request.instruction,
             mode_3d=not request.trace_2d,
@@ -561,11 +685,21 @@ class PerceptionNode(Node):
             depth_source=depth_source,
         )
         outcome = self.service.handle(req, frame, no_frame_reason=reason)
+        if outcome.error_code == ERROR_STALE_FRAME:
+            diagnosis = self._stream_diagnosis() or (
+                'every topic is arriving and pairing, so the camera stamps and the node clock '
+                'disagree (use_sim_time, time sync)'
+            )
+            outcome.error_msg = f'{outcome.error_msg} -- {diagnosis}'
         response.success = outcome.success
         response.error_code = outcome.error_code
         response.error_msg = outcome.error_msg
         if outcome.success:
             response.trace = self.trace_message(outcome, header)
+            if note:
+                response.trace.quality_note = '; '.join(
+                    n for n in (response.trace.quality_note, note) if n
+                )
             self.trace_pub.publish(response.trace)
             node_s = time.perf_counter() - t0 - outcome.timings['inference']
             try:  # markers, annotated image and the log line after the response is sent
