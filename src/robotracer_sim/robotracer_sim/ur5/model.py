@@ -14,7 +14,11 @@ Two stages:
 
 The actuation is the simulated equivalent of a UR joint position controller: per arm joint a
 position servo (``kp``) plus a velocity servo (``kv``, fed the trajectory's velocity), gravity
-compensation on the arm links, forces limited to the UR5's joint efforts (150 / 28 N m).
+compensation on the arm links, forces limited to the UR5's joint efforts (150 / 28 N m). The
+world (:mod:`robotracer_sim.ur5.world`) adds what a real UR's joint servo has and a PD lacks:
+integral action while it holds a position (``KI``, bounded to ``INTEGRAL_EFFORT_FRACTION`` of the
+joint effort), and compensation of the held object's weight (a UR's payload setting), so the arm
+settles on its goal within a few milliradians even when a held object touches the table.
 
 The gripper is a simple parallel gripper on ``tool0``: a palm and two fingers on slide joints
 (position servos; 0 = closed, ``FINGER_OPEN`` = open). Its geoms do not collide; grasping is a
@@ -96,6 +100,12 @@ ARM_BODIES = (
 EFFORT = (150.0, 150.0, 150.0, 28.0, 28.0, 28.0)
 KP = (4000.0, 4000.0, 3000.0, 800.0, 800.0, 500.0)
 KV = (400.0, 400.0, 300.0, 60.0, 60.0, 40.0)
+# Integral action while holding a position: the position servo's target moves by KI × error per
+# second, at most INTEGRAL_EFFORT_FRACTION × EFFORT / KP (so the integral adds at most that
+# fraction of the joint's effort); it decays with INTEGRAL_LEAK_S while a trajectory runs.
+KI = 8.0  # 1/s
+INTEGRAL_EFFORT_FRACTION = 0.4
+INTEGRAL_LEAK_S = 0.3
 ARMATURE = 0.1
 # Collision groups: objects and the table collide with everything, arm links with objects and
 # the table but not with each other (the UR's own collision meshes overlap at the joints).

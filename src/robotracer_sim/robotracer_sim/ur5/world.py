@@ -7,7 +7,11 @@ callbacks and the oracle server can share one world.
 Arm
     Six joints (``UR5_JOINTS``) under position + velocity servos (see ``model.py``), following
     the latest trajectory (:meth:`Ur5World.set_trajectory`); a new trajectory replaces the
-    running one, :meth:`Ur5World.stop` holds the current position.
+    running one, :meth:`Ur5World.stop` holds the current position. Like a real UR's joint servo
+    the controller settles on the goal: once a trajectory has ended, integral action (bounded,
+    see ``model.KI``) removes the steady error a load or a contact leaves, and the held object's
+    weight is compensated (a UR's payload setting). :meth:`Ur5World.tracking_error` gives the
+    error from the commanded position.
 
 Grasp model
     The gripper has two fingers that open and close, but its geoms do not collide. Closing it
@@ -45,7 +49,15 @@ from robotracer_sim.oracle.geometry import (
     quat_xyzw_to_wxyz,
 )
 from robotracer_sim.oracle.scene import SceneSnapshot
-from robotracer_sim.ur5.model import FINGER_OPEN, build_ur5_model
+from robotracer_sim.ur5.model import (
+    EFFORT,
+    FINGER_OPEN,
+    INTEGRAL_EFFORT_FRACTION,
+    INTEGRAL_LEAK_S,
+    KI,
+    KP,
+    build_ur5_model,
+)
 from robotracer_sim.ur5.scene import UR5_JOINTS, Ur5Scene, default_scene_path, load_scene
 from robotracer_sim.ur5.trajectory import (
     JointLimits,
@@ -96,6 +108,9 @@ class Ur5World:
         self._renderer_lock = threading.Lock()
         self._traj: TimedTrajectory | None = None
         self._hold = np.asarray(scene.robot.home, dtype=float)
+        self._desired = self._hold.copy()
+        self._integral = np.zeros(len(UR5_JOINTS))  # rad, added to the position target
+        self._integral_max = INTEGRAL_EFFORT_FRACTION * np.asarray(EFFORT) / np.asarray(KP)
         self._held: str | None = None
         self._closed = False
         cam = scene.camera
@@ -141,8 +156,11 @@ class Ur5World:
                 self.data.qpos[adr : adr + 3] = o.position
                 self.data.qpos[adr + 3 : adr + 7] = quat_xyzw_to_wxyz(o.quat_xyzw)
             self.data.eq_active[:] = 0
+            self.model.body_gravcomp[list(self.info.object_bodies.values())] = 0.0
             self._held, self._closed, self._traj = None, False, None
             self._hold = np.asarray(self.scene.robot.home, dtype=float)
+            self._desired = self._hold.copy()
+            self._integral[:] = 0.0
             self._apply_control()
             mujoco.mj_forward(self.model, self.data)
 
@@ -191,15 +209,27 @@ class Ur5World:
 
     def _apply_control(self) -> None:
         t = float(self.data.time)
+        dt = self.timestep
         if self._traj is not None:
             q, qd = self._traj.sample(t)
             if t >= self._traj.end_time:
                 self._hold, self._traj = self._traj.goal, None
+            self._integral *= np.exp(-dt / INTEGRAL_LEAK_S)  # lag while moving is expected
         else:
             q, qd = self._hold, np.zeros(6)
-        self.data.ctrl[self.info.pos_actuators] = q
+            err = q - self.data.qpos[self.info.arm_qpos]
+            self._integral = np.clip(
+                self._integral + KI * err * dt, -self._integral_max, self._integral_max
+            )
+        self._desired = q
+        self.data.ctrl[self.info.pos_actuators] = q + self._integral
         self.data.ctrl[self.info.vel_actuators] = qd
         self.data.ctrl[self.info.finger_actuators] = self._finger_target()
+
+    def tracking_error(self) -> np.ndarray:
+        """Commanded minus measured arm joint positions (6,), rad."""
+        with self._lock:
+            return self._desired - self.data.qpos[self.info.arm_qpos]
 
     # ------------------------------------------------------------------ arm commands
 
@@ -339,6 +369,7 @@ class Ur5World:
                 self.model.eq_data[eq, 6:10] = rel_quat
                 self.model.eq_data[eq, 10] = 1.0
                 self.data.eq_active[eq] = 1
+                self.model.body_gravcomp[body] = 1.0  # payload compensation, as on a UR
                 self._held = name
                 return True, f'grasped {name}'
             self._closed = False
@@ -346,6 +377,7 @@ class Ur5World:
                 return True, 'opened'
             name, self._held = self._held, None
             self.data.eq_active[self.info.object_welds[name]] = 0
+            self.model.body_gravcomp[self.info.object_bodies[name]] = 0.0
             return True, f'released {name}'
 
     # ------------------------------------------------------------------ objects

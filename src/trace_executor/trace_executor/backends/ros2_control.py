@@ -4,9 +4,21 @@ Drives the simulator and a real UR through the official UR ROS 2 driver
 (``/scaled_joint_trajectory_controller/joint_trajectory``; the topic is a parameter because
 controller names differ between driver versions). Progress, completion and deviation come from
 ``/joint_states``. A stop sends a short decelerating trajectory from the current state (the
-controller replaces the running trajectory with it). The gripper is a ``std_srvs/SetBool``
-service (true = close), the interface the simulator offers and a small adapter gives a real
-gripper.
+controller replaces the running trajectory with it); without a fresh joint state it sends an
+empty trajectory, on which a joint trajectory controller holds its current position. The gripper
+is a ``std_srvs/SetBool`` service (true = close), the interface the simulator offers and a small
+adapter gives a real gripper.
+
+End of a trajectory: as the joint trajectory controller's ``constraints.goal_time`` and
+``stopped_velocity_tolerance`` do, the backend waits after the trajectory's end until every joint
+is within ``goal_tolerance_rad`` of the goal and slower than ``stopped_velocity_tolerance_rad_s``,
+for at most ``goal_time_tolerance_s``. It logs how long that took (``settled in 0.18 s``) and
+keeps it in :attr:`Ros2ControlBackend.last_settle`; past the bound the motion fails naming the
+joint, its error, its speed, the tolerance and the wait (:class:`SettleCheck`).
+
+Shutdown: :meth:`Ros2ControlBackend.halt` stops the arm, waits (bounded) until the controller
+acknowledged the stop, and makes the running and every later motion end at once; the executor
+node calls it before anything is destroyed.
 
 The node is injected (``node=``); the backend never spins it: the node must run in a
 MultiThreadedExecutor so joint states and service responses arrive while a goal executes.
@@ -15,6 +27,7 @@ MultiThreadedExecutor so joint states and service responses arrive while a goal 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 import threading
 import time
 from typing import Any
@@ -22,6 +35,7 @@ from typing import Any
 from builtin_interfaces.msg import Duration
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.duration import Duration as RosDuration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -114,6 +128,90 @@ def call_gripper(client: Any, service: str, request: Any, timeout_s: float) -> t
     return bool(res.success), str(res.message)
 
 
+@dataclass(frozen=True)
+class SettleReport:
+    """How the arm came to rest at the end of a trajectory.
+
+    Attributes:
+        settled: every joint within the goal tolerance and slower than the stopped tolerance.
+        wait_s: time from the trajectory's nominal end to that moment (or to giving up), s.
+        joint: the joint with the largest goal error.
+        error_rad: its error, rad.
+        speed_rad_s: the largest joint speed at that moment, rad/s.
+        tolerance_rad: the goal tolerance, rad.
+        bound_s: the longest wait allowed (``goal_time_tolerance_s``), s.
+    """
+
+    settled: bool
+    wait_s: float
+    joint: str
+    error_rad: float
+    speed_rad_s: float
+    tolerance_rad: float
+    bound_s: float
+
+    def describe(self) -> str:
+        """One line for a log or an error message."""
+        if self.settled:
+            return (
+                f'settled in {self.wait_s:.2f} s (largest error {self.error_rad:.4f} rad on '
+                f'{self.joint}, tolerance {self.tolerance_rad:g} rad)'
+            )
+        return (
+            f'{self.joint} ended {self.error_rad:.3f} rad from the goal (tolerance '
+            f'{self.tolerance_rad:g} rad) after waiting {self.wait_s:.2f} s for the arm to settle '
+            f'(bound {self.bound_s:g} s; fastest joint still at {self.speed_rad_s:.3f} rad/s)'
+        )
+
+
+class SettleCheck:
+    """The goal check at the end of a trajectory (ROS-free: feed it states and times).
+
+    Args:
+        joint_names: joint names, in the order of the arrays given to :meth:`update`.
+        goal: (J,) final positions of the trajectory, rad.
+        tolerance_rad: largest joint error accepted at the goal, rad.
+        stopped_speed_rad_s: every joint slower than this counts as stopped, rad/s.
+        bound_s: longest wait after the trajectory's end, s.
+    """
+
+    def __init__(
+        self,
+        joint_names: tuple[str, ...],
+        goal: np.ndarray,
+        tolerance_rad: float,
+        stopped_speed_rad_s: float,
+        bound_s: float,
+    ) -> None:
+        self.joint_names = tuple(joint_names)
+        self.goal = np.asarray(goal, dtype=float)
+        self.tolerance_rad = float(tolerance_rad)
+        self.stopped_speed_rad_s = float(stopped_speed_rad_s)
+        self.bound_s = float(bound_s)
+
+    def update(self, since_end_s: float, q: np.ndarray, v: np.ndarray) -> SettleReport | None:
+        """Check one joint state taken ``since_end_s`` after the trajectory's end.
+
+        Returns:
+            A report once the arm settled or the bound passed; None while waiting.
+        """
+        err = np.abs(np.asarray(q, dtype=float) - self.goal)
+        speed = float(np.max(np.abs(v))) if len(v) else 0.0
+        j = int(err.argmax())
+        settled = float(err[j]) <= self.tolerance_rad and speed <= self.stopped_speed_rad_s
+        if not settled and since_end_s <= self.bound_s:
+            return None
+        return SettleReport(
+            settled,
+            max(0.0, since_end_s),
+            self.joint_names[j],
+            float(err[j]),
+            speed,
+            self.tolerance_rad,
+            self.bound_s,
+        )
+
+
 class Ros2ControlBackend:
     """Send timed joint trajectories to a joint trajectory controller (see module docstring)."""
 
@@ -130,21 +228,45 @@ class Ros2ControlBackend:
         state_timeout_s: float = 0.5,
         goal_tolerance_rad: float = 0.02,
         path_tolerance_rad: float = 0.5,
-        settle_timeout_s: float = 3.0,
+        goal_time_tolerance_s: float = 3.0,
+        stopped_velocity_tolerance_rad_s: float = 0.02,
         stop_deceleration_rad_s2: float = 8.0,
         gripper_timeout_s: float = 5.0,
         control_period_s: float = 0.01,
     ) -> None:
+        """Create the publisher, the joint state subscription and the gripper client.
+
+        Args:
+            node: the node to create them on (spun by its owner's executor).
+            joint_names: the arm's joints, planner order.
+            trajectory_topic: the controller's JointTrajectory topic.
+            joint_states_topic: sensor_msgs/JointState topic.
+            gripper_service: std_srvs/SetBool gripper service (true = close).
+            state_timeout_s: joint states older than this are stale, s.
+            goal_tolerance_rad: largest joint error accepted at the end of a motion, rad.
+            path_tolerance_rad: deviation from the trajectory that aborts a motion, rad.
+            goal_time_tolerance_s: longest wait after a trajectory's end for the arm to
+                settle within the goal tolerance, s (the JTC's ``constraints.goal_time``).
+            stopped_velocity_tolerance_rad_s: a joint slower than this counts as stopped,
+                rad/s (the JTC's ``constraints.stopped_velocity_tolerance``).
+            stop_deceleration_rad_s2: deceleration of a stop, rad/s^2.
+            gripper_timeout_s: longest wait for the gripper service, s.
+            control_period_s: period of the monitoring loop, s.
+        """
         self.node = node
         self.joint_names = tuple(joint_names)
         self.state = JointStateCache(self.joint_names)
         self.state_timeout_s = state_timeout_s
         self.goal_tolerance_rad = goal_tolerance_rad
         self.path_tolerance_rad = path_tolerance_rad
-        self.settle_timeout_s = settle_timeout_s
+        self.goal_time_tolerance_s = goal_time_tolerance_s
+        self.stopped_velocity_tolerance_rad_s = stopped_velocity_tolerance_rad_s
         self.stop_deceleration = stop_deceleration_rad_s2
         self.gripper_timeout_s = gripper_timeout_s
         self.control_period_s = control_period_s
+        #: how the last motion ended (None before the first)
+        self.last_settle: SettleReport | None = None
+        self._halted = ''
         group = MutuallyExclusiveCallbackGroup()
         self.pub = node.create_publisher(
             JointTrajectory,
@@ -187,10 +309,17 @@ class Ros2ControlBackend:
         return msg  # header.stamp zero: start now
 
     def stop(self) -> None:
-        """Decelerate to rest from the current state (a short replacing trajectory)."""
+        """Decelerate to rest from the current state (a short replacing trajectory).
+
+        Without a fresh joint state it publishes an empty trajectory: a joint trajectory
+        controller (and the simulator) then holds its current position.
+        """
         try:
             q, v = self.state.get(self.state_timeout_s)
         except BackendError:
+            msg = JointTrajectory()
+            msg.joint_names = list(self.joint_names)
+            self.pub.publish(msg)
             return
         vmax = float(np.max(np.abs(v))) if v.size else 0.0
         t_stop = min(max(vmax / self.stop_deceleration, 0.05), 0.5)
@@ -199,10 +328,39 @@ class Ros2ControlBackend:
             self._trajectory(np.array([t_stop]), q_stop[None], np.zeros((1, len(q))), None)
         )
 
+    def halt(self, reason: str, ack_timeout_s: float = 1.0) -> bool:
+        """Stop the arm for good (executor shutdown): stop now, refuse every later motion.
+
+        The running :meth:`execute` returns STOPPED with ``reason`` at its next check; later
+        calls return at once. Call it while the node and its context are still valid.
+
+        Args:
+            reason: why, for the goal's result and the log (e.g. ``'executor shutting down'``).
+            ack_timeout_s: longest wait for the controller to acknowledge the stop, s.
+
+        Returns:
+            True when every subscriber acknowledged the stop within ``ack_timeout_s``.
+        """
+        self._halted = reason or 'halted'
+        self.stop()
+        try:
+            timeout = RosDuration(nanoseconds=int(ack_timeout_s * 1e9))
+            return bool(self.pub.wait_for_all_acked(timeout))
+        except Exception:  # noqa: BLE001 - best effort: the stop was published
+            return False
+
     def execute(
         self, segment: Any, interrupt: Callable[[], str | None], progress: Callable[[float], None]
     ) -> MotionResult:
-        """Publish the segment's trajectory and follow it on /joint_states."""
+        """Publish the segment's trajectory and follow it on /joint_states.
+
+        Returns:
+            DONE once the arm settled at the goal (see :class:`SettleCheck`), STOPPED when
+            ``interrupt()`` gave a reason or the backend was halted, FAILED on lost joint
+            state, a path deviation or a goal not reached within the bounded settle wait.
+        """
+        if self._halted:
+            return MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
         times = np.asarray(segment.times_s, dtype=float)
         qs = np.asarray(segment.positions_rad, dtype=float)
         try:
@@ -228,7 +386,16 @@ class Ros2ControlBackend:
         )
         t0 = time.monotonic()
         duration = float(times[-1])
+        settle = SettleCheck(
+            self.joint_names,
+            qs[-1],
+            self.goal_tolerance_rad,
+            self.stopped_velocity_tolerance_rad_s,
+            self.goal_time_tolerance_s,
+        )
         while True:
+            if self._halted:  # halt() already stopped the arm
+                return MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
             why = interrupt()
             if why:
                 self.stop()
@@ -255,16 +422,17 @@ class Ros2ControlBackend:
                 )
             progress(min(elapsed / max(duration, 1e-6), 1.0))
             if elapsed >= duration:
-                err = np.abs(q - qs[-1])
-                if float(err.max()) <= self.goal_tolerance_rad and float(np.abs(v).max()) < 0.05:
-                    return MotionResult(MotionStatus.DONE)
-                if elapsed > duration + self.settle_timeout_s:
-                    j = int(err.argmax())
-                    return MotionResult(
-                        MotionStatus.FAILED,
-                        f'{self.joint_names[j]} ended {err[j]:.3f} rad from the '
-                        f'goal (tolerance {self.goal_tolerance_rad} rad)',
-                    )
+                report = settle.update(elapsed - duration, q, v)
+                if report is not None:
+                    self.last_settle = report
+                    if report.settled:
+                        self.node.get_logger().info(
+                            f'{len(times)}-point trajectory over {duration:.2f} s: '
+                            f'{report.describe()}'
+                        )
+                        return MotionResult(MotionStatus.DONE, report.describe())
+                    self.stop()
+                    return MotionResult(MotionStatus.FAILED, report.describe())
             time.sleep(self.control_period_s)
 
     def _wait_rest(self, timeout_s: float) -> None:

@@ -226,6 +226,7 @@ class UnitreeBackend:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
+        self._halted = ''
 
     # --- start/stop ----------------------------------------------------------------------
     def start(self) -> UnitreeBackend:
@@ -316,6 +317,23 @@ class UnitreeBackend:
                 return True
             time.sleep(0.02)
         return False
+
+    def halt(self, reason: str) -> None:
+        """Stop the robot for good (executor shutdown); returns at once.
+
+        The arm_sdk weight starts ramping out (the loop keeps sending it; :meth:`close` waits
+        until it reached 0), the base gets StopMove, the running walk or arm motion returns
+        STOPPED with ``reason`` at its next check and later motions are refused.
+
+        Args:
+            reason: why, for the goal's result and the log.
+        """
+        self._halted = reason or 'halted'
+        if not self._started:
+            return
+        self.streamer.release()
+        self._stop_move()
+        self._log('info', f'{self._halted}: arm_sdk weight ramping out, StopMove sent')
 
     def close(self) -> None:
         """Ramp the arms out, stop the base, stop the loop."""
@@ -563,6 +581,9 @@ class UnitreeBackend:
         self._walking.set()
         try:
             while True:
+                if self._halted:  # halt() sent StopMove and ramps the arms out
+                    self._stop_move()
+                    return MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
                 if self._fault:
                     self._stop_move()
                     return MotionResult(MotionStatus.FAILED, self._fault)
@@ -626,6 +647,8 @@ class UnitreeBackend:
         Returns:
             The :class:`MotionResult`; FAILED for an unknown segment kind.
         """
+        if self._halted:
+            return MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
         kind = getattr(segment, 'kind', '')
         if kind == 'walk':
             return self.walk(segment, interrupt, progress)
@@ -662,6 +685,8 @@ class UnitreeBackend:
         # Ramp the weight in (holding the measured pose) before anything moves.
         deadline = time.monotonic() + cfg.ramp_in_s + 2.0
         while not self.streamer.engaged:
+            if self._halted:
+                return MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
             if self._fault or self.streamer.fault:
                 return MotionResult(MotionStatus.FAILED, self._fault or self.streamer.fault)
             why = interrupt()
@@ -674,6 +699,8 @@ class UnitreeBackend:
         stopping = ''
         while True:
             time.sleep(self.period_s)
+            if self._halted:  # halt() dropped the trajectory and ramps the weight out
+                return MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
             if self._fault or self.streamer.fault:
                 return MotionResult(MotionStatus.FAILED, self._fault or self.streamer.fault)
             if self.streamer.trajectory_finished():

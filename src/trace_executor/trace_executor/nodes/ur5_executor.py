@@ -14,8 +14,9 @@ from typing import Any
 from geometry_msgs.msg import Point
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -24,6 +25,7 @@ from trace_executor.execution import BackendError, GoalRunner
 from trace_executor.nodes.common import ExecutorNode
 from trace_executor.nodes.params import Param
 from trace_executor.nodes.scene_watcher import DepthSceneWatcher, densify
+from trace_executor.nodes.shutdown import ShutdownRequest, spin_until_shutdown
 from trace_executor.scene_monitor import MonitorConfig
 from trace_executor.ur5.planner import Ur5Planner, Ur5PlannerConfig
 
@@ -51,6 +53,21 @@ PARAMS = [
     Param('state_timeout_s', 1.0, 'joint states older than this are stale, s', 0.05, 10.0),
     Param(
         'goal_tolerance_rad', 0.02, 'joint error accepted at the end of a motion, rad', 0.001, 0.5
+    ),
+    Param(
+        'goal_time_tolerance_s',
+        3.0,
+        'ros2_control: longest wait after a trajectory ends for the arm to settle within '
+        'goal_tolerance_rad (the JTC constraints.goal_time), s',
+        0.0,
+        30.0,
+    ),
+    Param(
+        'stopped_velocity_tolerance_rad_s',
+        0.02,
+        'ros2_control: a joint slower than this counts as stopped at the goal, rad/s',
+        0.001,
+        1.0,
     ),
     Param(
         'path_tolerance_rad',
@@ -183,6 +200,8 @@ class Ur5ExecutorNode(ExecutorNode):
                 state_timeout_s=p['state_timeout_s'],
                 goal_tolerance_rad=p['goal_tolerance_rad'],
                 path_tolerance_rad=p['path_tolerance_rad'],
+                goal_time_tolerance_s=p['goal_time_tolerance_s'],
+                stopped_velocity_tolerance_rad_s=p['stopped_velocity_tolerance_rad_s'],
             )
         try:
             if name == 'moveit':
@@ -214,6 +233,27 @@ class Ur5ExecutorNode(ExecutorNode):
             raise BackendError(f'backend {name} cannot start here: {exc}') from exc
         raise ValueError(f'unknown backend {name!r}: expected ros2_control, moveit or rtde')
 
+    # --- shutdown --------------------------------------------------------------------------
+    def halt(self, reason: str) -> None:
+        """Stop the arm for good and end the running goal (executor shutdown).
+
+        The backend stops the arm (ros2_control: a stop trajectory the controller acknowledged)
+        and ends the running motion with ``reason``; the goal runner sees a cancel at its next
+        check, so a goal still perceiving or planning ends too.
+        """
+        if self.backend is not None:
+            halt = getattr(self.backend, 'halt', None)
+            if halt is not None:
+                halt(reason)
+            else:
+                self.backend.stop()
+            self.get_logger().info(f'{reason}: the arm was sent a stop')
+        self._preempt.set()  # the runner's cancel check (nodes/common.py)
+
+    def goal_running(self) -> bool:
+        """True while a goal is being executed."""
+        return self._busy.locked()
+
     def _robot_points(self) -> np.ndarray | None:
         try:
             q = self.backend.joint_positions()
@@ -243,8 +283,9 @@ class Ur5ExecutorNode(ExecutorNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node until Ctrl-C."""
-    rclpy.init(args=args)
+    """Run the node until SIGINT/SIGTERM; stop the arm before anything is destroyed."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    request = ShutdownRequest.install()
     node = None
     try:
         try:
@@ -252,9 +293,7 @@ def main(args: list[str] | None = None) -> int:
         except BackendError as exc:
             print(f'ur5_executor: {exc}', file=sys.stderr, flush=True)
             return 2
-        executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        executor.spin()
+        spin_until_shutdown(node, request, node.halt, node.goal_running)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

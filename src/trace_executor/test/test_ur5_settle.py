@@ -1,0 +1,241 @@
+"""ros2_control backend: the bounded, reported settle wait at the end of a trajectory, and halt.
+
+The settle check (:class:`SettleCheck`) is tested on its own, then the backend against a fake
+joint trajectory controller in the same process (real rclpy, real DDS): a controller that
+settles late, one that never reaches the goal, and a halt in the middle of a motion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+pytest.importorskip('rclpy')
+
+import rclpy  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+
+from trace_executor.backends.ros2_control import (  # noqa: E402
+    Ros2ControlBackend,
+    SettleCheck,
+)
+from trace_executor.execution import MotionStatus  # noqa: E402
+
+JOINTS = (
+    'shoulder_pan_joint',
+    'shoulder_lift_joint',
+    'elbow_joint',
+    'wrist_1_joint',
+    'wrist_2_joint',
+    'wrist_3_joint',
+)
+HOME = np.array([0.0, -1.57, 1.57, -1.57, -1.57, 0.0])
+
+
+# ----------------------------------------------------------------------------- SettleCheck
+
+
+def test_settle_check_waits_then_reports_how_long_it_took():
+    goal = HOME.copy()
+    check = SettleCheck(JOINTS, goal, 0.02, 0.02, 1.0)
+    off = goal + np.array([0, 0.03, 0, 0, 0, 0])
+    assert check.update(0.0, off, np.zeros(6)) is None  # outside the tolerance: wait
+    assert check.update(0.1, goal, np.full(6, 0.1)) is None  # inside, but still moving
+    report = check.update(0.25, goal + 0.001, np.zeros(6))
+    assert report is not None and report.settled
+    assert report.wait_s == pytest.approx(0.25)
+    assert report.describe().startswith('settled in 0.25 s')
+
+
+def test_settle_check_gives_up_after_the_bound_naming_joint_error_and_tolerance():
+    check = SettleCheck(JOINTS, HOME, 0.02, 0.02, 0.5)
+    off = HOME + np.array([0, 0, 0, 0.023, 0, 0])
+    assert check.update(0.5, off, np.zeros(6)) is None
+    report = check.update(0.51, off, np.array([0, 0, 0, 0.004, 0, 0]))
+    assert report is not None and not report.settled
+    text = report.describe()
+    assert text.startswith('wrist_1_joint ended 0.023 rad from the goal (tolerance 0.02 rad)')
+    assert 'after waiting 0.51 s' in text and 'bound 0.5 s' in text and '0.004 rad/s' in text
+
+
+# ----------------------------------------------------------------------------- fake JTC
+
+
+@dataclass
+class Behaviour:
+    """How the fake controller ends a trajectory: it reaches the goal ``offset`` short (rad,
+    per joint), and that offset decays with time constant ``tau_s`` (inf: never)."""
+
+    offset: np.ndarray
+    tau_s: float
+
+
+class FakeController:
+    """A joint trajectory controller: linear motion to the last point, then ``behaviour``."""
+
+    def __init__(self, node, topic: str, states: str) -> None:
+        self.node = node
+        self.lock = threading.Lock()
+        self.q0 = HOME.copy()
+        self.goal = HOME.copy()
+        self.t0 = self.t_end = time.monotonic()
+        self.behaviour = Behaviour(np.zeros(6), 0.0)
+        self.received: list[JointTrajectory] = []
+        self.pub = node.create_publisher(JointState, states, 10)
+        node.create_subscription(JointTrajectory, topic, self._on_trajectory, 10)
+        node.create_timer(0.01, self._publish)
+
+    def state(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        with self.lock:
+            if now < self.t_end:
+                f = (now - self.t0) / max(self.t_end - self.t0, 1e-9)
+                v = (self.goal - self.q0) / max(self.t_end - self.t0, 1e-9)
+                return self.q0 + f * (self.goal - self.q0), v
+            b = self.behaviour
+            if b.tau_s <= 0.0:
+                return self.goal.copy(), np.zeros(6)
+            decay = np.exp(-(now - self.t_end) / b.tau_s)
+            return self.goal + b.offset * decay, -b.offset * decay / b.tau_s
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        now = time.monotonic()
+        q, _ = self.state(now)
+        self.received.append(msg)
+        with self.lock:
+            self.q0 = q
+            if not msg.points:  # empty: hold
+                self.goal, self.t0, self.t_end = q, now, now
+                return
+            last = msg.points[-1]
+            dur = last.time_from_start.sec + last.time_from_start.nanosec * 1e-9
+            self.goal = np.array(last.positions, dtype=float)
+            self.t0, self.t_end = now, now + dur
+
+    def _publish(self) -> None:
+        q, v = self.state(time.monotonic())
+        msg = JointState(name=list(JOINTS), position=q.tolist(), velocity=v.tolist())
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        self.pub.publish(msg)
+
+
+@dataclass
+class Segment:
+    times_s: np.ndarray
+    positions_rad: np.ndarray
+    velocities_rad_s: np.ndarray
+    accelerations_rad_s2: np.ndarray
+
+
+def segment(goal: np.ndarray, duration_s: float, start: np.ndarray = HOME) -> Segment:
+    times = np.linspace(0.0, duration_s, 11)
+    qs = start + np.outer(times / duration_s, goal - start)
+    z = np.zeros_like(qs)
+    return Segment(times, qs, z, z)
+
+
+@pytest.fixture
+def rig():
+    ctx = Context()
+    rclpy.init(context=ctx)
+    suffix = uuid.uuid4().hex[:8]
+    topic, states = f'/settle_test_{suffix}/joint_trajectory', f'/settle_test_{suffix}/states'
+    ctrl_node = rclpy.create_node(f'fake_jtc_{suffix}', context=ctx)
+    exec_node = rclpy.create_node(f'settle_backend_{suffix}', context=ctx)
+    controller = FakeController(ctrl_node, topic, states)
+    backend = Ros2ControlBackend(
+        exec_node,
+        JOINTS,
+        trajectory_topic=topic,
+        joint_states_topic=states,
+        goal_tolerance_rad=0.02,
+        goal_time_tolerance_s=0.5,
+        stopped_velocity_tolerance_rad_s=0.02,
+    )
+    executor = MultiThreadedExecutor(num_threads=3, context=ctx)
+    executor.add_node(ctrl_node)
+    executor.add_node(exec_node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    deadline = time.monotonic() + 10
+    while backend.state.count == 0 or backend.pub.get_subscription_count() == 0:
+        assert time.monotonic() < deadline, 'fake controller not connected'
+        time.sleep(0.02)
+    yield controller, backend
+    executor.shutdown(timeout_sec=2)
+    spin.join(timeout=2)
+    exec_node.destroy_node()
+    ctrl_node.destroy_node()
+    rclpy.try_shutdown(context=ctx)
+
+
+def no_interrupt() -> str | None:
+    return None
+
+
+def test_arm_that_settles_late_succeeds_and_the_wait_is_reported(rig):
+    controller, backend = rig
+    controller.behaviour = Behaviour(np.array([0, 0.05, 0, 0, 0, 0]), 0.1)
+    goal = HOME + np.array([0.2, -0.1, 0.1, 0.0, 0.0, 0.1])
+    res = backend.execute(segment(goal, 0.5), no_interrupt, lambda _f: None)
+    assert res.status is MotionStatus.DONE, res.message
+    report = backend.last_settle
+    assert report is not None and report.settled
+    # error 0.05 e^(-t/0.1) <= 0.02 and speed 0.5 e^(-t/0.1) <= 0.02: t >= 0.32 s
+    assert 0.2 <= report.wait_s <= 0.5
+    assert res.message.startswith(f'settled in {report.wait_s:.2f} s')
+    assert report.error_rad <= 0.02
+
+
+def test_arm_that_never_reaches_the_goal_fails_after_the_bounded_wait(rig):
+    controller, backend = rig
+    controller.behaviour = Behaviour(np.array([0, 0.03, 0, 0, 0, 0]), float('inf'))
+    goal = HOME + np.array([0.1, 0.0, 0.0, 0.0, 0.0, 0.0])
+    t0 = time.monotonic()
+    res = backend.execute(segment(goal, 0.5), no_interrupt, lambda _f: None)
+    took = time.monotonic() - t0
+    assert res.status is MotionStatus.FAILED
+    assert 0.5 + 0.5 <= took <= 0.5 + 0.5 + 0.5, f'took {took:.2f} s'  # duration + bound
+    assert res.message.startswith(
+        'shoulder_lift_joint ended 0.030 rad from the goal (tolerance 0.02 rad) after waiting'
+    ), res.message
+    assert 'bound 0.5 s' in res.message
+    assert backend.last_settle is not None and not backend.last_settle.settled
+
+
+def test_halt_stops_the_running_motion_and_refuses_later_ones(rig):
+    controller, backend = rig
+    goal = HOME + np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    out: dict = {}
+
+    def run() -> None:
+        out['res'] = backend.execute(segment(goal, 3.0), no_interrupt, lambda _f: None)
+        out['t'] = time.monotonic()
+
+    th = threading.Thread(target=run)
+    th.start()
+    time.sleep(0.8)
+    n_before = len(controller.received)
+    t_halt = time.monotonic()
+    assert backend.halt('executor shutting down (SIGTERM)')  # the controller acknowledged
+    th.join(timeout=2.0)
+    res = out['res']
+    assert res.status is MotionStatus.STOPPED and res.reason == 'executor shutting down (SIGTERM)'
+    assert out['t'] - t_halt < 0.2
+    stop = controller.received[n_before]
+    q_stop = np.array(stop.points[-1].positions)
+    assert abs(q_stop[0] - HOME[0]) < 0.5  # held near where it was, not at the goal (+1 rad)
+    time.sleep(0.3)
+    q, v = controller.state(time.monotonic())
+    assert np.abs(v).max() < 1e-6 and abs(q[0] - goal[0]) > 0.4
+    # a later motion is refused at once and sends nothing
+    n = len(controller.received)
+    res = backend.execute(segment(HOME, 0.5, start=q), no_interrupt, lambda _f: None)
+    assert res.status is MotionStatus.STOPPED and len(controller.received) == n
