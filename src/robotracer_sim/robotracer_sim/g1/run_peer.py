@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--odom-rate', type=float, default=50.0, help='rt/odommodestate rate, Hz')
     p.add_argument('--no-crc-check', action='store_true', help='accept arm_sdk with a bad CRC')
     p.add_argument('--sdk-lowstate', action='store_true', help='encode lowstate with the SDK')
+    p.add_argument(
+        '--priority',
+        type=int,
+        default=10,
+        help='SCHED_FIFO priority of the physics + rt/lowstate thread (0: normal scheduling)',
+    )
     p.add_argument('--duration', type=float, default=0.0, help='stop after this many s (0: run)')
     return p
 
@@ -78,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             (args.odom_rate, peer.publish_odometry),
         ],
         on_error=lambda e: print(f'g1 peer: publisher error: {e!r}', file=sys.stderr),
+        priority=args.priority,
     )
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -86,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGUSR2, lambda *_: setattr(peer, 'lowstate_paused', False))
     runner.start()
     ready = {'domain': args.domain, 'interface': args.interface, 'loco': args.loco_service,
-             'lowstate_rate': runner.tick_rate, 'pid': os.getpid()}  # fmt: skip
+             'lowstate_rate': runner.tick_rate, 'pid': os.getpid(),
+             'scheduling': runner.scheduling}  # fmt: skip
     print('G1_PEER_READY ' + json.dumps(ready), flush=True)
     done.wait(args.duration if args.duration > 0 else None)
     runner.stop()
@@ -97,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         'real_time_factor': round(st.real_time_factor, 3),
         'physics_capacity': round(st.physics_capacity, 2),
         'overruns': st.overruns,
+        'max_tick_gap_ms': round(st.max_tick_gap * 1000.0, 1),
         'lowstate_published': ps.lowstate_published,
         'arm_sdk_received': ps.arm_sdk_received,
         'arm_sdk_crc_errors': ps.arm_sdk_crc_errors,

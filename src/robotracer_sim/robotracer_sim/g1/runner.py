@@ -6,12 +6,23 @@ publishers whose period has elapsed (``rt/lowstate`` every tick, hand state and 
 slower). When the machine cannot keep up, the loop never tries to catch up more than
 ``max_lag`` seconds: it drops the backlog, counts an overrun and runs slower than real time
 (the real-time factor in :attr:`RealtimeRunner.stats` says by how much).
+
+On a loaded machine a normally scheduled thread can wait tens of milliseconds for a CPU, far
+longer than a 500 Hz robot ever leaves its clients without ``rt/lowstate``. Like
+``ros2_control``'s controller manager, the loop therefore asks for real-time scheduling
+(``SCHED_FIFO`` at ``priority``) when it may (root, ``CAP_SYS_NICE`` or an ``rtprio`` limit) and
+runs normally otherwise, saying which in :attr:`RealtimeRunner.scheduling`. A tick costs well
+under its period and the loop sleeps in between; should the machine fall behind real time
+(three overruns within a second), the loop drops back to normal scheduling so that it can never
+starve the machine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+import gc
+import os
 import threading
 import time
 
@@ -24,6 +35,10 @@ class RunnerStats:
 
     ticks: int = 0
     overruns: int = 0
+    max_tick_gap: float = 0.0  # s, longest wall-clock time between two ticks' publications
+    #: The longest gap's anatomy, s: waking up late (scheduling, the GIL), the physics steps
+    #: (including waits for the world lock), the publishers.
+    worst_gap: tuple[float, float, float] = (0.0, 0.0, 0.0)
     sim_time: float = 0.0  # s simulated since start
     wall_time: float = 0.0  # s of wall clock while running (paused time excluded)
     step_time: float = 0.0  # s of wall clock spent in physics steps
@@ -39,6 +54,29 @@ class RunnerStats:
         return self.sim_time / self.step_time if self.step_time > 0 else 0.0
 
 
+def request_realtime(priority: int) -> str:
+    """Ask for ``SCHED_FIFO`` at ``priority`` for the calling thread; say what was granted.
+
+    Args:
+        priority: 1..99; 0 asks for nothing.
+
+    Returns:
+        ``'SCHED_FIFO priority N'``, ``'normal'``, or ``'normal (... refused: why; ...)'``.
+
+    """
+    if priority <= 0 or not hasattr(os, 'sched_setscheduler'):
+        return 'normal'
+    try:
+        # pid 0: the calling thread (Linux schedules threads one by one)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError as exc:
+        return (
+            f'normal (real-time priority {priority} refused: {exc.strerror}; allow it with '
+            'CAP_SYS_NICE or an rtprio limit)'
+        )
+    return f'SCHED_FIFO priority {priority}'
+
+
 class RealtimeRunner:
     """Step a world in real time and call publishers at their rates.
 
@@ -48,6 +86,7 @@ class RealtimeRunner:
         publishers: ``(rate_hz, callback)`` pairs; a rate ≥ ``tick_rate`` means every tick.
         max_lag: the most wall-clock backlog the loop catches up on, s.
         on_error: called with an exception raised by a publisher (the loop goes on).
+        priority: ``SCHED_FIFO`` priority of the loop thread (1..99; 0: normal scheduling).
 
     Raises:
         ValueError: a rate is not positive or the tick is shorter than one physics step.
@@ -61,6 +100,7 @@ class RealtimeRunner:
         publishers: list[tuple[float, Callable[[], None]]] = (),
         max_lag: float = 0.05,
         on_error: Callable[[Exception], None] | None = None,
+        priority: int = 0,
     ) -> None:
         dt = world.model.opt.timestep
         if not tick_rate > 0 or 1.0 / tick_rate < dt - 1e-12:
@@ -76,8 +116,14 @@ class RealtimeRunner:
         self.period = self.steps_per_tick * dt
         self.tick_rate = 1.0 / self.period
         self._pubs = [(max(1, round(self.tick_rate / r)), cb) for r, cb in publishers]
+        if not 0 <= priority <= 99:
+            raise ValueError(f'priority must be in 0..99 (SCHED_FIFO), got {priority}')
         self.max_lag = max_lag
         self.on_error = on_error
+        self.priority = int(priority)
+        #: How the loop thread is scheduled, in words (set when the thread starts).
+        self.scheduling = 'not started'
+        self._started = threading.Event()
         self.stats = RunnerStats()
         self._stop = threading.Event()
         self._running = threading.Event()
@@ -85,9 +131,29 @@ class RealtimeRunner:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the loop thread (daemon)."""
+        """Start the loop thread (daemon); returns once its scheduling is settled.
+
+        Everything built so far (the model, the SDK's types, ROS) is moved out of the garbage
+        collector's reach first (``gc.freeze``): a full collection walks it in 100-350 ms on a
+        loaded 2-core machine, holding the GIL, and ``rt/lowstate`` would stop for as long.
+        """
+        gc.collect()
+        gc.freeze()
         self._thread = threading.Thread(target=self._loop, name='g1_sim_loop', daemon=True)
         self._thread.start()
+        self._started.wait(5.0)
+
+    def _set_realtime(self) -> None:
+        self.scheduling = request_realtime(self.priority)
+
+    def _drop_realtime(self) -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            return
+        self.scheduling = (
+            f'normal (dropped SCHED_FIFO {self.priority}: the machine falls behind real time)'
+        )
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the loop and wait for the thread."""
@@ -110,12 +176,17 @@ class RealtimeRunner:
         return not self._running.is_set()
 
     def _loop(self) -> None:
+        self._set_realtime()
+        self._started.set()
+        realtime = self.scheduling.startswith('SCHED_FIFO')
+        recent_overruns: list[float] = []
         next_t = time.monotonic()
-        last = next_t
+        last = last_tick = next_t
+        late = 0.0
         while not self._stop.is_set():
             if not self._running.is_set():
                 self._running.wait()
-                next_t = last = time.monotonic()
+                next_t = last = last_tick = time.monotonic()
                 continue
             t0 = time.monotonic()
             self.world.step(self.steps_per_tick)
@@ -133,11 +204,88 @@ class RealtimeRunner:
                             self.on_error(exc)
             next_t += self.period
             now = time.monotonic()
+            if now - last_tick > st.max_tick_gap:
+                st.max_tick_gap = now - last_tick
+                st.worst_gap = (late, t1 - t0, now - t1)
+            last_tick = now
             st.wall_time += now - last
             last = now
             if now - next_t > self.max_lag:
                 st.overruns += 1
                 next_t = now
+                if realtime:
+                    recent_overruns = [t for t in recent_overruns if now - t < 1.0] + [now]
+                    if len(recent_overruns) >= 3:
+                        self._drop_realtime()
+                        realtime = False
             delay = next_t - now
+            late = 0.0
             if delay > 0:
                 self._stop.wait(delay)
+                late = max(0.0, time.monotonic() - next_t)
+
+
+class PeriodicCalls:
+    """Call callbacks at their own rates from one thread (wall clock, no catching up).
+
+    The G1 node publishes its ROS state topics (joint states, odometry, status, clock) from
+    here instead of rclpy timers: an rclpy executor that wakes for timers spends tens of
+    percent of a core in Python holding the GIL, which the physics thread then waits for.
+    With no timers the executor sleeps in ``rcl_wait`` until a service call arrives.
+
+    Args:
+        calls: ``(rate_hz, callback)`` pairs.
+        on_error: called with an exception raised by a callback (the thread goes on).
+        name: the thread's name.
+        priority: ``SCHED_FIFO`` priority of the thread (0: normal). Its work is short and
+            bounded; running it real-time (below the physics loop) keeps it from being
+            preempted while it holds the GIL or the world lock the physics thread waits for.
+
+    Raises:
+        ValueError: a rate is not positive.
+
+    """
+
+    def __init__(
+        self,
+        calls: list[tuple[float, Callable[[], None]]],
+        on_error: Callable[[Exception], None] | None = None,
+        name: str = 'periodic_calls',
+        priority: int = 0,
+    ) -> None:
+        for rate, _ in calls:
+            if not rate > 0:
+                raise ValueError(f'rates must be > 0 Hz, got {rate}')
+        self._calls = [(1.0 / rate, cb) for rate, cb in calls]
+        self.on_error = on_error
+        self.priority = int(priority)
+        self.scheduling = 'not started'
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> None:
+        """Start the thread (daemon)."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the thread and wait for it."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        self.scheduling = request_realtime(self.priority)
+        now = time.monotonic()
+        due = [now] * len(self._calls)
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for i, (period, cb) in enumerate(self._calls):
+                if now < due[i]:
+                    continue
+                try:
+                    cb()
+                except Exception as exc:  # noqa: BLE001 - report, keep publishing
+                    if self.on_error:
+                        self.on_error(exc)
+                due[i] = max(due[i] + period, now)  # late: do not hurry to catch up
+            self._stop.wait(max(0.0, min(due) - time.monotonic()))

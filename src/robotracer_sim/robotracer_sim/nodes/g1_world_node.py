@@ -21,6 +21,13 @@ Services
     ``/sim/g1/pause_lowstate`` (std_srvs/SetBool: true stops ``rt/lowstate`` while the world
     goes on, to test a client's stale-state handling).
 
+Processes: the physics loop and the Unitree DDS peer run in this process, with the ROS topics
+above except the camera's. The head camera renders and publishes in a child process (a second
+ROS node, ``<name>_camera``, at a lower CPU priority: ``camera_nice``) fed the world's state
+through shared memory after every physics tick (:mod:`robotracer_sim.g1.camera_process`), so
+rendering never stalls ``rt/lowstate``. The child exits with this process and is restarted if
+it dies.
+
 When everything is up it prints one line:
 ``g1_world ready: oracle at http://127.0.0.1:25547, DDS domain 0 on lo, camera 640x480 @ 10 Hz``.
 """
@@ -29,6 +36,8 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
+import signal
 import sys
 import threading
 from typing import Any
@@ -43,10 +52,11 @@ from std_srvs.srv import SetBool
 from robotracer_msgs.srv import GetObjectPoses, SetObjectPose
 from robotracer_sim.common.scene_schema import SceneError, scene_file_path
 from robotracer_sim.g1.base import BaseLimits
+from robotracer_sim.g1.camera_process import EXIT_NO_RENDERER, CameraFeed, CameraLink, RenderSpec
 from robotracer_sim.g1.dds_peer import G1DdsPeer, PeerConfig
-from robotracer_sim.g1.runner import RealtimeRunner
+from robotracer_sim.g1.runner import PeriodicCalls, RealtimeRunner
 from robotracer_sim.g1.scene import load_g1_scene
-from robotracer_sim.g1.world import G1World, HeadCamera, camera_quat_xyzw
+from robotracer_sim.g1.world import G1World, camera_quat_xyzw
 from robotracer_sim.nodes.messages import (
     add_object_pose,
     camera_info_msg,
@@ -60,12 +70,22 @@ from robotracer_sim.nodes.parameters import (
     WATCH_PARAMETERS,
     ParameterTable,
     describe,
+    image_qos,
     image_qos_parameters,
 )
-from robotracer_sim.nodes.world_node import SimWorldNode, run_world_node
+from robotracer_sim.nodes.world_node import (
+    RgbdPublishers,
+    SimWorldNode,
+    run_camera_loop,
+    run_world_node,
+)
 from robotracer_sim.oracle.scene import SceneSnapshot
 
 NODE_NAME = 'g1_world'
+#: The child's command line (the JSON spec is appended): this module with ``--camera-process``.
+CAMERA_COMMAND = [sys.executable, '-m', 'robotracer_sim.nodes.g1_world_node', '--camera-process']
+#: How long the node waits for the camera's first frame before serving without images, s.
+CAMERA_START_TIMEOUT_S = 60.0
 
 PARAMETERS: ParameterTable = [
     ('scene', '', describe('scene YAML file; empty: config/scenes/g1_room.yaml')),
@@ -84,6 +104,17 @@ PARAMETERS: ParameterTable = [
         ),
     ),
     ('lowstate_rate', 250.0, describe('rt/lowstate rate (= physics tick), Hz', 50.0, 500.0)),
+    (
+        'physics_priority',
+        10,
+        describe(
+            'SCHED_FIFO priority of the physics + rt/lowstate thread, as a robot controller '
+            'asks for (0: normal scheduling; refused without CAP_SYS_NICE/rtprio: runs normally)',
+            0,
+            99,
+            True,
+        ),
+    ),
     ('hand_state_rate', 50.0, describe('rt/dex3/*/state rate, Hz', 1.0, 500.0)),
     ('odom_dds_rate', 50.0, describe('rt/odommodestate rate, Hz', 1.0, 500.0)),
     ('check_crc', True, describe('drop rt/arm_sdk samples with a wrong CRC (as the robot)')),
@@ -95,6 +126,16 @@ PARAMETERS: ParameterTable = [
     ('max_yaw_accel', 2.0, describe('base yaw acceleration limit, rad/s^2', 0.05, 10.0)),
     # ROS side
     ('rate', 10.0, describe('camera render + publish rate, Hz', 0.5, 60.0)),
+    (
+        'camera_nice',
+        5,
+        describe(
+            'niceness of the camera process (renders below the physics/DDS priority)',
+            0,
+            19,
+            True,
+        ),
+    ),
     ('joint_state_rate', 50.0, describe('/joint_states rate, Hz', 1.0, 500.0)),
     ('odom_rate', 50.0, describe('/odom rate, Hz', 1.0, 500.0)),
     ('status_rate', 2.0, describe('status topic rate, Hz', 0.1, 50.0)),
@@ -149,8 +190,6 @@ class G1WorldNode(SimWorldNode):
         self.base_frame = str(p('base_frame'))
         self.camera_frame = str(p('camera_frame'))
         self.rate = float(p('rate'))
-        self._frame_pose: np.ndarray | None = None
-        self._frames = 0
 
         domain = int(p('domain_id'))
         if domain < 0:
@@ -170,27 +209,25 @@ class G1WorldNode(SimWorldNode):
         )
         self.peer.start()
 
-        ns = str(p('camera_namespace')).rstrip('/')
-        c = world.scene.camera
-        self._create_camera_publishers(
-            f'{ns}/color/image_raw',
-            f'{ns}/aligned_depth_to_color/image_raw',
-            f'{ns}/color/camera_info',
-            f'{ns}/aligned_depth_to_color/camera_info',
-            camera_info_msg(world.camera_intrinsics(), c.width, c.height, self.camera_frame),
-        )
-        self.cam_pose_pub = self.create_publisher(PoseStamped, p('camera_pose_topic'), 10)
+        self.camera = self._make_camera_feed()
         self.joint_pub = self.create_publisher(JointState, p('joint_states_topic'), 10)
         self.odom_pub = self.create_publisher(Odometry, p('odom_topic'), 10)
         self.status_pub = self.create_publisher(String, p('status_topic'), 10)
-        self.create_service(GetObjectPoses, p('get_object_poses_service'), self._on_get_poses)
-        self.create_service(SetObjectPose, p('set_object_pose_service'), self._on_set_pose)
-        self.create_service(SetBool, p('pause_lowstate_service'), self._on_pause_lowstate)
-        self.create_timer(1.0 / float(p('joint_state_rate')), self._publish_joint_states)
-        self.create_timer(1.0 / float(p('odom_rate')), self._publish_odom)
-        self.create_timer(1.0 / float(p('status_rate')), self._publish_status)
+        # Published from a plain thread, not rclpy timers (see PeriodicCalls): the executor
+        # only wakes for service calls and leaves the GIL to the physics thread.
+        calls = [
+            (float(p('joint_state_rate')), self._publish_joint_states),
+            (float(p('odom_rate')), self._publish_odom),
+            (float(p('status_rate')), self._publish_status),
+        ]
         if self.clock_pub is not None:
-            self.create_timer(1.0 / float(p('clock_rate')), self._publish_clock)
+            calls.append((float(p('clock_rate')), self._publish_clock))
+        self._state_topics = PeriodicCalls(
+            calls,
+            on_error=self._on_state_topic_error,
+            name='ros_state_topics',
+            priority=max(0, int(p('physics_priority')) - 1),
+        )
 
         self._start_oracle(self._snapshot)
         self._start_watching()
@@ -201,15 +238,27 @@ class G1WorldNode(SimWorldNode):
                 (float(p('lowstate_rate')), self.peer.publish_lowstate),
                 (float(p('hand_state_rate')), self.peer.publish_hand_states),
                 (float(p('odom_dds_rate')), self.peer.publish_odometry),
+                (float(p('lowstate_rate')), self.camera.write_state),
                 (30.0, self._sync_viewer),
             ],
             on_error=lambda e: self._dds_log(
                 'error', f'publisher failed: {type(e).__name__}: {e}'
             ),
+            priority=int(p('physics_priority')),
         )
         self.runner.start()
-        self._render = threading.Thread(target=self._render_loop, name='render', daemon=True)
-        self._render.start()
+        self.get_logger().info(f'physics + rt/lowstate thread: {self.runner.scheduling}')
+        self._state_topics.start()
+        self.camera.start(on_first_frame=self._ready.set)
+        # The services come up with the images: a client that sees them finds the camera too.
+        if not self.camera.wait_first_frame(CAMERA_START_TIMEOUT_S):
+            self.get_logger().error(
+                f'no head camera frame after {CAMERA_START_TIMEOUT_S:.0f} s '
+                f'({self.camera.failed or "still starting"}); serving without images'
+            )
+        self.create_service(GetObjectPoses, p('get_object_poses_service'), self._on_get_poses)
+        self.create_service(SetObjectPose, p('set_object_pose_service'), self._on_set_pose)
+        self.create_service(SetBool, p('pause_lowstate_service'), self._on_pause_lowstate)
 
     # ------------------------------------------------------------------ helpers
 
@@ -232,36 +281,47 @@ class G1WorldNode(SimWorldNode):
         else:
             self.get_logger().error(msg)
 
+    def _on_state_topic_error(self, exc: Exception) -> None:
+        if self.context.ok():  # (after Ctrl-C the context goes first: nothing to report)
+            self.get_logger().error(f'state topic publish failed: {type(exc).__name__}: {exc}')
+
     def _snapshot(self) -> SceneSnapshot:
         # The camera moves with the robot: answer for the pose of the last published frame.
-        return self.world.snapshot(self._frame_pose)
+        last = self.camera.last_frame()
+        return self.world.snapshot(None if last is None else last[3])
 
-    # ------------------------------------------------------------------ camera thread
+    # ------------------------------------------------------------------ camera process
 
-    def _render_loop(self) -> None:
-        try:
-            camera = HeadCamera(self.world)
-        except Exception as exc:  # no OpenGL: the robot side still works, say why
-            self.get_logger().error(
-                f'head camera unavailable ({type(exc).__name__}: {exc}); set MUJOCO_GL=egl'
-            )
-            return
-        try:
-            self._camera_loop(self.rate, lambda: self._camera_frame(camera))
-        finally:
-            camera.close()
-
-    def _camera_frame(self, camera: HeadCamera) -> tuple[np.ndarray, np.ndarray]:
-        rgb, depth, pose, sim_stamp = camera.capture()
-        stamp = stamp_msg(sim_stamp) if self.sim_time else self.now_stamp()
-        mm = self._publish_rgbd(rgb, depth, stamp)
-        ps = PoseStamped()
-        ps.header.stamp, ps.header.frame_id = stamp, self.odom_frame
-        ps.pose = pose_msg(pose[:3, 3], camera_quat_xyzw(pose))
-        self.cam_pose_pub.publish(ps)
-        self._frame_pose = pose
-        self._frames += 1
-        return rgb, mm
+    def _make_camera_feed(self) -> CameraFeed:
+        """The camera process's settings: render spec, resolved topics, QoS, frames."""
+        p, w = self._param, self.world
+        ns = str(p('camera_namespace')).rstrip('/')
+        c = w.scene.camera
+        topics = {
+            'color': f'{ns}/color/image_raw',
+            'depth': f'{ns}/aligned_depth_to_color/image_raw',
+            'info': f'{ns}/color/camera_info',
+            'depth_info': f'{ns}/aligned_depth_to_color/camera_info',
+            'pose': str(p('camera_pose_topic')),
+        }
+        node = {
+            'name': f'{self.get_name()}_camera',
+            'namespace': self.get_namespace(),
+            # resolved here, so this node's namespace and remappings apply to the camera's too
+            'topics': {k: self.resolve_topic_name(v) for k, v in topics.items()},
+            'k': [float(v) for v in w.camera_intrinsics().reshape(-1)],
+            'camera_frame': self.camera_frame,
+            'odom_frame': self.odom_frame,
+            'image_reliability': str(p('image_reliability')),
+            'image_depth': int(p('image_depth')),
+            'sim_time': self.sim_time,
+            'save_frames_dir': str(p('save_frames_dir')),
+            'save_frames_period': float(p('save_frames_period')),
+        }
+        render = RenderSpec(w.info.camera, c.width, c.height, c.depth_max)
+        return CameraFeed(
+            w, render, self.rate, CAMERA_COMMAND, node, int(p('camera_nice')), self._dds_log
+        )
 
     # ------------------------------------------------------------------ timers
 
@@ -299,7 +359,10 @@ class G1WorldNode(SimWorldNode):
             'grasp': w.grasp_state(),
             'lowstate': {'published': ps.lowstate_published, 'paused': self.peer.lowstate_paused},
             'real_time_factor': round(rs.real_time_factor, 3),
-            'camera_frames': self._frames,
+            'max_tick_gap_ms': round(rs.max_tick_gap * 1000.0, 1),
+            'physics_scheduling': self.runner.scheduling,
+            'camera_frames': self.camera.frames,
+            'camera_restarts': self.camera.restarts,
             'rpc_calls': dict(ps.rpc_calls),
         }
         self.status_pub.publish(String(data=json.dumps(status)))
@@ -333,9 +396,118 @@ class G1WorldNode(SimWorldNode):
     # ------------------------------------------------------------------ shutdown
 
     def _join_threads(self) -> None:
+        self._state_topics.stop()
         self.runner.stop()
-        if self._render.is_alive():
-            self._render.join(timeout=5)
+        rs = self.runner.stats
+        late, step, pubs = (round(v * 1000.0, 1) for v in rs.worst_gap)
+        print(
+            f'g1_world physics loop: {rs.ticks} ticks, real-time factor '
+            f'{rs.real_time_factor:.3f}, {rs.overruns} overruns, longest gap between '
+            f'rt/lowstate ticks {rs.max_tick_gap * 1000.0:.1f} ms (woke {late} ms late, steps '
+            f'{step} ms, publishers {pubs} ms); {self.runner.scheduling}',
+            flush=True,
+        )
+        self.camera.close()
+
+
+# ---------------------------------------------------------------------- the camera process
+
+
+class G1CameraNode:
+    """The head camera's ROS side in the camera process: images, camera_info, camera pose.
+
+    Args:
+        link: the camera process's end of the shared memory (settings in ``link.node``).
+        renderer: renders the states the physics process writes.
+        context: the rclpy context.
+
+    """
+
+    def __init__(self, link: CameraLink, renderer: Any, context: Any = None) -> None:
+        import rclpy.node
+
+        cfg = link.node
+        self.link, self.renderer, self.cfg = link, renderer, cfg
+        self.node = rclpy.node.Node(
+            cfg['name'], namespace=cfg['namespace'] or '/', context=context,
+            start_parameter_services=False,
+        )  # fmt: skip
+        spec, t = link.render_spec, cfg['topics']
+        k = np.asarray(cfg['k'], dtype=float).reshape(3, 3)
+        info = camera_info_msg(k, spec.width, spec.height, cfg['camera_frame'])
+        qos = image_qos(cfg['image_reliability'], int(cfg['image_depth']))
+        self.rgbd = RgbdPublishers(
+            self.node, t['color'], t['depth'], t['info'], t['depth_info'], info, qos
+        )
+        self.pose_pub = self.node.create_publisher(PoseStamped, t['pose'], 10)
+        self.stop = threading.Event()
+
+    def frame(self) -> tuple[np.ndarray, np.ndarray]:
+        """Render the latest world state and publish it; returns ``(rgb, depth_mm)``."""
+        state = self.link.wait_state(self.stop)
+        if state is None:  # (stopping: the loop ends quietly)
+            raise TimeoutError('no world state from the physics process')
+        rgb, depth, pose, sim_time, wall_time = self.renderer.render(state)
+        stamp = stamp_msg(sim_time if self.cfg['sim_time'] else wall_time)
+        mm = self.rgbd.publish(rgb, depth, stamp)
+        ps = PoseStamped()
+        ps.header.stamp, ps.header.frame_id = stamp, self.cfg['odom_frame']
+        ps.pose = pose_msg(pose[:3, 3], camera_quat_xyzw(pose))
+        self.pose_pub.publish(ps)
+        self.link.report_frame(sim_time, wall_time, pose)
+        return rgb, mm
+
+    def run(self) -> None:
+        """Render and publish at the link's rate until :attr:`stop` is set."""
+        save = self.cfg.get('save_frames_dir') or ''
+        run_camera_loop(
+            self.link.rate, self.frame, self.stop, self.node.get_logger().error, None,
+            Path(save) if save else None, float(self.cfg.get('save_frames_period', 1.0)),
+        )  # fmt: skip
+
+
+def camera_process_main(spec_json: str) -> int:
+    """Run the head camera process (started by :class:`G1WorldNode`, never by hand).
+
+    Args:
+        spec_json: the JSON spec from :class:`~robotracer_sim.g1.camera_process.CameraFeed`.
+
+    Returns:
+        0 when told to stop, :data:`~robotracer_sim.g1.camera_process.EXIT_NO_RENDERER` when
+        it cannot render.
+
+    """
+    import rclpy
+
+    link = CameraLink(json.loads(spec_json))
+    name = link.node.get('name', 'g1_world_camera')
+    if link.nice > 0:
+        os.nice(link.nice)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    link.watch_parent(stop.set)
+    try:
+        renderer = link.renderer()
+    except Exception as exc:  # no OpenGL: the robot side still works, say why
+        print(
+            f'[{name}] head camera unavailable ({type(exc).__name__}: {exc}); set MUJOCO_GL=egl',
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
+        return EXIT_NO_RENDERER
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context, signal_handler_options=rclpy.SignalHandlerOptions.NO)
+    cam = None
+    try:
+        cam = G1CameraNode(link, renderer, context)
+        cam.stop = stop
+        cam.run()
+    finally:
+        renderer.close()
+        if cam is not None:
+            cam.node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    return 0
 
 
 def main(args: list[str] | None = None) -> int:
@@ -348,10 +520,14 @@ def main(args: list[str] | None = None) -> int:
         Process exit code (0 on a clean shutdown, 1 when the world could not start).
 
     """
+    # The physics thread shares this process with ROS callbacks: hand the GIL over sooner.
+    sys.setswitchinterval(0.001)
     return run_world_node(
         G1WorldNode, NODE_NAME, 120.0, (SceneError, OSError, ValueError, RuntimeError), args
     )
 
 
 if __name__ == '__main__':
+    if len(sys.argv) == 3 and sys.argv[1] == '--camera-process':
+        sys.exit(camera_process_main(sys.argv[2]))
     sys.exit(main())

@@ -12,7 +12,10 @@ depend on the robot live here:
 - :func:`run_world_node`: ``main()`` with the ready line, Ctrl-C and clean shutdown.
 
 Each robot's node adds its own interfaces (trajectory topic and gripper for the UR5, the
-Unitree DDS peer and odometry for the G1) and says how to grab a camera frame.
+Unitree DDS peer and odometry for the G1) and says how to grab a camera frame. The camera parts
+are also plain helpers (:class:`RgbdPublishers`, :func:`run_camera_loop`, :func:`save_frames`)
+for a camera that runs in a process of its own (the G1's, see
+:mod:`robotracer_sim.g1.camera_process`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from PIL import Image as PILImage
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -59,6 +63,116 @@ class SimWorld(Protocol):
         self, name: str, position: Sequence[float], quat_xyzw: Sequence[float]
     ) -> None:
         """Teleport an object (``KeyError``: unknown; ``ValueError``: refused)."""
+
+
+class RgbdPublishers:
+    """The four topics of an RGB-D camera (colour, aligned depth, two ``camera_info``).
+
+    Args:
+        node: the node that publishes.
+        color_topic: colour image topic (``rgb8``).
+        depth_topic: aligned depth topic (``16UC1``, millimetres).
+        info_topic: colour ``camera_info`` topic.
+        depth_info_topic: depth ``camera_info`` topic.
+        camera_info: the camera's ``camera_info`` (its frame id is the images' frame id);
+            stamped per frame.
+        qos: the image QoS (``image_reliability``, ``image_depth``).
+
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        color_topic: str,
+        depth_topic: str,
+        info_topic: str,
+        depth_info_topic: str,
+        camera_info: CameraInfo,
+        qos: QoSProfile,
+    ) -> None:
+        self.color_pub = node.create_publisher(Image, color_topic, qos)
+        self.depth_pub = node.create_publisher(Image, depth_topic, qos)
+        self.info_pub = node.create_publisher(CameraInfo, info_topic, qos)
+        self.depth_info_pub = node.create_publisher(CameraInfo, depth_info_topic, qos)
+        self.camera_info = camera_info
+
+    def publish(self, rgb: np.ndarray, depth: np.ndarray, stamp: TimeMsg) -> np.ndarray:
+        """Publish one frame (colour, 16UC1 depth, both camera_info) with one stamp.
+
+        Args:
+            rgb: (H, W, 3) uint8.
+            depth: (H, W) metric z-depth, 0 = no return.
+            stamp: the frame's stamp.
+
+        Returns:
+            The depth image in millimetres, as published.
+
+        """
+        mm = depth_to_mm(depth)
+        self.camera_info.header.stamp = stamp
+        frame_id = self.camera_info.header.frame_id
+        self.color_pub.publish(image_msg(rgb, 'rgb8', frame_id, stamp))
+        self.depth_pub.publish(image_msg(mm, '16UC1', frame_id, stamp))
+        self.info_pub.publish(self.camera_info)
+        self.depth_info_pub.publish(self.camera_info)
+        return mm
+
+
+def save_frames(save_dir: Path, rgb: np.ndarray, mm: np.ndarray) -> None:
+    """Write ``color.png`` and ``depth.png`` (16-bit mm) into ``save_dir``, atomically."""
+    save_dir.mkdir(parents=True, exist_ok=True)
+    for name, img in (('color.png', rgb), ('depth.png', mm)):
+        tmp = save_dir / f'.{name}.tmp.png'
+        PILImage.fromarray(img).save(tmp)
+        tmp.replace(save_dir / name)
+
+
+def run_camera_loop(
+    rate: float,
+    frame: Callable[[], tuple[np.ndarray, np.ndarray]],
+    stop: threading.Event,
+    log_error: Callable[[str], None],
+    on_frame: Callable[[], None] | None = None,
+    save_dir: Path | None = None,
+    save_period: float = 1.0,
+) -> None:
+    """Call ``frame()`` at ``rate`` Hz until ``stop`` is set.
+
+    Args:
+        rate: frames per second.
+        frame: grabs and publishes one frame, returns ``(rgb, depth_mm)`` as published.
+        stop: ends the loop.
+        log_error: logs a failed frame.
+        on_frame: called after each published frame.
+        save_dir: where to save PNG frames every ``save_period`` s (None: never).
+        save_period: seconds between saved frames.
+
+    An error is logged and retried a second later; a late frame does not make the next ones
+    hurry to catch up.
+    """
+    period = 1.0 / rate
+    next_frame = time.monotonic()
+    next_save = 0.0
+    while not stop.is_set():
+        try:
+            rgb, mm = frame()
+            if save_dir is not None and time.monotonic() >= next_save:
+                save_frames(save_dir, rgb, mm)
+                next_save = time.monotonic() + save_period
+        except Exception as exc:  # keep the camera alive, but say what went wrong
+            if stop.is_set():
+                return
+            log_error(f'render/publish failed: {type(exc).__name__}: {exc}')
+            stop.wait(1.0)
+            continue
+        if on_frame is not None:
+            on_frame()
+        next_frame += period
+        delay = next_frame - time.monotonic()
+        if delay > 0:
+            stop.wait(delay)
+        else:
+            next_frame = time.monotonic()  # running late: do not try to catch up
 
 
 class SimWorldNode(Node):
@@ -156,14 +270,6 @@ class SimWorldNode(Node):
             with self.world.lock:
                 self._viewer.sync()
 
-    def _save_frames(self, rgb: np.ndarray, mm: np.ndarray) -> None:
-        assert self._save_dir is not None
-        self._save_dir.mkdir(parents=True, exist_ok=True)
-        for name, img in (('color.png', rgb), ('depth.png', mm)):
-            tmp = self._save_dir / f'.{name}.tmp.png'
-            PILImage.fromarray(img).save(tmp)
-            tmp.replace(self._save_dir / name)
-
     # ------------------------------------------------------------------ camera
 
     def _create_camera_publishers(
@@ -175,12 +281,10 @@ class SimWorldNode(Node):
         camera_info: CameraInfo,
     ) -> None:
         """Create the RGB-D publishers (image QoS) and keep ``camera_info`` to stamp per frame."""
-        qos = self._image_qos
-        self.color_pub = self.create_publisher(Image, color_topic, qos)
-        self.depth_pub = self.create_publisher(Image, depth_topic, qos)
-        self.info_pub = self.create_publisher(CameraInfo, info_topic, qos)
-        self.depth_info_pub = self.create_publisher(CameraInfo, depth_info_topic, qos)
-        self._camera_info = camera_info
+        self._rgbd = RgbdPublishers(
+            self, color_topic, depth_topic, info_topic, depth_info_topic, camera_info,
+            self._image_qos,
+        )  # fmt: skip
 
     def _publish_rgbd(self, rgb: np.ndarray, depth: np.ndarray, stamp: TimeMsg) -> np.ndarray:
         """Publish one frame (colour, 16UC1 depth, both camera_info) with one stamp.
@@ -189,14 +293,7 @@ class SimWorldNode(Node):
             The depth image in millimetres, as published.
 
         """
-        mm = depth_to_mm(depth)
-        self._camera_info.header.stamp = stamp
-        frame_id = self._camera_info.header.frame_id
-        self.color_pub.publish(image_msg(rgb, 'rgb8', frame_id, stamp))
-        self.depth_pub.publish(image_msg(mm, '16UC1', frame_id, stamp))
-        self.info_pub.publish(self._camera_info)
-        self.depth_info_pub.publish(self._camera_info)
-        return mm
+        return self._rgbd.publish(rgb, depth, stamp)
 
     def _camera_loop(
         self, rate: float, frame: Callable[[], tuple[np.ndarray, np.ndarray]]
@@ -210,28 +307,10 @@ class SimWorldNode(Node):
         An error is logged and retried a second later; a late frame does not make the next
         ones hurry to catch up. The first frame sets the node ready.
         """
-        period = 1.0 / rate
-        next_frame = time.monotonic()
-        next_save = 0.0
-        while not self._stop.is_set():
-            try:
-                rgb, mm = frame()
-                if self._save_dir is not None and time.monotonic() >= next_save:
-                    self._save_frames(rgb, mm)
-                    next_save = time.monotonic() + self._save_period
-            except Exception as exc:  # keep the camera alive, but say what went wrong
-                if self._stop.is_set():
-                    return
-                self.get_logger().error(f'render/publish failed: {type(exc).__name__}: {exc}')
-                time.sleep(1.0)
-                continue
-            self._ready.set()
-            next_frame += period
-            delay = next_frame - time.monotonic()
-            if delay > 0:
-                self._stop.wait(delay)
-            else:
-                next_frame = time.monotonic()  # running late: do not try to catch up
+        run_camera_loop(
+            rate, frame, self._stop, self.get_logger().error, self._ready.set, self._save_dir,
+            self._save_period,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ services
 

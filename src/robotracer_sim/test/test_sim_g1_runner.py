@@ -1,0 +1,83 @@
+"""The G1 simulator's real-time loop and its periodic publisher thread (ROS-free)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from robotracer_sim.g1.runner import PeriodicCalls, RealtimeRunner, request_realtime
+
+
+class StandInWorld:
+    """A world whose physics step costs ``step_s`` of wall clock (2 ms steps)."""
+
+    def __init__(self, step_s: float = 0.0) -> None:
+        self.model = SimpleNamespace(opt=SimpleNamespace(timestep=0.002))
+        self.step_s = step_s
+        self.steps = 0
+
+    def step(self, n: int = 1) -> None:
+        self.steps += n
+        if self.step_s:
+            time.sleep(self.step_s)
+
+
+def test_runner_ticks_publishes_and_says_how_it_is_scheduled():
+    world = StandInWorld()
+    ticks = []
+    runner = RealtimeRunner(world, 250.0, [(250.0, lambda: ticks.append(time.monotonic()))],
+                            priority=5)  # fmt: skip
+    runner.start()
+    try:
+        assert gc.get_freeze_count() > 0, 'start-up objects are out of the collector reach'
+        time.sleep(0.5)
+    finally:
+        runner.stop()
+    s = runner.scheduling
+    assert s == 'SCHED_FIFO priority 5' or s.startswith('normal (real-time priority 5 refused')
+    assert 60 <= len(ticks) <= 160 and world.steps == 2 * runner.stats.ticks
+    assert 0.0 < runner.stats.max_tick_gap < 0.5
+    assert sum(runner.stats.worst_gap) <= runner.stats.max_tick_gap + 1e-3
+
+
+def test_runner_that_falls_behind_real_time_gives_up_real_time_priority():
+    runner = RealtimeRunner(StandInWorld(step_s=0.08), 250.0, priority=5)
+    runner.start()
+    try:
+        if not runner.scheduling.startswith('SCHED_FIFO'):
+            pytest.skip(f'real-time priority not granted here: {runner.scheduling}')
+        end = time.monotonic() + 5.0
+        while 'dropped' not in runner.scheduling and time.monotonic() < end:
+            time.sleep(0.05)
+    finally:
+        runner.stop()
+    assert runner.scheduling.startswith('normal (dropped SCHED_FIFO 5'), runner.scheduling
+    assert runner.stats.overruns >= 3
+
+
+def test_priority_is_checked_and_zero_asks_for_nothing():
+    with pytest.raises(ValueError, match='0..99'):
+        RealtimeRunner(StandInWorld(), 250.0, priority=100)
+    assert request_realtime(0) == 'normal'
+
+
+def test_periodic_calls_keep_their_rates_and_survive_errors():
+    fast, slow, errors = [], [], []
+
+    def failing() -> None:
+        slow.append(1)
+        raise RuntimeError('boom')
+
+    calls = PeriodicCalls([(100.0, lambda: fast.append(1)), (10.0, failing)], errors.append)
+    calls.start()
+    time.sleep(0.55)
+    calls.stop()
+    assert 25 <= len(fast) <= 60 and 3 <= len(slow) <= 7
+    assert len(errors) == len(slow) and isinstance(errors[0], RuntimeError)
+    assert not any(t.name == 'periodic_calls' for t in threading.enumerate())
+    with pytest.raises(ValueError):
+        PeriodicCalls([(0.0, lambda: None)])
