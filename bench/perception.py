@@ -190,7 +190,7 @@ def bench_transport(qos: str, seconds: float, rate: float = 30.0) -> dict:
     try:
         node = PerceptionNode(
             parameter_overrides=[
-                Parameter('qos_reliability', value=qos),
+                Parameter('image_reliability', value=qos),
                 Parameter('backend', value='robotracer_http'),
             ]
         )

@@ -52,12 +52,7 @@ import time
 from typing import Any
 
 import numpy as np
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    SetParametersResult,
-)
+from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -71,18 +66,24 @@ from rclpy.qos import (
 )
 
 from robotracer_ros import images
-from robotracer_ros.annotate import draw_trace, point_colours
-from robotracer_ros.backends import BACKENDS, BackendError, make_backend
-from robotracer_ros.filtering import FilterOptions
+from robotracer_ros.annotate import draw_trace
+from robotracer_ros.backends import BackendError, make_backend
 from robotracer_ros.lifting import (
-    DEPTH_SOURCES,
     MIN_VALID_DEPTH_FRACTION,
-    LiftOptions,
     check_depth_registration,
     depth_coverage,
     validate_intrinsics,
 )
-from robotracer_ros.pipeline import PipelineOptions
+from robotracer_ros.markers import trace_markers
+from robotracer_ros.parameters import ConfigError, declare_all
+from robotracer_ros.perception_config import (
+    PARAMETERS,
+    PARAMETERS_BY_NAME,
+    backend_options,
+    check_parameters,
+    pipeline_options,
+    static_transform,
+)
 from robotracer_ros.sync import ApproximateSynchronizer
 from robotracer_ros.trace_service import (
     ERROR_STALE_FRAME,
@@ -100,148 +101,13 @@ try:  # tf2_ros exists on a full ROS install only (not on PyPI)
 except ImportError:  # pragma: no cover - depends on the install
     tf2_ros = None
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    'backend': tuple(BACKENDS),
-    'qos_reliability': ('reliable', 'best_effort'),
-    'depth_source': DEPTH_SOURCES,
-    'transport': ('base64', 'paths'),
-    'prompt_style': ('', 'robotracer', 'json'),
-    'dtype': ('auto', 'float32', 'float16', 'bfloat16'),
-}
-DYNAMIC = ('max_frame_age_s', 'depth_source')
+
 # what each synchronised stream is called in messages
 STREAM_LABELS = {'color': 'colour image', 'depth': 'depth image', 'info': 'camera_info'}
-
-# name: (default, description, range (lo, hi) or None)
-PARAMETERS: dict[str, tuple[Any, str, tuple[float, float] | None]] = {
-    'color_topic': (
-        '/camera/camera/color/image_raw',
-        'colour image topic (sensor_msgs/Image)',
-        None,
-    ),
-    'depth_topic': (
-        '/camera/camera/aligned_depth_to_color/image_raw',
-        'depth image topic registered to colour (16UC1 mm or 32FC1 m)',
-        None,
-    ),
-    'camera_info_topic': ('/camera/camera/color/camera_info', 'colour camera_info topic', None),
-    'use_depth': (True, 'subscribe to the depth image (false: model depth only)', None),
-    'qos_reliability': (
-        'reliable',
-        'image/camera_info subscription reliability; match the publisher (reliable | best_effort)',
-        None,
-    ),
-    'qos_depth': (5, 'image/camera_info subscription queue depth, messages', (1, 100)),
-    'sync_slop_s': (
-        0.02,
-        'largest stamp spread of a synchronised colour/depth/info set, s',
-        (0.0, 1.0),
-    ),
-    'sync_queue_size': (10, 'messages kept per stream for synchronisation', (1, 100)),
-    'max_frame_age_s': (1.0, 'frames older than this are stale (0 = no limit), s', (0.0, 3600.0)),
-    'camera_frame': ('', "optical frame of the camera ('' = the colour image's frame_id)", None),
-    'target_frame': ('', "frame of the returned points ('' = the camera frame)", None),
-    'use_tf2': (True, 'look transforms up with tf2_ros when it is importable', None),
-    'tf_timeout_s': (0.2, 'how long to wait for a tf2 transform, s', (0.0, 10.0)),
-    'static_transform.parent_frame': (
-        '',
-        "without tf2: the frame the static transform maps into ('' = none)",
-        None,
-    ),
-    'static_transform.child_frame': (
-        '',
-        "without tf2: the static transform's child frame ('' = the camera frame)",
-        None,
-    ),
-    'static_transform.xyz': ([0.0, 0.0, 0.0], 'child frame origin in the parent frame, m', None),
-    'static_transform.xyzw': (
-        [0.0, 0.0, 0.0, 1.0],
-        'child frame orientation in the parent frame, quaternion (x, y, z, w)',
-        None,
-    ),
-    'backend': (
-        'robotracer_http',
-        'model backend: robotracer_http | openai | transformers | replay',
-        None,
-    ),
-    'model_url': ('http://127.0.0.1:25547', 'server URL (robotracer_http, openai)', None),
-    'model_name': ('', "model name ('' = backend default); transformers: checkpoint folder", None),
-    'transport': ('base64', 'robotracer_http request form: base64 | paths', None),
-    'shared_dir': ('', "robotracer_http paths form: folder the server reads ('' = /tmp)", None),
-    'api_key_env': ('OPENAI_API_KEY', 'openai: environment variable holding the API key', None),
-    'prompt_style': (
-        '',
-        "openai/transformers prompt: robotracer | json ('' = backend default)",
-        None,
-    ),
-    'png_compression': (
-        0,
-        'zlib level of the PNGs sent to HTTP backends (0 = uncompressed, fastest)',
-        (0, 9),
-    ),
-    'request_timeout_s': (60.0, 'per-attempt model request timeout, s', (0.1, 3600.0)),
-    'request_retries': (1, 'extra attempts on connection errors, timeouts, HTTP 429/5xx', (0, 10)),
-    'device': ('cpu', 'transformers: torch device (cpu, cuda, cuda:1, ...)', None),
-    'dtype': ('auto', 'transformers: auto | float32 | float16 | bfloat16', None),
-    'max_new_tokens': (256, 'openai/transformers: answer token limit', (1, 8192)),
-    'replay_path': ('', 'replay: JSONL file of recorded answers', None),
-    'depth_source': ('fused', 'default depth per point: model | sensor | fused', None),
-    'depth_window_px': (2, 'half-size of the sensor depth window, depth pixels', (0, 50)),
-    'min_depth_m': (0.05, 'nearest valid depth, m', (0.0, 100.0)),
-    'max_depth_m': (10.0, 'farthest valid depth, m', (0.01, 100.0)),
-    'fuse_threshold_m': (0.05, 'model/sensor depth disagreement threshold, m', (0.0, 10.0)),
-    'fuse_threshold_rel': (
-        0.03,
-        'relative disagreement threshold (fraction of sensor depth)',
-        (0.0, 1.0),
-    ),
-    'filter.enabled': (True, 'drop invalid points, merge duplicates, reject outlier jumps', None),
-    'filter.merge_distance_m': (0.005, 'merge consecutive points closer than this, m', (0.0, 1.0)),
-    'filter.max_jump_m': (
-        0.35,
-        'a step is an outlier only if longer than this, m',
-        (0.001, 100.0),
-    ),
-    'filter.jump_factor': (4.0, '...and longer than this many median steps', (1.0, 100.0)),
-    'filter.resample_spacing_m': (
-        0.0,
-        'resample the trace to this spacing (0 = off), m',
-        (0.0, 10.0),
-    ),
-    'filter.min_points': (2, 'fewer usable points make the trace invalid', (1, 100)),
-    'service_name': ('/robotracer/get_trace', 'GetTrace service name', None),
-    'trace_topic': ('/robotracer/trace', 'SpatialTrace output topic (latched)', None),
-    'markers_topic': ('/robotracer/trace_markers', 'MarkerArray output topic (latched)', None),
-    'annotated_image_topic': ('/robotracer/annotated_image', 'trace drawn on the frame', None),
-    'publish_annotated_image': (True, 'publish the annotated image', None),
-    'marker_scale_m': (0.02, 'sphere diameter of the trace markers, m', (0.001, 1.0)),
-}
-
-
-def _descriptor(
-    name: str, description: str, rng: tuple[float, float] | None, default: Any
-) -> ParameterDescriptor:
-    extra = (
-        f'one of: {", ".join(c or "(empty)" for c in CHOICES[name])}' if name in CHOICES else ''
-    )
-    d = ParameterDescriptor(
-        description=description, additional_constraints=extra, read_only=name not in DYNAMIC
-    )
-    if rng is not None and isinstance(default, float):
-        d.floating_point_range = [
-            FloatingPointRange(from_value=float(rng[0]), to_value=float(rng[1]), step=0.0)
-        ]
-    elif rng is not None and isinstance(default, int) and not isinstance(default, bool):
-        d.integer_range = [IntegerRange(from_value=int(rng[0]), to_value=int(rng[1]), step=1)]
-    return d
 
 
 def _stamp_s(stamp: Any) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
-
-
-class ConfigError(ValueError):
-    """A parameter value the node cannot run with."""
 
 
 class PerceptionNode(Node):
@@ -249,26 +115,20 @@ class PerceptionNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('perception_node', **kwargs)
-        for name, (default, desc, rng) in PARAMETERS.items():
-            self.declare_parameter(name, default, _descriptor(name, desc, rng, default))
+        p = declare_all(self, PARAMETERS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
-        for name, choices in CHOICES.items():
-            if p[name] not in choices:
-                raise ConfigError(f'parameter {name}={p[name]!r} is not one of {choices}')
-        if p['min_depth_m'] >= p['max_depth_m']:
-            raise ConfigError('min_depth_m must be smaller than max_depth_m')
+        check_parameters(p)
         self.p = p
-        self.backend = make_backend(p['backend'], **self._backend_options(p))
+        self.backend = make_backend(p['backend'], **backend_options(p))
         self.service = TraceService(
             self.backend,
-            options=self._pipeline_options(p['depth_source']),
+            options=pipeline_options(p, p['depth_source']),
             default_target_frame=p['target_frame'],
             max_frame_age_s=p['max_frame_age_s'],
             lookup_transform=self._lookup_transform,
             clock=lambda: self.get_clock().now().nanoseconds * 1e-9,
         )
-        self._static = self._static_transform(p)
+        self._static = static_transform(p)
         self._tf_buffer = None
         if p['use_tf2'] and tf2_ros is not None:  # pragma: no cover - full ROS install only
             self._tf_buffer = tf2_ros.Buffer()
@@ -295,9 +155,9 @@ class PerceptionNode(Node):
         self._lock = threading.Lock()
         qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
-            depth=p['qos_depth'],
+            depth=p['image_depth'],
             reliability=ReliabilityPolicy.RELIABLE
-            if p['qos_reliability'] == 'reliable'
+            if p['image_reliability'] == 'reliable'
             else ReliabilityPolicy.BEST_EFFORT,
         )
         self.images_group = MutuallyExclusiveCallbackGroup()
@@ -356,93 +216,22 @@ class PerceptionNode(Node):
             f'{" at " + p["model_url"] if p["backend"] in ("robotracer_http", "openai") else ""}'
             f'; colour {self.resolve_topic_name(p["color_topic"])}, depth '
             f'{self.resolve_topic_name(p["depth_topic"]) if p["use_depth"] else "(off)"}, '
-            f'info {self.resolve_topic_name(p["camera_info_topic"])} ({p["qos_reliability"]}, '
-            f'depth {p["qos_depth"]}); target frame {p["target_frame"] or "(camera)"} via '
+            f'info {self.resolve_topic_name(p["camera_info_topic"])} ({p["image_reliability"]}, '
+            f'depth {p["image_depth"]}); target frame {p["target_frame"] or "(camera)"} via '
             f'{tf_mode}; service {p["service_name"]}'
         )
 
     # ---------------------------------------------------------------- configuration
 
-    @staticmethod
-    def _backend_options(p: dict[str, Any]) -> dict[str, Any]:
-        name = p['backend']
-        if name == 'robotracer_http':
-            return {
-                'url': p['model_url'],
-                'model': p['model_name'],
-                'transport': p['transport'],
-                'shared_dir': p['shared_dir'],
-                'timeout_s': p['request_timeout_s'],
-                'retries': p['request_retries'],
-                'png_compression': p['png_compression'],
-            }
-        if name == 'openai':
-            return {
-                'url': p['model_url'],
-                'model': p['model_name'],
-                'api_key_env': p['api_key_env'],
-                'prompt_style': p['prompt_style'],
-                'timeout_s': p['request_timeout_s'],
-                'retries': p['request_retries'],
-                'png_compression': p['png_compression'],
-                'max_tokens': p['max_new_tokens'],
-            }
-        if name == 'transformers':
-            if not p['model_name']:
-                raise ConfigError('backend transformers needs model_name = a checkpoint folder')
-            return {
-                'model_path': p['model_name'],
-                'device': p['device'],
-                'dtype': p['dtype'],
-                'prompt_style': p['prompt_style'],
-                'max_new_tokens': p['max_new_tokens'],
-            }
-        if not p['replay_path']:
-            raise ConfigError('backend replay needs replay_path = a JSONL file')
-        return {'path': p['replay_path']}
-
-    def _pipeline_options(self, depth_source: str) -> PipelineOptions:
-        p = self.p
-        lift = LiftOptions(
-            depth_source=depth_source,
-            window_px=p['depth_window_px'],
-            min_depth_m=p['min_depth_m'],
-            max_depth_m=p['max_depth_m'],
-            fuse_threshold_m=p['fuse_threshold_m'],
-            fuse_threshold_rel=p['fuse_threshold_rel'],
-        )
-        filt = None
-        if p['filter.enabled']:
-            filt = FilterOptions(
-                min_depth_m=p['min_depth_m'],
-                max_depth_m=p['max_depth_m'],
-                merge_distance_m=p['filter.merge_distance_m'],
-                max_jump_m=p['filter.max_jump_m'],
-                jump_factor=p['filter.jump_factor'],
-                resample_spacing_m=p['filter.resample_spacing_m'] or None,
-                min_points=p['filter.min_points'],
-            )
-        return PipelineOptions(lift=lift, filter=filt)
-
-    @staticmethod
-    def _static_transform(p: dict[str, Any]) -> tuple[str, str, np.ndarray] | None:
-        if not p['static_transform.parent_frame']:
-            return None
-        try:
-            T = transform_from_translation_quaternion(
-                p['static_transform.xyz'], p['static_transform.xyzw']
-            )
-        except ValueError as exc:
-            raise ConfigError(f'static_transform: {exc}') from exc
-        return p['static_transform.parent_frame'], p['static_transform.child_frame'], T
-
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for prm in params:
-            if prm.name in CHOICES and prm.value not in CHOICES[prm.name]:
-                return SetParametersResult(
-                    successful=False,
-                    reason=f'{prm.name}={prm.value!r} is not one of {CHOICES[prm.name]}',
-                )
+            why = (
+                PARAMETERS_BY_NAME[prm.name].check(prm.value)
+                if prm.name in PARAMETERS_BY_NAME
+                else ''
+            )
+            if why:
+                return SetParametersResult(successful=False, reason=why)
         for prm in params:
             if not hasattr(self, 'service'):
                 break
@@ -450,7 +239,7 @@ class PerceptionNode(Node):
                 self.service.max_frame_age_s = float(prm.value)
             elif prm.name == 'depth_source':
                 self.p['depth_source'] = prm.value
-                self.service.options = self._pipeline_options(prm.value)
+                self.service.options = pipeline_options(self.p, prm.value)
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- transforms
@@ -533,7 +322,7 @@ class PerceptionNode(Node):
         if self.sync.missing():
             return (
                 f'no synchronised frame yet: {diagnosis} (messages so far: {counts}); check the '
-                f'topic names and that qos_reliability={self.p["qos_reliability"]} matches the '
+                f'topic names and that image_reliability={self.p["image_reliability"]} matches the '
                 'publisher'
             )
         return (
@@ -746,57 +535,6 @@ class PerceptionNode(Node):
         msg.quality_note = r.note
         return msg
 
-    def marker_array(self, trace: Any) -> Any:
-        """Line strip + numbered spheres for a SpatialTrace (start green, end red)."""
-        from geometry_msgs.msg import Point
-        from std_msgs.msg import ColorRGBA
-        from visualization_msgs.msg import Marker, MarkerArray
-
-        scale = float(self.p['marker_scale_m'])
-        cols = [
-            ColorRGBA(r=c[0] / 255.0, g=c[1] / 255.0, b=c[2] / 255.0, a=1.0)
-            for c in point_colours(len(trace.points))
-        ]
-        out = MarkerArray()
-        clear = Marker()
-        clear.header = trace.header
-        clear.ns = 'robotracer_trace'
-        clear.action = Marker.DELETEALL
-        out.markers.append(clear)
-        line = Marker()
-        line.header = trace.header
-        line.ns, line.id, line.type, line.action = 'robotracer_trace', 0, Marker.LINE_STRIP, 0
-        line.pose.orientation.w = 1.0
-        line.scale.x = scale * 0.4
-        line.points = [Point(x=p.x, y=p.y, z=p.z) for p in trace.points]
-        line.colors = cols
-        line.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
-        out.markers.append(line)
-        for i, (p, c) in enumerate(zip(trace.points, cols, strict=True)):
-            s = Marker()
-            s.header = trace.header
-            s.ns, s.id, s.type, s.action = 'robotracer_trace', 1 + i, Marker.SPHERE, 0
-            s.pose.position = Point(x=p.x, y=p.y, z=p.z)
-            s.pose.orientation.w = 1.0
-            s.scale.x = s.scale.y = s.scale.z = scale
-            s.color = c
-            out.markers.append(s)
-            t = Marker()
-            t.header = trace.header
-            t.ns, t.id, t.type, t.action = (
-                'robotracer_trace_labels',
-                1 + i,
-                Marker.TEXT_VIEW_FACING,
-                0,
-            )
-            t.pose.position = Point(x=p.x, y=p.y, z=p.z + scale * 1.5)
-            t.pose.orientation.w = 1.0
-            t.scale.z = scale * 1.5
-            t.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
-            t.text = str(i + 1)
-            out.markers.append(t)
-        return out
-
     def _viz_worker(self) -> None:
         while True:
             item = self._viz_queue.get()
@@ -828,7 +566,7 @@ class PerceptionNode(Node):
 
     def publish_visuals(self, outcome: TraceOutcome, trace: Any, header: Any) -> None:
         """Publish the markers and (optionally) the annotated image of a trace."""
-        self.markers_pub.publish(self.marker_array(trace))
+        self.markers_pub.publish(trace_markers(trace, float(self.p['marker_scale_m'])))
         if self.p['publish_annotated_image'] and outcome.frame is not None:
             r = outcome.result
             assert r is not None
