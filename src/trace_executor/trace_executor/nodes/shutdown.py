@@ -11,7 +11,8 @@ result. An executor's ``main()`` therefore initialises rclpy without them
    for the controller's acknowledgement; the G1 backend ramps the arm_sdk weight out and stops
    the walk) while the context, the node and its publishers are valid;
 2. wait (bounded) for the running goal to end, so its client gets a result;
-3. stop the executor (waiting for its callbacks).
+3. stop spinning, wait (bounded) for the callbacks its worker threads are running, then shut
+   the executor down.
 
 The caller then destroys the node and calls ``rclpy.try_shutdown()``.
 """
@@ -87,10 +88,15 @@ def spin_until_shutdown(
     """
     executor = MultiThreadedExecutor(num_threads=num_threads)
     executor.add_node(node)
+    spinning = threading.Event()
+    spinning.set()
 
     def spin() -> None:
+        # spin_once in a loop rather than spin(): the loop can be left without shutting the
+        # executor down, so the callbacks already handed to its threads can finish first
         try:
-            executor.spin()
+            while spinning.is_set() and rclpy.ok(context=node.context):
+                executor.spin_once(timeout_sec=0.1)
         except ExternalShutdownException:
             pass
         finally:
@@ -117,6 +123,32 @@ def spin_until_shutdown(
         log.warning(f'the running goal did not end within {goal_wait_s:g} s of the stop')
     elif rclpy.ok(context=node.context):
         log.info(f'robot stopped, goals ended in {time.monotonic() - t0:.2f} s; shutting down')
-    executor.shutdown(timeout_sec=executor_wait_s)
+    time.sleep(0.2)  # let the executor send the goal's result
+    spinning.clear()
     thread.join(timeout=executor_wait_s)
+    if not _drain(executor, executor_wait_s):
+        log.warning(f'callbacks still running {executor_wait_s:g} s after the executor stopped')
+    executor.shutdown(timeout_sec=0.0)
     return reason
+
+
+def _drain(executor: MultiThreadedExecutor, timeout_s: float) -> bool:
+    """Wait (bounded) for the callbacks already handed to the executor's worker threads.
+
+    rclpy 7.1's ``MultiThreadedExecutor.shutdown`` neither waits for them nor stops its thread
+    pool, and it destroys the guard condition those queued handlers trigger: a handler that
+    runs after it (or a callback still running when the node is destroyed) raises "cannot use
+    Destroyable because destruction was requested". So: stop spinning, drain, then shut down.
+
+    Returns:
+        True when every worker finished within ``timeout_s``.
+    """
+    pool = getattr(executor, '_executor', None)  # its concurrent.futures.ThreadPoolExecutor
+    if pool is None:
+        return True
+    waiter = threading.Thread(
+        target=pool.shutdown, kwargs={'wait': True, 'cancel_futures': True}, daemon=True
+    )
+    waiter.start()
+    waiter.join(timeout_s)
+    return not waiter.is_alive()
