@@ -39,12 +39,12 @@ _DEPTH_KEYS = ('depth', 'd', 'z', 'depth_m')
 _WRAPPER_KEYS = ('trace', 'points', 'path', 'trajectory', 'visual_trace', 'answer', 'waypoints')
 _SPECIAL_WORDS = {'nan': math.nan, 'inf': math.inf, 'infinity': math.inf}
 
+# one token: a number, a word (nan, inf, ...), a bracket or comma, or any other character
 _TOKEN_RE = re.compile(
-    r'\s*(?:'
-    r'(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)'
-    r'|(?P<word>[-+]?[A-Za-z_][A-Za-z_0-9]*)'
-    r'|(?P<punct>[\[\]\(\),])'
-    r'|(?P<other>\S))'
+    r'[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?'
+    r'|[-+]?[A-Za-z_][A-Za-z_0-9]*'
+    r'|[\[\]\(\),]'
+    r'|\S'
 )
 _NUM = r'[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?'
 _TUPLE = rf'\(\s*{_NUM}\s*,\s*{_NUM}\s*(?:,\s*{_NUM}\s*)?\)'
@@ -53,8 +53,11 @@ _PLAIN_TUPLES_RE = re.compile(rf'\s*\[\s*{_TUPLE}(?:\s*,\s*{_TUPLE})*\s*,?\s*\]\
 _TUPLE_RE = re.compile(_TUPLE)
 _NUM_RE = re.compile(_NUM)
 _FENCE_RE = re.compile(r'```[^\n`]*\n?(.*?)(?:```|\Z)', re.DOTALL)
+_TUPLE_SEP_RE = re.compile(r'\s*,\s*\(')
+_OPEN_RE = re.compile(r'[\[{(]')
+_STRUCT_RE = re.compile(r'[\[\]{}()"]')
+_STRING_TAIL_RE = re.compile(r'(?:[^"\\]|\\.)*"', re.DOTALL)
 _OPENERS = {'[': ']', '{': '}', '(': ')'}
-_CLOSERS = {']', '}', ')'}
 
 
 class TraceParseError(ValueError):
@@ -110,27 +113,35 @@ def _spans(text: str) -> Iterator[tuple[str, str | None]]:
     """
     i, n = 0, len(text)
     while i < n:
-        ch = text[i]
-        if ch not in _OPENERS:
-            i += 1
-            continue
-        start = i
+        m = _OPEN_RE.search(text, i)  # regex scans: C speed over long prose
+        if m is None:
+            return
+        start = m.start()
+        ch = text[start]
         stack = [_OPENERS[ch]]
-        j = i + 1
+        j = start + 1
         problem: str | None = None
-        while j < n and stack:
+        while stack:
+            m = _STRUCT_RE.search(text, j)
+            if m is None:
+                j = n
+                break
+            j = m.start()
             c = text[j]
             if c == '"':
-                j += 1
-                while j < n and text[j] != '"':
-                    j += 2 if text[j] == '\\' else 1
-            elif c in _OPENERS:
-                stack.append(_OPENERS[c])
-            elif c in _CLOSERS:
-                if c != stack[-1]:
-                    problem = f'mismatched {c!r} where {stack[-1]!r} was expected'
-                    stack.clear()
+                tail = _STRING_TAIL_RE.match(text, j + 1)
+                if tail is None:  # an unterminated string runs to the end
+                    j = n
                     break
+                j = tail.end()
+                continue
+            if c in _OPENERS:
+                stack.append(_OPENERS[c])
+            elif c != stack[-1]:
+                problem = f'mismatched {c!r} where {stack[-1]!r} was expected'
+                stack.clear()
+                break
+            else:
                 stack.pop()
             j += 1
         if stack:
@@ -140,10 +151,10 @@ def _spans(text: str) -> Iterator[tuple[str, str | None]]:
             # merge a run of tuples: (..), (..), (..)
             k = j
             while True:
-                m = re.match(r'\s*,\s*\(', text[k:])
+                m = _TUPLE_SEP_RE.match(text, k)
                 if not m:
                     break
-                close = text.find(')', k + m.end())
+                close = text.find(')', m.end())
                 if close < 0:
                     problem = "unterminated '(' (the answer looks truncated)"
                     k = n
@@ -164,6 +175,7 @@ def _candidates(text: str) -> Iterator[tuple[str, str | None]]:
         body = m.group(1).strip()
         if body:
             yield body, None
+            yield from _spans(body)  # prose inside the fence: its bracketed spans
         for k in range(m.start(), m.end()):
             blanked[k] = ' '
     yield from _spans(''.join(blanked))
@@ -172,37 +184,50 @@ def _candidates(text: str) -> Iterator[tuple[str, str | None]]:
 # --------------------------------------------------------------------------- loading
 
 
-def _tokens(span: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    pos = 0
-    while pos < len(span):
-        m = _TOKEN_RE.match(span, pos)
-        if m is None:  # only trailing whitespace is left
-            break
-        pos = m.end()
-        kind = m.lastgroup
-        if kind is None:
-            break
-        value = m.group(kind)
-        if kind == 'other':
-            raise _SyntaxProblem(f'unexpected character {value!r}')
-        out.append((kind, value))
-    return out
+def _kind(tok: str) -> str:
+    """Classify a token of :data:`_TOKEN_RE`: ``num``, ``word``, ``punct`` or ``other``."""
+    c = tok[0]
+    if len(tok) == 1 and c in '[](),':
+        return 'punct'
+    if c.isdecimal() or c == '.':  # isdecimal: exactly the digits \\d matches
+        return 'num' if len(tok) > 1 or c.isdecimal() else 'other'
+    if c in '+-' and len(tok) > 1:
+        c = tok[1]
+        if c.isdecimal() or c == '.':
+            return 'num'
+    if c.isalpha() or c == '_':
+        return 'word'
+    return 'other'
 
 
-def _load_tuples(span: str) -> Any:
-    """Parse list/tuple syntax (Python-like literals of numbers only) without eval."""
-    toks = _tokens(span)
+def _load_tuples(span: str, max_tokens: int) -> Any:
+    """Parse list/tuple syntax (Python-like literals of numbers only) without eval.
+
+    Raises:
+        _SyntaxProblem: the span is not such a literal.
+        TraceParseError: it holds more values than a trace within the point limit can.
+    """
+    toks = _TOKEN_RE.findall(span)  # C speed; classified lazily, as the grammar reaches them
+    if len(toks) > max_tokens:
+        raise TraceParseError(
+            f'the answer holds a list of over {max_tokens} values: more points than the '
+            'limit allows'
+        )
     pos = 0
+    n = len(toks)
 
     def value(depth: int) -> Any:
         nonlocal pos
-        if pos >= len(toks):
+        if pos >= n:
             raise _SyntaxProblem('unexpected end of the answer (truncated?)')
-        kind, tok = toks[pos]
+        tok = toks[pos]
+        kind = _kind(tok)
         if kind == 'num':
             pos += 1
-            return float(tok)
+            try:
+                return float(tok)
+            except ValueError:
+                raise _SyntaxProblem(f'{tok!r} is not a number') from None
         if kind == 'word':
             pos += 1
             sign = -1.0 if tok.startswith('-') else 1.0
@@ -210,6 +235,8 @@ def _load_tuples(span: str) -> Any:
             if word in _SPECIAL_WORDS:
                 return sign * _SPECIAL_WORDS[word]
             raise _SyntaxProblem(f'unexpected word {tok!r} where a number was expected')
+        if kind == 'other':
+            raise _SyntaxProblem(f'unexpected character {tok!r}')
         if tok in ('[', '('):
             if depth >= _MAX_NESTING:
                 raise _SyntaxProblem(f'nested deeper than {_MAX_NESTING} levels')
@@ -217,15 +244,15 @@ def _load_tuples(span: str) -> Any:
             pos += 1
             items: list[Any] = []
             while True:
-                if pos >= len(toks):
+                if pos >= n:
                     raise _SyntaxProblem(f'unterminated {tok!r} (the answer looks truncated)')
-                if toks[pos][1] == closer:
+                if toks[pos] == closer:
                     pos += 1
                     return items
                 items.append(value(depth + 1))
-                if pos >= len(toks):
+                if pos >= n:
                     raise _SyntaxProblem(f'unterminated {tok!r} (the answer looks truncated)')
-                sep = toks[pos][1]
+                sep = toks[pos]
                 if sep == ',':
                     pos += 1
                 elif sep != closer:
@@ -233,12 +260,12 @@ def _load_tuples(span: str) -> Any:
         raise _SyntaxProblem(f'unexpected {tok!r}')
 
     result = value(0)
-    if pos != len(toks):
-        raise _SyntaxProblem(f'unexpected {toks[pos][1]!r} after the list')
+    if pos != n:
+        raise _SyntaxProblem(f'unexpected {toks[pos]!r} after the list')
     return result
 
 
-def _load(span: str) -> tuple[Any, str]:
+def _load(span: str, max_tokens: int) -> tuple[Any, str]:
     """Load one candidate: strict JSON first, then the tuple grammar. Returns (value, form)."""
     try:
         return json.loads(span), 'json'
@@ -247,7 +274,7 @@ def _load(span: str) -> tuple[Any, str]:
     except ValueError as json_exc:
         if '{' in span or '"' in span:
             raise _SyntaxProblem(f'invalid JSON: {json_exc}') from json_exc
-    return _load_tuples(span), 'tuples'
+    return _load_tuples(span, max_tokens), 'tuples'
 
 
 # --------------------------------------------------------------------------- validation
@@ -298,7 +325,7 @@ def _object_point(obj: dict[str, Any], index: int) -> list[Any]:
     return coords
 
 
-def _points(value: Any) -> tuple[list[list[Any]], bool]:
+def _points(value: Any, depth: int = 0) -> tuple[list[list[Any]], bool]:
     """Extract raw points from a loaded value. Returns (points, from_objects).
 
     Raises:
@@ -308,7 +335,9 @@ def _points(value: Any) -> tuple[list[list[Any]], bool]:
     if isinstance(value, dict):
         for key in _WRAPPER_KEYS:
             if key in value:
-                return _points(value[key])
+                if depth >= _MAX_NESTING:
+                    raise _NotATrace(f'wrapped deeper than {_MAX_NESTING} levels')
+                return _points(value[key], depth + 1)
         if any(k in value for k in (*_POINT_KEYS, 'x')):
             return [_object_point(value, 1)], True
         raise _NotATrace('an object without a trace in it')
@@ -411,6 +440,10 @@ def parse_trace(
     """
     if not isinstance(text, str):
         raise TraceParseError(f'the answer must be text, got {type(text).__name__}')
+    if len(text) > max_bytes:  # at least one byte a character: too long, without encoding it
+        raise TraceParseError(
+            f'the answer is {len(text)} characters, over the {max_bytes}-byte limit'
+        )
     size = len(text.encode('utf-8', errors='surrogatepass'))
     if size > max_bytes:
         raise TraceParseError(f'the answer is {size} bytes, over the {max_bytes}-byte limit')
@@ -426,7 +459,7 @@ def parse_trace(
     for span, problem in _candidates(text):
         if problem is None:
             try:
-                value, form = _load(span)
+                value, form = _load(span, 8 * max_points + 16)
                 raw, objects = _points(value)
             except (_SyntaxProblem, _NotATrace) as exc:
                 problem = str(exc)

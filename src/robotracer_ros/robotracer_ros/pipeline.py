@@ -109,6 +109,7 @@ def answer_to_trace(
     depth_scale: float | None = None,
     options: PipelineOptions | None = None,
     T_target_camera: np.ndarray | None = None,
+    expect_depth: bool | None = None,
 ) -> TraceResult:
     """Turn a model's answer into a metric trace.
 
@@ -123,6 +124,10 @@ def answer_to_trace(
         options: lifting/filtering options.
         T_target_camera: optional (4, 4) transform from the camera optical frame to a target
             frame; fills ``points_target``.
+        expect_depth: True: the answer must be 3D (a 3D request: a 2D answer is refused even
+            where the depth image could lift it, since free-space points would land on the
+            surface below them); None: required only when the depth source needs the model's
+            depth (``model``, or ``fused`` without a depth image).
 
     Returns:
         The trace with a quality verdict. ``STATUS_INVALID`` traces must not be executed.
@@ -138,7 +143,7 @@ def answer_to_trace(
     needs_model_depth = src == 'model' or (src == 'fused' and depth is None)
     parsed = parse_trace(
         answer,
-        expect_depth=True if needs_model_depth else None,
+        expect_depth=True if needs_model_depth or expect_depth else None,
         max_bytes=opts.max_answer_bytes,
     )
     lifted = lift_trace(

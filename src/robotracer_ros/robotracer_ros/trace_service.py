@@ -5,22 +5,39 @@ The node converts messages into a :class:`Frame` and a :class:`TraceRequest`, ca
 ``robotracer_msgs/srv/GetTrace``. Order of checks (cheap and local first, so a model is never
 asked when the answer could not be used anyway): request -> frame present -> frame age ->
 transform to the target frame -> model -> parse/lift/filter -> verdict.
+
+:meth:`TraceService.handle` never raises and never waits longer than the backend's own deadline
+(the HTTP backends end every request within their per-attempt timeout times the attempts, plus
+back-off). What the model server does wrong maps to two codes: ``ERROR_MODEL`` when no answer
+came (server down, connection reset, timeout, HTTP error status, the server's own failure
+flag) and ``ERROR_BAD_ANSWER`` when an answer came but cannot be used (not JSON, no answer
+field, oversized, empty, prose without a trace, values out of range or not finite, too many
+points, 2D points for a 3D request). Instructions are data: at most
+``prompts.MAX_INSTRUCTION_CHARS`` (1000) characters, no control characters
+(:func:`~robotracer_ros.backends.base.check_instruction`), else ``ERROR_BAD_REQUEST``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+import logging
 import time
 
 import numpy as np
 
-from robotracer_ros.backends.base import BackendAnswer, BackendError, TraceBackend
+from robotracer_ros.backends.base import (
+    BAD_RESPONSE,
+    NON_JSON,
+    BackendAnswer,
+    BackendError,
+    TraceBackend,
+    check_instruction,
+)
 from robotracer_ros.filtering import STATUS_INVALID
 from robotracer_ros.lifting import DEPTH_SOURCES
 from robotracer_ros.parsing import TraceParseError
 from robotracer_ros.pipeline import PipelineOptions, TraceResult, answer_to_trace
-from robotracer_ros.prompts import clean_instruction
 from robotracer_ros.transforms import invert_transform, validate_transform
 
 ERROR_NONE = 0
@@ -41,6 +58,9 @@ ERROR_NAMES = {
     ERROR_BAD_REQUEST: 'bad_request',
     ERROR_INVALID_TRACE: 'invalid_trace',
 }
+# BackendError kinds meaning "an answer came but is unusable" (the rest: no answer came)
+_BAD_ANSWER_KINDS = (NON_JSON, BAD_RESPONSE)
+LOG = logging.getLogger(__name__)
 # GetTrace.depth_source request codes -> depth source names ('' = the node's default)
 REQUEST_DEPTH_SOURCES = {0: '', 1: 'model', 2: 'sensor', 3: 'fused'}
 
@@ -213,7 +233,7 @@ class TraceService:
             return TraceOutcome(False, code, msg, **kw)  # type: ignore[arg-type]
 
         try:
-            instruction = clean_instruction(request.instruction)
+            instruction = check_instruction(request.instruction)
         except ValueError as exc:
             return fail(ERROR_BAD_REQUEST, f'bad request: {exc}')
         if request.depth_source and request.depth_source not in DEPTH_SOURCES:
@@ -271,16 +291,35 @@ class TraceService:
         opts = self.options
         if source != opts.lift.depth_source:
             opts = replace(opts, lift=replace(opts.lift, depth_source=source))
+        backend_name = getattr(self.backend, 'name', '?')
         try:
             answer = self.backend(
                 frame.rgb, frame.depth, frame.K, instruction, mode_3d=request.mode_3d
             )
         except BackendError as exc:
+            code = ERROR_BAD_ANSWER if exc.kind in _BAD_ANSWER_KINDS else ERROR_MODEL
+            return fail(
+                code,
+                f'model backend {backend_name} failed ({exc.kind}): {exc}',
+                frame=frame,
+                instruction=instruction,
+            )
+        except Exception as exc:  # a backend bug must not take the node down: say what it was
+            LOG.exception('model backend %s raised unexpectedly', backend_name)
             return fail(
                 ERROR_MODEL,
-                f'model backend {getattr(self.backend, "name", "?")} failed ({exc.kind}): {exc}',
+                f'model backend {backend_name} failed unexpectedly: {type(exc).__name__}: {exc}',
                 frame=frame,
+                instruction=instruction,
             )
+        if not isinstance(answer, BackendAnswer) or not isinstance(answer.text, str):
+            return fail(
+                ERROR_MODEL,
+                f'model backend {backend_name} returned {type(answer).__name__}, not an answer',
+                frame=frame,
+                instruction=instruction,
+            )
+        expect_depth = True if request.mode_3d and source != 'sensor' else None
         try:
             result = answer_to_trace(
                 answer.text,
@@ -291,11 +330,22 @@ class TraceService:
                 depth_scale=frame.depth_scale,
                 options=opts,
                 T_target_camera=T,
+                expect_depth=expect_depth,
             )
         except (TraceParseError, ValueError) as exc:
             return fail(
                 ERROR_BAD_ANSWER,
                 f'the model answer could not be used: {exc}',
+                answer=answer,
+                frame=frame,
+                target_frame=target,
+                instruction=instruction,
+            )
+        except Exception as exc:  # a bug in parse/lift/filter: the request fails, with its name
+            LOG.exception('turning the answer into a trace raised unexpectedly')
+            return fail(
+                ERROR_BAD_ANSWER,
+                f'the model answer could not be used: unexpected {type(exc).__name__}: {exc}',
                 answer=answer,
                 frame=frame,
                 target_frame=target,

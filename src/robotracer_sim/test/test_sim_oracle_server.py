@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 import re
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +17,7 @@ from PIL import Image
 import pytest
 
 from robotracer_sim.oracle import Oracle, OracleConfig, OracleServer
+from robotracer_sim.oracle import server as server_module
 from robotracer_sim.oracle.core import NOT_UNDERSTOOD
 from robotracer_sim.oracle.geometry import transform_points
 from robotracer_sim.ur5.world import Ur5World
@@ -166,7 +169,10 @@ def test_latency_option_delays_the_answer(world, frames):
         (lambda f: [1, 2], 'JSON object'),
         (lambda f: {'image_paths': [str(f['rgb'])]}, 'text'),
         (lambda f: {'text': 'put the cup on the plate'}, 'no image'),
-        (lambda f: {'text': 'x', 'image_paths': ['/nonexistent/rgb.png']}, 'file not found'),
+        (
+            lambda f: {'text': 'x', 'image_paths': [str(f['folder'] / 'missing.png')]},
+            'file not found',
+        ),
         (lambda f: {'text': 'x', 'image_paths': [str(f['folder'])]}, 'file not found'),
         (lambda f: {'text': 'x', 'image_url': ['data:image/png;base64,@@@']}, 'invalid base64'),
         (
@@ -220,3 +226,113 @@ def test_depth_png_round_trips_in_millimetres(frames, world):
     assert depth.dtype == np.uint16 and depth.shape == (480, 640)
     _, ref = world.render_rgbd()
     assert np.max(np.abs(depth.astype(float) / 1000.0 - ref)) <= 0.0006
+
+
+# ------------------------------------------------------------------ security (issue 11, item 10)
+
+
+def _non_loopback_ipv4() -> str | None:
+    """This machine's address on its default route (no packet is sent), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(('192.0.2.1', 9))
+            ip = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if ip.startswith('127.') or ip == '0.0.0.0' else ip
+
+
+def test_the_default_server_cannot_be_reached_from_another_address(server):
+    ip = _non_loopback_ipv4()
+    if ip is None:
+        pytest.skip('this machine has no non-loopback IPv4 address to try')
+    with socket.socket() as s:
+        s.settimeout(2.0)
+        with pytest.raises(OSError):  # refused: nothing listens there
+            s.connect((ip, server.port))
+    with socket.create_connection(('127.0.0.1', server.port), timeout=2.0):
+        pass
+
+
+@pytest.fixture
+def jail(world, tmp_path, frames):
+    """A server whose shared folder is tmp_path/shared, and a PNG inside and outside it."""
+    shared, outside = tmp_path / 'shared', tmp_path / 'outside'
+    shared.mkdir()
+    outside.mkdir()
+    for folder in (shared, outside):
+        (folder / 'rgb.png').write_bytes(frames['rgb'].read_bytes())
+        (folder / 'depth.png').write_bytes(frames['depth'].read_bytes())
+    with OracleServer(Oracle(world.snapshot), port=0, shared_dir=str(shared)) as s:
+        yield s, shared, outside
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """Paths the server's image reader opens."""
+    seen: list[str] = []
+    real_open = server_module.Image.open
+
+    def spy(fp, *args, **kwargs):
+        if isinstance(fp, (str, Path)):
+            seen.append(os.path.realpath(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(server_module.Image, 'open', spy)
+    return seen
+
+
+def test_the_path_form_reads_files_inside_the_shared_folder(jail, opened):
+    server, shared, _ = jail
+    status, body = post(
+        server.url,
+        {
+            'text': PROMPT.format('put the blue cube on the plate'),
+            'image_paths': [str(shared / 'rgb.png')],
+            'depth_z_paths': [str(shared / 'depth.png')],
+        },
+    )
+    assert status == 200 and body['result'] == 1, body
+    assert os.path.realpath(shared / 'rgb.png') in opened
+
+
+@pytest.mark.parametrize(
+    'make_path, field, message',
+    [
+        (lambda sh, out: str(out / 'rgb.png'), 'image_paths', 'outside the shared folder'),
+        (lambda sh, out: str(sh / '..' / 'outside' / 'rgb.png'), 'image_paths', "holds '..'"),
+        (lambda sh, out: str(sh / 'link.png'), 'image_paths', 'through a symlink'),
+        (lambda sh, out: str(sh / 'linked_dir' / 'rgb.png'), 'image_paths', 'outside'),
+        (lambda sh, out: 'shared/rgb.png', 'image_paths', 'not an absolute path'),
+        (lambda sh, out: '/etc/passwd', 'image_paths', 'outside the shared folder'),
+        (lambda sh, out: str(out / 'depth.png'), 'depth_z_paths', 'outside the shared folder'),
+    ],
+)
+def test_the_path_form_refuses_anything_outside_the_shared_folder(
+    jail, opened, make_path, field, message
+):
+    server, shared, outside = jail
+    (shared / 'link.png').symlink_to(outside / 'rgb.png')
+    (shared / 'linked_dir').symlink_to(outside, target_is_directory=True)
+    body = {'text': PROMPT.format('put the blue cube on the plate')}
+    body['image_paths'] = [str(shared / 'rgb.png')]
+    body[field] = [make_path(shared, outside)]
+    status, reply = post(server.url, body)
+    assert status == 403 and reply['result'] == 0, reply
+    assert field in reply['error'] and message in reply['error'], reply['error']
+    # the file outside was never opened (a readable PNG: had it been read, the answer was 200)
+    assert not any(p.startswith(os.path.realpath(outside)) for p in opened), opened
+    assert '/etc/passwd' not in opened
+    status, _ = post(
+        server.url,
+        {
+            'text': PROMPT.format('put the blue cube on the plate'),
+            'image_paths': [str(shared / 'rgb.png')],
+        },
+    )
+    assert status == 200  # the next good request is served
+
+
+def test_a_missing_shared_folder_is_a_clear_error(world, tmp_path):
+    with pytest.raises(ValueError, match='not a folder'):
+        OracleServer(Oracle(world.snapshot), port=0, shared_dir=str(tmp_path / 'nope'))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+import unicodedata
 
 import numpy as np
+
+from robotracer_ros.prompts import MAX_INSTRUCTION_CHARS, clean_instruction
 
 # BackendError.kind values
 SERVER_DOWN = 'server_down'
@@ -94,3 +97,44 @@ def check_rgb(rgb: np.ndarray) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise BackendError(CONFIG, f'rgb must be (H, W, 3) uint8, got {arr.shape} {arr.dtype}')
     return arr
+
+
+_ALLOWED_CONTROLS = frozenset('\t\n\r')
+
+
+def check_instruction(instruction: str) -> str:
+    """Validate an instruction and normalise it for a prompt; it is only ever data.
+
+    The instruction is quoted into the prompt as text (its ``"`` become ``'``, so it cannot
+    close the prompt's quotes), sent as a JSON string, and never evaluated; text that imitates
+    the answer format stays part of the question. Limits: not empty, at most
+    ``MAX_INSTRUCTION_CHARS`` (1000) characters after whitespace is collapsed, and no control
+    characters other than tab and line breaks (which become spaces) -- an escape sequence or a
+    NUL in an instruction is a mistake or an attack, and is refused rather than silently
+    dropped.
+
+    Args:
+        instruction: the user's instruction.
+
+    Returns:
+        The instruction on one line, trimmed, with ``"`` replaced by ``'``.
+
+    Raises:
+        ValueError: not a string, empty, too long, or holds a control character (the message
+            names it and its position).
+    """
+    if not isinstance(instruction, str):
+        raise ValueError(f'instruction must be a string, got {type(instruction).__name__}')
+    if len(instruction) > 4 * MAX_INSTRUCTION_CHARS + 1024:  # refuse huge input before scanning
+        raise ValueError(
+            f'instruction is {len(instruction)} characters, over the {MAX_INSTRUCTION_CHARS} limit'
+        )
+    for i, ch in enumerate(instruction):
+        if ch in _ALLOWED_CONTROLS:
+            continue
+        if unicodedata.category(ch) in ('Cc', 'Cs'):
+            raise ValueError(
+                f'instruction holds the control character U+{ord(ch):04X} at position {i}; '
+                'instructions must be plain text'
+            )
+    return clean_instruction(instruction)

@@ -3,8 +3,11 @@
 ``POST <url>/chat/completions`` with one user message holding the colour image as a data URL and
 the general-VLM JSON prompt (or RoboTracer's tuple prompt, ``prompt_style='robotracer'``, for a
 RoboTracer checkpoint served by vLLM). The API key is read from the environment variable named
-by ``api_key_env`` at each request and sent as a Bearer token; it is never logged or put into
-an error message. Without the variable no Authorization header is sent (local servers).
+by ``api_key_env`` at each request and sent as a Bearer token -- there is deliberately no
+option that takes the key itself, and a URL with ``user:password@`` is refused. The key is never
+logged or put into an error message, and is scrubbed from the answer text too, should a server
+echo it (answers end up in recordings). Without the variable no Authorization header is sent
+(local servers).
 """
 
 from __future__ import annotations
@@ -16,13 +19,22 @@ from typing import Any
 import numpy as np
 
 from robotracer_ros import images
-from robotracer_ros.backends._http import post_json
+from robotracer_ros.backends._http import (
+    MAX_RESPONSE_BYTES,
+    display_url,
+    post_json,
+    scrub,
+    secrets_of,
+    shorten,
+    url_has_credentials,
+)
 from robotracer_ros.backends.base import (
     BAD_RESPONSE,
     CONFIG,
     HTTP_STATUS,
     BackendAnswer,
     BackendError,
+    check_instruction,
     check_rgb,
 )
 from robotracer_ros.prompts import build_prompt
@@ -47,6 +59,7 @@ class OpenAIChatBackend:
         image_format: str = 'png',
         jpeg_quality: int = 90,
         png_compression: int = 0,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         """Configure the client (no request is made here).
 
@@ -62,12 +75,28 @@ class OpenAIChatBackend:
             image_format: ``'png'`` or ``'jpeg'`` (smaller, faster to encode).
             jpeg_quality: JPEG quality 1-100.
             png_compression: zlib level 0-9 for PNG (0 = uncompressed, fastest to encode).
+            max_response_bytes: largest response body accepted (default 1 MiB).
 
         Raises:
-            BackendError: (``config``) bad URL, prompt style or image format.
+            BackendError: (``config``) bad URL (or one carrying credentials), prompt style,
+                image format, timeout or limit.
         """
-        if not url.startswith(('http://', 'https://')):
-            raise BackendError(CONFIG, f'url {url!r} must start with http:// or https://')
+        if not isinstance(url, str) or not url.startswith(('http://', 'https://')):
+            raise BackendError(
+                CONFIG, f'url {display_url(str(url))!r} must start with http:// or https://'
+            )
+        if url_has_credentials(url):
+            raise BackendError(
+                CONFIG,
+                f'url {display_url(url)!r} carries credentials (user:password@); put the API '
+                f'key in the environment variable named by api_key_env ({api_key_env!r})',
+            )
+        if not timeout_s > 0:
+            raise BackendError(CONFIG, f'timeout_s must be > 0, got {timeout_s}')
+        if max_response_bytes < 1024:
+            raise BackendError(
+                CONFIG, f'max_response_bytes must be >= 1024, got {max_response_bytes}'
+            )
         if prompt_style not in ('json', 'robotracer'):
             raise BackendError(
                 CONFIG, f"prompt_style must be 'json' or 'robotracer', got {prompt_style!r}"
@@ -88,6 +117,7 @@ class OpenAIChatBackend:
         self.image_format = image_format
         self.jpeg_quality = int(jpeg_quality)
         self.png_compression = int(png_compression)
+        self.max_response_bytes = int(max_response_bytes)
 
     @property
     def model_id(self) -> str:
@@ -112,7 +142,9 @@ class OpenAIChatBackend:
         """
         check_rgb(rgb)
         try:
-            prompt = build_prompt(instruction, style=self.prompt_style, mode_3d=mode_3d)
+            prompt = build_prompt(
+                check_instruction(instruction), style=self.prompt_style, mode_3d=mode_3d
+            )
         except ValueError as exc:
             raise BackendError(CONFIG, f'bad instruction: {exc}') from exc
         if self.image_format == 'jpeg':
@@ -153,9 +185,16 @@ class OpenAIChatBackend:
         t0 = time.perf_counter()
         payload = self.build_payload(rgb, instruction, mode_3d=mode_3d)
         headers = {}
-        key = os.environ.get(self.api_key_env, '') if self.api_key_env else ''
+        key = os.environ.get(self.api_key_env, '').strip() if self.api_key_env else ''
         if key:
+            if not all(33 <= ord(c) < 127 for c in key):
+                raise BackendError(
+                    CONFIG,
+                    f'the API key in ${self.api_key_env} holds characters an HTTP header cannot '
+                    'carry (spaces, line breaks or non-ASCII); check how the variable is set',
+                )
             headers['Authorization'] = f'Bearer {key}'
+        secrets = secrets_of(headers)
         try:
             reply = post_json(
                 self.url,
@@ -163,6 +202,7 @@ class OpenAIChatBackend:
                 timeout_s=self.timeout_s,
                 retries=self.retries,
                 headers=headers,
+                max_response_bytes=self.max_response_bytes,
             )
         except BackendError as exc:
             if exc.kind == HTTP_STATUS and exc.status in (401, 403) and not key:
@@ -173,22 +213,48 @@ class OpenAIChatBackend:
                     status=exc.status,
                 ) from exc
             raise
-        return BackendAnswer(self._content(reply), self.model_id, time.perf_counter() - t0)
+        try:
+            text = self.answer_from_reply(reply)
+        except BackendError as exc:
+            exc.args = (scrub(str(exc), secrets),)
+            raise
+        return BackendAnswer(scrub(text, secrets), self.model_id, time.perf_counter() - t0)
 
-    def _content(self, reply: Any) -> str:
+    def answer_from_reply(self, reply: Any) -> str:
+        """The answer text in a decoded chat-completions reply.
+
+        Args:
+            reply: the decoded JSON reply.
+
+        Returns:
+            ``choices[0].message.content`` (content parts joined), unmodified.
+
+        Raises:
+            BackendError: (``bad_response``) no ``choices[0].message.content``, content that is
+                not text (e.g. ``null`` for a refusal or a tool call), or the server's own
+                ``error`` object.
+        """
+        url = display_url(self.url)
         try:
             message = reply['choices'][0]['message']
             content = message['content']
-        except (KeyError, IndexError, TypeError) as exc:
+        except (KeyError, IndexError, TypeError):
+            error = reply.get('error') if isinstance(reply, dict) else None
+            if isinstance(error, dict):
+                error = error.get('message', error)
             raise BackendError(
                 BAD_RESPONSE,
-                f'{self.url} answered without choices[0].message.content',
-            ) from exc
+                f'{url} answered without choices[0].message.content'
+                + (f' (error: {shorten(str(error))})' if error else ''),
+            ) from None
         if isinstance(content, list):  # content parts
-            content = ''.join(p.get('text', '') for p in content if isinstance(p, dict))
+            parts = [p.get('text') for p in content if isinstance(p, dict)]
+            content = ''.join(t for t in parts if isinstance(t, str))
         if not isinstance(content, str):
+            refusal = message.get('refusal') if isinstance(message, dict) else None
             raise BackendError(
                 BAD_RESPONSE,
-                f'{self.url} answered content of type {type(content).__name__}, not text',
+                f'{url} answered content of type {type(content).__name__}, not text'
+                + (f' (refusal: {shorten(str(refusal))})' if refusal else ''),
             )
         return content

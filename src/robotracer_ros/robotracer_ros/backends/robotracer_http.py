@@ -10,7 +10,8 @@
   ``{"text": prompt, "image_url": ["data:image/png;base64,..."], "depth_url": [...],
   "enable_depth": 1, "intrinsics": 3x3, "enable_spatial": 1}``.
 
-Answer: ``{"result": 1, "answer": "<text>"}``; ``result != 1`` is reported as a model error.
+Answer: ``{"result": 1, "answer": "<text>"}``; ``result != 1`` is reported as a model error,
+a reply without an ``answer`` string as a bad response (see :meth:`answer_from_reply`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,20 @@ import uuid
 import numpy as np
 
 from robotracer_ros import images
-from robotracer_ros.backends._http import post_json
+from robotracer_ros.backends._http import (
+    MAX_RESPONSE_BYTES,
+    display_url,
+    post_json,
+    shorten,
+    url_has_credentials,
+)
 from robotracer_ros.backends.base import (
     BAD_RESPONSE,
     CONFIG,
     MODEL,
     BackendAnswer,
     BackendError,
+    check_instruction,
     check_rgb,
 )
 from robotracer_ros.prompts import robotracer_prompt
@@ -56,6 +64,7 @@ class RoboTracerHttpBackend:
         enable_spatial: bool = True,
         png_compression: int = 0,
         keep_files: bool = False,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         """Configure the client (no request is made here).
 
@@ -72,16 +81,29 @@ class RoboTracerHttpBackend:
             png_compression: zlib level for the PNGs (0-9; 0 = uncompressed, the fastest to
                 encode: ~1.5 MB of PNG per 640x480 RGB-D request).
             keep_files: ``paths`` only: keep the written PNGs (debugging).
+            max_response_bytes: largest response body accepted (default 1 MiB).
 
         Raises:
-            BackendError: (``config``) bad transport, URL or folder.
+            BackendError: (``config``) bad transport, URL, folder or limit.
         """
         if transport not in TRANSPORTS:
             raise BackendError(CONFIG, f'transport {transport!r} is not one of {TRANSPORTS}')
-        if not url.startswith(('http://', 'https://')):
-            raise BackendError(CONFIG, f'url {url!r} must start with http:// or https://')
-        if timeout_s <= 0:
+        if not isinstance(url, str) or not url.startswith(('http://', 'https://')):
+            raise BackendError(
+                CONFIG, f'url {display_url(str(url))!r} must start with http:// or https://'
+            )
+        if url_has_credentials(url):
+            raise BackendError(
+                CONFIG,
+                f'url {display_url(url)!r} carries credentials (user:password@); '
+                'the RoboTracer API takes none, and secrets never go into URLs',
+            )
+        if not timeout_s > 0:
             raise BackendError(CONFIG, f'timeout_s must be > 0, got {timeout_s}')
+        if max_response_bytes < 1024:
+            raise BackendError(
+                CONFIG, f'max_response_bytes must be >= 1024, got {max_response_bytes}'
+            )
         self.url = (
             url.rstrip('/') if url.rstrip('/').endswith('/query') else (url.rstrip('/') + '/query')
         )
@@ -96,6 +118,7 @@ class RoboTracerHttpBackend:
         self.enable_spatial = enable_spatial
         self.png_compression = int(png_compression)
         self.keep_files = keep_files
+        self.max_response_bytes = int(max_response_bytes)
 
     @property
     def model_id(self) -> str:
@@ -128,7 +151,7 @@ class RoboTracerHttpBackend:
         """
         check_rgb(rgb)
         try:
-            prompt = robotracer_prompt(instruction, mode_3d=mode_3d)
+            prompt = robotracer_prompt(check_instruction(instruction), mode_3d=mode_3d)
         except ValueError as exc:
             raise BackendError(CONFIG, f'bad instruction: {exc}') from exc
         payload: dict[str, Any] = {
@@ -189,21 +212,56 @@ class RoboTracerHttpBackend:
         t0 = time.perf_counter()
         payload, files = self.build_payload(rgb, depth, K, instruction, mode_3d=mode_3d)
         try:
-            reply = post_json(self.url, payload, timeout_s=self.timeout_s, retries=self.retries)
+            reply = post_json(
+                self.url,
+                payload,
+                timeout_s=self.timeout_s,
+                retries=self.retries,
+                max_response_bytes=self.max_response_bytes,
+            )
         finally:
             self._cleanup(files)
+        answer = self.answer_from_reply(reply)
+        return BackendAnswer(answer, self.model_id, time.perf_counter() - t0)
+
+    def answer_from_reply(self, reply: Any) -> str:
+        """The answer text in a decoded ``/query`` reply.
+
+        Args:
+            reply: the decoded JSON reply.
+
+        Returns:
+            ``reply["answer"]``, unmodified.
+
+        Raises:
+            BackendError: ``model`` when the server reports ``result`` other than 1 (with its
+                ``error``/``message``), ``bad_response`` when the reply is not a JSON object or
+                has no ``answer`` string (naming the keys it has).
+        """
+        url = display_url(self.url)
         if not isinstance(reply, dict):
             raise BackendError(
-                BAD_RESPONSE, f'{self.url} answered {type(reply).__name__}, not a JSON object'
+                BAD_RESPONSE, f'{url} answered a JSON {type(reply).__name__}, not an object'
             )
-        if reply.get('result') != 1:
+        if 'result' in reply and not _is_one(reply['result']):
             reason = reply.get('error') or reply.get('message') or reply.get('answer') or ''
             raise BackendError(
                 MODEL,
-                f'{self.url} reported result={reply.get("result")!r}'
-                + (f': {str(reason)[:200]}' if reason else ''),
+                f'{url} reported result={shorten(repr(reply["result"]), 40)}'
+                + (f': {shorten(str(reason))}' if reason else ''),
             )
         answer = reply.get('answer')
         if not isinstance(answer, str):
-            raise BackendError(BAD_RESPONSE, f'{self.url} answered without an "answer" string')
-        return BackendAnswer(answer, self.model_id, time.perf_counter() - t0)
+            keys = ', '.join(shorten(repr(k), 30) for k in list(reply)[:8]) or 'none'
+            what = (
+                'no "answer" field'
+                if 'answer' not in reply
+                else f'"answer" of type {type(answer).__name__}, not text'
+            )
+            raise BackendError(BAD_RESPONSE, f'{url} answered {what} (keys: {keys})')
+        return answer
+
+
+def _is_one(value: Any) -> bool:
+    """The API's success flag: 1 (also 1.0 or true)."""
+    return isinstance(value, (int, float)) and value == 1

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from robotracer_ros.backends.base import CONFIG, MODEL, BackendAnswer, BackendError, check_rgb
+from robotracer_ros.backends.base import (
+    CONFIG,
+    MODEL,
+    BackendAnswer,
+    BackendError,
+    check_instruction,
+    check_rgb,
+)
 from robotracer_ros.prompts import build_prompt
 
 DTYPES = ('auto', 'float32', 'float16', 'bfloat16')
@@ -125,7 +132,9 @@ class TransformersBackend:
         t0 = time.perf_counter()
         check_rgb(rgb)
         try:
-            prompt = build_prompt(instruction, style=self.prompt_style, mode_3d=mode_3d)
+            prompt = build_prompt(
+                check_instruction(instruction), style=self.prompt_style, mode_3d=mode_3d
+            )
         except ValueError as exc:
             raise BackendError(CONFIG, f'bad instruction: {exc}') from exc
         torch = self._torch

@@ -18,6 +18,11 @@ Answer: ``200 {"result": 1, "answer": "[(x, y, d), ...]"}``. A request the serve
 ``400 {"result": 0, "error": "<what was wrong>"}``; an unknown path 404, the same shape.
 ``GET /health`` answers ``{"status": "ok"}``.
 
+The path form reads only files inside the server's shared folder (``shared_dir``, default the
+system temp folder, where the ``robotracer_http`` backend writes its PNGs by default): a path
+that is relative, holds a ``..`` component, or resolves (symlinks followed) outside the folder is
+refused with ``403 {"result": 0, "error": ...}`` before the file is opened.
+
 The image is read to learn its size (the trace is projected for that size and the request's
 intrinsics; without intrinsics, the world camera's scaled to the size). The depth image, when
 sent, must decode as a single-channel 16-bit PNG (millimetres); the oracle does not need it
@@ -33,7 +38,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import io
 import json
 import math
+import os
 from pathlib import Path
+import tempfile
 import threading
 import time
 from typing import Any
@@ -50,6 +57,47 @@ MAX_BODY = 64 * 1024 * 1024
 
 class RequestError(ValueError):
     """A request the API rejects with HTTP 400; the message says what was wrong."""
+
+    status = 400
+
+
+class ForbiddenPath(RequestError):
+    """A path outside the shared folder (HTTP 403); the file is not opened."""
+
+    status = 403
+
+
+def check_shared_path(source: str, key: str, shared_dir: str) -> Path:
+    """Resolve a request's file path, allowing only files inside ``shared_dir``.
+
+    Args:
+        source: the path from the request.
+        key: the field it came from (for the message).
+        shared_dir: the folder the server may read.
+
+    Returns:
+        The resolved path (symlinks followed), inside ``shared_dir``.
+
+    Raises:
+        ForbiddenPath: relative, holds ``..``, or resolves outside ``shared_dir``.
+    """
+    if '\x00' in source:
+        raise ForbiddenPath(f'{key}: the path holds a NUL character')
+    if not os.path.isabs(source):
+        raise ForbiddenPath(f'{key}: {source!r} is not an absolute path in the shared folder')
+    if '..' in Path(source).parts:
+        raise ForbiddenPath(
+            f"{key}: {source!r} holds '..'; give a plain path in the shared folder"
+        )
+    root = os.path.realpath(shared_dir)
+    real = os.path.realpath(source)
+    if os.path.commonpath([root, real]) != root:
+        raise ForbiddenPath(
+            f'{key}: {source!r} is outside the shared folder {shared_dir!r}'
+            + (' (through a symlink)' if real != os.path.normpath(source) else '')
+            + '; the server reads only files there'
+        )
+    return Path(real)
 
 
 @dataclass(frozen=True)
@@ -72,7 +120,7 @@ def _one(body: dict, key: str) -> Any:
     return v
 
 
-def _open_image(source: str, key: str) -> Image.Image:
+def _open_image(source: str, key: str, shared_dir: str | None = None) -> Image.Image:
     if source.startswith('data:'):
         head, _, data = source.partition(',')
         if ';base64' not in head:
@@ -84,7 +132,7 @@ def _open_image(source: str, key: str) -> Image.Image:
         stream: Any = io.BytesIO(raw)
         where = f'{key} (data URL)'
     else:
-        p = Path(source)
+        p = Path(source) if shared_dir is None else check_shared_path(source, key, shared_dir)
         if not p.is_file():
             raise RequestError(f'{key}: file not found: {source}')
         stream = p
@@ -112,17 +160,19 @@ def _intrinsics(value: Any) -> np.ndarray:
     return k
 
 
-def parse_query(body: Any) -> Query:
+def parse_query(body: Any, shared_dir: str | None = None) -> Query:
     """Validate and decode a ``/query`` body (either form).
 
     Args:
         body: the decoded JSON.
+        shared_dir: the only folder the path form may read (None: any path; for tools).
 
     Returns:
         The :class:`Query`.
 
     Raises:
-        RequestError: anything the API cannot use; the message names the field.
+        RequestError: anything the API cannot use; the message names the field
+            (:class:`ForbiddenPath` for a path outside ``shared_dir``).
 
     """
     if not isinstance(body, dict):
@@ -139,7 +189,7 @@ def parse_query(body: Any) -> Query:
     src = _one(body, key)
     if not isinstance(src, str):
         raise RequestError(f'{key} must be a list of strings')
-    img = _open_image(src, key)
+    img = _open_image(src, key, shared_dir)
     has_depth = False
     for dkey in ('depth_z_paths', 'depth_url'):
         if body.get(dkey) is None:
@@ -147,7 +197,7 @@ def parse_query(body: Any) -> Query:
         dsrc = _one(body, dkey)
         if not isinstance(dsrc, str):
             raise RequestError(f'{dkey} must be a list of strings')
-        depth = _open_image(dsrc, dkey)
+        depth = _open_image(dsrc, dkey, shared_dir)
         if depth.mode not in ('I;16', 'I;16B', 'I;16L', 'I'):
             raise RequestError(
                 f'{dkey}: expected a 16-bit single-channel PNG, got mode {depth.mode}'
@@ -164,6 +214,7 @@ def parse_query(body: Any) -> Query:
 class _Handler(BaseHTTPRequestHandler):
     server: _OracleHTTPServer
     protocol_version = 'HTTP/1.1'
+    timeout = 30.0  # a client that stalls mid-request does not hold a thread forever
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         if self.server.verbose:
@@ -202,12 +253,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {'result': 0, 'error': f'the body is not JSON: {exc}'})
             return
         try:
-            q = parse_query(body)
+            q = parse_query(body, self.server.shared_dir)
         except RequestError as exc:
-            self._send(400, {'result': 0, 'error': str(exc)})
+            self._send(exc.status, {'result': 0, 'error': str(exc)})
             return
         started = time.monotonic()
-        ans = self.server.oracle.answer(q.text, q.width, q.height, q.k)
+        try:
+            ans = self.server.oracle.answer(q.text, q.width, q.height, q.k)
+        except Exception as exc:  # an oracle bug: a 500 that says what, not a dropped socket
+            self.log_error('oracle failed: %r', exc)
+            self._send(500, {'result': 0, 'error': f'oracle failed: {type(exc).__name__}'})
+            return
         remaining = self.server.oracle.config.latency - (time.monotonic() - started)
         if remaining > 0:
             time.sleep(remaining)
@@ -219,10 +275,13 @@ class _OracleHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr: tuple[str, int], oracle: Oracle, verbose: bool) -> None:
+    def __init__(
+        self, addr: tuple[str, int], oracle: Oracle, verbose: bool, shared_dir: str
+    ) -> None:
         super().__init__(addr, _Handler)
         self.oracle = oracle
         self.verbose = verbose
+        self.shared_dir = shared_dir
         self.last_answer = None
 
 
@@ -234,9 +293,12 @@ class OracleServer:
         host: address to bind (default 127.0.0.1: this machine only).
         port: TCP port (default 25547; 0 picks a free one, see :attr:`port`).
         verbose: log each request to stderr.
+        shared_dir: the only folder the path form may read (default: the system temp folder,
+            the ``robotracer_http`` backend's default ``shared_dir``).
 
     Raises:
         OSError: the port is taken (the message names it).
+        ValueError: ``shared_dir`` is not a folder.
 
     """
 
@@ -246,9 +308,13 @@ class OracleServer:
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         verbose: bool = False,
+        shared_dir: str | None = None,
     ) -> None:
+        self.shared_dir = shared_dir or tempfile.gettempdir()
+        if not os.path.isdir(self.shared_dir):
+            raise ValueError(f'shared_dir {self.shared_dir!r} is not a folder')
         try:
-            self._httpd = _OracleHTTPServer((host, port), oracle, verbose)
+            self._httpd = _OracleHTTPServer((host, port), oracle, verbose, self.shared_dir)
         except OSError as exc:
             raise OSError(f'cannot bind the oracle server to {host}:{port}: {exc}') from exc
         self.host = host
