@@ -242,11 +242,11 @@ def bench_faults() -> dict:
 # --- fuzz ----------------------------------------------------------------------------------------
 def bench_fuzz(inputs: int) -> dict:
     try:
-        from robotracer_ros.testing.fuzz import run_campaign
+        from robotracer_ros.testing.fuzz import run_fuzz_campaign
     except ImportError as exc:
         return {'error': f'no fuzz campaign: {exc}'}
     t0 = time.monotonic()
-    out = run_campaign(inputs)
+    out = run_fuzz_campaign(inputs)
     out['seconds'] = round(time.monotonic() - t0, 1)
     return out
 

@@ -48,8 +48,9 @@ HEARTBEAT_PERIOD_S = 0.25
 EXECUTE_INSTRUCTION = '/robotracer/execute_instruction'
 EXECUTE_TRACE = '/robotracer/execute_trace'
 GET_TRACE = '/robotracer/get_trace'
-#: longest instruction the commander sends (the executor and perception enforce it too)
-MAX_INSTRUCTION_CHARS = 2000
+#: longest instruction the commander sends: perception's limit (robotracer_ros.prompts; a test
+#: checks that they agree)
+MAX_INSTRUCTION_CHARS = 1000
 
 
 def phase_names() -> dict[int, str]:

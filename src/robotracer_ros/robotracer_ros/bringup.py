@@ -231,7 +231,7 @@ def _viewers(values: Mapping[str, str]) -> list[NodeSpec]:
                 'foxglove_bridge',
                 'foxglove_bridge',
                 params_from_file=False,
-                parameters={'port': 8765},
+                parameters={'port': 8765, 'address': '127.0.0.1'},
             )
         )
     return out
