@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -81,3 +83,17 @@ def test_periodic_calls_keep_their_rates_and_survive_errors():
     assert not any(t.name == 'periodic_calls' for t in threading.enumerate())
     with pytest.raises(ValueError):
         PeriodicCalls([(0.0, lambda: None)])
+
+
+def test_niceness_is_set_for_the_thread_and_what_it_starts():
+    code = (
+        'import os, threading\n'
+        'from robotracer_sim.g1.runner import request_nice\n'
+        'print(request_nice(3))\n'
+        'seen = []\n'
+        't = threading.Thread(target=lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))\n'
+        't.start(); t.join()\n'
+        'print(seen[0])\n'
+    )
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ['nice', '3', '3'], out.stdout + out.stderr

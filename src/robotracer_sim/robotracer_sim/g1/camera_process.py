@@ -292,8 +292,8 @@ class CameraFeed:
         command: the child's command line without its last argument (the JSON spec), e.g.
             ``[sys.executable, '-m', 'robotracer_sim.nodes.g1_world_node', '--camera-process']``.
         node: extra JSON-able settings for the child (its ROS side), passed through.
-        nice: niceness the child adds to itself (it renders at a lower CPU priority than the
-            physics and DDS process).
+        nice: the child's niceness (it renders at a lower CPU priority than the physics and
+            DDS process).
         log: ``log(level, message)``.
         max_restarts: restarts of a child that died, before giving up.
 

@@ -20,6 +20,7 @@ starve the machine.
 from __future__ import annotations
 
 from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass
 import gc
 import os
@@ -36,9 +37,9 @@ class RunnerStats:
     ticks: int = 0
     overruns: int = 0
     max_tick_gap: float = 0.0  # s, longest wall-clock time between two ticks' publications
-    #: The longest gap's anatomy, s: waking up late (scheduling, the GIL), the physics steps
-    #: (including waits for the world lock), the publishers.
-    worst_gap: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    #: The longest gap's anatomy, s: waking up late (scheduling, the GIL), waiting for the
+    #: world lock, the physics steps, the publishers.
+    worst_gap: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     sim_time: float = 0.0  # s simulated since start
     wall_time: float = 0.0  # s of wall clock while running (paused time excluded)
     step_time: float = 0.0  # s of wall clock spent in physics steps
@@ -77,6 +78,26 @@ def request_realtime(priority: int) -> str:
     return f'SCHED_FIFO priority {priority}'
 
 
+def request_nice(nice: int) -> str:
+    """Set the calling thread's niceness (threads it starts afterwards inherit it); say how.
+
+    Args:
+        nice: -20..19; below the current value needs ``CAP_SYS_NICE`` (or root).
+
+    Returns:
+        ``'nice N'``, or ``'nice N (M refused: why)'`` with the niceness kept.
+
+    """
+    if not hasattr(os, 'setpriority'):
+        return 'nice 0'
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)  # (Linux: who=0 is this thread)
+    except OSError as exc:
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        return f'nice {current} ({nice} refused: {exc.strerror})'
+    return f'nice {nice}'
+
+
 class RealtimeRunner:
     """Step a world in real time and call publishers at their rates.
 
@@ -112,6 +133,7 @@ class RealtimeRunner:
             if not rate > 0:
                 raise ValueError(f'publisher rates must be > 0 Hz, got {rate}')
         self.world = world
+        self._lock = getattr(world, 'lock', None) or contextlib.nullcontext()
         self.steps_per_tick = max(1, round(1.0 / (tick_rate * dt)))
         self.period = self.steps_per_tick * dt
         self.tick_rate = 1.0 / self.period
@@ -189,7 +211,9 @@ class RealtimeRunner:
                 next_t = last = last_tick = time.monotonic()
                 continue
             t0 = time.monotonic()
-            self.world.step(self.steps_per_tick)
+            with self._lock:  # (re-entrant: step takes it again) to tell lock waits apart
+                t_locked = time.monotonic()
+                self.world.step(self.steps_per_tick)
             t1 = time.monotonic()
             st = self.stats
             st.step_time += t1 - t0
@@ -206,7 +230,7 @@ class RealtimeRunner:
             now = time.monotonic()
             if now - last_tick > st.max_tick_gap:
                 st.max_tick_gap = now - last_tick
-                st.worst_gap = (late, t1 - t0, now - t1)
+                st.worst_gap = (late, t_locked - t0, t1 - t_locked, now - t1)
             last_tick = now
             st.wall_time += now - last
             last = now

@@ -21,12 +21,18 @@ Services
     ``/sim/g1/pause_lowstate`` (std_srvs/SetBool: true stops ``rt/lowstate`` while the world
     goes on, to test a client's stale-state handling).
 
-Processes: the physics loop and the Unitree DDS peer run in this process, with the ROS topics
-above except the camera's. The head camera renders and publishes in a child process (a second
-ROS node, ``<name>_camera``, at a lower CPU priority: ``camera_nice``) fed the world's state
-through shared memory after every physics tick (:mod:`robotracer_sim.g1.camera_process`), so
-rendering never stalls ``rt/lowstate``. The child exits with this process and is restarted if
-it dies.
+Processes and priorities (``rt/lowstate`` must keep its rate: a real G1 publishes at 500 Hz and
+the executor stops everything after 0.1 s without a sample):
+
+- this process: the physics loop and the Unitree DDS peer, the ROS topics above except the
+  camera's (published from a plain thread, not rclpy timers), the services and the oracle. It
+  asks for ``process_nice`` (-10) and for ``SCHED_FIFO`` ``physics_priority`` on the physics
+  thread, as a robot controller does; without the privilege (``CAP_SYS_NICE``) it says so and
+  runs at normal priority.
+- the head camera renders and publishes in a child process (a second ROS node,
+  ``<name>_camera``, at ``camera_nice`` 5) fed the world's state through shared memory after
+  every physics tick (:mod:`robotracer_sim.g1.camera_process`), so rendering never holds this
+  process's GIL. The child exits with this process and is restarted if it dies.
 
 When everything is up it prints one line:
 ``g1_world ready: oracle at http://127.0.0.1:25547, DDS domain 0 on lo, camera 640x480 @ 10 Hz``.
@@ -54,7 +60,7 @@ from robotracer_sim.common.scene_schema import SceneError, scene_file_path
 from robotracer_sim.g1.base import BaseLimits
 from robotracer_sim.g1.camera_process import EXIT_NO_RENDERER, CameraFeed, CameraLink, RenderSpec
 from robotracer_sim.g1.dds_peer import G1DdsPeer, PeerConfig
-from robotracer_sim.g1.runner import PeriodicCalls, RealtimeRunner
+from robotracer_sim.g1.runner import PeriodicCalls, RealtimeRunner, request_nice
 from robotracer_sim.g1.scene import load_g1_scene
 from robotracer_sim.g1.world import G1World, camera_quat_xyzw
 from robotracer_sim.nodes.messages import (
@@ -136,6 +142,18 @@ PARAMETERS: ParameterTable = [
             True,
         ),
     ),
+    (
+        'process_nice',
+        -10,
+        describe(
+            'niceness of this process (physics, DDS peer, ROS state topics): below 0 gives the '
+            'simulated robot more CPU than ordinary processes, as a robot controller has '
+            '(refused without CAP_SYS_NICE: stays as it is)',
+            -20,
+            19,
+            True,
+        ),
+    ),
     ('joint_state_rate', 50.0, describe('/joint_states rate, Hz', 1.0, 500.0)),
     ('odom_rate', 50.0, describe('/odom rate, Hz', 1.0, 500.0)),
     ('status_rate', 2.0, describe('status topic rate, Hz', 0.1, 50.0)),
@@ -176,6 +194,9 @@ class G1WorldNode(SimWorldNode):
     def __init__(self, world: G1World | None = None, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, PARAMETERS, **kwargs)
         p = self._param
+        # First, so that every thread started from here on inherits it: a thread of this
+        # process preempted while it holds the GIL or the world lock stalls the physics too.
+        self.process_priority = request_nice(int(p('process_nice')))
         limits = BaseLimits(
             float(p('max_linear_speed')),
             float(p('max_yaw_rate')),
@@ -247,7 +268,10 @@ class G1WorldNode(SimWorldNode):
             priority=int(p('physics_priority')),
         )
         self.runner.start()
-        self.get_logger().info(f'physics + rt/lowstate thread: {self.runner.scheduling}')
+        self.get_logger().info(
+            f'physics + rt/lowstate thread: {self.runner.scheduling}; process: '
+            f'{self.process_priority}'
+        )
         self._state_topics.start()
         self.camera.start(on_first_frame=self._ready.set)
         # The services come up with the images: a client that sees them finds the camera too.
@@ -399,12 +423,12 @@ class G1WorldNode(SimWorldNode):
         self._state_topics.stop()
         self.runner.stop()
         rs = self.runner.stats
-        late, step, pubs = (round(v * 1000.0, 1) for v in rs.worst_gap)
+        late, lock, step, pubs = (round(v * 1000.0, 1) for v in rs.worst_gap)
         print(
             f'g1_world physics loop: {rs.ticks} ticks, real-time factor '
             f'{rs.real_time_factor:.3f}, {rs.overruns} overruns, longest gap between '
-            f'rt/lowstate ticks {rs.max_tick_gap * 1000.0:.1f} ms (woke {late} ms late, steps '
-            f'{step} ms, publishers {pubs} ms); {self.runner.scheduling}',
+            f'rt/lowstate ticks {rs.max_tick_gap * 1000.0:.1f} ms (woke {late} ms late, world '
+            f'lock {lock} ms, steps {step} ms, publishers {pubs} ms); {self.runner.scheduling}',
             flush=True,
         )
         self.camera.close()
@@ -481,8 +505,8 @@ def camera_process_main(spec_json: str) -> int:
 
     link = CameraLink(json.loads(spec_json))
     name = link.node.get('name', 'g1_world_camera')
-    if link.nice > 0:
-        os.nice(link.nice)
+    # Absolute, not relative to the simulator's (possibly raised) priority; before any thread.
+    request_nice(max(link.nice, os.getpriority(os.PRIO_PROCESS, 0)))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
