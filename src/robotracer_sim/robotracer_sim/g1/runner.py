@@ -12,9 +12,10 @@ longer than a 500 Hz robot ever leaves its clients without ``rt/lowstate``. Like
 ``ros2_control``'s controller manager, the loop therefore asks for real-time scheduling
 (``SCHED_FIFO`` at ``priority``) when it may (root, ``CAP_SYS_NICE`` or an ``rtprio`` limit) and
 runs normally otherwise, saying which in :attr:`RealtimeRunner.scheduling`. A tick costs well
-under its period and the loop sleeps in between; should the machine fall behind real time
-(three overruns within a second), the loop drops back to normal scheduling so that it can never
-starve the machine.
+under its period and the loop sleeps in between; should the loop itself use most of a CPU (its
+thread's CPU time over more than ``max_cpu_share`` of a second: the machine cannot simulate in
+real time), it drops back to normal scheduling so that it can never starve the machine. Waiting
+(for the GIL, the world lock, a CPU) uses no CPU time and never counts.
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ class RealtimeRunner:
         max_lag: the most wall-clock backlog the loop catches up on, s.
         on_error: called with an exception raised by a publisher (the loop goes on).
         priority: ``SCHED_FIFO`` priority of the loop thread (1..99; 0: normal scheduling).
+        max_cpu_share: the loop's CPU time per wall-clock time, over ``cpu_window`` s, above
+            which it gives up real-time scheduling.
+        cpu_window: seconds over which that share is measured.
 
     Raises:
         ValueError: a rate is not positive or the tick is shorter than one physics step.
@@ -122,6 +126,8 @@ class RealtimeRunner:
         max_lag: float = 0.05,
         on_error: Callable[[Exception], None] | None = None,
         priority: int = 0,
+        max_cpu_share: float = 0.8,
+        cpu_window: float = 1.0,
     ) -> None:
         dt = world.model.opt.timestep
         if not tick_rate > 0 or 1.0 / tick_rate < dt - 1e-12:
@@ -143,6 +149,8 @@ class RealtimeRunner:
         self.max_lag = max_lag
         self.on_error = on_error
         self.priority = int(priority)
+        self.max_cpu_share = float(max_cpu_share)
+        self.cpu_window = float(cpu_window)
         #: How the loop thread is scheduled, in words (set when the thread starts).
         self.scheduling = 'not started'
         self._started = threading.Event()
@@ -174,7 +182,8 @@ class RealtimeRunner:
         except OSError:
             return
         self.scheduling = (
-            f'normal (dropped SCHED_FIFO {self.priority}: the machine falls behind real time)'
+            f'normal (dropped SCHED_FIFO {self.priority}: the physics loop used more than '
+            f'{self.max_cpu_share:.0%} of a CPU; this machine cannot simulate in real time)'
         )
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -201,7 +210,7 @@ class RealtimeRunner:
         self._set_realtime()
         self._started.set()
         realtime = self.scheduling.startswith('SCHED_FIFO')
-        recent_overruns: list[float] = []
+        window_wall, window_cpu = time.monotonic(), time.thread_time()
         next_t = time.monotonic()
         last = last_tick = next_t
         late = 0.0
@@ -237,11 +246,12 @@ class RealtimeRunner:
             if now - next_t > self.max_lag:
                 st.overruns += 1
                 next_t = now
-                if realtime:
-                    recent_overruns = [t for t in recent_overruns if now - t < 1.0] + [now]
-                    if len(recent_overruns) >= 3:
-                        self._drop_realtime()
-                        realtime = False
+            if realtime and now - window_wall >= self.cpu_window:
+                cpu = time.thread_time()
+                if (cpu - window_cpu) / (now - window_wall) > self.max_cpu_share:
+                    self._drop_realtime()
+                    realtime = False
+                window_wall, window_cpu = now, cpu
             delay = next_t - now
             late = 0.0
             if delay > 0:
