@@ -31,10 +31,6 @@ import time
 
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-TEST = ROOT / 'src' / 'robotracer_ros' / 'test'
-sys.path.insert(0, str(TEST))
-
 ANSWER_10 = (
     '[(450, 700, 0.9), (470, 660, 0.85), (490, 620, 0.8), (510, 580, 0.75), (530, 540, 0.72), '
     '(560, 500, 0.72), (600, 460, 0.75), (640, 420, 0.8), (680, 380, 0.9), (700, 340, 1.0)]'
@@ -52,13 +48,12 @@ def stats_ms(samples: list[float]) -> dict[str, float]:
 
 
 def bench_pipeline(n: int) -> dict:
-    from perception_camera_publisher import scene
-
     from robotracer_ros import images
     from robotracer_ros.filtering import FilterOptions
     from robotracer_ros.lifting import LiftOptions
     from robotracer_ros.parsing import parse_trace
     from robotracer_ros.pipeline import PipelineOptions, answer_to_trace
+    from robotracer_ros.testing.camera_publisher import scene
 
     _, depth_m, K = scene(640, 480)
     depth = images.depth_to_millimetres(depth_m)
@@ -78,10 +73,10 @@ def bench_pipeline(n: int) -> dict:
 
 
 def _frame_msgs(width: int, height: int, stamp_ns: int):
-    from perception_camera_publisher import scene
     from sensor_msgs.msg import CameraInfo, Image
 
     from robotracer_ros import images
+    from robotracer_ros.testing.camera_publisher import scene
 
     rgb, depth_m, K = scene(width, height)
     msgs = []
@@ -99,13 +94,13 @@ def _frame_msgs(width: int, height: int, stamp_ns: int):
 
 
 def bench_node_overhead(n: int) -> dict:
-    from perception_fakes import ModelServer, Reply
     import rclpy
     from rclpy.parameter import Parameter
 
     from robotracer_msgs.srv import GetTrace
     from robotracer_ros.backends.robotracer_http import RoboTracerHttpBackend
     from robotracer_ros.nodes.perception_node import PerceptionNode
+    from robotracer_ros.testing.model_server import ModelServer, Reply
     from robotracer_ros.trace_service import TraceRequest
 
     out: dict = {}
@@ -210,7 +205,8 @@ def bench_transport(qos: str, seconds: float, rate: float = 30.0) -> dict:
         pub = subprocess.run(
             [
                 sys.executable,
-                str(TEST / 'perception_camera_publisher.py'),
+                '-m',
+                'robotracer_ros.testing.camera_publisher',
                 '--rate',
                 str(rate),
                 '--count',

@@ -1,8 +1,11 @@
-"""The built interfaces work across real processes over DDS: topic, service and action."""
+"""The built interfaces work across real processes over DDS: topic, service and action.
+
+The peers (publisher, service and action server) run in their own processes from
+``robotracer_ros.testing.interface_peers``.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import time
@@ -17,15 +20,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from robotracer_msgs.action import ExecuteTrace  # noqa: E402
 from robotracer_msgs.msg import SpatialTrace  # noqa: E402
 from robotracer_msgs.srv import GetTrace  # noqa: E402
+from robotracer_ros.testing.interface_peers import sample_trace  # noqa: E402
 
-PEERS = os.path.join(os.path.dirname(__file__), 'interface_peers.py')
-
-
-def _peers():
-    spec = importlib.util.spec_from_file_location('interface_peers', PEERS)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+PEERS = ['python', '-m', 'robotracer_ros.testing.interface_peers']
 
 
 def wait_ready(proc, timeout: float = 20.0) -> None:
@@ -61,7 +58,7 @@ def spin_until(ex, pred, timeout: float) -> bool:
 
 def test_spatial_trace_crosses_processes(spawn, node):
     n, ex = node
-    wait_ready(spawn(['python', PEERS, 'trace_publisher']))
+    wait_ready(spawn([*PEERS, 'trace_publisher']))
     got: list[SpatialTrace] = []
     qos = QoSProfile(
         depth=1,
@@ -80,7 +77,7 @@ def test_spatial_trace_crosses_processes(spawn, node):
 
 def test_get_trace_round_trip(spawn, node):
     n, ex = node
-    wait_ready(spawn(['python', PEERS, 'trace_server']))
+    wait_ready(spawn([*PEERS, 'trace_server']))
     cli = n.create_client(GetTrace, '/robotracer/get_trace')
     assert spin_until(ex, cli.service_is_ready, 15.0), 'GetTrace service never appeared'
 
@@ -106,10 +103,9 @@ def _send(n, ex, client, goal):
 
 def test_execute_trace_feedback_result_and_cancel(spawn, node):
     n, ex = node
-    wait_ready(spawn(['python', PEERS, 'execute_server']))
+    wait_ready(spawn([*PEERS, 'execute_server']))
     client = ActionClient(n, ExecuteTrace, '/robotracer/execute_trace')
     assert spin_until(ex, client.server_is_ready, 15.0), 'ExecuteTrace server never appeared'
-    sample_trace = _peers().sample_trace
 
     # 1. A full run: feedback with increasing progress, then success with the trace back.
     feedback: list[float] = []

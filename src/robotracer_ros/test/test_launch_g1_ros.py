@@ -1,10 +1,10 @@
 """launch_testing: `ros2 launch robotracer_ros g1.launch.py sim:=true`, one instruction.
 
-Skipped here (launch_testing is not on PyPI); runs in the docker image. See launch_test_common.
+Skipped here (launch_testing is not on PyPI); runs in the docker image. The body is
+robotracer_ros.testing.launch_common, shared with the other robot's launch test.
 """
 
-import importlib.util
-import os
+import unittest
 
 import pytest
 
@@ -12,13 +12,18 @@ pytest.importorskip(
     'launch_testing',
     reason='needs a full ROS 2 install: launch_testing is not on PyPI (run in the docker image)',
 )
-os.environ['ROBOTRACER_LAUNCH_ROBOT'] = 'g1'
-_spec = importlib.util.spec_from_file_location(
-    'launch_test_common', os.path.join(os.path.dirname(__file__), 'launch_test_common.py')
-)
-_common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_common)
+pytest.importorskip('launch_ros', reason='needs a full ROS 2 install: launch_ros')
 
-generate_test_description = pytest.mark.launch_test(_common.generate_test_description)
-TestBringup = _common.TestBringup
-TestShutdown = _common.TestShutdown
+from robotracer_ros.testing import launch_common  # noqa: E402
+
+
+@pytest.mark.launch_test
+def generate_test_description():
+    return launch_common.bringup_description('g1')
+
+
+class TestBringup(launch_common.BringupChecks, unittest.TestCase):
+    robot = 'g1'
+
+
+TestShutdown = launch_common.TestShutdown

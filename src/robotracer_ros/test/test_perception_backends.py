@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pathlib
-import sys
 import time
 
 import numpy as np
@@ -15,9 +13,7 @@ import pytest
 from robotracer_ros.backends import BackendError, make_backend
 from robotracer_ros.pipeline import answer_to_trace
 from robotracer_ros.prompts import robotracer_prompt, vlm_json_prompt
-
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from perception_fakes import GOOD_3D, ModelServer, Reply, free_port  # noqa: E402
+from robotracer_ros.testing.model_server import GOOD_3D, ModelServer, Reply, free_port
 
 K = np.array([[600.0, 0, 320], [0, 600, 240], [0, 0, 1]])
 RGB = np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8)

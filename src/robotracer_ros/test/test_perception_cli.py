@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pathlib
 import subprocess
 import sys
 
@@ -12,9 +11,7 @@ import pytest
 
 from robotracer_ros import images
 from robotracer_ros.cli.main import main
-
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from perception_fakes import ModelServer, Reply, free_port  # noqa: E402
+from robotracer_ros.testing.model_server import ModelServer, Reply, free_port
 
 CAM = ['--width', '640', '--height', '480', '--intrinsics', '600', '500', '320', '240']
 

@@ -1,8 +1,9 @@
 """The perception node end to end over real DDS: camera process -> node process -> this test.
 
-A synthetic RGB-D camera runs in one process (perception_camera_publisher.py), the node in
-another (``python -m robotracer_ros.nodes.perception_node``), a RoboTracer-API server in this
-process on 127.0.0.1, and the test calls ``/robotracer/get_trace`` and listens to the outputs.
+A synthetic RGB-D camera runs in one process (``robotracer_ros.testing.camera_publisher``),
+the node in another (``python -m robotracer_ros.nodes.perception_node``), a RoboTracer-API
+server in this process on 127.0.0.1, and the test calls ``/robotracer/get_trace`` and listens
+to the outputs.
 """
 
 from __future__ import annotations
@@ -30,19 +31,17 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 from robotracer_msgs.msg import SpatialTrace  # noqa: E402
 from robotracer_msgs.srv import GetTrace  # noqa: E402
 from robotracer_ros import images  # noqa: E402
+from robotracer_ros.testing.camera_publisher import BOX_M, WALL_M, scene  # noqa: E402
+from robotracer_ros.testing.model_server import ModelServer, Reply, free_port  # noqa: E402
 from robotracer_ros.transforms import (  # noqa: E402
     apply_transform,
     transform_from_translation_quaternion,
 )
 
-HERE = pathlib.Path(__file__).parent
-sys.path.insert(0, str(HERE))
-from perception_camera_publisher import BOX_M, WALL_M, scene  # noqa: E402
-from perception_fakes import ModelServer, Reply, free_port  # noqa: E402
-
 pytestmark = pytest.mark.slow
 
-PUBLISHER = str(HERE / 'perception_camera_publisher.py')
+PUBLISHER = ['python', '-m', 'robotracer_ros.testing.camera_publisher']
+CONFIG = pathlib.Path(__file__).resolve().parents[3] / 'config' / 'perception.yaml'  # defaults
 GOOD = '[(450, 700, 0.9), (500, 600, 0.7), (600, 500, 0.7), (700, 300, 1.2)]'
 RGB, DEPTH_M, K = scene(640, 480)
 # camera 0.6 m above base_link looking down (180 deg about x), 0.5 m forward
@@ -171,7 +170,7 @@ def start(
     node_params: dict | None = None,
     params_file: str | None = None,
 ):
-    pub = spawn(['python', PUBLISHER, '--rate', '10', *publisher_args])
+    pub = spawn([*PUBLISHER, '--rate', '10', *publisher_args])
     params = {
         'model_url': url,
         'target_frame': 'base_link',
@@ -289,8 +288,7 @@ def test_trace_in_the_robot_frame_and_every_bad_answer_over_dds(spawn, client):
 
 
 def test_missing_camera_info_is_reported_by_topic(spawn, client):
-    config = HERE.resolve().parents[2] / 'config' / 'perception.yaml'  # the shipped defaults
-    start(spawn, f'http://127.0.0.1:{free_port()}', '--no-info', params_file=str(config))
+    start(spawn, f'http://127.0.0.1:{free_port()}', '--no-info', params_file=str(CONFIG))
     client.spin_for(1.5)
     resp = client.call('put the red box on the wall')
     assert not resp.success and resp.error_code == GetTrace.Response.ERROR_NO_FRAME

@@ -1,9 +1,10 @@
 """Sensor faults on the perception node (issue 11, item 7: sensors), over real DDS.
 
-A synthetic RGB-D camera runs in its own process (``perception_camera_publisher.py --control``:
-faults are switched on and off through its stdin), the perception node in another, a
-RoboTracer-API model stand-in in this process on 127.0.0.1 records every request, and the test
-asks for traces through the project's one client (``robotracer_commander.Commander``).
+A synthetic RGB-D camera runs in its own process
+(``python -m robotracer_ros.testing.camera_publisher --control``: faults are switched on and off
+through its stdin), the perception node in another, a RoboTracer-API model stand-in in this
+process on 127.0.0.1 records every request, and the test asks for traces through the project's
+one client (``robotracer_commander.Commander``).
 
 For each fault the GetTrace call must end at once (the checks are local, before the model) with
 its specific error code and a message naming the topic and the value that was wrong, the model
@@ -14,11 +15,9 @@ The pure helpers the node's checks are built from are tested first, without ROS.
 
 from __future__ import annotations
 
-import pathlib
 import queue
 import re
 import subprocess
-import sys
 import threading
 import time
 
@@ -34,13 +33,10 @@ from robotracer_ros.lifting import (
     validate_intrinsics,
 )
 from robotracer_ros.sync import ApproximateSynchronizer
+from robotracer_ros.testing.camera_publisher import BOX_M, WALL_M, scene
+from robotracer_ros.testing.model_server import ModelServer, Reply
 
-HERE = pathlib.Path(__file__).parent
-sys.path.insert(0, str(HERE))
-from perception_camera_publisher import BOX_M, WALL_M, scene  # noqa: E402
-from perception_fakes import ModelServer, Reply  # noqa: E402
-
-PUBLISHER = str(HERE / 'perception_camera_publisher.py')
+PUBLISHER = ['python', '-m', 'robotracer_ros.testing.camera_publisher']
 W, H = 320, 240
 COLOR = '/camera/camera/color/image_raw'
 DEPTH = '/camera/camera/aligned_depth_to_color/image_raw'
@@ -174,8 +170,7 @@ def rig(spawn):
         servers.append(server)
         camera_proc = spawn(
             [
-                'python',
-                PUBLISHER,
+                *PUBLISHER,
                 '--rate',
                 '10',
                 '--width',

@@ -1,5 +1,6 @@
 """A synthetic RGB-D camera in its own process (for the perception DDS tests and benchmark).
 
+Run: ``python -m robotracer_ros.testing.camera_publisher [--control] ...`` (``--help``).
 Publishes, RealSense-style: colour (rgb8/bgr8), aligned depth (16UC1 mm or 32FC1 m) and
 camera_info, with identical stamps, at ``--rate`` Hz. Scene: a wall at ``WALL_M`` with a box
 face at ``BOX_M`` in the image region ``BOX`` (rows, cols as fractions of the image); the
@@ -110,6 +111,7 @@ def _read_commands(out: queue.Queue) -> None:
 
 
 def main() -> int:
+    """Publish the scene until SIGINT/SIGTERM or ``--count`` sets; returns the exit code."""
     ap = argparse.ArgumentParser()
     ap.add_argument('--rate', type=float, default=15.0)
     ap.add_argument('--count', type=int, default=0, help='stop after N sets (0 = run)')

@@ -1,4 +1,4 @@
-"""Real HTTP servers on 127.0.0.1 for the perception tests and benchmark (not a test module).
+"""A recording model server on 127.0.0.1 for the perception tests and benchmark.
 
 ``ModelServer`` speaks RoboTracer's API (``POST /query``, path and base64 forms) and the
 OpenAI chat-completions API (``POST /v1/chat/completions``). Each request is decoded the way a
@@ -6,7 +6,7 @@ real server would (PNG files read from disk or from data URLs) and recorded; the
 a replaceable ``reply`` function, so tests can make the server answer well, answer nonsense,
 fail with an HTTP status, send non-JSON or be slow.
 
-Tests import it after putting this folder on ``sys.path`` (the folder is not a package).
+(:mod:`~robotracer_ros.testing.fault_server` is the one that misbehaves at the transport level.)
 """
 
 from __future__ import annotations

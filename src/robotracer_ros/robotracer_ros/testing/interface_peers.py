@@ -1,6 +1,6 @@
-"""Peer processes for the interface tests: each role runs in its own process over real DDS.
+"""Peer processes for the robotracer_msgs interface tests: each role in its own process over DDS.
 
-Usage: python interface_peers.py ROLE
+Usage: python -m robotracer_ros.testing.interface_peers ROLE
   trace_publisher   publish a SpatialTrace on /robotracer/trace (transient local) until killed
   trace_server      serve /robotracer/get_trace (GetTrace) until killed
   execute_server    serve /robotracer/execute_trace (ExecuteTrace) with feedback and cancel
@@ -30,6 +30,7 @@ LATCHED = QoSProfile(
 
 
 def sample_trace(instruction: str) -> SpatialTrace:
+    """A valid five-point trace in ``base_link`` stamped 42 s, as every peer sends it."""
     msg = SpatialTrace()
     msg.header.frame_id = 'base_link'
     msg.header.stamp.sec = 42
@@ -48,6 +49,8 @@ def sample_trace(instruction: str) -> SpatialTrace:
 
 
 class TracePublisher(Node):
+    """Publishes one :func:`sample_trace` on ``/robotracer/trace`` (transient local)."""
+
     def __init__(self) -> None:
         super().__init__('test_trace_publisher')
         self.pub = self.create_publisher(SpatialTrace, '/robotracer/trace', LATCHED)
@@ -55,11 +58,14 @@ class TracePublisher(Node):
 
 
 class TraceServer(Node):
+    """Serves ``/robotracer/get_trace``: a sample trace, or ERROR_BAD_REQUEST for no text."""
+
     def __init__(self) -> None:
         super().__init__('test_trace_server')
         self.srv = self.create_service(GetTrace, '/robotracer/get_trace', self.on_request)
 
     def on_request(self, req: GetTrace.Request, res: GetTrace.Response) -> GetTrace.Response:
+        """Answer one GetTrace request."""
         if not req.instruction.strip():
             res.success = False
             res.error_code = GetTrace.Response.ERROR_BAD_REQUEST
@@ -87,9 +93,11 @@ class ExecuteServer(Node):
         )
 
     def on_goal(self, goal: ExecuteTrace.Goal) -> GoalResponse:
+        """Accept a goal with points, reject an empty trace."""
         return GoalResponse.ACCEPT if goal.trace.points else GoalResponse.REJECT
 
     def execute(self, handle):  # noqa: ANN001
+        """Run the goal: 20 feedback steps, cancelable between steps."""
         result = ExecuteTrace.Result()
         fb = ExecuteTrace.Feedback()
         fb.current_trace = handle.request.trace
@@ -112,6 +120,7 @@ class ExecuteServer(Node):
 
 
 def main() -> int:
+    """Run the peer named by ``sys.argv[1]`` until SIGINT; returns the exit code."""
     role = sys.argv[1]
     rclpy.init()
     node = {
