@@ -6,8 +6,8 @@ publishing it over ROS costs ~50 ms of CPU, much of it holding Python's GIL, so 
 next to the physics thread stalls ``rt/lowstate`` for tens of milliseconds on a loaded 2-core
 machine. Here the physics + DDS process only copies the state that rendering needs (``qpos``,
 the mocap pelvis pose, times: ~100 numbers) into shared memory after every physics tick; a child
-process (lower CPU priority) renders that state and publishes the images, and reports each
-published frame's camera pose back (the oracle answers for the pose of the last frame).
+process renders that state and publishes the images, and reports each published frame's camera
+pose back (the oracle answers for the pose of the last frame).
 
 ROS-free. Parent side: :class:`CameraFeed` (start, :meth:`~CameraFeed.write_state` from the
 physics thread, :meth:`~CameraFeed.last_frame`, supervision and restart of the child). Child
@@ -292,8 +292,8 @@ class CameraFeed:
         command: the child's command line without its last argument (the JSON spec), e.g.
             ``[sys.executable, '-m', 'robotracer_sim.nodes.g1_world_node', '--camera-process']``.
         node: extra JSON-able settings for the child (its ROS side), passed through.
-        nice: the child's niceness (it renders at a lower CPU priority than the physics and
-            DDS process).
+        nice: the child's niceness (0..19; the physics and DDS process may run at a higher
+            priority than ordinary processes, the camera does not).
         log: ``log(level, message)``.
         max_restarts: restarts of a child that died, before giving up.
 
@@ -306,7 +306,7 @@ class CameraFeed:
         rate: float,
         command: Sequence[str],
         node: dict[str, Any] | None = None,
-        nice: int = 5,
+        nice: int = 0,
         log: Logger | None = None,
         max_restarts: int = 5,
     ) -> None:

@@ -30,7 +30,7 @@ the executor stops everything after 0.1 s without a sample):
   thread, as a robot controller does; without the privilege (``CAP_SYS_NICE``) it says so and
   runs at normal priority.
 - the head camera renders and publishes in a child process (a second ROS node,
-  ``<name>_camera``, at ``camera_nice`` 5) fed the world's state through shared memory after
+  ``<name>_camera``, at ``camera_nice`` 0) fed the world's state through shared memory after
   every physics tick (:mod:`robotracer_sim.g1.camera_process`), so rendering never holds this
   process's GIL. The child exits with this process and is restarted if it dies.
 
@@ -134,9 +134,10 @@ PARAMETERS: ParameterTable = [
     ('rate', 10.0, describe('camera render + publish rate, Hz', 0.5, 60.0)),
     (
         'camera_nice',
-        5,
+        0,
         describe(
-            'niceness of the camera process (renders below the physics/DDS priority)',
+            'niceness of the camera process (0..19; it renders below the physics/DDS '
+            'process, whose niceness is process_nice; a high value starves it on a busy machine)',
             0,
             19,
             True,
