@@ -7,7 +7,8 @@ each call with a timestamp, moves its "actual" joints towards every servoJ targe
 first-order lag, follows moveL paths through the planner's IK, and can raise a protective stop,
 an emergency stop, stop its script, freeze its clock or drop the connection.
 
-The outcomes checked are those a user cares about: the command rate is the controller's, no
+The outcomes checked are those a user cares about: the command rate is the controller's (as
+ur_rtde picks it unless configured), a tuning value out of range is refused naming it, no
 command leaves the joint limits or outruns the speed limits, the first command is where the arm
 is, the arm ends where the plan ends, an interrupt stops it within a few control periods, a
 safety stop fails the motion naming it, and nothing is sent when something is wrong.
@@ -17,12 +18,14 @@ The ``hardware`` tests run against a real controller or URSim at ``ROBOTRACER_UR
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass, replace
 import datetime
 import math
 import os
+import sys
 import threading
 import time
+import types
 from typing import Any
 
 import numpy as np
@@ -37,9 +40,10 @@ from trace_executor.backends.cartesian import (
 )
 from trace_executor.backends.rtde import (
     UR_CONTROLLER_BASE_IN_BASE_LINK,
+    ArmModel,
     RtdeBackend,
+    RtdeConfig,
     hermite_resample,
-    planner_options,
 )
 from trace_executor.execution import (
     BackendError,
@@ -96,6 +100,7 @@ class FakeUr:
         self.q = np.array(q0, dtype=float)
         self.qd = np.zeros(6)
         self.dt = 1.0 / frequency_hz
+        self.step_time_s = self.dt  # what getStepTime() answers
         self.lag_s = lag_s
         self.fk, self.ik = fk, ik  # controller-frame TCP pose <-> joints (movel)
         self.calls: list[tuple[float, str, tuple]] = []
@@ -258,6 +263,10 @@ class FakeControl:
     def getTCPOffset(self) -> list[float]:  # noqa: N802
         return list(self.ur.tcp)
 
+    def getStepTime(self) -> float:  # noqa: N802
+        # the control script's get_steptime(): 0.008 s CB-Series, 0.002 s e-Series; 0 on error
+        return self.ur.step_time_s
+
     def moveL(self, path: list[list[float]], asynchronous: bool = False) -> bool:  # noqa: N802
         ur = self.ur
         ur.record('moveL', [list(p) for p in path], asynchronous)
@@ -300,15 +309,22 @@ def pick_plan(planner: Ur5Planner) -> Plan:
 
 
 def make_backend(
-    planner: Ur5Planner, ur: FakeUr, frequency_hz: float = 500.0, **kw: Any
+    planner: Ur5Planner,
+    ur: FakeUr,
+    frequency_hz: float = 500.0,
+    *,
+    arm: ArmModel | None = None,
+    gripper: Any = None,
+    **settings: Any,
 ) -> RtdeBackend:
     return RtdeBackend(
         ur.control,
         ur.receive,
         planner.joint_names,
-        frequency_hz=frequency_hz,
+        config=RtdeConfig(frequency_hz=frequency_hz, **settings),
+        arm=ArmModel.from_planner(planner) if arm is None else arm,
+        gripper=gripper,
         robot_ip='fake-ur',
-        **{**planner_options(planner), **kw},
     )
 
 
@@ -395,7 +411,7 @@ def test_servoj_streams_at_the_controller_rate_within_limits_from_the_current_st
     assert np.all(steps <= planner.velocity_limit_rad_s * dt * 1.05)
     # the plan is followed: the stream reaches the planned end and the arm settles there
     np.testing.assert_allclose(qs[-1], seg.positions_rad[-1], atol=1e-9)
-    np.testing.assert_allclose(ur.q, seg.positions_rad[-1], atol=backend.goal_tolerance_rad)
+    np.testing.assert_allclose(ur.q, seg.positions_rad[-1], atol=backend.config.goal_tolerance_rad)
     assert ur.named('servoStop'), 'servo mode must be left at the end'
     assert fractions and fractions[-1] == 1.0 and fractions == sorted(fractions)
 
@@ -534,7 +550,8 @@ def test_commands_beyond_the_limits_are_not_sent(planner: Ur5Planner) -> None:
     slow = _segment([0.0, 1.0, 2.0], Q_HOME + np.outer([0, 0.1, 0.2], [1, 0, 0, 0, 0, 0]))
     upper = planner.upper_rad.copy()
     upper[0] = Q_HOME[0] + 0.1
-    res, _ = run_segment(make_backend(planner, ur, upper_rad=upper), slow)
+    arm = replace(ArmModel.from_planner(planner), upper_rad=upper)
+    res, _ = run_segment(make_backend(planner, ur, arm=arm), slow)
     assert res.status is MotionStatus.FAILED
     assert 'shoulder_pan_joint' in res.message and 'outside its limits' in res.message
     assert not ur.named('servoJ')
@@ -572,13 +589,11 @@ def test_rtde_poses_are_the_tcp_in_the_controller_base_frame(planner: Ur5Planner
             )
         return t
 
-    opts = planner_options(planner)
-    np.testing.assert_allclose(
-        opts['base_T_controller'], UR_CONTROLLER_BASE_IN_BASE_LINK, atol=1e-9
-    )
-    to_ctrl = np.linalg.inv(opts['base_T_controller'])
+    arm = ArmModel.from_planner(planner)
+    np.testing.assert_allclose(arm.base_T_controller, UR_CONTROLLER_BASE_IN_BASE_LINK, atol=1e-9)
+    to_ctrl = np.linalg.inv(arm.base_T_controller)
     tcp = np.eye(4)
-    tcp[2, 3] = opts['tcp_offset_m']
+    tcp[2, 3] = arm.tcp_offset_m
     rng = np.random.default_rng(3)
     for q in [np.zeros(6), Q_HOME, *rng.uniform(-3, 3, size=(5, 6))]:
         sent = ur_pose_matrix(ur_pose_vector(to_ctrl @ planner.forward_tcp(q)))
@@ -623,7 +638,9 @@ def test_movel_sends_the_planned_tool_path_with_blends(
     assert np.all(entries[:-1, 8] <= 0.5 * np.minimum(legs[:-1], legs[1:]) + 1e-12)
     assert np.all((entries[:, 6] >= 0.01) & (entries[:, 6] <= 0.5))
     # the arm ended where the plan ends
-    np.testing.assert_allclose(ur.q, seg.positions_rad[-1], atol=backend.movel_goal_tolerance_rad)
+    np.testing.assert_allclose(
+        ur.q, seg.positions_rad[-1], atol=backend.config.movel_goal_tolerance_rad
+    )
     assert fractions[-1] == 1.0
 
 
@@ -668,6 +685,153 @@ def test_connect_refuses_clearly() -> None:
         RtdeBackend.connect('127.0.0.1', tuple(f'j{i}' for i in range(6)))
 
 
+# ------------------------------------------------------------------------------------------
+# Configuration and the servoJ rate
+# ------------------------------------------------------------------------------------------
+def test_config_defaults_let_ur_rtde_choose_the_rate_and_cannot_change() -> None:
+    config = RtdeConfig()
+    assert config.frequency_hz == 0.0 and config.mode == 'servoj'
+    with pytest.raises(FrozenInstanceError):
+        config.gain = 500.0  # type: ignore[misc]
+    assert RtdeConfig(gain=500).gain == 500.0 and isinstance(RtdeConfig(gain=500).gain, float)
+
+
+_NUMERIC = [s for s in RtdeConfig.settings() if not s.choices]
+
+
+@pytest.mark.parametrize('setting', _NUMERIC, ids=[s.name for s in _NUMERIC])
+def test_config_refuses_each_value_outside_its_range_naming_it(setting: Any) -> None:
+    # the movel speed range must stay ordered: open it fully around the one tested
+    others = {'movel_min_speed_m_s': 0.001, 'movel_max_speed_m_s': 3.0}
+    others.pop(setting.name, None)
+
+    def config(value: Any) -> RtdeConfig:
+        return RtdeConfig(**{**others, setting.name: value})
+
+    assert setting.lo <= setting.default <= setting.hi, 'the default is inside the range'
+    assert getattr(config(setting.lo), setting.name) == setting.lo
+    assert getattr(config(setting.hi), setting.name) == setting.hi
+    for bad in (setting.lo - 0.5 * (setting.hi - setting.lo) - 1.0, setting.hi * 2 + 1.0):
+        with pytest.raises(ValueError, match=rf'rtde {setting.name} must be in \['):
+            config(bad)
+    for bad in (math.nan, '1.0', True):
+        with pytest.raises(ValueError, match=f'rtde {setting.name} must be'):
+            config(bad)
+
+
+def test_config_refuses_an_unknown_mode_and_crossed_speeds() -> None:
+    with pytest.raises(ValueError, match=r"rtde mode must be one of servoj \| movel, got 'movej'"):
+        RtdeConfig(mode='movej')
+    with pytest.raises(ValueError, match='movel_min_speed_m_s .* must not exceed'):
+        RtdeConfig(movel_min_speed_m_s=0.2, movel_max_speed_m_s=0.1)
+
+
+def test_config_from_parameters() -> None:
+    params = {'rtde.mode': 'movel', 'rtde.gain': 500.0, 'robot_ip': '10.0.0.2', 'gain': 1.0}
+    config = RtdeConfig.from_params(params)
+    assert config == RtdeConfig(mode='movel', gain=500.0)
+    with pytest.raises(ValueError, match='lookahead_time_s'):
+        RtdeConfig.from_params({'rtde.lookahead_time_s': 0.5})
+
+
+def test_node_declares_every_setting_and_the_shipped_config_is_valid() -> None:
+    pytest.importorskip('rclpy')
+    yaml = pytest.importorskip('yaml')
+    from trace_executor.nodes.ur5_executor import PARAMS
+
+    declared = {p.name: p for p in PARAMS if p.name.startswith('rtde.')}
+    assert set(declared) == {f'rtde.{s.name}' for s in RtdeConfig.settings()}
+    for s in RtdeConfig.settings():
+        p = declared[f'rtde.{s.name}']
+        assert (p.default, p.lo, p.hi) == (s.default, s.lo, s.hi), s.name
+        assert s.description in p.description
+    assert RtdeConfig.from_params({p.name: p.default for p in PARAMS}) == RtdeConfig()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    with open(os.path.join(root, 'config', 'ur5.yaml'), encoding='utf-8') as f:
+        node = yaml.safe_load(f)['ur5_executor']['ros__parameters']
+    shipped = {f'rtde.{k}': v for k, v in node['rtde'].items()}
+    assert set(shipped) <= set(declared), 'config/ur5.yaml sets an undeclared rtde parameter'
+    assert RtdeConfig.from_params(shipped).frequency_hz == 0.0  # ur_rtde chooses on a real UR
+
+
+def _short_segment() -> MotionSegment:
+    return _segment([0.0, 0.15, 0.3], Q_HOME + np.outer([0.0, 0.01, 0.02], np.ones(6)))
+
+
+@pytest.mark.parametrize(('rate_hz', 'series'), [(125.0, 'CB-Series'), (500.0, 'e-Series')])
+def test_frequency_zero_streams_at_the_controllers_rate(
+    planner: Ur5Planner, rate_hz: float, series: str
+) -> None:
+    ur = FakeUr(Q_HOME, rate_hz)
+    ur.step_time_s = float(np.float32(1 / rate_hz))  # as a float32 register holds it
+    backend = make_backend(planner, ur, 0.0)
+    assert backend.frequency_hz == rate_hz and backend.period_s == pytest.approx(1 / rate_hz)
+    assert f'servoJ at {rate_hz:g} Hz' in backend.rate_description
+    assert 'ur_rtde' in backend.rate_description and series in backend.rate_description
+    res, _ = run_segment(backend, _short_segment())
+    assert res.status is MotionStatus.DONE, res.message
+    calls = ur.named('servoJ')
+    assert len(calls) >= 0.3 * rate_hz
+    assert all(a[3] == pytest.approx(1 / rate_hz) for _, a in calls), 'servoJ time = the step'
+
+
+def test_configured_rate_faster_than_the_controller_is_refused_before_anything_is_sent(
+    planner: Ur5Planner,
+) -> None:
+    ur = FakeUr(Q_HOME, 125.0)  # a CB3 UR5
+    with pytest.raises(BackendError, match=r'500 Hz is faster than fake-ur steps \(125 Hz'):
+        make_backend(planner, ur, 500.0)
+    assert not ur.calls, 'nothing was sent to the controller'
+    # slower than the controller is allowed, and said so
+    backend = make_backend(planner, ur, 100.0)
+    assert backend.frequency_hz == 100.0 and 'configured' in backend.rate_description
+
+
+def test_unreadable_controller_rate(planner: Ur5Planner) -> None:
+    ur = FakeUr(Q_HOME, 125.0)
+    ur.step_time_s = 0.0  # getStepTime() failed
+    with pytest.raises(BackendError, match='set rtde frequency_hz'):
+        make_backend(planner, ur, 0.0)
+    backend = make_backend(planner, ur, 125.0)  # a configured rate needs no answer
+    assert backend.frequency_hz == 125.0 and 'unknown' in backend.rate_description
+
+
+@pytest.mark.parametrize(('configured', 'asked'), [(0.0, -1.0), (125.0, 125.0)])
+def test_connect_lets_ur_rtde_choose_unless_configured(
+    planner: Ur5Planner, monkeypatch: pytest.MonkeyPatch, configured: float, asked: float
+) -> None:
+    """ur_rtde's interfaces take frequency -1 (their default) to pick the controller's rate."""
+    ur = FakeUr(Q_HOME, 125.0)
+    opened: list[tuple[str, str, float]] = []
+
+    def interface(kind: str, view: Any) -> Any:
+        def open_it(hostname: str, frequency: float = -1.0) -> Any:
+            opened.append((kind, hostname, frequency))
+            return view
+
+        return open_it
+
+    for name, cls, view in (
+        ('rtde_control', 'RTDEControlInterface', ur.control),
+        ('rtde_receive', 'RTDEReceiveInterface', ur.receive),
+    ):
+        module = types.ModuleType(name)
+        setattr(module, cls, interface(name, view))
+        monkeypatch.setitem(sys.modules, name, module)
+    backend = RtdeBackend.connect(
+        '10.0.0.2',
+        planner.joint_names,
+        config=RtdeConfig(frequency_hz=configured),
+        planner=planner,
+    )
+    assert sorted(opened) == [
+        ('rtde_control', '10.0.0.2', asked),
+        ('rtde_receive', '10.0.0.2', asked),
+    ]
+    assert backend.frequency_hz == 125.0
+    assert ur.tcp == [0.0, 0.0, planner.config.tcp_offset_m, 0.0, 0.0, 0.0]
+
+
 def test_goal_runner_executes_a_follow_trace_over_rtde(planner: Ur5Planner) -> None:
     """The whole rtde path: GoalRunner → Ur5Planner → RtdeBackend (servoJ at 500 Hz)."""
     ur = FakeUr(Q_HOME, 500.0)
@@ -702,9 +866,7 @@ def _ur_ip() -> str:
 
 @pytest.mark.hardware
 def test_hardware_controller_kinematics_match_the_planner(planner: Ur5Planner) -> None:
-    backend = RtdeBackend.connect(
-        _ur_ip(), planner.joint_names, frequency_hz=500.0, planner=planner
-    )
+    backend = RtdeBackend.connect(_ur_ip(), planner.joint_names, planner=planner)
     try:
         q = backend.joint_positions()
         assert backend.safety_problem() is None
@@ -720,7 +882,7 @@ def test_hardware_controller_kinematics_match_the_planner(planner: Ur5Planner) -
 def test_hardware_small_follow_motion_ends_on_the_plan(planner: Ur5Planner, mode: str) -> None:
     """Moves the arm 5 cm around its current TCP position: clear the space around it first."""
     backend = RtdeBackend.connect(
-        _ur_ip(), planner.joint_names, frequency_hz=500.0, planner=planner, mode=mode
+        _ur_ip(), planner.joint_names, config=RtdeConfig(mode=mode), planner=planner
     )
     try:
         q = backend.joint_positions()

@@ -2,17 +2,18 @@
 
 The two RTDE interfaces are injected (``control``: ``rtde_control.RTDEControlInterface``,
 ``receive``: ``rtde_receive.RTDEReceiveInterface``); :meth:`RtdeBackend.connect` opens the real
-ones. Two modes:
+ones. Tuning values live in :class:`RtdeConfig` (validated there), what must agree with the
+planner in :class:`ArmModel`. Two modes (``RtdeConfig.mode``):
 
 - ``servoj`` (default): the segment's timed joint trajectory is resampled at the controller
-  rate (500 Hz e-Series, 125 Hz CB3: ``frequency_hz``) by cubic Hermite interpolation of its
-  positions and velocities, checked against the joint position and velocity limits *before
-  anything is sent*, and streamed with ``servoJ(q, v, a, dt, lookahead_time, gain)``, one
-  command per period, paced by ``initPeriod()``/``waitPeriod()``. The first command is the
-  measured joint state: a small offset between it and the planned start (≤
-  ``start_tolerance_rad``, e.g. sensor noise since planning) is blended out over
-  ``start_blend_s``. The last target is held until the arm has settled on it, then
-  ``servoStop`` leaves servo mode.
+  rate (500 Hz e-Series, 125 Hz CB3; chosen by ur_rtde unless ``frequency_hz`` is set) by
+  cubic Hermite interpolation of its positions and velocities, checked against the joint
+  position and velocity limits *before anything is sent*, and streamed with
+  ``servoJ(q, v, a, dt, lookahead_time, gain)``, one command per period, paced by
+  ``initPeriod()``/``waitPeriod()``. The first command is the measured joint state: a small
+  offset between it and the planned start (≤ ``start_tolerance_rad``, e.g. sensor noise since
+  planning) is blended out over ``start_blend_s``. The last target is held until the arm has
+  settled on it, then ``servoStop`` leaves servo mode.
 - ``movel``: the segment's tool path (forward kinematics of its samples, thinned to the fewest
   poses whose straight legs stay within ``waypoint_tolerance_m`` of it) is sent as one
   asynchronous ``moveL`` path with blend radii and per-leg speeds taken from the planned timing.
@@ -34,11 +35,12 @@ of ur_description is the controller's flange with a zero TCP), and (2) poses are
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 import math
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,6 +51,9 @@ from trace_executor.backends.cartesian import (
     ur_pose_vector,
 )
 from trace_executor.execution import BackendError, MotionResult, MotionStatus
+
+if TYPE_CHECKING:
+    from trace_executor.ur5.planner import Ur5Planner
 
 #: UR safety modes (RTDE ``safety_mode``).
 SAFETY_MODES: dict[int, str] = {
@@ -92,34 +97,213 @@ def _rot_z(angle: float) -> np.ndarray:
 UR_CONTROLLER_BASE_IN_BASE_LINK = _rot_z(math.pi)
 
 
-def planner_options(planner: Any) -> dict[str, Any]:
-    """RtdeBackend options that must agree with the planner: kinematics, TCP, limits, frames.
+def _series(rate_hz: float) -> str:
+    """The controller generation that steps at ``rate_hz`` (CB-Series 125 Hz, e-Series 500)."""
+    return 'CB-Series' if rate_hz < 250.0 else 'e-Series'
 
-    Args:
-        planner: a :class:`~trace_executor.ur5.Ur5Planner`.
 
-    Returns:
-        ``forward_tcp``, ``tcp_offset_m``, ``lower_rad``, ``upper_rad``,
-        ``velocity_limit_rad_s`` and ``base_T_controller`` (the controller's base frame in the
-        planner's base frame, from the URDF's ``base`` frame when it has one).
+@dataclass(frozen=True)
+class Setting:
+    """One tuning value of :class:`RtdeConfig`: its name, default, meaning and allowed values."""
+
+    name: str
+    default: Any
+    description: str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
+
+
+def _setting(
+    default: Any, description: str, lo: float | None = None, hi: float | None = None
+) -> Any:
+    return field(default=default, metadata={'description': description, 'lo': lo, 'hi': hi})
+
+
+def _choice(default: str, description: str, choices: tuple[str, ...]) -> Any:
+    return field(default=default, metadata={'description': description, 'choices': choices})
+
+
+@dataclass(frozen=True)
+class RtdeConfig:
+    """The rtde backend's tuning values, each with its unit and allowed range.
+
+    Ranges are checked once, at construction; :meth:`settings` gives the same table to the
+    node, which declares one ``rtde.<name>`` parameter per field. The servoJ and moveL limits
+    are ur_rtde's (``UR_SERVO_*``, ``UR_TOOL_*``, ``UR_JOINT_ACCELERATION_MAX``, ``UR_BLEND_MAX``).
+
+    Raises:
+        ValueError: a value outside its range or choices, naming the field.
     """
-    base_t_ctrl = UR_CONTROLLER_BASE_IN_BASE_LINK
-    kin = getattr(planner, 'kinematics', None)
-    model = getattr(kin, 'model', None)
-    if model is not None and model.existFrame('base'):
-        import pinocchio as pin
 
-        data = model.createData()
-        pin.framesForwardKinematics(model, data, pin.neutral(model))
-        base_t_ctrl = np.array(data.oMf[model.getFrameId('base')].homogeneous)
-    return {
-        'forward_tcp': planner.forward_tcp,
-        'tcp_offset_m': float(planner.config.tcp_offset_m),
-        'lower_rad': np.asarray(planner.lower_rad, dtype=float),
-        'upper_rad': np.asarray(planner.upper_rad, dtype=float),
-        'velocity_limit_rad_s': np.asarray(planner.velocity_limit_rad_s, dtype=float),
-        'base_T_controller': base_t_ctrl,
-    }
+    mode: str = _choice(
+        'servoj',
+        'servoj (stream the timed trajectory) | movel (tool poses with blend radii)',
+        ('servoj', 'movel'),
+    )
+    frequency_hz: float = _setting(
+        0.0,
+        'servoJ and RTDE rate, Hz; 0 = let ur_rtde choose from the controller version '
+        '(125 CB-Series, 500 e-Series)',
+        0.0,
+        500.0,
+    )
+    lookahead_time_s: float = _setting(0.1, 'servoJ lookahead time, s', 0.03, 0.2)
+    gain: float = _setting(300.0, 'servoJ proportional gain', 100.0, 2000.0)
+    velocity_tolerance: float = _setting(
+        0.05,
+        'fraction above the joint speed limits the resampled stream may reach (interpolation '
+        "between the planner's samples)",
+        0.0,
+        0.5,
+    )
+    state_timeout_s: float = _setting(
+        0.5, "the controller's timestamp must advance within this time, s", 0.01, 10.0
+    )
+    start_tolerance_rad: float = _setting(
+        0.05, "the arm may be this far from a segment's planned start, rad", 0.001, 0.5
+    )
+    start_blend_s: float = _setting(
+        0.2, 'servoj: time over which the offset from the planned start fades, s', 0.0, 2.0
+    )
+    goal_tolerance_rad: float = _setting(
+        0.01, 'servoj: joint error accepted at the end of a segment, rad', 0.001, 0.5
+    )
+    settle_velocity_rad_s: float = _setting(
+        0.02, 'servoj: the arm has settled below this joint speed, rad/s', 0.001, 1.0
+    )
+    settle_timeout_s: float = _setting(
+        2.0, 'servoj: time allowed after the stream to settle on the goal, s', 0.0, 30.0
+    )
+    path_tolerance_rad: float = _setting(
+        0.3, 'servoj: deviation from the recent targets that aborts, rad', 0.01, 3.14
+    )
+    servo_stop_deceleration_m_s2: float = _setting(
+        4.0, "servoStop's tool deceleration on an interrupt, m/s^2", 0.5, 150.0
+    )
+    stop_deceleration_rad_s2: float = _setting(
+        4.0, "stopJ's joint deceleration (movel interrupt, errors), rad/s^2", 0.5, 40.0
+    )
+    stop_timeout_s: float = _setting(
+        2.0, 'time allowed to come to rest after a stop, s', 0.1, 30.0
+    )
+    movel_acceleration_m_s2: float = _setting(0.8, 'movel: tool acceleration, m/s^2', 0.01, 150.0)
+    movel_min_speed_m_s: float = _setting(0.01, 'movel: slowest leg speed, m/s', 0.001, 3.0)
+    movel_max_speed_m_s: float = _setting(0.5, 'movel: fastest leg speed, m/s', 0.001, 3.0)
+    movel_blend_radius_m: float = _setting(
+        0.01, 'movel: blend radius where legs are long enough, m', 0.0, 2.0
+    )
+    movel_goal_tolerance_rad: float = _setting(
+        0.02, 'movel: joint error accepted at the end of a segment, rad', 0.001, 0.5
+    )
+    waypoint_tolerance_m: float = _setting(
+        0.002, 'movel: how far the straight legs may stray from the path, m', 0.0001, 0.05
+    )
+    waypoint_tolerance_rad: float = _setting(
+        0.02, 'movel: orientation deviation allowed along a leg, rad', 0.001, 0.5
+    )
+    progress_period_s: float = _setting(0.05, 'how often progress is reported, s', 0.002, 1.0)
+
+    def __post_init__(self) -> None:
+        for s in self.settings():
+            value = getattr(self, s.name)
+            if s.choices:
+                if value not in s.choices:
+                    raise ValueError(
+                        f'rtde {s.name} must be one of {" | ".join(s.choices)}, got {value!r}'
+                    )
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f'rtde {s.name} must be a number, got {value!r}')
+            if not s.lo <= value <= s.hi:  # also false for NaN
+                raise ValueError(f'rtde {s.name} must be in [{s.lo:g}, {s.hi:g}], got {value}')
+            object.__setattr__(self, s.name, float(value))
+        if self.movel_min_speed_m_s > self.movel_max_speed_m_s:
+            raise ValueError(
+                f'rtde movel_min_speed_m_s ({self.movel_min_speed_m_s}) must not exceed '
+                f'movel_max_speed_m_s ({self.movel_max_speed_m_s})'
+            )
+
+    @classmethod
+    def settings(cls) -> tuple[Setting, ...]:
+        """Every field with its default, description and range (or choices), in order."""
+        return tuple(
+            Setting(
+                f.name,
+                f.default,
+                f.metadata['description'],
+                f.metadata.get('lo'),
+                f.metadata.get('hi'),
+                f.metadata.get('choices', ()),
+            )
+            for f in fields(cls)
+        )
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], prefix: str = 'rtde.') -> RtdeConfig:
+        """Build the config from parameters named ``<prefix><field>`` (others are ignored).
+
+        Args:
+            params: parameter values by name, e.g. the node's declared parameters.
+            prefix: the common prefix of the rtde parameters.
+
+        Returns:
+            The validated config; fields without a parameter keep their defaults.
+
+        Raises:
+            ValueError: a value outside its range, naming the parameter's field.
+        """
+        return cls(
+            **{f.name: params[prefix + f.name] for f in fields(cls) if prefix + f.name in params}
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ArmModel:
+    """The arm as the planner sees it; the backend's commands must agree with it.
+
+    Attributes:
+        forward_tcp: q → (4, 4) base_T_tcp of the planner; required for ``movel``.
+        tcp_offset_m: the planner's TCP offset along tool0's z, set on the controller with
+            ``setTcp``; ``None`` leaves the controller's TCP alone.
+        base_T_controller: (4, 4) the controller's base frame in the planner's base frame.
+        lower_rad: (6,) lower joint limits every command must respect.
+        upper_rad: (6,) upper joint limits.
+        velocity_limit_rad_s: (6,) joint speed limits of the command stream.
+    """
+
+    forward_tcp: Callable[[np.ndarray], np.ndarray] | None = None
+    tcp_offset_m: float | None = None
+    base_T_controller: np.ndarray = field(  # noqa: N815 (a transform's name)
+        default_factory=lambda: UR_CONTROLLER_BASE_IN_BASE_LINK.copy()
+    )
+    lower_rad: np.ndarray = field(default_factory=lambda: np.array(UR5_LOWER_RAD))
+    upper_rad: np.ndarray = field(default_factory=lambda: np.array(UR5_UPPER_RAD))
+    velocity_limit_rad_s: np.ndarray = field(default_factory=lambda: np.array(UR5_VELOCITY_RAD_S))
+
+    @classmethod
+    def from_planner(cls, planner: Ur5Planner) -> ArmModel:
+        """The kinematics, TCP, limits and frames of a :class:`~trace_executor.ur5.Ur5Planner`.
+
+        ``base_T_controller`` comes from the URDF's ``base`` frame when the model has one
+        (ur_description: ``base_link`` turned by π about z), else that same default.
+        """
+        base_t_ctrl = UR_CONTROLLER_BASE_IN_BASE_LINK
+        model = planner.kinematics.model
+        if model.existFrame('base'):
+            import pinocchio as pin
+
+            data = model.createData()
+            pin.framesForwardKinematics(model, data, pin.neutral(model))
+            base_t_ctrl = np.array(data.oMf[model.getFrameId('base')].homogeneous)
+        return cls(
+            forward_tcp=planner.forward_tcp,
+            tcp_offset_m=float(planner.config.tcp_offset_m),
+            base_T_controller=np.array(base_t_ctrl, dtype=float),
+            lower_rad=np.asarray(planner.lower_rad, dtype=float),
+            upper_rad=np.asarray(planner.upper_rad, dtype=float),
+            velocity_limit_rad_s=np.asarray(planner.velocity_limit_rad_s, dtype=float),
+        )
 
 
 def hermite_resample(
@@ -163,7 +347,6 @@ class RtdeBackend:
     """Drive a UR through ur_rtde's control and receive interfaces (see the module docstring)."""
 
     name = 'rtde'
-    MODES = ('servoj', 'movel')
 
     def __init__(
         self,
@@ -171,141 +354,86 @@ class RtdeBackend:
         receive: Any,
         joint_names: tuple[str, ...],
         *,
-        mode: str = 'servoj',
-        frequency_hz: float = 500.0,
-        lookahead_time_s: float = 0.1,
-        gain: float = 300.0,
-        robot_ip: str = '',
-        forward_tcp: Callable[[np.ndarray], np.ndarray] | None = None,
-        tcp_offset_m: float | None = None,
-        base_T_controller: np.ndarray | None = None,  # noqa: N803 (a transform's name)
-        lower_rad: np.ndarray | None = None,
-        upper_rad: np.ndarray | None = None,
-        velocity_limit_rad_s: np.ndarray | None = None,
-        velocity_tolerance: float = 0.05,
-        state_timeout_s: float = 0.5,
-        start_tolerance_rad: float = 0.05,
-        start_blend_s: float = 0.2,
-        goal_tolerance_rad: float = 0.01,
-        settle_velocity_rad_s: float = 0.02,
-        settle_timeout_s: float = 2.0,
-        path_tolerance_rad: float = 0.3,
-        servo_stop_deceleration_m_s2: float = 4.0,
-        stop_deceleration_rad_s2: float = 4.0,
-        stop_timeout_s: float = 2.0,
-        movel_acceleration_m_s2: float = 0.8,
-        movel_min_speed_m_s: float = 0.01,
-        movel_max_speed_m_s: float = 0.5,
-        movel_blend_radius_m: float = 0.01,
-        movel_goal_tolerance_rad: float = 0.02,
-        waypoint_tolerance_m: float = 0.002,
-        waypoint_tolerance_rad: float = 0.02,
-        progress_period_s: float = 0.05,
+        config: RtdeConfig | None = None,
+        arm: ArmModel | None = None,
         gripper: Gripper | None = None,
+        robot_ip: str = '',
     ) -> None:
-        """Wire the interfaces and set the controller's TCP to the planner's.
+        """Wire the interfaces, settle the servoJ rate, set the controller's TCP to the planner's.
 
         Args:
             control: an ``RTDEControlInterface`` (or a stand-in with the same methods).
             receive: an ``RTDEReceiveInterface`` (or a stand-in).
             joint_names: the six joint names, controller order (base ... wrist 3).
-            mode: ``servoj`` or ``movel``.
-            frequency_hz: servoJ rate: 500 (e-Series) or 125 (CB3), Hz.
-            lookahead_time_s: servoJ lookahead time, s, in [0.03, 0.2].
-            gain: servoJ proportional gain, in [100, 2000].
-            robot_ip: the controller's address (for messages).
-            forward_tcp: q → (4, 4) base_T_tcp of the planner; required for ``movel``.
-            tcp_offset_m: the planner's TCP offset along tool0's z; set on the controller
-                with ``setTcp`` when given.
-            base_T_controller: (4, 4) the controller's base frame in the planner's base frame;
-                ``None`` = ur_description's (π about z).
-            lower_rad: (6,) lower joint limits every command must respect; ``None`` = UR5's.
-            upper_rad: (6,) upper joint limits; ``None`` = UR5's.
-            velocity_limit_rad_s: (6,) joint speed limits of the command stream; ``None`` =
-                UR5's.
-            velocity_tolerance: fraction above the speed limits the resampled stream may
-                reach (interpolation between the planner's samples).
-            state_timeout_s: the controller's timestamp must advance within this time.
-            start_tolerance_rad: the arm may be this far from a segment's planned start.
-            start_blend_s: servoj: time over which the offset from the planned start fades.
-            goal_tolerance_rad: servoj: joint error accepted at the end of a segment.
-            settle_velocity_rad_s: servoj: the arm has settled below this joint speed.
-            settle_timeout_s: servoj: time allowed after the stream to settle on the goal.
-            path_tolerance_rad: servoj: deviation from the recent targets that aborts.
-            servo_stop_deceleration_m_s2: servoStop's tool deceleration on an interrupt.
-            stop_deceleration_rad_s2: stopJ's joint deceleration (movel interrupt, errors).
-            stop_timeout_s: time allowed to come to rest after a stop.
-            movel_acceleration_m_s2: moveL tool acceleration.
-            movel_min_speed_m_s: slowest moveL leg speed.
-            movel_max_speed_m_s: fastest moveL leg speed.
-            movel_blend_radius_m: moveL blend radius where legs are long enough.
-            movel_goal_tolerance_rad: movel: joint error accepted at the end of a segment.
-            waypoint_tolerance_m: movel: how far the straight legs may stray from the path.
-            waypoint_tolerance_rad: movel: orientation deviation allowed along a leg.
-            progress_period_s: how often ``progress`` is called.
+            config: the tuning values; ``None`` = the defaults.
+            arm: the planner's kinematics, TCP, limits and frames
+                (:meth:`ArmModel.from_planner`); ``None`` = UR5 limits, no kinematics.
             gripper: optional gripper adapter (close → (held, message)).
+            robot_ip: the controller's address (for messages).
 
         Raises:
-            ValueError: a parameter out of range, or ``movel`` without ``forward_tcp``.
-            BackendError: the controller did not accept the TCP offset.
+            ValueError: not six joints, or ``movel`` without ``arm.forward_tcp``.
+            BackendError: the controller's rate cannot be read (``frequency_hz`` 0), is slower
+                than the configured one, or the controller did not accept the TCP offset.
         """
-        if mode not in self.MODES:
-            raise ValueError(f'rtde mode must be one of {", ".join(self.MODES)}, got {mode!r}')
-        if not 0.0 < frequency_hz <= 500.0:
-            raise ValueError(f'frequency_hz must be in (0, 500] Hz, got {frequency_hz}')
-        if not 0.03 <= lookahead_time_s <= 0.2:
-            raise ValueError(f'lookahead_time_s must be in [0.03, 0.2] s, got {lookahead_time_s}')
-        if not 100.0 <= gain <= 2000.0:
-            raise ValueError(f'gain must be in [100, 2000], got {gain}')
+        self.config = config = RtdeConfig() if config is None else config
+        self.arm = arm = ArmModel() if arm is None else arm
         if len(joint_names) != 6:
             raise ValueError(f'the rtde backend drives 6 joints, got {list(joint_names)}')
-        if mode == 'movel' and forward_tcp is None:
+        if config.mode == 'movel' and arm.forward_tcp is None:
             raise ValueError('movel mode needs forward_tcp (the planner kinematics)')
         self.control = control
         self.receive = receive
         self.joint_names = tuple(joint_names)
-        self.mode = mode
-        self.frequency_hz = float(frequency_hz)
-        self.period_s = 1.0 / self.frequency_hz
-        self.lookahead_time_s = float(lookahead_time_s)
-        self.gain = float(gain)
         self.robot_ip = robot_ip or 'the controller'
-        self.forward_tcp = forward_tcp
-        base_t_ctrl = (
-            UR_CONTROLLER_BASE_IN_BASE_LINK if base_T_controller is None else base_T_controller
-        )
-        self.controller_T_base = np.linalg.inv(np.asarray(base_t_ctrl, dtype=float))
-        self.lower_rad = np.asarray(UR5_LOWER_RAD if lower_rad is None else lower_rad, float)
-        self.upper_rad = np.asarray(UR5_UPPER_RAD if upper_rad is None else upper_rad, float)
-        self.velocity_limit_rad_s = np.asarray(
-            UR5_VELOCITY_RAD_S if velocity_limit_rad_s is None else velocity_limit_rad_s, float
-        )
-        self.velocity_tolerance = float(velocity_tolerance)
-        self.state_timeout_s = float(state_timeout_s)
-        self.start_tolerance_rad = float(start_tolerance_rad)
-        self.start_blend_s = float(start_blend_s)
-        self.goal_tolerance_rad = float(goal_tolerance_rad)
-        self.settle_velocity_rad_s = float(settle_velocity_rad_s)
-        self.settle_timeout_s = float(settle_timeout_s)
-        self.path_tolerance_rad = float(path_tolerance_rad)
-        self.servo_stop_deceleration_m_s2 = float(servo_stop_deceleration_m_s2)
-        self.stop_deceleration_rad_s2 = float(stop_deceleration_rad_s2)
-        self.stop_timeout_s = float(stop_timeout_s)
-        self.movel_acceleration_m_s2 = float(movel_acceleration_m_s2)
-        self.movel_min_speed_m_s = float(movel_min_speed_m_s)
-        self.movel_max_speed_m_s = float(movel_max_speed_m_s)
-        self.movel_blend_radius_m = float(movel_blend_radius_m)
-        self.movel_goal_tolerance_rad = float(movel_goal_tolerance_rad)
-        self.waypoint_tolerance_m = float(waypoint_tolerance_m)
-        self.waypoint_tolerance_rad = float(waypoint_tolerance_rad)
-        self.progress_period_s = float(progress_period_s)
+        self.controller_T_base = np.linalg.inv(np.asarray(arm.base_T_controller, dtype=float))
+        self.lower_rad = np.asarray(arm.lower_rad, dtype=float)
+        self.upper_rad = np.asarray(arm.upper_rad, dtype=float)
+        self.velocity_limit_rad_s = np.asarray(arm.velocity_limit_rad_s, dtype=float)
+        self.frequency_hz, self.rate_description = self._servo_rate()
+        self.period_s = 1.0 / self.frequency_hz
         self._gripper = gripper
         self._lock = threading.Lock()
         self._stamp: float | None = None
         self._stamp_seen = time.monotonic()
-        self.tcp_offset_m = tcp_offset_m
-        if tcp_offset_m is not None:
-            self._set_tcp(float(tcp_offset_m))
+        if arm.tcp_offset_m is not None:
+            self._set_tcp(float(arm.tcp_offset_m))
+
+    def _servo_rate(self) -> tuple[float, str]:
+        """The servoJ rate (Hz) and a sentence saying where it came from, for the log.
+
+        ur_rtde, given frequency -1, picks 125 Hz when the controller's major version is 3
+        (CB-Series) and 500 Hz above (e-Series): the rate at which the controller itself steps,
+        which ``getStepTime()`` (URScript ``get_steptime()``) reports. With frequency_hz 0 the
+        backend streams at that step; a configured rate must not be faster than it.
+        """
+        try:
+            step_s = float(self.control.getStepTime())
+        except (RuntimeError, TypeError, ValueError):
+            step_s = 0.0
+        # whole hertz: the step may come back as a float32 (0.008 → 124.99999 Hz)
+        controller_hz = float(round(1.0 / step_s)) if 0.0 < step_s < 1.0 else None
+        configured = self.config.frequency_hz
+        if configured > 0.0:
+            if controller_hz is not None and configured > controller_hz * 1.001:
+                raise BackendError(
+                    f'rtde frequency_hz {configured:g} Hz is faster than {self.robot_ip} steps '
+                    f'({controller_hz:g} Hz, {_series(controller_hz)}): set it to 0 to let '
+                    'ur_rtde choose'
+                )
+            seen = f'{controller_hz:g} Hz' if controller_hz is not None else 'unknown'
+            return configured, (
+                f'servoJ at {configured:g} Hz (configured; the controller steps at {seen})'
+            )
+        if controller_hz is None:
+            raise BackendError(
+                f'cannot tell the rate of {self.robot_ip}: getStepTime() answered {step_s}; set '
+                'rtde frequency_hz (125 for a CB-Series controller, 500 for an e-Series)'
+            )
+        return controller_hz, (
+            f'servoJ at {controller_hz:g} Hz (chosen by ur_rtde from the controller: '
+            f'{_series(controller_hz)}, step {1000.0 * step_s:g} ms)'
+        )
 
     @classmethod
     def connect(
@@ -313,30 +441,30 @@ class RtdeBackend:
         robot_ip: str,
         joint_names: tuple[str, ...],
         *,
-        frequency_hz: float = 500.0,
+        config: RtdeConfig | None = None,
+        planner: Ur5Planner | None = None,
         gripper: Gripper | None = None,
-        planner: Any = None,
-        **options: Any,
     ) -> RtdeBackend:
         """Open the RTDE interfaces to a UR controller (or URSim) and build the backend.
 
         Args:
             robot_ip: the controller's address.
             joint_names: the six joint names, controller order.
-            frequency_hz: RTDE and servoJ rate: 500 (e-Series) or 125 (CB3), Hz.
+            config: the tuning values; ``frequency_hz`` 0 (the default) passes -1 to both
+                interfaces, so ur_rtde picks the controller's rate.
+            planner: the planner whose kinematics, TCP and limits the backend must share
+                (:meth:`ArmModel.from_planner`); strongly recommended (``movel`` needs it).
             gripper: optional gripper adapter (close → (held, message)).
-            planner: the :class:`~trace_executor.ur5.Ur5Planner` whose kinematics, TCP and
-                limits the backend must share (see :func:`planner_options`); strongly
-                recommended (``movel`` needs it).
-            **options: any other :class:`RtdeBackend` keyword (``mode``, ``gain``, ...).
 
         Returns:
             A connected backend.
 
         Raises:
             BackendError: no address, ur_rtde missing, the controller unreachable or not in
-                remote control, or it refused the TCP offset.
+                remote control, its rate unreadable or slower than configured, or it refused
+                the TCP offset.
         """
+        config = RtdeConfig() if config is None else config
         if not robot_ip:
             raise BackendError(
                 'the rtde backend needs robot_ip: the address of the UR controller or URSim'
@@ -348,20 +476,19 @@ class RtdeBackend:
             raise BackendError(
                 f'the rtde backend needs the ur-rtde package (pip install ur-rtde): {exc}'
             ) from exc
+        frequency = config.frequency_hz if config.frequency_hz > 0.0 else -1.0
         receive = control = None
         try:
-            receive = rtde_receive.RTDEReceiveInterface(robot_ip, float(frequency_hz))
-            control = rtde_control.RTDEControlInterface(robot_ip, float(frequency_hz))
-            if planner is not None:
-                options = {**planner_options(planner), **options}
+            receive = rtde_receive.RTDEReceiveInterface(robot_ip, frequency)
+            control = rtde_control.RTDEControlInterface(robot_ip, frequency)
             return cls(
                 control,
                 receive,
                 joint_names,
-                frequency_hz=frequency_hz,
+                config=config,
+                arm=None if planner is None else ArmModel.from_planner(planner),
                 gripper=gripper,
                 robot_ip=robot_ip,
-                **options,
             )
         except (RuntimeError, BackendError, ValueError) as exc:
             for iface in (control, receive):
@@ -407,11 +534,11 @@ class RtdeBackend:
         with self._lock:
             if stamp != self._stamp:
                 self._stamp, self._stamp_seen = stamp, now
-            elif now - self._stamp_seen > self.state_timeout_s:
+            elif now - self._stamp_seen > self.config.state_timeout_s:
                 raise BackendError(
                     f'joint state from {self.robot_ip} is stale: the controller timestamp '
                     f'{stamp:.3f} s has not advanced for {now - self._stamp_seen:.2f} s '
-                    f'(> {self.state_timeout_s} s)'
+                    f'(> {self.config.state_timeout_s} s)'
                 )
 
     def _vector(self, values: Any, what: str) -> np.ndarray:
@@ -489,14 +616,15 @@ class RtdeBackend:
         if problem:
             return MotionResult(MotionStatus.FAILED, f'cannot start the motion: {problem}')
         err = np.abs(q_now - qs[0])
-        if float(err.max()) > self.start_tolerance_rad:
+        if float(err.max()) > self.config.start_tolerance_rad:
             j = int(err.argmax())
             return MotionResult(
                 MotionStatus.FAILED,
                 f'the arm is {err[j]:.3f} rad ({self.joint_names[j]}) away from the planned '
-                f'start (tolerance {self.start_tolerance_rad} rad): it moved since planning',
+                f'start (tolerance {self.config.start_tolerance_rad} rad): it moved since '
+                'planning',
             )
-        if self.mode == 'servoj':
+        if self.config.mode == 'servoj':
             return self._execute_servoj(segment, q_now, interrupt, progress)
         return self._execute_movel(segment, interrupt, progress)
 
@@ -514,7 +642,7 @@ class RtdeBackend:
         t, q = hermite_resample(
             segment.times_s, segment.positions_rad, segment.velocities_rad_s, self.period_s
         )
-        fade = np.clip(1.0 - t / max(self.start_blend_s, self.period_s), 0.0, 1.0)
+        fade = np.clip(1.0 - t / max(self.config.start_blend_s, self.period_s), 0.0, 1.0)
         q = q + (np.asarray(q_now, dtype=float) - q[0])[None, :] * fade[:, None]
         return t, q
 
@@ -532,7 +660,7 @@ class RtdeBackend:
             speed = np.abs(np.diff(q, axis=0)) / np.diff(t)[:, None]
             ratio = speed / self.velocity_limit_rad_s
             k, j = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-            if ratio[k, j] > 1.0 + self.velocity_tolerance:
+            if ratio[k, j] > 1.0 + self.config.velocity_tolerance:
                 return (
                     f'command at t={t[k + 1]:.3f} s moves {self.joint_names[j]} at '
                     f'{speed[k, j]:.2f} rad/s, above its limit '
@@ -542,21 +670,21 @@ class RtdeBackend:
 
     def _servo_stop(self) -> None:
         try:
-            self.control.servoStop(self.servo_stop_deceleration_m_s2)
+            self.control.servoStop(self.config.servo_stop_deceleration_m_s2)
         except RuntimeError:
             pass
 
     def _stop_j(self) -> None:
         try:
-            self.control.stopJ(self.stop_deceleration_rad_s2)
+            self.control.stopJ(self.config.stop_deceleration_rad_s2)
         except RuntimeError:
             pass
 
     def _wait_rest(self) -> None:
-        deadline = time.monotonic() + self.stop_timeout_s
+        deadline = time.monotonic() + self.config.stop_timeout_s
         while time.monotonic() < deadline:
             try:
-                if float(np.abs(self._velocities()).max()) < self.settle_velocity_rad_s:
+                if float(np.abs(self._velocities()).max()) < self.config.settle_velocity_rad_s:
                     return
             except BackendError:
                 return
@@ -582,8 +710,8 @@ class RtdeBackend:
             return MotionResult(MotionStatus.FAILED, f'not sent: {why_not}')
         n = len(stream)
         dt = self.period_s
-        window = int(round(2.0 * self.lookahead_time_s / dt)) + 1
-        every = max(1, int(round(self.progress_period_s / dt)))
+        window = int(round(2.0 * self.config.lookahead_time_s / dt)) + 1
+        every = max(1, int(round(self.config.progress_period_s / dt)))
         c = self.control
         k = 0
         while True:
@@ -603,27 +731,27 @@ class RtdeBackend:
                 return MotionResult(MotionStatus.STOPPED, why, why)
             recent = stream[max(0, min(k, n - 1) - window) : min(k, n - 1) + 1]
             dev = np.abs(recent - q_act[None, :]).max(axis=1)
-            if float(dev.min()) > self.path_tolerance_rad:
+            if float(dev.min()) > self.config.path_tolerance_rad:
                 j = int(np.abs(recent[int(dev.argmin())] - q_act).argmax())
                 return self._failed_during(
                     f'{self.joint_names[j]} deviated {float(dev.min()):.3f} rad from the '
-                    f'commanded trajectory (tolerance {self.path_tolerance_rad} rad)',
+                    f'commanded trajectory (tolerance {self.config.path_tolerance_rad} rad)',
                     t,
                     self._servo_stop,
                 )
             if k >= n:
                 err = np.abs(q_act - stream[-1])
-                still = float(np.abs(self._velocities()).max()) < self.settle_velocity_rad_s
-                if float(err.max()) <= self.goal_tolerance_rad and still:
+                still = float(np.abs(self._velocities()).max()) < self.config.settle_velocity_rad_s
+                if float(err.max()) <= self.config.goal_tolerance_rad and still:
                     self._servo_stop()
                     progress(1.0)
                     return MotionResult(MotionStatus.DONE)
-                if (k - n) * dt > self.settle_timeout_s:
+                if (k - n) * dt > self.config.settle_timeout_s:
                     j = int(err.argmax())
                     return self._failed_during(
                         f'{self.joint_names[j]} did not settle on the goal ({err[j]:.3f} rad '
-                        f'away after {self.settle_timeout_s} s, tolerance '
-                        f'{self.goal_tolerance_rad} rad)',
+                        f'away after {self.config.settle_timeout_s} s, tolerance '
+                        f'{self.config.goal_tolerance_rad} rad)',
                         t,
                         self._servo_stop,
                     )
@@ -633,8 +761,8 @@ class RtdeBackend:
                 _SERVO_SPEED,
                 _SERVO_ACCELERATION,
                 dt,
-                self.lookahead_time_s,
-                self.gain,
+                self.config.lookahead_time_s,
+                self.config.gain,
             ):
                 return self._failed_during('the controller refused servoJ', t, self._servo_stop)
             k += 1
@@ -654,20 +782,24 @@ class RtdeBackend:
         Raises:
             BackendError: no forward kinematics were given.
         """
-        if self.forward_tcp is None:
+        if self.arm.forward_tcp is None:
             raise BackendError('movel needs the planner kinematics (forward_tcp)')
         times = np.asarray(segment.times_s, dtype=float)
-        poses = tool_poses(segment.positions_rad, self.forward_tcp)
-        keep = select_waypoints(poses, self.waypoint_tolerance_m, self.waypoint_tolerance_rad)
+        poses = tool_poses(segment.positions_rad, self.arm.forward_tcp)
+        keep = select_waypoints(
+            poses, self.config.waypoint_tolerance_m, self.config.waypoint_tolerance_rad
+        )
         positions = poses[keep, :3, 3]
-        blends = blend_radii(positions, self.movel_blend_radius_m)
+        blends = blend_radii(positions, self.config.movel_blend_radius_m)
         path = []
         for n in range(1, len(keep)):
             leg = float(np.linalg.norm(positions[n] - positions[n - 1]))
             dt = max(float(times[keep[n]] - times[keep[n - 1]]), 1e-6)
-            speed = min(max(leg / dt, self.movel_min_speed_m_s), self.movel_max_speed_m_s)
+            speed = min(
+                max(leg / dt, self.config.movel_min_speed_m_s), self.config.movel_max_speed_m_s
+            )
             pose = ur_pose_vector(self.controller_T_base @ poses[keep[n]])
-            path.append([*pose, speed, self.movel_acceleration_m_s2, float(blends[n - 1])])
+            path.append([*pose, speed, self.config.movel_acceleration_m_s2, float(blends[n - 1])])
         return path
 
     def _execute_movel(
@@ -707,17 +839,17 @@ class RtdeBackend:
                 seen_running = True
                 if time.monotonic() >= next_progress:
                     progress(min(max(status.progress(), 0) / len(path), 1.0))
-                    next_progress += self.progress_period_s
+                    next_progress += self.config.progress_period_s
             elif seen_running or t > 0.5:
                 err = np.abs(self.joint_positions() - q_end)
-                if float(err.max()) <= self.movel_goal_tolerance_rad:
+                if float(err.max()) <= self.config.movel_goal_tolerance_rad:
                     progress(1.0)
                     return MotionResult(MotionStatus.DONE)
                 j = int(err.argmax())
                 return MotionResult(
                     MotionStatus.FAILED,
                     f'moveL ended with {self.joint_names[j]} {err[j]:.3f} rad from the planned '
-                    f'end (tolerance {self.movel_goal_tolerance_rad} rad)',
+                    f'end (tolerance {self.config.movel_goal_tolerance_rad} rad)',
                 )
             if t > timeout:
                 return self._failed_during(

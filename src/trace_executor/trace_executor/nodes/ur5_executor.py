@@ -21,6 +21,7 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from trace_executor.backends.ros2_control import Ros2ControlBackend
+from trace_executor.backends.rtde import RtdeBackend, RtdeConfig
 from trace_executor.execution import BackendError, GoalRunner
 from trace_executor.nodes.common import ExecutorNode
 from trace_executor.nodes.params import Param
@@ -93,18 +94,14 @@ PARAMS = [
         40.0,
     ),
     Param('robot_ip', '', 'UR controller IP (rtde backend)'),
-    Param(
-        'rtde_mode',
-        'servoj',
-        'rtde backend: servoj (stream the timed trajectory) | movel (tool poses with blend radii)',
+    *(
+        Param(f'rtde.{s.name}', s.default, f'rtde backend: {s.description}', s.lo, s.hi)
+        for s in RtdeConfig.settings()
     ),
-    Param('rtde_lookahead_s', 0.1, 'rtde servoJ lookahead time, s', 0.03, 0.2),
-    Param('rtde_gain', 300.0, 'rtde servoJ proportional gain', 100.0, 2000.0),
     Param(
         'moveit_group', 'ur_manipulator', 'moveit backend: planning group of the UR MoveIt config'
     ),
     Param('moveit_tip_link', 'tool0', 'moveit backend: link the Cartesian path moves'),
-    Param('rtde_frequency_hz', 500.0, 'servoJ rate: 500 (e-Series) or 125 (CB3), Hz', 50.0, 500.0),
     Param(
         'depth_topic',
         '/camera/camera/aligned_depth_to_color/image_raw',
@@ -217,18 +214,17 @@ class Ur5ExecutorNode(ExecutorNode):
                     gripper_service=p['gripper_service'],
                 )
             if name == 'rtde':
-                from trace_executor.backends.rtde import RtdeBackend
-
-                return RtdeBackend.connect(
+                backend = RtdeBackend.connect(
                     p['robot_ip'],
                     joints,
-                    frequency_hz=p['rtde_frequency_hz'],
-                    gripper=None,
+                    config=RtdeConfig.from_params(p),
                     planner=self.planner,
-                    mode=p['rtde_mode'],
-                    lookahead_time_s=p['rtde_lookahead_s'],
-                    gain=p['rtde_gain'],
+                    gripper=None,
                 )
+                self.get_logger().info(
+                    f'rtde backend at {p["robot_ip"]}: {backend.rate_description}'
+                )
+                return backend
         except (ImportError, BackendError, RuntimeError, OSError) as exc:
             raise BackendError(f'backend {name} cannot start here: {exc}') from exc
         raise ValueError(f'unknown backend {name!r}: expected ros2_control, moveit or rtde')
