@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -268,6 +269,7 @@ def whole_stack(domain: int, instructions: tuple[str, ...] = STACK_INSTRUCTIONS)
             _stop(probe)
         _stop(launch, 40)
     loop = [ln for ln in open(launch_log) if 'g1_world physics loop:' in ln]
+    shutil.rmtree(tmp, ignore_errors=True)  # (kept when something failed above: see the error)
     return {
         'stack_camera_rate_hz': 10.0,
         'stack_seconds_measured': round(duration, 1),
