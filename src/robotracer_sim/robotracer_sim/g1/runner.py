@@ -263,9 +263,10 @@ class PeriodicCalls:
     """Call callbacks at their own rates from one thread (wall clock, no catching up).
 
     The G1 node publishes its ROS state topics (joint states, odometry, status, clock) from
-    here instead of rclpy timers: an rclpy executor that wakes for timers spends tens of
-    percent of a core in Python holding the GIL, which the physics thread then waits for.
-    With no timers the executor sleeps in ``rcl_wait`` until a service call arrives.
+    here instead of rclpy timers: this one thread can run real-time just below the physics
+    loop (its work is short and bounded), so it is never preempted while it holds the GIL or
+    the world lock the physics thread needs; the rclpy executor sleeps in ``rcl_wait`` until a
+    service call arrives.
 
     Args:
         calls: ``(rate_hz, callback)`` pairs.
