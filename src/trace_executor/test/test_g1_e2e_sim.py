@@ -127,9 +127,11 @@ def test_bad_and_unreachable_traces_rejected_before_anything_is_sent(
 
 
 def test_unknown_object_fails_in_perception_without_motion(sim):
+    """A dry run does not look around for what it cannot see (see the last tests for that)."""
     before = _counts(sim)
-    ok, res, _ = sim.run(sim.instruct('put the unicorn on the plate'))
+    ok, res, _ = sim.run(sim.instruct('put the unicorn on the plate', dry_run=True))
     assert ok and not res.success and res.error_code == Result.ERROR_PERCEPTION
+    assert 'I cannot find that object' in res.message
     assert _counts(sim) == before
 
 
@@ -306,3 +308,72 @@ def test_near_instruction_places_next_to_the_block(home):
     gap = np.linalg.norm(cup[:2] - block[:2])
     assert 0.06 < gap < 0.13, f'next to the block: centres {gap:.3f} m apart'
     assert np.linalg.norm(block[:2] - np.array([0.48, -0.15])) < 0.01, 'the block was not hit'
+
+
+# --- looking for what is not in view ----------------------------------------------------------
+
+
+def _odom_pose(sim) -> tuple[float, float, float]:
+    """The pelvis pose ``(x, y, yaw)`` in odom, from the simulator's /odom."""
+    if not hasattr(sim, 'odom_samples'):
+        from nav_msgs.msg import Odometry
+
+        sim.odom_samples = []
+
+        def keep(msg) -> None:
+            sim.odom_samples.append(msg)
+            del sim.odom_samples[:-5]
+
+        sim.node.create_subscription(Odometry, '/odom', keep, 10)
+    deadline = time.monotonic() + 5
+    n = len(sim.odom_samples)
+    while len(sim.odom_samples) <= n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    m = sim.odom_samples[-1].pose.pose
+    q = m.orientation
+    yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+    return m.position.x, m.position.y, yaw
+
+
+def _angle(a: float) -> float:
+    return math.atan2(math.sin(a), math.cos(a))
+
+
+def test_turned_away_it_looks_around_for_the_cup_and_finds_it(home):
+    """Facing away from the tables, the model cannot see the cup: the G1 turns its waist, then
+    its body, finds the cup and puts it next to the block."""
+    sim = home
+    sim.walk_back(route=((0.0, 0.0, math.pi),))  # turn in place: the tables are behind it
+    sim.wait_idle()
+    res, fb = _run_ok(sim, 'put the red cup next to the blue block')
+    looking = [f.message for _, f in fb if f.message.startswith('looking for the red cup')]
+    assert 'looking for the red cup: turning the waist left 60°' in looking, looking
+    assert any('turning the body left' in m for m in looking), looking
+    cup, block = sim.position('red_cup'), sim.position('blue_block')
+    gap = np.linalg.norm(cup[:2] - block[:2])
+    assert 0.06 < gap < 0.13, f'next to the block: centres {gap:.3f} m apart'
+
+
+def test_an_object_that_does_not_exist_is_looked_for_then_fails_facing_where_it_started(sim):
+    """No unicorn anywhere: waist left and right, the body through 360°, back to where it
+    started, and the goal fails saying so."""
+    sim.wait_idle()
+    x0, y0, yaw0 = _odom_pose(sim)
+    before = _counts(sim)
+    t0 = time.monotonic()
+    ok, res, fb = sim.run(sim.instruct('put the unicorn on the plate'))
+    took = time.monotonic() - t0
+    assert ok and not res.success and res.error_code == Result.ERROR_PERCEPTION, res.message
+    assert 'the unicorn not found after looking around: 6 views' in res.message, res.message
+    assert 'turned back to where it started' in res.message
+    messages = [f.message for _, f in fb]
+    assert 'looking for the unicorn: turning back to where it started' in messages
+    sim.wait_idle()
+    x, y, yaw = _odom_pose(sim)
+    assert abs(_angle(yaw - yaw0)) < 0.1, f'facing {math.degrees(yaw):.0f}°, not {yaw0:.2f}'
+    assert math.hypot(x - x0, y - y0) < 0.08, 'turned in place'
+    after = _counts(sim)
+    assert after['arm_sdk'] > before['arm_sdk'], 'the waist turned through rt/arm_sdk'
+    assert after['velocity'] > before['velocity'], 'the body turned (LocoClient)'
+    assert after['clamped'] == 0
+    print(f'full scan, not found: {took:.1f} s')

@@ -29,6 +29,13 @@ A walk marks the plan ``look_again``: the executor re-perceives from the new sta
 view, and the object may have moved while the robot walked) and plans the rest again, so the
 part after a walk is provisional (it is planned, and checked, before anything moves).
 
+When the destination is not in view (``plan(..., destination_known=False)``: the object was
+seen, where it goes was not), the plan picks the object up, lifts it to the carry pose and ends
+with a walk that stays where it is and says ``look_again``: the executor then looks for the
+destination holding the object (:mod:`trace_executor.g1.search`) and plans the rest from there.
+:meth:`G1Planner.waist_turn` is the upper-body motion that turns the head camera with the waist
+while looking around.
+
 Hand choice: the hand whose shoulder is nearer the pick point (ties: the hand on the side the
 object travels to, so the arm does not cross the body); a hand that holds an object keeps it.
 Hand orientation: fingers forward (the stance's heading), palm vertical facing the object,
@@ -578,6 +585,7 @@ class G1Planner:
         frame_id: Optional[str] = None,
         transform: Optional[np.ndarray] = None,
         holding: bool = False,
+        destination_known: bool = True,
     ) -> G1Plan:
         """Plan the whole-body motion that carries out a trace.
 
@@ -590,6 +598,10 @@ class G1Planner:
             frame_id: frame of ``points``; ``None`` = odom.
             transform: (4, 4) odom_T_frame, required when ``frame_id`` is not odom.
             holding: an object is in a hand already (replanning mid-carry).
+            destination_known: False when only the trace start (the object) was seen: pick
+                the object up, lift it to the carry pose and look again from where the robot
+                stands (``pick_place`` without ``holding`` only; the rest of the trace is
+                ignored).
 
         Returns:
             The validated :class:`G1Plan`.
@@ -610,6 +622,9 @@ class G1Planner:
             elif holding:
                 side = self.holding_side or choose_hand(pts[0], pts[-1], self.shoulders(base, q))
                 builder.place(side, measured_offset=True)
+            elif not destination_known:
+                start = np.vstack([pts[0], pts[0]])
+                builder.pick_and_hold(self.pick_hand(start, base, q))
             else:
                 side = self.pick_hand(pts, base, q)
                 builder.pick_and_place(side)
@@ -668,6 +683,52 @@ class G1Planner:
                 f'({res.position_error_m * 1e3:.0f} mm short)',
             )  # fmt: skip
         return res.q
+
+    def waist_turn(
+        self, q_start: np.ndarray, waist_yaw_rad: float, speed_scale: float = 1.0
+    ) -> ArmMotion:
+        """Turn the waist (and with it the torso, the head camera and the arms) to a yaw.
+
+        The arm joints keep their values: the hands, and whatever one holds, turn with the
+        torso. Used to look around (:mod:`trace_executor.g1.search`).
+
+        Args:
+            q_start: (17,) current upper-body joints.
+            waist_yaw_rad: the waist yaw to turn to (clipped to the joint's limits).
+            speed_scale: fraction of the joint limits, in (0, 1].
+
+        Returns:
+            The timed :class:`ArmMotion` (phase ``look``; at rest at both ends).
+
+        Raises:
+            PlanningError: BAD_GOAL for a bad state or speed.
+        """
+        speed = float(speed_scale)
+        q0 = np.asarray(q_start, dtype=float).reshape(-1)
+        if q0.shape != (len(self.joint_names),) or not np.all(np.isfinite(q0)):
+            raise PlanningError(
+                ErrorCode.BAD_GOAL, None, f'upper-body state must be 17 finite numbers, got {q0}'
+            )
+        if not (math.isfinite(speed) and 0.0 < speed <= 1.0):
+            raise PlanningError(
+                ErrorCode.BAD_GOAL, None, f'speed_scale must be in (0, 1], got {speed_scale}'
+            )
+        q0 = np.clip(q0, self.lower_rad, self.upper_rad)
+        q1 = q0.copy()
+        q1[0] = float(np.clip(waist_yaw_rad, self.lower_rad[0], self.upper_rad[0]))
+        dense = q0 + np.linspace(0.0, 1.0, 12)[:, None] * (q1 - q0)
+        if float(abs(q1[0] - q0[0])) < 1e-4:
+            t = np.array([0.0, self.config.sample_period_s])
+            return ArmMotion(self.joint_names, t, np.array([q0, q0]), np.zeros((2, len(q0))),
+                             'left', 'look')  # fmt: skip
+        try:
+            timed = self._timer.parameterize(dense)
+        except (TimingError, ValueError) as exc:
+            raise PlanningError(
+                ErrorCode.UNREACHABLE, None, f'no feasible timing for the waist turn: {exc}'
+            ) from exc
+        t, pos, vel, _ = timed.sample(speed, self.config.sample_period_s)
+        return ArmMotion(self.joint_names, t, pos, vel, 'left', 'look')
 
 
 class _PlanBuilder:
@@ -965,10 +1026,43 @@ class _PlanBuilder:
         return True
 
     def pick_and_place(self, side: str) -> None:
-        pts = self.pts
         self.side = side
         self.notes.append(f'{side} hand')
-        stance = self.p.pick_stance(pts, self.base, side)
+        off = self.grasp_object(side, self.pts)
+        self.place(side, measured_offset=False, offset=off)
+
+    def pick_and_hold(self, side: str) -> None:
+        """Pick the object at the trace start, lift it to the carry pose, look again here."""
+        pts = self.pts
+        self.side = side
+        self.notes.append(f'{side} hand; the destination is not in view: pick the object up '
+                          'first, then look for it')  # fmt: skip
+        off = self.grasp_object(side, np.vstack([pts[0], pts[0]]))
+        self.lift_to_carry(side, pts[0][2] + off[2])
+        # Stay, holding the object, and look again: the executor looks for the destination.
+        goal = (float(self.base[0]), float(self.base[1]), float(self.base[3]))
+        self.segments.append(
+            WalkSegment(goal, self.cfg.odom_frame, 0.5, look_again=not self.look_again_set,
+                        holding=side)
+        )  # fmt: skip
+        self.targets.append(BodyTarget('walk', goal, side, None, self.grip(True), self.q.copy()))
+        if not self.look_again_set:
+            self.commit = (len(self.segments), len(self.targets), len(self.path), self.grasped)
+        self.look_again_set = True
+        self.notes.append('holding it: look for the destination')
+
+    def grasp_object(self, side: str, stance_pts: np.ndarray) -> np.ndarray:
+        """Walk to a stance reaching the trace start if needed, reach down to it and grasp.
+
+        Args:
+            side: the hand.
+            stance_pts: the points the pick stance is chosen for (start and destination).
+
+        Returns:
+            The grasp offset (hand grasp point minus object centre, odom).
+        """
+        pts = self.pts
+        stance = self.p.pick_stance(stance_pts, self.base, side)
         if stance is not None:
             self.walk_to((float(stance[0]), float(stance[1]), float(stance[3])),
                          'to reach waypoint 0 (the object)', False)  # fmt: skip
@@ -984,7 +1078,21 @@ class _PlanBuilder:
         )  # fmt: skip
         self.hand(True)
         self.grasped = True
-        self.place(side, measured_offset=False, offset=off)
+        return off
+
+    def lift_to_carry(self, side: str, object_z: float) -> None:
+        """Lift the held object straight up, then bring it close to the body (carry pose)."""
+        cfg = self.cfg
+        here = self.hand_position()
+        lift_z = max(here[2], object_z + cfg.carry_lift_m, self.base[2] + cfg.tuck_pose[2])
+        carry_local = np.array([cfg.carry_pose[0], SIGN[side] * cfg.carry_pose[1], 0.0])
+        stance = stance_matrix(*self.base)
+        carry = stance[:3, :3] @ carry_local + stance[:3, 3]
+        carry[2] = lift_z
+        self.arm_path(
+            [_Waypoint(np.array([*here[:2], lift_z]), 'carry', 0),
+             _Waypoint(carry, 'carry', -1)], 'carry', True,
+        )  # fmt: skip
 
     def place(self, side: str, measured_offset: bool, offset: Optional[np.ndarray] = None) -> None:
         """Carry the held object along the trace to its end, set it down, retreat, rest."""
@@ -1005,17 +1113,7 @@ class _PlanBuilder:
         end = pts[-1]
         if not self.p.in_reach(end + off, self.base, side):
             # Lift, bring the object close to the body, walk to the destination.
-            here = self.hand_position()
-            lift_z = max(here[2], pts[0][2] + off[2] + cfg.carry_lift_m,
-                         self.base[2] + cfg.tuck_pose[2])  # fmt: skip
-            carry_local = np.array([cfg.carry_pose[0], SIGN[side] * cfg.carry_pose[1], 0.0])
-            stance = stance_matrix(*self.base)
-            carry = stance[:3, :3] @ carry_local + stance[:3, 3]
-            carry[2] = lift_z
-            self.arm_path(
-                [_Waypoint(np.array([*here[:2], lift_z]), 'carry', 0),
-                 _Waypoint(carry, 'carry', -1)], 'carry', True,
-            )  # fmt: skip
+            self.lift_to_carry(side, pts[0][2] + off[2])
             walked = self.ensure_reach(end + off, len(pts) - 1, True, 'the destination')
             if walked:
                 # From the new stance: the hand keeps its pose relative to the body; the

@@ -13,6 +13,13 @@ the simulator publishes one per frame) when ``camera_pose_source`` is ``topic``,
 odometry (``odom_topic``, nav_msgs/Odometry, interpolated at the stamp) and the URDF's head
 camera mount for the current waist joints when it is ``odometry`` (the real robot).
 
+When the model answers that the object is not in the image (or its trace leaves the image), the
+goal runner (:class:`trace_executor.g1.search.SearchingGoalRunner`) looks around — waist left
+and right, then the body turned in place through 360° — asking again after each turn, turns back
+to where it started if it still sees nothing, and fails with ``not found after looking around``;
+the scan is set by the ``search_*`` parameters. This node only asks the perception node and
+says what one look gave (:meth:`G1ExecutorNode.look`).
+
 Publishes the planned whole-body target sequence on ``whole_body_target_topic``
 (robotracer_msgs/WholeBodyTarget, one message per step) and markers (hand path, trace, base
 goals) on ``markers_topic``; a dry run publishes them and sends nothing to the robot.
@@ -48,19 +55,20 @@ from trace_executor.backends.ros2_control import wait_future
 from trace_executor.errors import ErrorCode, PlanningError
 from trace_executor.execution import (
     BackendError,
-    GoalRunner,
     Outcome,
     PerceptionError,
     TraceInput,
 )
-from trace_executor.g1.camera import (
-    PoseBuffer,
-    at_image_border,
-    continue_trace,
-    pose_from_xyz_quat,
-)
+from trace_executor.g1.camera import PoseBuffer, pose_from_xyz_quat
 from trace_executor.g1.kinematics import SIDES, G1Kinematics
 from trace_executor.g1.planner import G1Plan, G1Planner, G1PlannerConfig
+from trace_executor.g1.search import (
+    SearchConfig,
+    SearchingGoalRunner,
+    Seen,
+    failure_sight,
+    trace_sight,
+)
 from trace_executor.g1.stance import ReachRegion, stance_matrix
 from trace_executor.g1.walk import WalkLimits
 from trace_executor.g1.watcher import StanceSceneWatcher
@@ -128,6 +136,17 @@ PARAMS = [
     Param('release_closure', 0.33, 'closure the hand opens to gently before letting go', 0.0, 1.0),
     Param('use_waist', True, 'let the IK move the waist joints'),
     Param('collision_margin_m', 0.02, 'arm/torso clearance kept by the IK, m', 0.0, 0.1),
+    Param(
+        'search_waist_yaws_deg',
+        [60.0, -60.0],
+        'looking for what is not in view: waist yaws tried first, deg (+ left)',
+    ),
+    Param(
+        'search_base_yaws_deg',
+        [120.0, 180.0, 240.0],
+        'then base headings turned to in place, deg from the start (+ left, steps < 180)',
+    ),
+    Param('search_time_budget_s', 120.0, 'looking around gives up after this long, s', 5.0, 600.0),
 ]
 
 
@@ -151,6 +170,9 @@ class _LoggingPlanner:
     def __init__(self, planner: G1Planner, logger: Any) -> None:
         self.planner = planner
         self.logger = logger
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.planner, name)  # waist_turn, holding_side, ...
 
     def plan(self, points: np.ndarray, q_start: np.ndarray, **kw: Any) -> G1Plan:
         try:
@@ -176,7 +198,14 @@ class G1ExecutorNode(ExecutorNode):
         self.odom_frame = p['odom_frame']
         self.base_frame = self.odom_frame  # the G1 plans in odom (it walks)
         self.camera_frame = p['camera_frame']
-        self._goal_trace: TraceInput | None = None
+        try:
+            self.search_config = SearchConfig(
+                waist_yaws_deg=tuple(float(v) for v in p['search_waist_yaws_deg']),
+                base_yaws_deg=tuple(float(v) for v in p['search_base_yaws_deg']),
+                time_budget_s=float(p['search_time_budget_s']),
+            )
+        except ValueError as exc:
+            raise ValueError(f'search parameters: {exc}') from exc
         self.planner = G1Planner(
             G1PlannerConfig(
                 odom_frame=self.odom_frame,
@@ -255,10 +284,13 @@ class G1ExecutorNode(ExecutorNode):
             self.create_subscription(
                 CameraInfo, p['camera_info_topic'], self._on_info, qos, callback_group=depth_group
             )
-            self.runner = GoalRunner(
+            self.runner = SearchingGoalRunner(
                 _LoggingPlanner(self.planner, self.get_logger()),
                 self.backend,
-                perceive=self.perceive,
+                look=self.look,
+                holding=lambda: self.backend.holding() is not None,
+                search=self.search_config,
+                odom_frame=self.odom_frame,
                 watcher=self.watcher,
                 max_replans=p['max_replans'],
                 publish_plan=self.publish_plan,
@@ -412,12 +444,18 @@ class G1ExecutorNode(ExecutorNode):
             f'{self.camera_frame!r}',
         )
 
-    def perceive(self, instruction: str) -> TraceInput:
-        """Ask the perception node for a trace in the camera frame, express it in odom.
+    def look(self, instruction: str) -> Seen:
+        """Ask the perception node for a trace from where the robot stands: what is in view.
+
+        Returns:
+            The :class:`~trace_executor.g1.search.Seen`: the trace (camera frame, with its
+            odom transform) and whether its end lies in the image, or no trace and what the
+            failure says about visibility (the model does not see the object; a trace point
+            behind the camera).
 
         Raises:
-            PerceptionError: service missing, timed out, failed, or no camera pose at the
-                image stamp.
+            PerceptionError: service missing or timed out, a failure that says nothing about
+                visibility (model down, malformed answer), or no camera pose at the image stamp.
         """
         if not self.trace_client.wait_for_service(timeout_sec=5.0):
             raise PerceptionError(
@@ -427,68 +465,21 @@ class G1ExecutorNode(ExecutorNode):
         self._wait_for_new_frame()
         req = GetTrace.Request(instruction=instruction, target_frame=self.camera_frame)
         res = wait_future(self.trace_client.call_async(req), self.p['trace_timeout_s'])
-        previous = self._goal_trace
+        if res is None:
+            raise PerceptionError(f'trace service did not answer in {self.p["trace_timeout_s"]} s')
+        if not res.success:
+            why = f'perception failed (error {res.error_code}): {res.error_msg}'
+            sight = failure_sight(res.error_code, res.error_msg)
+            if sight is None:
+                raise PerceptionError(why)
+            return Seen(sight, None, why)
         try:
-            if res is None:
-                raise PerceptionError(
-                    f'trace service did not answer in {self.p["trace_timeout_s"]} s'
-                )
-            if not res.success:
-                raise PerceptionError(
-                    f'perception failed (error {res.error_code}): {res.error_msg}'
-                )
-            try:
-                trace = self.trace_input(res.trace)
-            except PlanningError as exc:
-                raise PerceptionError(str(exc)) from exc
-        except PerceptionError as exc:
-            holding = self.backend is not None and self.backend.holding() is not None
-            if previous is None or not holding:
-                # Without a new view of the object it may have moved: do not grasp blindly.
-                raise
-            # Carrying, and looking again failed (e.g. the destination is behind the robot
-            # now): go on to the destination seen before.
-            self.get_logger().warning(f'looking again failed ({exc}): keeping the last trace')
-            return previous
-        pts = self._odom_points(trace)
+            trace = self.trace_input(res.trace)
+        except PlanningError as exc:
+            raise PerceptionError(str(exc)) from exc
         msg = res.trace
-        n = len(msg.points)
-        end_visible = not (
-            len(msg.pixel_u) == n
-            and len(msg.pixel_v) == n
-            and msg.image_width > 0
-            and at_image_border(msg.pixel_u[-1], msg.pixel_v[-1], msg.image_width,
-                                msg.image_height)
-        )  # fmt: skip
-        merged, note = continue_trace(pts, end_visible, None if previous is None else
-                                      previous.points)  # fmt: skip
-        if note:
-            self.get_logger().info(f'looking again: {note}')
-            trace = TraceInput(merged, self.odom_frame, None, self._odom_msg(msg, merged))
-        self._goal_trace = TraceInput(
-            pts if not note else merged, self.odom_frame, None, trace.message
-        )
-        return trace
-
-    def _odom_points(self, trace: TraceInput) -> np.ndarray:
-        if trace.transform is None:
-            return trace.points.copy()
-        t = trace.transform
-        return trace.points @ t[:3, :3].T + t[:3, 3]
-
-    def _odom_msg(self, msg: SpatialTrace, points: np.ndarray) -> SpatialTrace:
-        out = SpatialTrace()
-        out.header.stamp = msg.header.stamp
-        out.header.frame_id = self.odom_frame
-        out.instruction, out.model_id, out.raw_answer = (
-            msg.instruction,
-            msg.model_id,
-            msg.raw_answer,
-        )
-        out.status = SpatialTrace.STATUS_DEGRADED
-        out.quality_note = 'destination kept from an earlier view'
-        out.points = [Point(x=float(a), y=float(b), z=float(c)) for a, b, c in points]
-        return out
+        sight = trace_sight(msg.pixel_u, msg.pixel_v, msg.image_width, msg.image_height)
+        return Seen(sight, trace, msg.quality_note)
 
     def _wait_for_new_frame(self, timeout_s: float = 2.0) -> None:
         """Wait for a camera frame taken after now (the robot may have just stopped walking)."""
@@ -620,10 +611,6 @@ class G1ExecutorNode(ExecutorNode):
         return MarkerArray(markers=out)
 
     # --- goals ---------------------------------------------------------------------------
-    def _run(self, handle: Any, action: Any, spec: Any, result: Any) -> Any:
-        self._goal_trace = None  # what this goal has seen (a walk may hide the destination)
-        return super()._run(handle, action, spec, result)
-
     def _finish(self, heartbeat: Any, handle: Any, result: Any, outcome: Outcome) -> Any:
         # A goal that did not succeed leaves nothing engaged: arms back to the locomotion
         # controller (weight ramped out), base stopped.
