@@ -52,7 +52,7 @@ def plan_for(cup: tuple[float, float]) -> SimpleNamespace:
     return SimpleNamespace(trace_base=trace, mode='pick_place')
 
 
-def test_compares_only_frames_from_the_same_pose_and_re_references_when_still():
+def test_reprojects_the_reference_for_small_moves_and_re_references_when_still():
     cam = camera((0.13, -0.02, 0.0))
     watcher = StanceSceneWatcher(MonitorConfig(), robot_points=lambda: None)
     watcher.set_intrinsics(K)
@@ -60,15 +60,16 @@ def test_compares_only_frames_from_the_same_pose_and_re_references_when_still():
     watcher.arm(plan_for((0.45, 0.12)), holding=False)
     watcher.on_frame(render(cam, (0.45, 0.12)), cam)
     assert watcher.poll() is None, 'nothing changed'
-    # the robot walks / turns its waist: other poses are not compared with the reference
+    # the waist turns: the reference is re-projected to the new pose; nothing changed
     moved = camera((0.13, -0.02, 0.0), waist_yaw=0.05)
     watcher.on_frame(render(moved, (0.45, 0.12)), moved)
-    assert watcher.poll() is None and watcher.stats['skipped_moving'] == 1
+    assert watcher.poll() is None and watcher.stats['reprojected'] == 1
     # still at the new pose: a new reference, then the cup is taken away -> a change
     for _ in range(2):
         watcher.on_frame(render(moved, (0.45, 0.12)), moved)
         assert watcher.poll() is None
     assert watcher.stats['references'] == 2
+    assert watcher.stats['skipped_moving'] == 0
     watcher.on_frame(render(moved, None), moved)
     reason = watcher.poll()
     assert reason is not None and 'object at the trace start' in reason
@@ -85,3 +86,25 @@ def test_a_cup_moved_while_the_camera_is_still_is_seen():
     watcher.disarm()
     watcher.on_frame(render(cam, (0.45, 0.12)), cam)
     assert watcher.poll() is None, 'disarmed'
+
+
+def test_a_cup_moved_while_the_waist_turns_is_seen_and_a_walk_is_not_compared():
+    cam = camera((0.0, 0.0, 0.0))
+    watcher = StanceSceneWatcher(MonitorConfig(), robot_points=lambda: None)
+    watcher.set_intrinsics(K)
+    watcher.on_frame(render(cam, (0.45, 0.12)), cam)
+    watcher.arm(plan_for((0.45, 0.12)), holding=False)
+    for yaw in (0.02, 0.06, 0.1):  # the waist turns; the scene stays
+        turned = camera((0.0, 0.0, 0.0), waist_yaw=yaw)
+        watcher.on_frame(render(turned, (0.45, 0.12)), turned)
+        assert watcher.poll() is None, f'nothing changed (waist {yaw} rad)'
+    assert watcher.stats['reprojected'] == 3
+    # a 6 cm move of the cup while the waist still turns
+    turned = camera((0.0, 0.0, 0.0), waist_yaw=0.12)
+    watcher.on_frame(render(turned, (0.45, 0.18)), turned)
+    assert 'object at the trace start' in (watcher.poll() or '')
+    # a walk: too far to re-project, not compared
+    watcher.arm(plan_for((0.45, 0.18)), holding=False)
+    walked = camera((0.4, 0.0, 0.0))
+    watcher.on_frame(render(walked, None), walked)
+    assert watcher.poll() is None and watcher.stats['skipped_moving'] == 1

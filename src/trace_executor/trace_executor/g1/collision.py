@@ -18,6 +18,9 @@ normal at the closest box point times the relative Jacobian of the sphere centre
 point. The upper arms (shoulder to elbow) are not modelled: they hinge at the torso's side and
 cannot reach into it within the shoulder roll limits. Arm-to-arm contact is not modelled: the
 arm that does not work holds its current pose at the side of the body.
+
+:class:`G1BodyMask` describes the arms and the Dex3 hands as spheres in odom, for masking them
+(and, through the scene monitor, what a hand holds) out of the head camera's depth.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 import pinocchio as pin
 
+from ..scene_monitor import RobotMask, chain_spheres
 from .kinematics import SIDES, G1Kinematics
+from .stance import stance_matrix
 
 
 @dataclass(frozen=True)
@@ -231,3 +236,84 @@ class BodyCollisionModel:
             target = self.margin_m + 0.01
             rhs[k] = min(target, d[s, b]) - d[s, b]
         return rows, rhs
+
+
+#: Spheres covering an open (or closing) Dex3 hand, in the right ``hand_palm_link`` frame:
+#: ``(x, y, z, radius)`` (m); the left hand is the mirror image (y negated). The palm spans x
+#: -0.04..0.08, the index and middle fingers reach x ≈ 0.17, the thumb y ≈ 0.10.
+DEX3_MASK: tuple[tuple[float, float, float, float], ...] = (
+    (0.00, 0.00, 0.00, 0.07),
+    (0.06, 0.02, 0.00, 0.07),
+    (0.12, 0.00, 0.00, 0.06),
+    (0.165, 0.00, 0.00, 0.05),
+    (0.03, 0.08, 0.00, 0.05),
+    (0.10, 0.035, 0.00, 0.06),
+)
+
+
+class G1BodyMask:
+    """The G1's arms and hands as spheres in odom, for masking them out of the scene monitor.
+
+    - each arm: spheres of ``arm_radius_m`` every ``step_m`` from the shoulder over the elbow and
+      the wrist to the palm;
+    - each hand: :data:`DEX3_MASK` (palm, fingers, thumb, grasp point) scaled by
+      ``hand_scale``;
+    - :attr:`RobotMask.hand` is the grasp frame of the hand that holds, so the scene monitor
+      carries the held object's sphere with it.
+
+    The torso and head move with the camera and look the same in every frame compared; they
+    are not masked. Not thread-safe (uses the kinematics' data).
+
+    Args:
+        kinematics: a G1 model (not the planner's when called from another thread).
+        arm_radius_m: radius of the arm spheres (m).
+        hand_scale: factor on the hand spheres' radii.
+        step_m: arm sphere spacing (m).
+    """
+
+    ARM_CHAIN = ('shoulder_pitch_link', 'elbow_link', 'wrist_roll_link', 'hand_palm_link')
+
+    def __init__(
+        self,
+        kinematics: G1Kinematics,
+        arm_radius_m: float = 0.07,
+        hand_scale: float = 1.0,
+        step_m: float = 0.04,
+    ) -> None:
+        self.kin = kinematics
+        self.arm_radius_m = arm_radius_m
+        self.step_m = step_m
+        hand = np.array(DEX3_MASK, dtype=float)
+        hand[:, 3] *= hand_scale
+        self._hand = {'right': hand, 'left': hand * [1.0, -1.0, 1.0, 1.0]}
+        self._chain = {s: [kinematics.frame_id(f'{s}_{link}') for link in self.ARM_CHAIN]
+                       for s in SIDES}  # fmt: skip
+        self._palm = {s: kinematics.frame_id(f'{s}_hand_palm_link') for s in SIDES}
+
+    def at(self, state: np.ndarray, holding: str | None = None) -> RobotMask:
+        """The mask for a planner state (see :func:`~trace_executor.g1.planner.pack_state`).
+
+        Args:
+            state: (21,) ``[x, y, z, yaw]`` of the pelvis in odom, then the 17 upper-body joints.
+            holding: the hand that holds an object (``'left'``/``'right'``), or None.
+
+        Returns:
+            Spheres and the holding hand's grasp pose, in odom.
+        """
+        s = np.asarray(state, dtype=float).reshape(-1)
+        t = stance_matrix(*s[:4])
+        self.kin.forward(s[4:])
+        oMf = self.kin.data.oMf
+        parts = []
+        for side in SIDES:
+            chain = np.array([oMf[f].translation for f in self._chain[side]])
+            parts.append(chain_spheres(chain, self.arm_radius_m, self.step_m))
+            palm = oMf[self._palm[side]]
+            h = self._hand[side]
+            parts.append(np.column_stack([h[:, :3] @ palm.rotation.T + palm.translation, h[:, 3]]))
+        local = np.vstack(parts)
+        spheres = np.column_stack([local[:, :3] @ t[:3, :3].T + t[:3, 3], local[:, 3]])
+        hand = None
+        if holding in SIDES:
+            hand = t @ oMf[self.kin.grasp_frame[holding]].homogeneous
+        return RobotMask(spheres, hand)

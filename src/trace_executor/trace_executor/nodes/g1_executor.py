@@ -27,7 +27,6 @@ goals) on ``markers_topic``; a dry run publishes them and sends nothing to the r
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import threading
@@ -60,7 +59,8 @@ from trace_executor.execution import (
     TraceInput,
 )
 from trace_executor.g1.camera import PoseBuffer, pose_from_xyz_quat
-from trace_executor.g1.kinematics import SIDES, G1Kinematics
+from trace_executor.g1.collision import G1BodyMask
+from trace_executor.g1.kinematics import G1Kinematics
 from trace_executor.g1.planner import G1Plan, G1Planner, G1PlannerConfig
 from trace_executor.g1.search import (
     SearchConfig,
@@ -75,7 +75,7 @@ from trace_executor.g1.watcher import StanceSceneWatcher
 from trace_executor.nodes.common import ExecutorNode
 from trace_executor.nodes.params import Param
 from trace_executor.nodes.shutdown import ShutdownRequest, spin_until_shutdown
-from trace_executor.scene_monitor import MonitorConfig
+from trace_executor.scene_monitor import MonitorConfig, RobotMask
 from trace_executor.trace_check import check_message
 
 PARAMS = [
@@ -234,6 +234,7 @@ class G1ExecutorNode(ExecutorNode):
         # FK for the camera mount and the robot mask (the planner's model is the goal thread's)
         self._fk = G1Kinematics(camera_link=p['camera_link'])
         self._fk_lock = threading.Lock()
+        self._body_mask = G1BodyMask(self._fk)
         self.camera_poses = PoseBuffer(max_gap_s=p['camera_pose_max_gap_s'])
         self.odom_poses = PoseBuffer(max_gap_s=p['camera_pose_max_gap_s'])
         sensors = MutuallyExclusiveCallbackGroup()
@@ -512,38 +513,16 @@ class G1ExecutorNode(ExecutorNode):
         )
         self.watcher.on_frame(depth_to_metres(raw, depth_scale_for(msg.encoding)), pose)
 
-    def _robot_points(self) -> np.ndarray | None:
-        """Odom points along both arms (and whatever a hand holds), for masking."""
+    def _robot_points(self) -> RobotMask | None:
+        """The arms and hands in odom, and the grasp pose of the hand that holds, for masking."""
         if self.backend is None:
             return None
         try:
             state = self.backend.joint_positions()
         except BackendError:
             return None
-        t = stance_matrix(*state[:4])
-        q = state[4:]
-        pts = []
         with self._fk_lock:
-            self._fk.forward(q)
-            for side in SIDES:
-                chain = []
-                for link in ('shoulder_pitch_link', 'elbow_link', 'wrist_roll_link',
-                             'hand_palm_link'):  # fmt: skip
-                    chain.append(
-                        self._fk.data.oMf[self._fk.frame_id(f'{side}_{link}')].translation
-                    )
-                chain.append(self._fk.data.oMf[self._fk.grasp_frame[side]].translation)
-                chain = np.array(chain)
-                for a, b in zip(chain[:-1], chain[1:], strict=True):
-                    n = max(1, int(math.ceil(np.linalg.norm(b - a) / 0.04)))
-                    pts += [a + (b - a) * i / n for i in range(n + 1)]
-            holder = self.backend.holding()
-            if holder is not None:
-                # what the hand holds hangs below its grasp point (size unknown: a 15 cm column)
-                g = self._fk.data.oMf[self._fk.grasp_frame[holder]].translation
-                pts += [g - [0.0, 0.0, dz] for dz in (0.04, 0.08, 0.12, 0.15)]
-        local = np.array(pts)
-        return local @ t[:3, :3].T + t[:3, 3]
+            return self._body_mask.at(state, self.backend.holding())
 
     # --- publishing ----------------------------------------------------------------------
     def publish_plan(self, plan: G1Plan) -> None:

@@ -1,15 +1,17 @@
 """The ROS side of the scene monitor: depth + camera_info subscriptions → a SceneWatcher.
 
 Implements :class:`trace_executor.execution.SceneWatcher` for a robot whose camera is fixed in
-the base frame (the UR5 cell): the reference frame is taken when a plan is armed; regions are
-the object at the trace start (until grasped), the destination, and the corridor along the
-path; the robot is masked with points sampled along its links from the current joint state.
+the base frame (the UR5 cell). All the watching is
+:class:`~trace_executor.scene_monitor.PlanSceneWatcher` (ROS-free, shared with the G1): the
+reference frame is taken when a plan is armed; regions are the object at the trace start (until
+grasped), the destination, and the corridor along the path; the robot, its gripper and the
+object it holds are masked (``robot_points``: :meth:`trace_executor.ur5.collision.Ur5BodyMask.at`
+for the current joint state). This module only converts messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-import threading
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from robotracer_ros.images import depth_scale_for, depth_to_metres, image_to_numpy
-from trace_executor.scene_monitor import MonitorConfig, SceneMonitor, plan_regions
+from trace_executor.scene_monitor import MaskInput, MonitorConfig, PlanSceneWatcher
 
 
 def densify(chain: np.ndarray, step_m: float = 0.05) -> np.ndarray:
@@ -32,7 +34,22 @@ def densify(chain: np.ndarray, step_m: float = 0.05) -> np.ndarray:
 
 
 class DepthSceneWatcher:
-    """Watch the depth stream for changes that invalidate the running plan."""
+    """Watch the depth stream for changes that invalidate the running plan.
+
+    Args:
+        node: the node that owns the subscriptions.
+        depth_topic: aligned depth image topic.
+        info_topic: its camera_info topic.
+        T_base_cam: (4, 4) pose of the camera optical frame in the base frame.
+        config: scene monitor thresholds.
+        robot_points: the robot's mask now (see :data:`~trace_executor.scene_monitor.MaskInput`).
+        reliable: subscribe with reliable QoS.
+        region_radius_m: radius of the object and destination regions.
+        corridor_radius_m: radius of the path corridor spheres.
+        clear_radius_m: corridor spheres this close to the start/end are left out.
+        held_object_radius_m: radius of the sphere masked around a held object.
+        mask_latency_s: how late a depth frame may arrive after it was taken.
+    """
 
     def __init__(
         self,
@@ -42,28 +59,26 @@ class DepthSceneWatcher:
         info_topic: str,
         T_base_cam: np.ndarray,
         config: MonitorConfig,
-        robot_points: Callable[[], np.ndarray | None],
+        robot_points: Callable[[], MaskInput],
         reliable: bool = True,
         region_radius_m: float = 0.05,
         corridor_radius_m: float = 0.04,
         clear_radius_m: float = 0.08,
+        held_object_radius_m: float = 0.11,
+        mask_latency_s: float = 0.3,
     ) -> None:
         self.node = node
-        self.T_base_cam = T_base_cam
-        self.config = config
-        self.robot_points = robot_points
-        self.region_radius_m = region_radius_m
-        self.corridor_radius_m = corridor_radius_m
-        self.clear_radius_m = clear_radius_m
-        self._lock = threading.Lock()
-        self._depth: np.ndarray | None = None
-        self._seq = 0
-        self._checked = 0
-        self._K: np.ndarray | None = None
-        self._monitor: SceneMonitor | None = None
-        self._armed = False
-        #: base-frame points of the last change where something appeared (candidate obstacle)
-        self.obstacle_points = np.zeros((0, 3))
+        self.T_base_cam = np.asarray(T_base_cam, dtype=float)
+        self.core = PlanSceneWatcher(
+            config,
+            robot_points,
+            region_radius_m=region_radius_m,
+            corridor_radius_m=corridor_radius_m,
+            clear_radius_m=clear_radius_m,
+            held_object_radius_m=held_object_radius_m,
+            mask_latency_s=mask_latency_s,
+            log=lambda m: node.get_logger().warn(m),
+        )
         qos = QoSProfile(
             depth=2,
             reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
@@ -73,61 +88,31 @@ class DepthSceneWatcher:
         node.create_subscription(CameraInfo, info_topic, self._on_info, qos, callback_group=group)
 
     def _on_info(self, msg: CameraInfo) -> None:
-        self._K = np.array(msg.k, dtype=float).reshape(3, 3)
+        self.core.set_intrinsics(np.array(msg.k, dtype=float).reshape(3, 3))
 
     def _on_depth(self, msg: Image) -> None:
         raw = image_to_numpy(
             msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian
         )
-        d = depth_to_metres(raw, depth_scale_for(msg.encoding))
-        with self._lock:
-            self._depth = d
-            self._seq += 1
+        self.core.on_frame(depth_to_metres(raw, depth_scale_for(msg.encoding)), self.T_base_cam)
 
-    def _latest(self) -> tuple[np.ndarray | None, int]:
-        with self._lock:
-            return self._depth, self._seq
+    @property
+    def obstacle_points(self) -> np.ndarray:
+        """Base-frame points of the last change where something appeared (candidate obstacle)."""
+        return self.core.obstacle_points
+
+    @obstacle_points.setter
+    def obstacle_points(self, value: np.ndarray) -> None:
+        self.core.obstacle_points = value
 
     def arm(self, plan: Any, holding: bool) -> None:
         """New reference (robot at rest) and regions for ``plan``."""
-        depth, seq = self._latest()
-        if depth is None or self._K is None:
-            self.node.get_logger().warn(
-                'scene monitor: no depth frame / camera_info yet: replanning is off for this plan'
-            )
-            self._armed = False
-            return
-        h, w = depth.shape
-        if self._monitor is None or (self._monitor.width, self._monitor.height) != (w, h):
-            self._monitor = SceneMonitor(self._K, self.T_base_cam, (w, h), self.config)
-        regions = plan_regions(
-            plan.trace_base,
-            plan.mode,
-            holding,
-            self.region_radius_m,
-            self.corridor_radius_m,
-            self.clear_radius_m,
-        )
-        self._monitor.set_regions(regions)
-        self._monitor.set_reference(depth, self.robot_points())
-        self._checked = seq
-        self._armed = True
+        self.core.arm(plan, holding)
 
     def poll(self) -> str | None:
         """Check the newest frame (once); a reason when the scene changed."""
-        if not self._armed or self._monitor is None:
-            return None
-        depth, seq = self._latest()
-        if depth is None or seq == self._checked:
-            return None
-        self._checked = seq
-        change = self._monitor.check(depth, self.robot_points())
-        if change is None:
-            return None
-        if change.median_shift_m < 0 and len(change.appeared_points):
-            self.obstacle_points = change.appeared_points
-        return change.reason
+        return self.core.poll()
 
     def disarm(self) -> None:
         """Stop watching until the next :meth:`arm`."""
-        self._armed = False
+        self.core.disarm()

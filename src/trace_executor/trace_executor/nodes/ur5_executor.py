@@ -12,7 +12,6 @@ import sys
 from typing import Any
 
 from geometry_msgs.msg import Point
-import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.qos import DurabilityPolicy, QoSProfile
@@ -25,9 +24,10 @@ from trace_executor.backends.rtde import RtdeBackend, RtdeConfig
 from trace_executor.execution import BackendError, GoalRunner
 from trace_executor.nodes.common import ExecutorNode
 from trace_executor.nodes.params import Param
-from trace_executor.nodes.scene_watcher import DepthSceneWatcher, densify
+from trace_executor.nodes.scene_watcher import DepthSceneWatcher
 from trace_executor.nodes.shutdown import ShutdownRequest, spin_until_shutdown
-from trace_executor.scene_monitor import MonitorConfig
+from trace_executor.scene_monitor import MonitorConfig, RobotMask
+from trace_executor.ur5.collision import Ur5BodyMask
 from trace_executor.ur5.planner import Ur5Planner, Ur5PlannerConfig
 
 UR5_JOINTS = [
@@ -150,6 +150,7 @@ class Ur5ExecutorNode(ExecutorNode):
                 max_joint_acceleration_rad_s2=p['max_joint_acceleration_rad_s2'],
             )
         )
+        self.body_mask = Ur5BodyMask(self.planner.kinematics)  # FK in the goal thread
         self.path_pub = self.create_publisher(
             MarkerArray,
             '/robotracer/planned_path',
@@ -250,12 +251,13 @@ class Ur5ExecutorNode(ExecutorNode):
         """True while a goal is being executed."""
         return self._busy.locked()
 
-    def _robot_points(self) -> np.ndarray | None:
+    def _robot_points(self) -> RobotMask | None:
+        """The arm and the gripper (and the TCP pose, carrying a held object), for masking."""
         try:
             q = self.backend.joint_positions()
         except BackendError:
             return None
-        return densify(self.planner.kinematics.joint_origins(q))
+        return self.body_mask.at(q)
 
     def publish_plan(self, plan: Any) -> None:
         """Markers of the planned tool path (line) and the trace (spheres)."""

@@ -1,4 +1,4 @@
-"""Self and table collision check for the UR5 with pinocchio + coal (hpp-fcl).
+"""Self and table collision check for the UR5 with pinocchio + coal (hpp-fcl), and its depth mask.
 
 Geometry:
 
@@ -12,6 +12,9 @@ Geometry:
 Pairs: every pair except those the UR5 SRDF disables (adjacent links), the base and the
 shoulder against the table (they stand on it / turn in place above it), and the gripper against
 wrist_2/wrist_3 (it is bolted to them). The URDF's 1 cm ``ee_link`` box is dropped.
+
+:class:`Ur5BodyMask` is the same arm as spheres for the scene monitor: what the camera sees of
+the robot and its gripper, to be ignored when looking for scene changes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import coal
 import numpy as np
 import pinocchio as pin
 
+from ..scene_monitor import RobotMask, chain_spheres
 from .kinematics import Ur5Kinematics, default_ur5_srdf, mesh_package_dirs
 
 TABLE = 'table'
@@ -147,3 +151,52 @@ class CollisionChecker:
                 self._model, self._data, self.geometry_model, self._geom_data, q, True
             )
         )
+
+
+class Ur5BodyMask:
+    """The UR5 and its gripper as spheres, for masking them out of the scene monitor.
+
+    - the arm: spheres of ``link_radius_m`` every ``step_m`` along the chain of joint origins
+      (shoulder ... wrist 3), which runs through the links' lateral offsets;
+    - the gripper: spheres of ``gripper_radius_m`` from tool0 to ``gripper_reach_m`` past the TCP
+      along tool0's z (palm and open fingers, ±6 cm around that axis in our gripper);
+    - :attr:`RobotMask.hand` is the TCP pose: what the gripper holds is carried with it (the
+      scene monitor adds the held object's sphere, see
+      :class:`~trace_executor.scene_monitor.BodyMaskHistory`).
+
+    Not thread-safe (uses the kinematics' data): call it from the thread that plans.
+
+    Args:
+        kinematics: the UR5 model (its TCP frame is the gripper's centre between the fingertips).
+        link_radius_m: radius of the arm spheres (m).
+        gripper_radius_m: radius of the gripper spheres (m).
+        gripper_reach_m: the fingertips reach this far past the TCP (m).
+        step_m: sphere spacing (m).
+    """
+
+    def __init__(
+        self,
+        kinematics: Ur5Kinematics,
+        link_radius_m: float = 0.09,
+        gripper_radius_m: float = 0.08,
+        gripper_reach_m: float = 0.02,
+        step_m: float = 0.05,
+    ) -> None:
+        self.kin = kinematics
+        self.link_radius_m = link_radius_m
+        self.gripper_radius_m = gripper_radius_m
+        self.gripper_reach_m = gripper_reach_m
+        self.step_m = step_m
+
+    def at(self, q: np.ndarray) -> RobotMask:
+        """The mask at joint positions ``q`` (6,), in the base frame."""
+        chain = self.kin.joint_origins(q)  # joints 1..6, then the TCP (FK done)
+        tcp = self.kin.data.oMf[self.kin.tcp_frame_id]
+        z = tcp.rotation[:, 2]
+        arm = chain_spheres(chain[:-1], self.link_radius_m, self.step_m)
+        gripper = chain_spheres(
+            np.array([chain[-2], tcp.translation + z * self.gripper_reach_m]),
+            self.gripper_radius_m,
+            self.step_m,
+        )
+        return RobotMask(np.vstack([arm, gripper]), tcp.homogeneous.copy())
