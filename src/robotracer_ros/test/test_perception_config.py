@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pathlib
 
-import pytest
 import yaml
 
 from robotracer_ros.perception_config import PARAMETERS, PARAMETERS_BY_NAME

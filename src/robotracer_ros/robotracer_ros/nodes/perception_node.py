@@ -322,8 +322,8 @@ class PerceptionNode(Node):
         if self.sync.missing():
             return (
                 f'no synchronised frame yet: {diagnosis} (messages so far: {counts}); check the '
-                f'topic names and that image_reliability={self.p["image_reliability"]} matches the '
-                'publisher'
+                'topic names and that image_reliability='
+                f'{self.p["image_reliability"]} matches the publisher'
             )
         return (
             f'no synchronised frame yet: {diagnosis or "no set within sync_slop_s yet"} '
