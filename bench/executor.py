@@ -192,13 +192,16 @@ class _RealTimeArm:
                 time.sleep(t_stop)  # decelerating to rest
                 self.q = qs[k] + 0.5 * vs[k] * t_stop
                 self.stop_times.append(time.perf_counter() - t1)
-                return MotionResult(MotionStatus.STOPPED, why, why)
+                return MotionResult(MotionStatus.STOPPED, str(why), str(why))
             if t >= times[-1]:
                 return MotionResult(MotionStatus.DONE)
             time.sleep(0.002)
 
-    def gripper(self, close: bool):
+    def gripper(self, close: bool, segment=None):
         return True, 'bench gripper'
+
+    def stop(self) -> None:
+        pass
 
 
 class _ChangeAfter:
@@ -208,7 +211,6 @@ class _ChangeAfter:
         self.after_s = after_s
         self.armed_at: float | None = None
         self.fired_at: float | None = None
-        self.obstacle_points = np.zeros((0, 3))
 
     def arm(self, plan, holding) -> None:
         if self.armed_at is None:
@@ -221,7 +223,9 @@ class _ChangeAfter:
             and time.perf_counter() - self.armed_at > self.after_s
         ):
             self.fired_at = time.perf_counter()
-            return 'bench: object moved'
+            from trace_executor.execution import SceneEvent
+
+            return SceneEvent('bench: object moved')
         return None
 
     def disarm(self) -> None:

@@ -198,7 +198,9 @@ class RunningGoal:
         self._outcome: GoalOutcome | None = None
         self._cancel_requested = False
         self._lock = threading.Lock()
-        self._result_lock = threading.Lock()
+        # the client's own lock: the executor thread holds it while it dispatches responses
+        # (and may run the done-callback below inline), so one lock avoids a lock-order deadlock
+        self._result_lock = client._registration_lock
         self._goal_future = client.send_goal_async(goal, feedback_callback=self._feedback)
         # ask for the result as soon as the goal is accepted (as every ROS client does), so
         # ``done`` turns true by itself when the goal ends
@@ -371,13 +373,8 @@ class RunningGoal:
         message = res.error_msg
         if status is Status.ABORTED and response.status != GoalStatus.STATUS_ABORTED:
             message = f'goal ended with status {response.status}: {res.error_msg}'
-        elif (
-            status is Status.ABORTED
-            and res.error_code == ExecuteInstruction.Result.ERROR_CANCELED
-            and not self._cancel_requested
-        ):
+        elif res.error_code == ExecuteInstruction.Result.ERROR_PREEMPTED:
             status = Status.PREEMPTED
-            message = f'replaced by a newer goal (preempt): {res.error_msg}'
         return GoalOutcome(
             status,
             message,

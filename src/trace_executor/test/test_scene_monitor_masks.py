@@ -129,7 +129,7 @@ def test_carrying_a_box_along_the_path_is_not_a_change_nor_an_obstacle():
         robot.hand = (1 - s) * (START + [0, 0, 0.2]) + s * (END + [0, 0, 0.2])
         w.on_frame(render(robot.boxes(0.06)), T_BASE_CAM)
         assert w.poll() is None, f'false change at {s:.2f}: {w.last_change}'
-    assert w.stats['compared'] == 15 and not len(w.obstacle_points)
+    assert w.stats['compared'] == 15 and w.last_change is None
 
 
 def test_without_the_held_object_mask_the_same_carry_looks_like_a_change():
@@ -143,7 +143,7 @@ def test_without_the_held_object_mask_the_same_carry_looks_like_a_change():
         robot.hand = (1 - s) * (START + [0, 0, 0.2]) + s * (END + [0, 0, 0.2])
         w.on_frame(render(robot.boxes(0.06)), T_BASE_CAM)
         reasons.append(w.poll())
-    assert any(r and 'something appeared' in r for r in reasons), reasons
+    assert any(r and 'something appeared' in r.reason for r in reasons), reasons
 
 
 def test_a_late_frame_is_masked_with_where_the_robot_was_when_it_was_taken():
@@ -179,6 +179,7 @@ def test_an_object_put_in_the_path_while_carrying_is_a_change_located_there():
     robot.hand = START + [0.02, -0.08, 0.2]
     block = (0.50, 0.0, 0.025, 0.0, 0.16)  # 5 cm block, 16 cm tall, under the corridor
     w.on_frame(render(robot.boxes(0.06) + [block]), T_BASE_CAM)
-    assert 'path corridor' in (w.poll() or '')
-    pts = w.obstacle_points
+    event = w.poll()
+    assert event is not None and 'path corridor' in event.reason
+    pts = event.obstacles
     assert len(pts) and np.all(np.abs(pts[:, :2] - block[:2]) < 0.04), pts

@@ -229,7 +229,7 @@ def test_halt_stops_the_running_motion_and_refuses_later_ones(rig):
     th.join(timeout=2.0)
     res = out['res']
     assert res.status is MotionStatus.STOPPED and res.reason == 'executor shutting down (SIGTERM)'
-    assert out['t'] - t_halt < 0.3
+    assert out['t'] - t_halt < 1.0  # the motion returns at its next control tick
     deadline = time.monotonic() + 2.0
     while len(controller.received) <= n_before:  # acknowledged; the callback may lag
         assert time.monotonic() < deadline, 'the controller never got the stop'

@@ -27,6 +27,8 @@ class ErrorCode(enum.IntEnum):
     CANCELED = 10
     REPLAN_LIMIT = 11
     BACKEND_UNAVAILABLE = 12
+    PREEMPTED = 13
+    SHUTDOWN = 14
 
 
 class PlanningError(Exception):

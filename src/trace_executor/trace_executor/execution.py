@@ -44,9 +44,42 @@ class Phase(enum.IntEnum):
 
 
 MODES = ('pick_place', 'push', 'follow')
-#: Reason a plan hands back after a walk whose segment says ``look_again``: perceive again from
-#: the new stance and plan the rest (not a replan; see :meth:`GoalRunner._execute`).
-LOOK_AGAIN = 'arrived at a new stance: looking again'
+
+
+class InterruptKind(enum.Enum):
+    """Why a running motion must stop."""
+
+    CANCELED = 'canceled'  # the goal was canceled or preempted
+    SCENE_CHANGED = 'scene changed'  # the scene watcher saw a change that matters
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """What ``interrupt()`` hands a backend: the kind, and details for people."""
+
+    kind: InterruptKind
+    detail: str = ''
+
+    def __str__(self) -> str:
+        return self.kind.value + (f': {self.detail}' if self.detail else '')
+
+
+CANCELED = Interrupt(InterruptKind.CANCELED)
+
+
+@dataclass(frozen=True)
+class SceneEvent:
+    """A scene change a watcher reports: why, and where something appeared (base frame)."""
+
+    reason: str
+    obstacles: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+
+
+class Continuation(enum.Enum):
+    """Why :meth:`GoalRunner._execute` hands back without an outcome."""
+
+    REPLAN = 'replan'  # the scene changed (or a grasp closed on nothing): perceive, replan
+    LOOK_AGAIN = 'look again'  # a walk ended at a new stance: perceive from there (not a replan)
 
 
 @dataclass
@@ -121,12 +154,22 @@ class RobotBackend(Protocol):
         """Current joint positions (rad), planner order. Raises BackendError when stale."""
 
     def execute(
-        self, segment: Any, interrupt: Callable[[], str | None], progress: Callable[[float], None]
+        self,
+        segment: Any,
+        interrupt: Callable[[], Interrupt | None],
+        progress: Callable[[float], None],
     ) -> MotionResult:
-        """Run a timed motion; stop smoothly as soon as ``interrupt()`` returns a reason."""
+        """Run a timed motion; stop smoothly as soon as ``interrupt()`` returns an Interrupt."""
 
-    def gripper(self, close: bool) -> tuple[bool, str]:
-        """Close/open the gripper. Returns (object grasped / released, message)."""
+    def gripper(self, close: bool, segment: Any = None) -> tuple[bool, str]:
+        """Close/open the gripper (a hand that the segment names, if any).
+
+        Returns:
+            (object grasped / released, message).
+        """
+
+    def stop(self) -> None:
+        """Bring the robot to rest now (used when a goal crashed or the node shuts down)."""
 
 
 class SceneWatcher(Protocol):
@@ -135,8 +178,8 @@ class SceneWatcher(Protocol):
     def arm(self, plan: Any, holding: bool) -> None:
         """Take a reference frame now and watch the regions that matter for ``plan``."""
 
-    def poll(self) -> str | None:
-        """A reason when the scene changed since :meth:`arm`, else None."""
+    def poll(self) -> SceneEvent | None:
+        """What changed since :meth:`arm` (reason and new obstacles), else None."""
 
     def disarm(self) -> None:
         """Stop watching."""
@@ -180,6 +223,17 @@ def validate_goal(goal: GoalSpec, default_mode: str, default_speed: float) -> Go
     )
 
 
+@dataclass
+class _Step:
+    """How running a plan ended: an outcome, or what to do next and why."""
+
+    outcome: Outcome | None
+    holding: bool
+    then: Continuation | None = None
+    reason: str = ''
+    obstacles: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+
+
 class PerceptionError(RuntimeError):
     """The trace service failed; the message carries its reason."""
 
@@ -197,6 +251,7 @@ class GoalRunner:
         feedback: Feedback | None = None,
         max_replans: int = 3,
         obstacle_clearance_m: float = 0.06,
+        endpoint_margin_m: float = 0.12,
         publish_plan: Callable[[Any], None] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
@@ -207,19 +262,36 @@ class GoalRunner:
         self.feedback = feedback or (lambda *a: None)
         self.max_replans = max_replans
         self.obstacle_clearance_m = obstacle_clearance_m
+        #: appeared points this close to the trace's start or end are the object / destination
+        self.endpoint_margin_m = endpoint_margin_m
         self.publish_plan = publish_plan or (lambda plan: None)
         self.log = log or (lambda msg: None)
         self._lock = threading.Lock()
 
-    def run(self, goal: GoalSpec, cancelled: Callable[[], bool]) -> Outcome:
-        """Execute a goal (from :func:`validate_goal`) until done, failed or cancelled."""
+    def run(
+        self,
+        goal: GoalSpec,
+        cancelled: Callable[[], bool],
+        feedback: Feedback | None = None,
+    ) -> Outcome:
+        """Execute a goal (from :func:`validate_goal`) until done, failed or cancelled.
+
+        Args:
+            goal: the validated goal.
+            cancelled: True once the goal must stop (cancel or preemption).
+            feedback: this goal's feedback callable (None: the runner's default).
+        """
         if not self._lock.acquire(blocking=False):
             return Outcome(False, ErrorCode.BUSY, 'another goal is running')
+        default_feedback = self.feedback
+        if feedback is not None:
+            self.feedback = feedback
         try:
             return self._run(goal, cancelled)
         finally:
             if self.watcher:
                 self.watcher.disarm()
+            self.feedback = default_feedback
             self._lock.release()
 
     # -----------------------------------------------------------------------------------------
@@ -296,7 +368,7 @@ class GoalRunner:
             except PlanningError as exc:
                 return Outcome(False, exc.code, exc.message, trace, replans, timings=timings)
             timings['planning_s'] += time.monotonic() - t
-            blocked = self._blocked(plan, obstacles)
+            blocked = self._blocked(plan, obstacles, trace)
             if blocked:
                 return Outcome(False, ErrorCode.COLLISION, blocked, trace, replans, plan, timings)
             self.publish_plan(plan)
@@ -312,14 +384,13 @@ class GoalRunner:
                     timings,
                 )
             # 3. execute, watching the scene
-            outcome, reason, holding = self._execute(
-                goal, plan, trace, replans, holding, cancelled, timings
-            )
-            if outcome is not None:
-                outcome.timings = timings
-                outcome.timings['total_s'] = time.monotonic() - t0
-                return outcome
-            if reason == LOOK_AGAIN:
+            step = self._execute(goal, plan, trace, replans, holding, cancelled, timings)
+            holding, reason = step.holding, step.reason
+            if step.outcome is not None:
+                step.outcome.timings = timings
+                step.outcome.timings['total_s'] = time.monotonic() - t0
+                return step.outcome
+            if step.then is Continuation.LOOK_AGAIN:
                 # A mobile robot walked as planned: perceive from where it stands now and plan
                 # the rest (the object may have moved meanwhile). Bounded, not a replan.
                 looks += 1
@@ -336,10 +407,8 @@ class GoalRunner:
                 phase = Phase.PERCEIVING
                 continue
             replans += 1
-            seen = getattr(self.watcher, 'obstacle_points', None)
-            if seen is not None and len(seen):
-                obstacles = np.vstack([obstacles, seen])
-                self.watcher.obstacle_points = np.zeros((0, 3))
+            if len(step.obstacles):
+                obstacles = np.vstack([obstacles, step.obstacles])
             self.log(f'replan {replans}/{self.max_replans}: {reason}')
             if replans > self.max_replans:
                 return Outcome(
@@ -353,8 +422,20 @@ class GoalRunner:
                 )
             phase = Phase.REPLANNING
 
-    def _blocked(self, plan: Any, obstacles: np.ndarray) -> str:
-        """A reason when the plan's tool path passes through something that appeared."""
+    def _blocked(self, plan: Any, obstacles: np.ndarray, trace: TraceInput) -> str:
+        """A reason when the plan's tool path passes through something that appeared.
+
+        What appeared where the new trace starts (the object to carry, moved there) or ends
+        (the destination, or the object already there in the hand) is not an obstacle: the
+        fresh trace was perceived with it in view. Only points along the way count.
+        """
+        if not len(obstacles):
+            return ''
+        ends = trace.points[[0, -1]]
+        if trace.transform is not None:
+            ends = ends @ trace.transform[:3, :3].T + trace.transform[:3, 3]
+        near_end = np.linalg.norm(obstacles[:, None, :] - ends[None, :, :], axis=2).min(axis=1)
+        obstacles = obstacles[near_end > self.endpoint_margin_m]
         if not len(obstacles):
             return ''
         path = np.asarray(plan.tool_path.positions, dtype=float)
@@ -378,8 +459,8 @@ class GoalRunner:
         holding: bool,
         cancelled: Callable[[], bool],
         timings: dict[str, float],
-    ) -> tuple[Outcome | None, str, bool]:
-        """Run the plan's segments. Returns (final outcome | None to replan, reason, holding)."""
+    ) -> _Step:
+        """Run the plan's segments: an outcome, or how to go on (replan, look again)."""
         watch = goal.replanning and self.watcher is not None
         if watch:
             self.watcher.arm(plan, holding)
@@ -392,36 +473,30 @@ class GoalRunner:
         done = 0.0
         for seg in plan.segments:
             if getattr(seg, 'kind', '') == 'gripper':
-                # A segment that names its hand (G1: left/right Dex3) is handed to the backend.
-                if hasattr(seg, 'side'):
-                    ok, msg = self.backend.gripper(seg.close, seg)
-                else:
-                    ok, msg = self.backend.gripper(seg.close)
+                # the segment names the hand where a robot has several (G1: left/right Dex3)
+                ok, msg = self.backend.gripper(seg.close, seg)
                 self.log(f'gripper {"close" if seg.close else "open"}: {msg}')
                 if seg.close and not ok:
                     if watch:
-                        return None, f'grasp failed ({msg})', False
-                    return (
-                        Outcome(
-                            False, ErrorCode.EXECUTION, f'grasp failed: {msg}', trace, replans
-                        ),
-                        '',
-                        False,
+                        return _Step(None, False, Continuation.REPLAN, f'grasp failed ({msg})')
+                    failed = f'grasp failed: {msg}'
+                    return _Step(
+                        Outcome(False, ErrorCode.EXECUTION, failed, trace, replans), False
                     )
                 holding = bool(seg.close and ok)
                 if watch:
                     self.watcher.arm(plan, holding)  # the start region no longer matters
                 continue
-            scene: list[str] = []
+            scene: list[SceneEvent] = []
 
-            def interrupt(scene: list[str] = scene) -> str | None:
+            def interrupt(scene: list[SceneEvent] = scene) -> Interrupt | None:
                 if cancelled():
-                    return 'canceled'
+                    return CANCELED
                 if watch:
-                    why = self.watcher.poll()
-                    if why:
-                        scene.append(why)
-                        return f'scene changed: {why}'
+                    event = self.watcher.poll()
+                    if event is not None:
+                        scene.append(event)
+                        return Interrupt(InterruptKind.SCENE_CHANGED, event.reason)
                 return None
 
             walking = getattr(seg, 'kind', '') == 'walk'
@@ -443,44 +518,18 @@ class GoalRunner:
             done += seg.duration_s
             if res.status is MotionStatus.DONE:
                 if walking and getattr(seg, 'look_again', False):
-                    return None, LOOK_AGAIN, holding
+                    return _Step(None, holding, Continuation.LOOK_AGAIN, 'arrived at a new stance')
                 continue
             if res.status is MotionStatus.FAILED:
-                return (
-                    Outcome(
-                        False,
-                        ErrorCode.EXECUTION,
-                        f'{self.backend.name}: {res.message}',
-                        trace,
-                        replans,
-                    ),
-                    '',
-                    holding,
-                )
+                failed = f'{self.backend.name}: {res.message}'
+                return _Step(Outcome(False, ErrorCode.EXECUTION, failed, trace, replans), holding)
             if cancelled() or not scene:
-                return (
-                    Outcome(
-                        False,
-                        ErrorCode.CANCELED,
-                        f'canceled; the robot stopped ({res.message or "at rest"})',
-                        trace,
-                        replans,
-                    ),
-                    '',
-                    holding,
-                )
-            return None, scene[0], holding
+                stopped = f'canceled; the robot stopped ({res.message or "at rest"})'
+                return _Step(Outcome(False, ErrorCode.CANCELED, stopped, trace, replans), holding)
+            event = scene[0]
+            return _Step(None, holding, Continuation.REPLAN, event.reason, event.obstacles)
         self.feedback(Phase.EXECUTING, 1.0, replans, 'done', trace)
-        return (
-            Outcome(
-                True,
-                ErrorCode.NONE,
-                f'done: {plan.mode} along {len(trace.points)} trace points'
-                + (f' after {replans} replan(s)' if replans else ''),
-                trace,
-                replans,
-                plan,
-            ),
-            '',
-            holding,
+        done_msg = f'done: {plan.mode} along {len(trace.points)} trace points' + (
+            f' after {replans} replan(s)' if replans else ''
         )
+        return _Step(Outcome(True, ErrorCode.NONE, done_msg, trace, replans, plan), holding)

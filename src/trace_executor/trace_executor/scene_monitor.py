@@ -40,6 +40,8 @@ from typing import Any, Union
 
 import numpy as np
 
+from trace_executor.execution import SceneEvent
+
 
 @dataclass
 class MonitorConfig:
@@ -730,8 +732,6 @@ class PlanSceneWatcher:
         self.max_reproject_m = max_reproject_m
         self.max_reproject_rad = max_reproject_rad
         self._armed = False
-        #: base-frame points of the last change where something appeared (candidate obstacle)
-        self.obstacle_points = np.zeros((0, 3))
         #: the last change seen (None: none since :meth:`arm`)
         self.last_change: SceneChange | None = None
         self.stats = {
@@ -827,8 +827,8 @@ class PlanSceneWatcher:
             self._moved = (pose, self._monitor.seen_from(pose))
         return self._moved[1]
 
-    def poll(self) -> str | None:
-        """Check the newest frame once; a reason when the scene changed."""
+    def poll(self) -> SceneEvent | None:
+        """Check the newest frame once; what changed (reason, where something appeared)."""
         if not self._armed or self._monitor is None or self._ref_pose is None:
             return None
         self.masks.sample()
@@ -865,9 +865,8 @@ class PlanSceneWatcher:
             return None
         self.stats['changes'] += 1
         self.last_change = change
-        if change.median_shift_m < 0 and len(change.appeared_points):
-            self.obstacle_points = change.appeared_points
-        return change.reason
+        appeared = change.median_shift_m < 0 and len(change.appeared_points)
+        return SceneEvent(change.reason, change.appeared_points if appeared else np.zeros((0, 3)))
 
     def disarm(self) -> None:
         """Stop watching until the next :meth:`arm`."""

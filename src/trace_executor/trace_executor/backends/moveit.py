@@ -42,7 +42,7 @@ from trace_executor.backends.ros2_control import (
     wait_future,
     wait_until_rest,
 )
-from trace_executor.execution import BackendError, MotionResult, MotionStatus
+from trace_executor.execution import BackendError, Interrupt, MotionResult, MotionStatus
 from trace_executor.trace_check import fmt_point
 
 MOVEIT_MISSING = 'moveit backend needs moveit_msgs / a MoveIt install (use the docker image)'
@@ -182,9 +182,11 @@ class MoveItBackend:
             raise BackendError(f'{MOVEIT_MISSING}: {exc}') from exc
         from builtin_interfaces.msg import Duration
         from geometry_msgs.msg import Pose
-        from rclpy.action import ActionClient
         from sensor_msgs.msg import JointState
+        from std_msgs.msg import String
         from std_srvs.srv import SetBool
+
+        from robotracer_commander.action_client import RaceFreeActionClient
 
         self._ExecuteTrajectory = ExecuteTrajectory
         self._GetCartesianPath = GetCartesianPath
@@ -192,6 +194,7 @@ class MoveItBackend:
         self._Pose = Pose
         self._Duration = Duration
         self._SetBool = SetBool
+        self._String = String
         self._error_names = {
             int(getattr(MoveItErrorCodes, n)): n
             for n in dir(MoveItErrorCodes)
@@ -236,12 +239,14 @@ class MoveItBackend:
         self.cartesian_client = node.create_client(
             GetCartesianPath, cartesian_path_service, callback_group=group
         )
-        self.execute_client = ActionClient(
+        self.execute_client = RaceFreeActionClient(
             node, ExecuteTrajectory, execute_action, callback_group=group
         )
         self.gripper_client = node.create_client(
             SetBool, gripper_service, callback_group=MutuallyExclusiveCallbackGroup()
         )
+        # MoveIt's TrajectoryExecutionManager stops whatever it executes on "stop" here
+        self.execution_event_pub = node.create_publisher(String, 'trajectory_execution_event', 1)
 
     # --- state ----------------------------------------------------------------------------
     def joint_positions(self) -> np.ndarray:
@@ -364,7 +369,10 @@ class MoveItBackend:
 
     # --- execution ------------------------------------------------------------------------
     def execute(
-        self, segment: Any, interrupt: Callable[[], str | None], progress: Callable[[float], None]
+        self,
+        segment: Any,
+        interrupt: Callable[[], Interrupt | None],
+        progress: Callable[[float], None],
     ) -> MotionResult:
         """Plan the segment's tool path with MoveIt and execute it through MoveIt.
 
@@ -396,7 +404,7 @@ class MoveItBackend:
         self,
         traj: Any,
         q_end: np.ndarray,
-        interrupt: Callable[[], str | None],
+        interrupt: Callable[[], Interrupt | None],
         progress: Callable[[float], None],
     ) -> MotionResult:
         if not self.execute_client.wait_for_server(timeout_sec=self.service_timeout_s):
@@ -419,7 +427,7 @@ class MoveItBackend:
             why = interrupt()
             if why:
                 self._cancel(handle, result_future)
-                return MotionResult(MotionStatus.STOPPED, why, why)
+                return MotionResult(MotionStatus.STOPPED, str(why), str(why))
             try:
                 self.state.get(self.state_timeout_s)
             except BackendError as exc:
@@ -461,6 +469,10 @@ class MoveItBackend:
                 )
             time.sleep(self.control_period_s)
 
+    def stop(self) -> None:
+        """Stop MoveIt's trajectory execution now (``trajectory_execution_event`` "stop")."""
+        self.execution_event_pub.publish(self._String(data='stop'))
+
     def _cancel(self, handle: Any, result_future: Any) -> None:
         wait_future(handle.cancel_goal_async(), self.stop_timeout_s)
         wait_future(result_future, self.stop_timeout_s)
@@ -469,7 +481,7 @@ class MoveItBackend:
         )
 
     # --- gripper --------------------------------------------------------------------------
-    def gripper(self, close: bool) -> tuple[bool, str]:
+    def gripper(self, close: bool, segment: Any = None) -> tuple[bool, str]:
         """Call the gripper service. Returns (success, its message)."""
         return call_gripper(
             self.gripper_client,

@@ -42,7 +42,7 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from trace_executor.execution import BackendError, MotionResult, MotionStatus
+from trace_executor.execution import BackendError, Interrupt, MotionResult, MotionStatus
 
 
 def _duration(t: float) -> Duration:
@@ -55,7 +55,7 @@ class JointStateCache:
 
     def __init__(self, joint_names: tuple[str, ...]) -> None:
         self.joint_names = tuple(joint_names)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._q: np.ndarray | None = None
         self._v = np.zeros(len(joint_names))
         self._t = 0.0
@@ -75,10 +75,19 @@ class JointStateCache:
         with self._lock:
             self._q, self._v, self._t = q, v, time.monotonic()
             self.count += 1
+            self._lock.notify_all()
 
-    def get(self, max_age_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """(positions, velocities). Raises BackendError when none arrived or they are stale."""
+    def get(self, max_age_s: float, first_wait_s: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, velocities). Raises BackendError when none arrived or they are stale.
+
+        Args:
+            max_age_s: the newest sample may be this old.
+            first_wait_s: before the first sample ever arrived (a node just started, its
+                subscription still matching), wait this long for it.
+        """
         with self._lock:
+            if self._q is None:
+                self._lock.wait_for(lambda: self._q is not None, timeout=first_wait_s)
             if self._q is None:
                 raise BackendError(
                     f'no joint state received yet for {", ".join(self.joint_names)}'
@@ -350,7 +359,10 @@ class Ros2ControlBackend:
             return False
 
     def execute(
-        self, segment: Any, interrupt: Callable[[], str | None], progress: Callable[[float], None]
+        self,
+        segment: Any,
+        interrupt: Callable[[], Interrupt | None],
+        progress: Callable[[float], None],
     ) -> MotionResult:
         """Publish the segment's trajectory and follow it on /joint_states.
 
@@ -400,7 +412,7 @@ class Ros2ControlBackend:
             if why:
                 self.stop()
                 self._wait_rest(1.0)
-                return MotionResult(MotionStatus.STOPPED, why, why)
+                return MotionResult(MotionStatus.STOPPED, str(why), str(why))
             elapsed = time.monotonic() - t0
             try:
                 q, v = self.state.get(self.state_timeout_s)
@@ -439,7 +451,7 @@ class Ros2ControlBackend:
         wait_until_rest(self.state, self.state_timeout_s, timeout_s, self.control_period_s)
 
     # --- gripper --------------------------------------------------------------------------
-    def gripper(self, close: bool) -> tuple[bool, str]:
+    def gripper(self, close: bool, segment: Any = None) -> tuple[bool, str]:
         """Call the gripper service. Returns (success, its message)."""
         return call_gripper(
             self.gripper_client,

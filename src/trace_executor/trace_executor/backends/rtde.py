@@ -50,7 +50,7 @@ from trace_executor.backends.cartesian import (
     tool_poses,
     ur_pose_vector,
 )
-from trace_executor.execution import BackendError, MotionResult, MotionStatus
+from trace_executor.execution import BackendError, Interrupt, MotionResult, MotionStatus
 
 if TYPE_CHECKING:
     from trace_executor.ur5.planner import Ur5Planner
@@ -586,7 +586,10 @@ class RtdeBackend:
 
     # --- motion ---------------------------------------------------------------------------
     def execute(
-        self, segment: Any, interrupt: Callable[[], str | None], progress: Callable[[float], None]
+        self,
+        segment: Any,
+        interrupt: Callable[[], Interrupt | None],
+        progress: Callable[[float], None],
     ) -> MotionResult:
         """Run a timed motion segment (servoJ stream or moveL path, see the module docstring).
 
@@ -668,6 +671,10 @@ class RtdeBackend:
                 )
         return None
 
+    def stop(self) -> None:
+        """Decelerate the arm to rest now (``stopJ``)."""
+        self._stop_j()
+
     def _servo_stop(self) -> None:
         try:
             self.control.servoStop(self.config.servo_stop_deceleration_m_s2)
@@ -701,7 +708,7 @@ class RtdeBackend:
         self,
         segment: Any,
         q_now: np.ndarray,
-        interrupt: Callable[[], str | None],
+        interrupt: Callable[[], Interrupt | None],
         progress: Callable[[float], None],
     ) -> MotionResult:
         t_cmd, stream = self.servo_stream(segment, q_now)
@@ -728,7 +735,7 @@ class RtdeBackend:
             if why:
                 self._servo_stop()
                 self._wait_rest()
-                return MotionResult(MotionStatus.STOPPED, why, why)
+                return MotionResult(MotionStatus.STOPPED, str(why), str(why))
             recent = stream[max(0, min(k, n - 1) - window) : min(k, n - 1) + 1]
             dev = np.abs(recent - q_act[None, :]).max(axis=1)
             if float(dev.min()) > self.config.path_tolerance_rad:
@@ -803,7 +810,10 @@ class RtdeBackend:
         return path
 
     def _execute_movel(
-        self, segment: Any, interrupt: Callable[[], str | None], progress: Callable[[float], None]
+        self,
+        segment: Any,
+        interrupt: Callable[[], Interrupt | None],
+        progress: Callable[[float], None],
     ) -> MotionResult:
         try:
             path = self.movel_path(segment)
@@ -833,7 +843,7 @@ class RtdeBackend:
             if why:
                 self._stop_j()
                 self._wait_rest()
-                return MotionResult(MotionStatus.STOPPED, why, why)
+                return MotionResult(MotionStatus.STOPPED, str(why), str(why))
             status = self.control.getAsyncOperationProgressEx()
             if status.isAsyncOperationRunning():
                 seen_running = True
@@ -858,7 +868,7 @@ class RtdeBackend:
             time.sleep(self.period_s)
 
     # --- gripper --------------------------------------------------------------------------
-    def gripper(self, close: bool) -> tuple[bool, str]:
+    def gripper(self, close: bool, segment: Any = None) -> tuple[bool, str]:
         """Close/open the injected gripper adapter.
 
         Returns:

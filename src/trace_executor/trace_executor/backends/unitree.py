@@ -39,7 +39,13 @@ from typing import Any
 
 import numpy as np
 
-from trace_executor.execution import BackendError, MotionResult, MotionStatus
+from trace_executor.execution import (
+    BackendError,
+    Interrupt,
+    InterruptKind,
+    MotionResult,
+    MotionStatus,
+)
 from trace_executor.g1.arm_stream import ArmCommand, ArmStreamer
 from trace_executor.g1.kinematics import SIDES, UPPER_BODY_FIRST_SLOT, G1Kinematics
 from trace_executor.g1.walk import WalkLimits, walk_command
@@ -318,6 +324,11 @@ class UnitreeBackend:
             time.sleep(0.02)
         return False
 
+    def stop(self) -> None:
+        """Stop walking and ramp the arm_sdk weight out now (later motions stay allowed)."""
+        self._stop_move()
+        self.streamer.release()
+
     def halt(self, reason: str) -> None:
         """Stop the robot for good (executor shutdown); returns at once.
 
@@ -545,7 +556,7 @@ class UnitreeBackend:
     def walk(
         self,
         segment: Any,
-        interrupt: Callable[[], str | None],
+        interrupt: Callable[[], Interrupt | None],
         progress: Callable[[float], None],
     ) -> MotionResult:
         """Walk to ``segment.goal`` in closed loop on the odometry, then StopMove.
@@ -590,9 +601,9 @@ class UnitreeBackend:
                 why = interrupt()
                 if why:
                     self._stop_move()
-                    if why.startswith('cancel'):
+                    if why.kind is InterruptKind.CANCELED:
                         self.streamer.release()
-                    return MotionResult(MotionStatus.STOPPED, 'base stopped', why)
+                    return MotionResult(MotionStatus.STOPPED, 'base stopped', str(why))
                 try:
                     x, y, _, yaw = self.base_pose()
                 except BackendError as exc:
@@ -640,7 +651,10 @@ class UnitreeBackend:
 
     # --- arms ----------------------------------------------------------------------------
     def execute(
-        self, segment: Any, interrupt: Callable[[], str | None], progress: Callable[[float], None]
+        self,
+        segment: Any,
+        interrupt: Callable[[], Interrupt | None],
+        progress: Callable[[float], None],
     ) -> MotionResult:
         """Run one plan segment: ``walk``, ``motion`` (arm trajectory) or ``arm_release``.
 
@@ -659,7 +673,10 @@ class UnitreeBackend:
         return MotionResult(MotionStatus.FAILED, f'unknown segment kind {kind!r}')
 
     def _arm_motion(
-        self, seg: Any, interrupt: Callable[[], str | None], progress: Callable[[float], None]
+        self,
+        seg: Any,
+        interrupt: Callable[[], Interrupt | None],
+        progress: Callable[[float], None],
     ) -> MotionResult:
         cfg = self.config
         try:
@@ -696,7 +713,7 @@ class UnitreeBackend:
                 return MotionResult(MotionStatus.FAILED, 'arm_sdk weight did not ramp in')
             time.sleep(self.period_s)
         self.streamer.follow(seg.times_s, seg.positions_rad, seg.velocities_rad_s)
-        stopping = ''
+        stopping: Interrupt | None = None
         while True:
             time.sleep(self.period_s)
             if self._halted:  # halt() dropped the trajectory and ramps the weight out
@@ -717,12 +734,12 @@ class UnitreeBackend:
         progress(1.0)
         return MotionResult(MotionStatus.DONE)
 
-    def _interrupted(self, why: str) -> MotionResult:
-        if why.startswith('cancel'):
+    def _interrupted(self, why: Interrupt) -> MotionResult:
+        if why.kind is InterruptKind.CANCELED:
             self.streamer.release()
             self._stop_move()
-            return MotionResult(MotionStatus.STOPPED, 'arms stopped, weight ramping out', why)
-        return MotionResult(MotionStatus.STOPPED, 'arms stopped', why)
+            return MotionResult(MotionStatus.STOPPED, 'arms stopped, weight ramping out', str(why))
+        return MotionResult(MotionStatus.STOPPED, 'arms stopped', str(why))
 
     def release_arms(self, progress: Callable[[float], None] | None = None) -> MotionResult:
         """Ramp the arm_sdk weight out (≥ 1 s); returns when it reached 0."""

@@ -56,8 +56,10 @@ import numpy as np
 
 from trace_executor.errors import ErrorCode
 from trace_executor.execution import (
+    CANCELED,
     GoalRunner,
     GoalSpec,
+    Interrupt,
     MotionResult,
     MotionStatus,
     Outcome,
@@ -682,8 +684,8 @@ class SearchingGoalRunner(GoalRunner):
         self._execute_look(seg, what)
 
     def _execute_look(self, segment: Any, what: str) -> None:
-        def interrupt() -> str | None:
-            return 'canceled' if self._cancelled() else None
+        def interrupt() -> Interrupt | None:
+            return CANCELED if self._cancelled() else None
 
         res: MotionResult = self.backend.execute(segment, interrupt, lambda _f: None)
         if res.status is MotionStatus.DONE:

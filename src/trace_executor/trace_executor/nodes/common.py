@@ -9,6 +9,7 @@ A robot's node (UR5, G1) subclasses :class:`ExecutorNode` and provides a
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 import threading
 import time
 import traceback
@@ -86,7 +87,8 @@ class ExecutorNode(Node):
         self.runner: GoalRunner | None = None
         self._busy = threading.Lock()
         self._current_goal: Any = None
-        self._preempt = threading.Event()
+        self._preempt = threading.Event()  # the running goal must end (see end_running_goal)
+        self._ended_by: ErrorCode | None = None  # PREEMPTED or SHUTDOWN
         self.trace_client = self.create_client(
             GetTrace, self.p['trace_service'], callback_group=MutuallyExclusiveCallbackGroup()
         )
@@ -201,7 +203,7 @@ class ExecutorNode(Node):
         if self._busy.locked():
             if getattr(goal, 'preempt', False) and self._current_goal is not None:
                 self.get_logger().info('new goal preempts the running one')
-                self._preempt.set()
+                self.end_running_goal(ErrorCode.PREEMPTED)
                 return GoalResponse.ACCEPT
             self.get_logger().warn(
                 'goal rejected: another goal is running (set preempt to replace it)'
@@ -251,6 +253,7 @@ class ExecutorNode(Node):
                     Outcome(False, ErrorCode.BUSY, 'another goal is running'),
                 )
         self._preempt.clear()
+        self._ended_by = None
         self._current_goal = handle
         try:
             try:
@@ -285,14 +288,12 @@ class ExecutorNode(Node):
                     None if trace is None else self.to_msg(trace),
                 )
 
-            self.runner.feedback = feedback
             try:
-                outcome = self.runner.run(spec, self._cancelled(handle))
+                outcome = self.runner.run(spec, self._cancelled(handle), feedback)
             except Exception as exc:  # never leave a goal without a result
                 self.get_logger().error(f'goal crashed: {exc!r}\n{traceback.format_exc()}')
-                stop = getattr(self.runner.backend, 'stop', None)
-                if stop:
-                    stop()
+                if self.runner.backend is not None:
+                    self.runner.backend.stop()
                 outcome = Outcome(
                     False, ErrorCode.EXECUTION, f'internal error: {type(exc).__name__}: {exc}'
                 )
@@ -300,6 +301,15 @@ class ExecutorNode(Node):
         finally:
             self._current_goal = None
             self._busy.release()
+
+    def end_running_goal(self, why: ErrorCode) -> None:
+        """Make the running goal stop (the robot stops) and end with ``why``.
+
+        Args:
+            why: ``ErrorCode.PREEMPTED`` (a newer goal replaces it) or ``ErrorCode.SHUTDOWN``.
+        """
+        self._ended_by = why
+        self._preempt.set()
 
     def _cancelled(self, handle: Any) -> Callable[[], bool]:
         return lambda: bool(handle.is_cancel_requested or self._preempt.is_set())
@@ -309,6 +319,16 @@ class ExecutorNode(Node):
     ) -> Any:
         if heartbeat is not None:
             heartbeat.stop()
+        if (
+            outcome.code == ErrorCode.CANCELED
+            and not handle.is_cancel_requested
+            and self._ended_by is not None
+        ):
+            what = {
+                ErrorCode.PREEMPTED: 'replaced by a newer goal',
+                ErrorCode.SHUTDOWN: ('the executor is shutting down'),
+            }[self._ended_by]
+            outcome = replace(outcome, code=self._ended_by, message=f'{what}: {outcome.message}')
         result.success = outcome.success
         result.error_code = int(outcome.code)
         result.error_msg = outcome.message

@@ -606,7 +606,7 @@ class G1ExecutorNode(ExecutorNode):
         """
         if self.backend is not None:
             self.backend.halt(reason)
-        self._preempt.set()  # the runner's cancel check (nodes/common.py)
+        self.end_running_goal(ErrorCode.SHUTDOWN)
 
     def goal_running(self) -> bool:
         """True while a goal is being executed."""

@@ -21,6 +21,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from robotracer_ros.images import depth_scale_for, depth_to_metres, image_to_numpy
+from trace_executor.execution import SceneEvent
 from trace_executor.scene_monitor import MaskInput, MonitorConfig, PlanSceneWatcher
 
 
@@ -96,21 +97,12 @@ class DepthSceneWatcher:
         )
         self.core.on_frame(depth_to_metres(raw, depth_scale_for(msg.encoding)), self.T_base_cam)
 
-    @property
-    def obstacle_points(self) -> np.ndarray:
-        """Base-frame points of the last change where something appeared (candidate obstacle)."""
-        return self.core.obstacle_points
-
-    @obstacle_points.setter
-    def obstacle_points(self, value: np.ndarray) -> None:
-        self.core.obstacle_points = value
-
     def arm(self, plan: Any, holding: bool) -> None:
         """New reference (robot at rest) and regions for ``plan``."""
         self.core.arm(plan, holding)
 
-    def poll(self) -> str | None:
-        """Check the newest frame (once); a reason when the scene changed."""
+    def poll(self) -> SceneEvent | None:
+        """Check the newest frame (once); what changed, if anything."""
         return self.core.poll()
 
     def disarm(self) -> None:

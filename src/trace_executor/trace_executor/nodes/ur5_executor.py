@@ -21,6 +21,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from trace_executor.backends.ros2_control import Ros2ControlBackend
 from trace_executor.backends.rtde import RtdeBackend, RtdeConfig
+from trace_executor.errors import ErrorCode
 from trace_executor.execution import BackendError, GoalRunner
 from trace_executor.nodes.common import ExecutorNode
 from trace_executor.nodes.params import Param
@@ -245,7 +246,7 @@ class Ur5ExecutorNode(ExecutorNode):
             else:
                 self.backend.stop()
             self.get_logger().info(f'{reason}: the arm was sent a stop')
-        self._preempt.set()  # the runner's cancel check (nodes/common.py)
+        self.end_running_goal(ErrorCode.SHUTDOWN)
 
     def goal_running(self) -> bool:
         """True while a goal is being executed."""

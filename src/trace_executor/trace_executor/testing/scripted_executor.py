@@ -23,17 +23,28 @@ from trace_executor.execution import GoalSpec, Outcome, Phase
 from trace_executor.nodes.common import ExecutorNode
 
 
+class _NoRobot:
+    """The scripted runner's robot: nothing to stop."""
+
+    name = 'scripted'
+
+    def stop(self) -> None:
+        """Nothing moves."""
+
+
 class ScriptedRunner:
     """A GoalRunner stand-in: 'executes' for ``duration_s``, honours cancel."""
 
     def __init__(self, duration_s: float) -> None:
         self.duration_s = duration_s
         self.feedback: Any = lambda *a: None
-        self.backend = None
+        self.backend = _NoRobot()
         self.goals = 0
 
-    def run(self, goal: GoalSpec, cancelled: Any) -> Outcome:
+    def run(self, goal: GoalSpec, cancelled: Any, feedback: Any = None) -> Outcome:
         """Report progress for ``duration_s``; CANCELED when asked to stop."""
+        if feedback is not None:
+            self.feedback = feedback
         self.goals += 1
         t0 = time.monotonic()
         what = goal.instruction or 'trace'

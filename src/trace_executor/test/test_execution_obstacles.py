@@ -1,0 +1,38 @@
+"""What appeared in the scene blocks a new plan only along the way, not at its two ends."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from trace_executor.execution import GoalRunner, TraceInput
+
+PATH = np.array([[0.40, -0.20, 0.05 + 0.1 * np.sin(np.pi * t)] for t in np.linspace(0, 1, 21)])
+PATH[:, 1] = np.linspace(-0.20, 0.20, 21)
+PLAN = SimpleNamespace(tool_path=SimpleNamespace(positions=PATH))
+TRACE = TraceInput(PATH[[0, 10, 20]].copy(), 'base_link')
+
+
+def blocked(points) -> str:
+    runner = GoalRunner(planner=None, backend=None)
+    return runner._blocked(PLAN, np.atleast_2d(np.asarray(points, dtype=float)), TRACE)
+
+
+def test_something_in_the_way_blocks_and_is_named():
+    why = blocked([PATH[10] + [0.01, 0.0, 0.0]])
+    assert 'obstacle appeared at (0.41, 0.00, 0.15)' in why and 'clearance 6 cm' in why
+
+
+def test_the_object_itself_and_the_destination_do_not_block():
+    assert blocked([PATH[0] + [0.03, 0.0, 0.0]]) == ''  # the object to pick, moved there
+    assert blocked([PATH[-1] + [0.0, 0.02, 0.03]]) == ''  # the destination / held object
+    assert blocked([PATH[10] + [0.0, 0.0, 0.3]]) == ''  # far above the path
+
+
+def test_trace_in_another_frame_is_compared_in_the_base_frame():
+    tf = np.eye(4)
+    tf[:3, 3] = [1.0, 0.0, 0.0]
+    trace = TraceInput(TRACE.points - [1.0, 0.0, 0.0], 'camera', tf)
+    runner = GoalRunner(planner=None, backend=None)
+    assert runner._blocked(PLAN, np.atleast_2d(PATH[0]), trace) == ''
