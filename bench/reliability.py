@@ -351,24 +351,7 @@ def soak_ur5(n: int, rng: random.Random) -> dict:
             if outcome is not None and outcome.success and kind in ('plain', 'moved'):
                 p = sim.poses()
                 at_target = bool(np.linalg.norm(p[obj][0][:2] - p[dest][0][:2]) < 0.06)
-            verdict = _classify(outcome, expect_ok, at_target)
-            rows.append(
-                {
-                    'robot': 'ur5',
-                    'i': i,
-                    'text': text,
-                    'kind': kind,
-                    'verdict': verdict,
-                    'status': outcome.status.value if outcome else 'none',
-                    'error_code': outcome.error_code if outcome else -1,
-                    'replans': outcome.replans if outcome else 0,
-                    'message': (outcome.message if outcome else '')[:200],
-                    'seconds': round(time.monotonic() - t0, 1),
-                }
-            )
-            print(
-                f'  ur5 {i}: {verdict:<15} {text!r} ({rows[-1]["message"][:80]})', file=sys.stderr
-            )
+            rows.append(_row('ur5', i, text, kind, outcome, expect_ok, at_target, t0))
             if sim.proc.poll() is not None:
                 rows[-1]['verdict'] = 'crash'
                 break
@@ -420,24 +403,7 @@ def soak_g1(n: int, rng: random.Random) -> dict:
             if outcome is not None and outcome.success and kind == 'plain':
                 p = sim.poses()
                 at_target = bool(np.linalg.norm(p[obj][0][:2] - p[dest][0][:2]) < 0.10)
-            verdict = _classify(outcome, kind == 'plain', at_target)
-            rows.append(
-                {
-                    'robot': 'g1',
-                    'i': i,
-                    'text': text,
-                    'kind': kind,
-                    'verdict': verdict,
-                    'status': outcome.status.value if outcome else 'none',
-                    'error_code': outcome.error_code if outcome else -1,
-                    'replans': outcome.replans if outcome else 0,
-                    'message': (outcome.message if outcome else '')[:200],
-                    'seconds': round(time.monotonic() - t0, 1),
-                }
-            )
-            print(
-                f'  g1 {i}: {verdict:<15} {text!r} ({rows[-1]["message"][:80]})', file=sys.stderr
-            )
+            rows.append(_row('g1', i, text, kind, outcome, kind == 'plain', at_target, t0))
             try:
                 sim.wait_idle(30)
             except AssertionError as exc:
@@ -451,6 +417,25 @@ def soak_g1(n: int, rng: random.Random) -> dict:
         return {'rows': rows, 'processes': watch.report()}
     finally:
         sim.close()
+
+
+def _row(robot, i, text, kind, outcome, expect_ok, at_target, t0) -> dict:
+    """One soak instruction's record (and a progress line on stderr)."""
+    verdict = _classify(outcome, expect_ok, at_target)
+    row = {
+        'robot': robot,
+        'i': i,
+        'text': text,
+        'kind': kind,
+        'verdict': verdict,
+        'status': outcome.status.value if outcome else 'none',
+        'error_code': outcome.error_code if outcome else -1,
+        'replans': outcome.replans if outcome else 0,
+        'message': (outcome.message if outcome else '')[:200],
+        'seconds': round(time.monotonic() - t0, 1),
+    }
+    print(f'  {robot} {i}: {verdict:<15} {text!r} ({row["message"][:80]})', file=sys.stderr)
+    return row
 
 
 def summarise(rows: list[dict]) -> dict:
