@@ -24,6 +24,7 @@ from rclpy.node import Node
 from robotracer_msgs.action import ExecuteInstruction, ExecuteTrace
 from robotracer_msgs.msg import SpatialTrace
 from robotracer_msgs.srv import GetTrace
+from robotracer_ros.parameters import Param, declare_all
 from robotracer_ros.transforms import transform_from_translation_quaternion
 from trace_executor.backends.ros2_control import wait_future
 from trace_executor.errors import ErrorCode, PlanningError
@@ -36,7 +37,6 @@ from trace_executor.execution import (
     TraceInput,
     validate_goal,
 )
-from trace_executor.nodes.params import Param, declare_all
 from trace_executor.trace_check import check_message
 
 COMMON_PARAMS = [

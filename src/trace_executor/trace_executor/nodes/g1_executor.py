@@ -49,6 +49,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from robotracer_msgs.msg import SpatialTrace, WholeBodyTarget
 from robotracer_msgs.srv import GetTrace
 from robotracer_ros.images import depth_scale_for, depth_to_metres, image_to_numpy
+from robotracer_ros.parameters import Param
 from robotracer_ros.transforms import matrix_to_quaternion
 from trace_executor.backends.ros2_control import wait_future
 from trace_executor.errors import ErrorCode, PlanningError
@@ -73,7 +74,6 @@ from trace_executor.g1.stance import ReachRegion, stance_matrix
 from trace_executor.g1.walk import WalkLimits
 from trace_executor.g1.watcher import StanceSceneWatcher
 from trace_executor.nodes.common import ExecutorNode
-from trace_executor.nodes.params import Param
 from trace_executor.nodes.shutdown import ShutdownRequest, spin_until_shutdown
 from trace_executor.scene_monitor import MonitorConfig, RobotMask
 from trace_executor.trace_check import check_message
@@ -95,7 +95,12 @@ PARAMS = [
         'depth image for the scene monitor (16UC1 mm or 32FC1 m)',
     ),
     Param('camera_info_topic', '/camera/camera/color/camera_info', 'camera_info of the depth'),
-    Param('image_reliable', True, 'subscribe to depth with reliable QoS'),
+    Param(
+        'image_reliability',
+        'reliable',
+        'depth subscription reliability: reliable | best_effort; match the publisher',
+        choices=('reliable', 'best_effort'),
+    ),
     Param('change_threshold_m', 0.03, 'scene monitor: pixel depth change, m', 0.005, 0.5),
     Param('change_fraction', 0.25, 'scene monitor: changed fraction of a region', 0.01, 1.0),
     Param('whole_body_target_topic', '/robotracer/g1/whole_body_target', 'WholeBodyTarget'),
@@ -275,7 +280,7 @@ class G1ExecutorNode(ExecutorNode):
             qos = QoSProfile(
                 depth=2,
                 reliability=ReliabilityPolicy.RELIABLE
-                if p['image_reliable']
+                if p['image_reliability'] == 'reliable'
                 else ReliabilityPolicy.BEST_EFFORT,
             )
             depth_group = MutuallyExclusiveCallbackGroup()

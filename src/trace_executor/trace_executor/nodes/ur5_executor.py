@@ -19,12 +19,12 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from robotracer_ros.parameters import Param
 from trace_executor.backends.ros2_control import Ros2ControlBackend
 from trace_executor.backends.rtde import RtdeBackend, RtdeConfig
 from trace_executor.errors import ErrorCode
 from trace_executor.execution import BackendError, GoalRunner
 from trace_executor.nodes.common import ExecutorNode
-from trace_executor.nodes.params import Param
 from trace_executor.nodes.scene_watcher import DepthSceneWatcher
 from trace_executor.nodes.shutdown import ShutdownRequest, spin_until_shutdown
 from trace_executor.scene_monitor import MonitorConfig, RobotMask
@@ -112,10 +112,11 @@ PARAMS = [
         'camera_info_topic', '/camera/camera/color/camera_info', 'camera_info of the depth image'
     ),
     Param(
-        'image_reliable',
-        True,
-        'subscribe to depth with reliable QoS (best effort drops '
-        'large frames between processes on small machines)',
+        'image_reliability',
+        'reliable',
+        'depth subscription reliability: reliable | best_effort (best effort drops large '
+        'frames between processes on small machines); match the publisher',
+        choices=('reliable', 'best_effort'),
     ),
     Param(
         'change_threshold_m',
@@ -170,7 +171,7 @@ class Ur5ExecutorNode(ExecutorNode):
                     min_changed_fraction=p['change_fraction'],
                 ),
                 robot_points=self._robot_points,
-                reliable=p['image_reliable'],
+                reliable=p['image_reliability'] == 'reliable',
             )
             self.runner = GoalRunner(
                 self.planner,
