@@ -105,9 +105,9 @@ class DemoNode(Node):
         reliable = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE
         )
-        latched = QoSProfile(
+        latched = QoSProfile(  # depth 10: a trace and its replan can arrive back to back
             history=HistoryPolicy.KEEP_LAST,
-            depth=1,
+            depth=10,
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )

@@ -14,9 +14,10 @@ PLAN = SimpleNamespace(tool_path=SimpleNamespace(positions=PATH))
 TRACE = TraceInput(PATH[[0, 10, 20]].copy(), 'base_link')
 
 
-def blocked(points) -> str:
+def blocked(points, holding: bool = False) -> str:
     runner = GoalRunner(planner=None, backend=None)
-    return runner._blocked(PLAN, np.atleast_2d(np.asarray(points, dtype=float)), TRACE)
+    pts = np.atleast_2d(np.asarray(points, dtype=float))
+    return runner._blocked(PLAN, pts, TRACE, holding)
 
 
 def test_something_in_the_way_blocks_and_is_named():
@@ -28,6 +29,12 @@ def test_the_object_itself_and_the_destination_do_not_block():
     assert blocked([PATH[0] + [0.03, 0.0, 0.0]]) == ''  # the object to pick, moved there
     assert blocked([PATH[-1] + [0.0, 0.02, 0.03]]) == ''  # the destination / held object
     assert blocked([PATH[10] + [0.0, 0.0, 0.3]]) == ''  # far above the path
+
+
+def test_while_holding_the_start_is_the_hand_and_something_there_blocks():
+    # carrying: the trace starts at the hand, and what appeared under it is in the way
+    assert 'obstacle appeared' in blocked([PATH[0] + [0.0, 0.0, -0.03]], holding=True)
+    assert blocked([PATH[-1] + [0.0, 0.02, 0.03]], holding=True) == ''
 
 
 def test_trace_in_another_frame_is_compared_in_the_base_frame():

@@ -368,7 +368,7 @@ class GoalRunner:
             except PlanningError as exc:
                 return Outcome(False, exc.code, exc.message, trace, replans, timings=timings)
             timings['planning_s'] += time.monotonic() - t
-            blocked = self._blocked(plan, obstacles, trace)
+            blocked = self._blocked(plan, obstacles, trace, holding)
             if blocked:
                 return Outcome(False, ErrorCode.COLLISION, blocked, trace, replans, plan, timings)
             self.publish_plan(plan)
@@ -422,16 +422,19 @@ class GoalRunner:
                 )
             phase = Phase.REPLANNING
 
-    def _blocked(self, plan: Any, obstacles: np.ndarray, trace: TraceInput) -> str:
+    def _blocked(
+        self, plan: Any, obstacles: np.ndarray, trace: TraceInput, holding: bool = False
+    ) -> str:
         """A reason when the plan's tool path passes through something that appeared.
 
-        What appeared where the new trace starts (the object to carry, moved there) or ends
-        (the destination, or the object already there in the hand) is not an obstacle: the
-        fresh trace was perceived with it in view. Only points along the way count.
+        What appeared where the new trace ends (the destination, seen with the object arriving
+        in the hand) is not an obstacle, nor, before the grasp, where it starts (the object to
+        pick, moved there): the fresh trace was perceived with them in view. While the object
+        is held its start is the hand, so everything along the way counts.
         """
         if not len(obstacles):
             return ''
-        ends = trace.points[[0, -1]]
+        ends = trace.points[[-1]] if holding else trace.points[[0, -1]]
         if trace.transform is not None:
             ends = ends @ trace.transform[:3, :3].T + trace.transform[:3, 3]
         near_end = np.linalg.norm(obstacles[:, None, :] - ends[None, :, :], axis=2).min(axis=1)
