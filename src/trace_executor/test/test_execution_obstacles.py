@@ -10,7 +10,7 @@ from trace_executor.execution import GoalRunner, TraceInput
 
 PATH = np.array([[0.40, -0.20, 0.05 + 0.1 * np.sin(np.pi * t)] for t in np.linspace(0, 1, 21)])
 PATH[:, 1] = np.linspace(-0.20, 0.20, 21)
-PLAN = SimpleNamespace(tool_path=SimpleNamespace(positions=PATH))
+PLAN = SimpleNamespace(mode='pick_place', tool_path=SimpleNamespace(positions=PATH))
 TRACE = TraceInput(PATH[[0, 10, 20]].copy(), 'base_link')
 
 
@@ -43,3 +43,9 @@ def test_trace_in_another_frame_is_compared_in_the_base_frame():
     trace = TraceInput(TRACE.points - [1.0, 0.0, 0.0], 'camera', tf)
     runner = GoalRunner(planner=None, backend=None)
     assert runner._blocked(PLAN, np.atleast_2d(PATH[0]), trace) == ''
+
+
+def test_a_push_counts_what_appeared_at_its_end():
+    push = SimpleNamespace(mode='push', tool_path=PLAN.tool_path)
+    runner = GoalRunner(planner=None, backend=None)
+    assert 'obstacle appeared' in runner._blocked(push, np.atleast_2d(PATH[-1]), TRACE)

@@ -430,15 +430,20 @@ class GoalRunner:
         What appeared where the new trace ends (the destination, seen with the object arriving
         in the hand) is not an obstacle, nor, before the grasp, where it starts (the object to
         pick, moved there): the fresh trace was perceived with them in view. While the object
-        is held its start is the hand, so everything along the way counts.
+        is held its start is the hand, so everything along the way counts; a push sweeps the
+        tool to the end, so there everything counts.
         """
         if not len(obstacles):
             return ''
-        ends = trace.points[[-1]] if holding else trace.points[[0, -1]]
+        if getattr(plan, 'mode', 'pick_place') != 'pick_place':
+            ends = trace.points[:0]  # push / follow: the tool sweeps to the end; all counts
+        else:
+            ends = trace.points[[-1]] if holding else trace.points[[0, -1]]
         if trace.transform is not None:
             ends = ends @ trace.transform[:3, :3].T + trace.transform[:3, 3]
-        near_end = np.linalg.norm(obstacles[:, None, :] - ends[None, :, :], axis=2).min(axis=1)
-        obstacles = obstacles[near_end > self.endpoint_margin_m]
+        if len(ends):
+            near = np.linalg.norm(obstacles[:, None, :] - ends[None, :, :], axis=2).min(axis=1)
+            obstacles = obstacles[near > self.endpoint_margin_m]
         if not len(obstacles):
             return ''
         path = np.asarray(plan.tool_path.positions, dtype=float)
