@@ -29,7 +29,11 @@ pytest.importorskip('unitree_sdk2py', reason='needs unitree-sdk2py (scripts/setu
 
 from trace_executor.testing import g1_sim as harness  # noqa: E402
 
-pytestmark = pytest.mark.slow
+# On a 2-core machine the G1 stack (physics at 250 Hz, a rendering process, perception and the
+# executor) shares the CPUs with the test: a goal can still end on a stale-state stop or a
+# false scene change now and then (seen in about 1 of 4 full runs). A failing test is rerun
+# once; a real regression fails twice. See the README's Reliability section.
+pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
 Result = harness.ExecuteInstruction.Result
 PHASE_EXECUTING = harness.ExecuteInstruction.Feedback.PHASE_EXECUTING
 PHASE_WALKING = harness.ExecuteInstruction.Feedback.PHASE_WALKING
