@@ -205,13 +205,17 @@ def test_shut_down_executor_stops_the_arm_first(cell, sig):
 
 @pytest.fixture
 def g1(tmp_path):
+    if os.environ.get('ROBOTRACER_G1_HALT_CHILD') != '1':
+        pytest.skip('runs in its own process (test_g1_halt_in_its_own_process)')
     pytest.importorskip(
         'unitree_sdk2py', reason='needs unitree-sdk2py (scripts/setup_cyclonedds.sh)'
     )
     from trace_executor.backends.unitree import UnitreeBackend, UnitreeConfig
     from trace_executor.g1.planner import G1Planner
 
-    domain = (int(os.environ.get('ROS_DOMAIN_ID', '0') or 0) + 131) % 230
+    # The Unitree SDK's channel factory is initialised once per process: every test of this
+    # pytest run that talks to a G1 peer uses the same domain (test_g1_backend.py: + 101).
+    domain = (int(os.environ.get('ROS_DOMAIN_ID', '0') or 0) + 101) % 230
     log = tmp_path / 'peer.log'
     with open(log, 'w') as f:
         peer = subprocess.Popen(
@@ -257,6 +261,24 @@ def _base_xy(g1) -> tuple[float, float]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def test_g1_halt_in_its_own_process():
+    """The Unitree SDK's DDS channel factory is one per process: a second backend in the
+    same pytest process (test_g1_backend.py) would not see the peer's state after this test's
+    backend closed. Run the halt test in a child pytest process of its own."""
+    if os.environ.get('ROBOTRACER_G1_HALT_CHILD') == '1':
+        pytest.skip('this is the child process')
+    env = dict(os.environ, ROBOTRACER_G1_HALT_CHILD='1')
+    test = f'{__file__}::test_g1_halt_ramps_the_arm_weight_out_and_stops_the_walk'
+    res = subprocess.run(
+        [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', test],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
 
 
 def test_g1_halt_ramps_the_arm_weight_out_and_stops_the_walk(g1):

@@ -7,9 +7,11 @@ Outcomes are checked on the simulator's ground truth (``/sim/get_object_poses``)
 
 The robot cannot be teleported, so the tests run in file order and each starts where the
 previous one left the robot; every start pose keeps the objects of its instruction in the head
-camera's view. The executor runs with the shipped ``state_timeout_s`` (0.1 s, as
-``config/g1.yaml`` and a real G1 publishing at 500 Hz): the simulator keeps ``rt/lowstate`` at
-its rate while its head camera renders (in a process of its own).
+camera's view. The functional tests run the executor with ``state_timeout_s`` 1 s: the
+simulator keeps ``rt/lowstate`` at its rate (p99 gap ~10 ms) but on this loaded 2-core machine
+the executor process itself is sometimes starved for 100-330 ms, which the shipped 0.1 s limit
+rightly treats as a fault; the safety test sets the shipped 0.1 s before it pauses
+``rt/lowstate``.
 """
 
 from __future__ import annotations
@@ -29,11 +31,7 @@ pytest.importorskip('unitree_sdk2py', reason='needs unitree-sdk2py (scripts/setu
 
 from trace_executor.testing import g1_sim as harness  # noqa: E402
 
-# On a 2-core machine the G1 stack (physics at 250 Hz, a rendering process, perception and the
-# executor) shares the CPUs with the test: a goal can still end on a stale-state stop or a
-# false scene change now and then (seen in about 1 of 4 full runs). A failing test is rerun
-# once; a real regression fails twice. See the README's Reliability section.
-pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
+pytestmark = pytest.mark.slow
 Result = harness.ExecuteInstruction.Result
 PHASE_EXECUTING = harness.ExecuteInstruction.Feedback.PHASE_EXECUTING
 PHASE_WALKING = harness.ExecuteInstruction.Feedback.PHASE_WALKING
@@ -44,6 +42,7 @@ CUP_HALF_HEIGHT = 0.045
 def sim(tmp_path_factory):
     s = harness.G1Sim(
         executor_args=(
+            '-p', 'state_timeout_s:=1.0',
             '-p', 'max_joint_velocity_rad_s:=2.5',
             '-p', 'max_joint_acceleration_rad_s2:=8.0',
         ),
@@ -172,8 +171,21 @@ def _walk_and_pause(sim) -> tuple[list[float], bool, object]:
     return paused, ok, res
 
 
+def _set_state_timeout(sim, seconds: float) -> None:
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    client = sim.node.create_client(SetParameters, '/g1_executor/set_parameters')
+    assert client.wait_for_service(timeout_sec=10)
+    value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=seconds)
+    req = SetParameters.Request(parameters=[Parameter(name='state_timeout_s', value=value)])
+    res = sim._wait(client.call_async(req))
+    assert res.results[0].successful, res.results[0].reason
+
+
 def test_lowstate_pause_ramps_weight_out_and_stops_base_within_200ms(sim):
     """rt/lowstate stops while the G1 walks with its arms engaged: weight 0, base stopped."""
+    _set_state_timeout(sim, 0.1)  # the shipped limit (config/g1.yaml) for this safety test
     try:
         for _attempt in range(3):
             # Far enough that the G1 raises its arms (arm_sdk weight in) and walks to it.
@@ -215,6 +227,7 @@ def test_lowstate_pause_ramps_weight_out_and_stops_base_within_200ms(sim):
         assert sim.latest_status()['arm_sdk']['received'] == n, 'nothing sent on stale state'
     finally:
         sim.set_paused(False)
+        _set_state_timeout(sim, 1.0)
     assert sim.latest_status()['arm_sdk']['clamped'] == 0
     sim.wait_idle()
 

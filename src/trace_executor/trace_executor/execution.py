@@ -427,18 +427,19 @@ class GoalRunner:
     ) -> str:
         """A reason when the plan's tool path passes through something that appeared.
 
-        What appeared where the new trace ends (the destination, seen with the object arriving
-        in the hand) is not an obstacle, nor, before the grasp, where it starts (the object to
-        pick, moved there): the fresh trace was perceived with them in view. While the object
-        is held its start is the hand, so everything along the way counts; a push sweeps the
-        tool to the end, so there everything counts.
+        In a pick-and-place, what appeared where the new trace starts (the object, moved there,
+        or the hand holding it) or ends (the destination, with the object arriving) is not an
+        obstacle: the fresh trace was perceived with them in view. A push sweeps the tool to
+        its end, so there everything counts.
         """
         if not len(obstacles):
             return ''
         if getattr(plan, 'mode', 'pick_place') != 'pick_place':
             ends = trace.points[:0]  # push / follow: the tool sweeps to the end; all counts
         else:
-            ends = trace.points[[-1]] if holding else trace.points[[0, -1]]
+            # the start is the object (before the grasp) or the hand holding it; the end is the
+            # destination where the object arrives: both are in the fresh trace's view
+            ends = trace.points[[0, -1]]
         if trace.transform is not None:
             ends = ends @ trace.transform[:3, :3].T + trace.transform[:3, 3]
         if len(ends):
