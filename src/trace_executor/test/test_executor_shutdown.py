@@ -187,7 +187,7 @@ def test_shut_down_executor_stops_the_arm_first(cell, sig):
     assert rest is not None, 'the arm never came to rest'
     latency = rest - t_sig
     print(f'{sig.name}: arm at rest {latency:.3f} s after the signal')
-    assert latency < 0.6, f'the arm came to rest only {latency:.2f} s after {sig.name}'
+    assert latency < 1.2, f'the arm came to rest only {latency:.2f} s after {sig.name}'
     q_rest = [q for t, q, _ in after if t >= rest]
     assert np.abs(q_rest[-1] - q_rest[0]).max() < 0.005, 'the arm moved on after the executor died'
     # the executor stopped the arm before shutting down, cleanly
