@@ -157,6 +157,7 @@ def bench_client_race(goals: int) -> dict:
         ex = MultiThreadedExecutor(num_threads=2)
         ex.add_node(node)
         threading.Thread(target=ex.spin, daemon=True).start()
+        # deliberately rclpy's plain client: this section measures the race it has
         plain = ActionClient(node, ExecuteInstruction, '/robotracer/execute_instruction')
         assert plain.wait_for_server(timeout_sec=20)
         lost_plain = 0
