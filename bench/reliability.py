@@ -38,12 +38,12 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAULT_TESTS = [
-    'src/robotracer_ros/test/test_model_faults.py',
-    'src/robotracer_ros/test/test_perception_sensor_faults.py',
+    'src/robotracer_ros/test/backends/test_model_faults.py',
+    'src/robotracer_ros/test/nodes/test_perception_sensor_faults.py',
     'src/robotracer_ros/test/test_security.py',
-    'src/trace_executor/test/test_executor_client.py',
-    'src/trace_executor/test/test_executor_shutdown.py',
-    'src/trace_executor/test/test_ur5_errors.py',
+    'src/trace_executor/test/nodes/test_executor_client.py',
+    'src/trace_executor/test/nodes/test_shutdown.py',
+    'src/trace_executor/test/test_error_codes.py',
 ]
 
 

@@ -2,7 +2,7 @@
 
 The numbers are those of the ``uint16 ERROR_*`` constants of
 ``robotracer_msgs/action/ExecuteInstruction`` so a node can copy ``int(code)`` straight into
-``result.error_code``; ``test_ur5_errors.py`` checks that they stay in step with the action file.
+``result.error_code``; ``test_error_codes.py`` checks that they stay in step with the action file.
 """
 
 from __future__ import annotations

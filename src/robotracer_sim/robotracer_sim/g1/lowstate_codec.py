@@ -11,7 +11,7 @@ module writes the same bytes with numpy views into preallocated buffers (~30 µs
   MSB first, per 32-bit little-endian word) over the C-struct memory image of the message
   without its final ``crc`` word, using the SDK's own ``crc32_core`` library when present.
 
-Both are checked byte for byte against the SDK in ``test_sim_g1_codec.py``.
+Both are checked byte for byte against the SDK in ``g1/test_lowstate_codec.py``.
 """
 
 from __future__ import annotations

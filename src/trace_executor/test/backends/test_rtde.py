@@ -746,7 +746,7 @@ def test_node_declares_every_setting_and_the_shipped_config_is_valid() -> None:
         assert (p.default, p.lo, p.hi) == (s.default, s.lo, s.hi), s.name
         assert s.description in p.description
     assert RtdeConfig.from_params({p.name: p.default for p in PARAMS}) == RtdeConfig()
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4))
     with open(os.path.join(root, 'config', 'ur5.yaml'), encoding='utf-8') as f:
         node = yaml.safe_load(f)['ur5_executor']['ros__parameters']
     shipped = {f'rtde.{k}': v for k, v in node['rtde'].items()}

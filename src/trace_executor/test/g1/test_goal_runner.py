@@ -3,7 +3,7 @@ that says ``look_again`` makes the runner perceive again (not a replan).
 
 ROS-free: the real :class:`G1Planner` and :class:`GoalRunner`; the robot is an in-process
 backend that "executes" segments by moving its state to their end (the DDS backend is tested in
-test_g1_backend.py and end to end in test_g1_e2e_sim.py).
+backends/test_unitree.py and end to end in e2e/test_g1_sim.py).
 """
 
 from __future__ import annotations

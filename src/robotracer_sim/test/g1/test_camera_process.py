@@ -229,10 +229,9 @@ def test_camera_process_exits_when_its_parent_is_killed(tmp_path):
     """kill -9 of the simulator leaves no camera process behind (its pipe closes)."""
     parent = textwrap.dedent(
         f"""
-        import sys, time
-        sys.path.insert(0, {os.path.dirname(__file__)!r})
-        from test_sim_g1_camera import TinyWorld, _feed
-        feed = _feed(TinyWorld())
+        import runpy, time
+        helpers = runpy.run_path({__file__!r})
+        feed = helpers['_feed'](helpers['TinyWorld']())
         feed.start()
         feed.write_state()
         assert feed.wait_first_frame(30)

@@ -214,7 +214,7 @@ def g1(tmp_path):
     from trace_executor.g1.planner import G1Planner
 
     # The Unitree SDK's channel factory is initialised once per process: every test of this
-    # pytest run that talks to a G1 peer uses the same domain (test_g1_backend.py: + 101).
+    # pytest run that talks to a G1 peer uses the same domain (backends/test_unitree.py: + 101).
     domain = (int(os.environ.get('ROS_DOMAIN_ID', '0') or 0) + 101) % 230
     log = tmp_path / 'peer.log'
     with open(log, 'w') as f:
@@ -265,7 +265,7 @@ def _base_xy(g1) -> tuple[float, float]:
 
 def test_g1_halt_in_its_own_process():
     """The Unitree SDK's DDS channel factory is one per process: a second backend in the
-    same pytest process (test_g1_backend.py) would not see the peer's state after this test's
+    same pytest process (backends/test_unitree.py) would not see the peer's state after this test's
     backend closed. Run the halt test in a child pytest process of its own."""
     if os.environ.get('ROBOTRACER_G1_HALT_CHILD') == '1':
         pytest.skip('this is the child process')

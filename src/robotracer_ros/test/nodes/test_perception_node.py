@@ -41,7 +41,7 @@ from robotracer_ros.transforms import (  # noqa: E402
 pytestmark = pytest.mark.slow
 
 PUBLISHER = ['python', '-m', 'robotracer_ros.testing.camera_publisher']
-CONFIG = pathlib.Path(__file__).resolve().parents[3] / 'config' / 'perception.yaml'  # defaults
+CONFIG = pathlib.Path(__file__).resolve().parents[4] / 'config' / 'perception.yaml'  # defaults
 GOOD = '[(450, 700, 0.9), (500, 600, 0.7), (600, 500, 0.7), (700, 300, 1.2)]'
 RGB, DEPTH_M, K = scene(640, 480)
 # camera 0.6 m above base_link looking down (180 deg about x), 0.5 m forward

@@ -233,7 +233,7 @@ def test_every_key_of_config_ur5_yaml_is_a_parameter_its_node_declares(sim):
     from rcl_interfaces.srv import ListParameters
     import yaml
 
-    root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
     with open(os.path.join(root, 'config', 'ur5.yaml')) as f:
         config = yaml.safe_load(f)
 
