@@ -14,8 +14,9 @@ A launch test file names its robot and takes the rest from here::
 Needs `launch`, `launch_ros` and `launch_testing` (a full ROS 2 install, as in the docker
 image: `colcon test --packages-select robotracer_ros`, or `launch_test` on
 src/robotracer_ros/test/launch_files/test_ur5_launch.py); they are not on PyPI, so importers
-skip first (`pytest.importorskip`). Here test_bringup.py proves that the launch files start the same nodes
-with the same parameters as `robotracer launch`, and the end-to-end tests run that bringup.
+skip first (`pytest.importorskip`). Here test_bringup.py proves that the launch files start
+the same nodes with the same parameters as `robotracer launch`; the end-to-end tests run that
+bringup.
 """
 
 from __future__ import annotations
