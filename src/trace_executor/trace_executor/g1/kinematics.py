@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pinocchio as pin
 
-from ..ur5.kinematics import example_robot_data_dir
+from ..robot_data import example_robot_data_dir
 
 SIDES: tuple[str, str] = ('left', 'right')
 

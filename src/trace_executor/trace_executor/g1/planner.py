@@ -63,8 +63,8 @@ import pinocchio as pin
 
 from .. import trace_check
 from ..errors import ErrorCode, PlanningError
+from ..timing import TimeParameterizer, TimingError
 from ..trace_check import fmt_point
-from ..ur5.timing import TimeParameterizer, TimingError
 from .collision import BodyCollisionModel
 from .ik import HandIk
 from .kinematics import ARM, G1_UPPER_BODY_JOINTS, SIDES, G1Kinematics, standing_upper_body

@@ -7,12 +7,13 @@ centre between the fingertips of the parallel gripper mounted on tool0).
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pinocchio as pin
+
+from ..robot_data import example_robot_data_dir
 
 #: Joint order of the UR5 (the order of every ``q`` vector in this package).
 UR5_JOINT_NAMES: tuple[str, ...] = (
@@ -26,29 +27,6 @@ UR5_JOINT_NAMES: tuple[str, ...] = (
 
 #: Home pose (rad): tool0 above the table at about (0.49, 0.11, 0.43) m, its z axis pointing down.
 UR5_HOME: tuple[float, ...] = (0.0, -1.57, 1.57, -1.57, -1.57, 0.0)
-
-_ROBOTS = 'cmeel.prefix/share/example-robot-data/robots'
-
-
-def example_robot_data_dir() -> Path:
-    """Return the ``robots`` folder of the installed ``example-robot-data`` wheel.
-
-    Returns:
-        Path to ``.../cmeel.prefix/share/example-robot-data/robots``.
-
-    Raises:
-        FileNotFoundError: if the ``example-robot-data`` distribution is not installed.
-    """
-    try:
-        dist = metadata.distribution('example-robot-data')
-    except metadata.PackageNotFoundError as exc:
-        raise FileNotFoundError(
-            'the example-robot-data package is not installed (pip install example-robot-data)'
-        ) from exc
-    root = Path(str(dist.locate_file(_ROBOTS)))
-    if not root.is_dir():
-        raise FileNotFoundError(f'example-robot-data is installed but {root} does not exist')
-    return root
 
 
 def default_ur5_urdf() -> Path:

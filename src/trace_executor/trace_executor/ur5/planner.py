@@ -22,11 +22,11 @@ from typing import ClassVar, Optional, Union
 import numpy as np
 
 from ..errors import ErrorCode, PlanningError
+from ..timing import TimedPath, TimeParameterizer, TimingError
 from ..trace_check import fmt_point
 from .collision import CollisionChecker
 from .ik import PinkIk
 from .kinematics import Ur5Kinematics
-from .timing import TimedPath, TimeParameterizer, TimingError
 from .tool_path import (
     MODES,
     ToolPath,
