@@ -1,0 +1,411 @@
+"""The benchmark's 3D geometry: the target's point cloud, a TSDF of the scene, collisions.
+
+Numpy and scipy only. Each step follows what RoboTracer's ``summarize_acc.py`` gets from
+Open3D (0.18/0.19), so the figures agree:
+
+- :func:`object_cloud`: mask pixels with ``0 < depth < 15 m`` back-projected; statistical
+  outlier removal (10 neighbours, the point itself included, std ratio 1.2; points whose mean
+  neighbour distance is 0 are dropped, as Open3D does); voxel downsampling at
+  ``max(0.01, (3 |std| + 1e-6) / 40)`` m (the std of the raw cloud); DBSCAN (eps 0.02 m,
+  10 points) keeping the largest cluster when it has at least 5 points.
+- :func:`tsdf_surface`: a scalable TSDF as Open3D's ``ScalableTSDFVolume`` builds it from one
+  depth image at the identity pose: 0.02 m voxels in blocks of 16³, blocks allocated around
+  the depth points sampled every 4th pixel (± the truncation, 0.08 m), depth beyond 5 m
+  dropped, signed distance along the ray scaled by the pixel's ray length, surface points
+  where neighbouring voxels' TSDF values change sign (both within ±0.98).
+- :class:`OccupancyGrid`: those points on a 0.02 m voxel grid (origin: their minimum minus
+  half a voxel); a query point's voxel is ``int((p - origin) / voxel)`` (truncation, as the
+  benchmark does).
+- :func:`collision_ratios`: for each predicted point ``p_k`` the cloud moved by
+  ``p_k - p_0``; the fraction of its points in occupied voxels.
+
+Open3D 0.20's ``ScalableTSDFVolume.extract_point_cloud`` returns no points, and the benchmark
+then scores every trace collision-free; this module does not depend on Open3D.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from robotracer_eval.metrics import COLLISION_RATIO, Intrinsics
+
+MAX_OBJECT_DEPTH_MM = 15000.0
+SOR_NEIGHBOURS = 10
+SOR_STD_RATIO = 1.2
+DBSCAN_EPS = 0.02
+DBSCAN_MIN_POINTS = 10
+MIN_CLUSTER = 5
+TSDF_VOXEL = 0.02
+TSDF_TRUNC = 4 * TSDF_VOXEL
+TSDF_DEPTH_CUT = 5.0
+TSDF_UNIT_RESOLUTION = 16
+TSDF_ALLOC_STRIDE = 4
+TSDF_EXTRACT_LIMIT = 0.98
+
+
+# ------------------------------------------------------------------------------ object cloud
+
+
+def backproject_pixels(
+    us: np.ndarray, vs: np.ndarray, z: np.ndarray, intr: Intrinsics
+) -> np.ndarray:
+    """Pixels with z-depth (metres) → (N, 3) camera-frame points."""
+    return np.stack([(us - intr.cx) * z / intr.fx, (vs - intr.cy) * z / intr.fy, z], axis=1)
+
+
+def remove_statistical_outliers(
+    points: np.ndarray, nb_neighbors: int = SOR_NEIGHBOURS, std_ratio: float = SOR_STD_RATIO
+) -> np.ndarray:
+    """Drop points whose mean distance to their neighbours is unusually large.
+
+    Open3D's rule: the mean over the ``nb_neighbors`` nearest points (the point itself
+    included) must be > 0 and < mean + std_ratio · std (std with Bessel's correction).
+
+    Args:
+        points: (N, 3).
+        nb_neighbors: neighbours per point, itself included.
+        std_ratio: threshold in standard deviations.
+
+    Returns:
+        The kept points (M, 3), in their original order.
+    """
+    p = np.asarray(points, dtype=float).reshape(-1, 3)
+    n = len(p)
+    if n == 0:
+        return p
+    k = min(nb_neighbors, n)
+    dist, _ = cKDTree(p).query(p, k=k)
+    dist = dist.reshape(n, k)
+    avg = dist.mean(axis=1)
+    if n < 2:
+        return p[avg > 0]
+    valid = avg > 0
+    mean = float(avg[valid].sum()) / n
+    sq = float(np.sum((avg[valid] - mean) ** 2))
+    std = np.sqrt(sq / (n - 1))
+    return p[(avg > 0) & (avg < mean + std_ratio * std)]
+
+
+def voxel_down_sample(points: np.ndarray, voxel: float) -> np.ndarray:
+    """Average the points in each voxel (grid from the minimum minus half a voxel)."""
+    p = np.asarray(points, dtype=float).reshape(-1, 3)
+    if len(p) == 0:
+        return p
+    lo = p.min(axis=0) - voxel * 0.5
+    idx = np.floor((p - lo) / voxel).astype(np.int64)
+    _, inverse, counts = np.unique(idx, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    out = np.zeros((len(counts), 3))
+    np.add.at(out, inverse, p)
+    return out / counts[:, None]
+
+
+def dbscan_labels(points: np.ndarray, eps: float, min_points: int) -> np.ndarray:
+    """DBSCAN labels (-1: noise); a point's neighbourhood includes itself.
+
+    Core points within ``eps`` of each other form a cluster; a non-core point within ``eps`` of
+    a core point joins (the first such core point's) cluster.
+    """
+    p = np.asarray(points, dtype=float).reshape(-1, 3)
+    n = len(p)
+    labels = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return labels
+    tree = cKDTree(p)
+    pairs = tree.query_pairs(eps, output_type='ndarray')
+    counts = np.ones(n, dtype=np.int64)
+    if len(pairs):
+        np.add.at(counts, pairs[:, 0], 1)
+        np.add.at(counts, pairs[:, 1], 1)
+    core = counts >= min_points
+    if not core.any():
+        return labels
+    cc = pairs[core[pairs[:, 0]] & core[pairs[:, 1]]] if len(pairs) else pairs
+    core_idx = np.flatnonzero(core)
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[core_idx] = np.arange(len(core_idx))
+    graph = coo_matrix(
+        (np.ones(len(cc)), (pos[cc[:, 0]], pos[cc[:, 1]])) if len(cc) else ([], ([], [])),
+        shape=(len(core_idx), len(core_idx)),
+    )
+    _, comp = connected_components(graph, directed=False)
+    labels[core_idx] = comp
+    if len(pairs):
+        border = pairs[core[pairs[:, 0]] != core[pairs[:, 1]]]
+        for a, b in border:  # a border point joins the cluster of its first core neighbour
+            c, o = (a, b) if core[a] else (b, a)
+            if labels[o] < 0:
+                labels[o] = labels[c]
+    return labels
+
+
+def largest_cluster(
+    points: np.ndarray,
+    eps: float = DBSCAN_EPS,
+    min_points: int = DBSCAN_MIN_POINTS,
+    min_cluster: int = MIN_CLUSTER,
+) -> np.ndarray:
+    """The largest DBSCAN cluster, or the points unchanged when none has ``min_cluster``."""
+    labels = dbscan_labels(points, eps, min_points)
+    good = labels[labels >= 0]
+    if len(good) == 0:
+        return points
+    best = np.bincount(good).argmax()
+    keep = points[labels == best]
+    return keep if len(keep) >= min_cluster else points
+
+
+def clean_object_cloud(points: np.ndarray) -> np.ndarray:
+    """Outlier removal, voxel downsampling and DBSCAN, as the benchmark cleans the target."""
+    p = np.asarray(points, dtype=float).reshape(-1, 3)
+    if len(p) == 0:
+        return p
+    scale = float(np.linalg.norm(p.std(axis=0))) * 3.0 + 1e-6
+    p = remove_statistical_outliers(p)
+    p = voxel_down_sample(p, max(0.01, scale / 40.0))
+    if len(p) == 0:
+        return p
+    return largest_cluster(p)
+
+
+def object_cloud(mask: np.ndarray, depth_mm: np.ndarray, intr: Intrinsics) -> np.ndarray:
+    """The target's cleaned point cloud from its mask and the depth image.
+
+    Args:
+        mask: (H, W) target mask, > 0 inside (resized to the depth's size with nearest
+            neighbour when it differs, as the benchmark does).
+        depth_mm: (H, W) depth in millimetres (16-bit PNG values).
+        intr: depth intrinsics.
+
+    Returns:
+        (M, 3) camera-frame points, metres (M may be 0).
+    """
+    depth = np.asarray(depth_mm, dtype=float)
+    m = np.asarray(mask)
+    if m.shape != depth.shape:
+        h, w = depth.shape
+        rows = np.minimum((np.arange(h) * m.shape[0] / h).astype(int), m.shape[0] - 1)
+        cols = np.minimum((np.arange(w) * m.shape[1] / w).astype(int), m.shape[1] - 1)
+        m = m[rows][:, cols]
+    valid = (m > 0) & (depth > 0) & (depth < MAX_OBJECT_DEPTH_MM)
+    vs, us = np.nonzero(valid)
+    z = depth[vs, us] / 1000.0
+    return clean_object_cloud(backproject_pixels(us.astype(float), vs.astype(float), z, intr))
+
+
+# ------------------------------------------------------------------------------ TSDF
+
+
+def _keys(idx: np.ndarray) -> np.ndarray:
+    """Pack (N, 3) integer voxel indices (|i| < 2**20) into int64 keys."""
+    off = np.int64(1 << 20)
+    i = idx.astype(np.int64) + off
+    return (i[:, 0] << np.int64(42)) | (i[:, 1] << np.int64(21)) | i[:, 2]
+
+
+def _integrate(
+    units: np.ndarray,
+    local: np.ndarray,
+    depth: np.ndarray,
+    intr: Intrinsics,
+    voxel: float,
+    trunc: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Integrate one depth image into the voxels of some blocks.
+
+    Returns:
+        ``(indices, tsdf)`` of the voxels that got a value within the extraction limits.
+    """
+    h, w = depth.shape
+    gidx = (units[:, None, :] * TSDF_UNIT_RESOLUTION + local[None, :, :]).reshape(-1, 3)
+    centre = (gidx + 0.5) * voxel
+    zc = centre[:, 2]
+    front = zc > 0
+    safe_z = np.where(front, zc, 1.0)
+    u_f = centre[:, 0] * intr.fx / safe_z + intr.cx + 0.5
+    v_f = centre[:, 1] * intr.fy / safe_z + intr.cy + 0.5
+    inside = front & (u_f >= 1e-4) & (u_f < w - 1e-4) & (v_f >= 1e-4) & (v_f < h - 1e-4)
+    ui = np.where(inside, u_f, 0).astype(np.int64)
+    vi = np.where(inside, v_f, 0).astype(np.int64)
+    d = np.where(inside, depth[vi, ui], 0.0).astype(float)
+    mult = np.sqrt(((ui - intr.cx) / intr.fx) ** 2 + ((vi - intr.cy) / intr.fy) ** 2 + 1.0)
+    sdf = (d - zc) * mult
+    tsdf = np.minimum(1.0, sdf / trunc)
+    keep = inside & (d > 0) & (sdf > -trunc)
+    keep &= (tsdf < TSDF_EXTRACT_LIMIT) & (tsdf >= -TSDF_EXTRACT_LIMIT)
+    return gidx[keep], tsdf[keep]
+
+
+def tsdf_surface(
+    depth_m: np.ndarray,
+    intr: Intrinsics,
+    voxel: float = TSDF_VOXEL,
+    trunc: float = TSDF_TRUNC,
+    depth_cut: float = TSDF_DEPTH_CUT,
+) -> np.ndarray:
+    """Surface points of a TSDF built from one depth image at the identity camera pose.
+
+    Args:
+        depth_m: (H, W) z-depth in metres (0: no return).
+        intr: its intrinsics.
+        voxel: voxel size, m.
+        trunc: truncation distance, m.
+        depth_cut: depth at or beyond this is ignored, m.
+
+    Returns:
+        (N, 3) surface points in the camera frame (zero crossings of the TSDF).
+    """
+    depth = np.asarray(depth_m, dtype=np.float32).copy()
+    depth[~(depth < depth_cut)] = 0.0
+    h, w = depth.shape
+    res = TSDF_UNIT_RESOLUTION
+    unit_len = voxel * res
+    # 1. blocks around the depth points (every 4th pixel), +- trunc
+    vs, us = np.mgrid[0:h:TSDF_ALLOC_STRIDE, 0:w:TSDF_ALLOC_STRIDE]
+    z = depth[vs, us].astype(float)
+    ok = z > 0
+    if not ok.any():
+        return np.zeros((0, 3))
+    pts = backproject_pixels(us[ok].astype(float), vs[ok].astype(float), z[ok], intr)
+    lo = np.floor((pts - trunc) / unit_len).astype(np.int64)
+    hi = np.floor((pts + trunc) / unit_len).astype(np.int64)
+    units = []
+    for dx in (0, 1):
+        for dy in (0, 1):
+            for dz in (0, 1):
+                cand = lo + np.array([dx, dy, dz])
+                inside = np.all(cand <= hi, axis=1)
+                units.append(cand[inside])
+    units = np.unique(np.concatenate(units), axis=0)
+    # 2. integrate every voxel of those blocks (in chunks of blocks, to bound memory)
+    local = np.stack(np.meshgrid(*(np.arange(res),) * 3, indexing='ij'), axis=-1).reshape(-1, 3)
+    parts = [
+        _integrate(units[i : i + 128], local, depth, intr, voxel, trunc)
+        for i in range(0, len(units), 128)
+    ]
+    gidx = np.concatenate([p[0] for p in parts])
+    centre = (gidx + 0.5) * voxel
+    tsdf = np.concatenate([p[1] for p in parts])
+    # 3. zero crossings between neighbouring voxels with weight
+    if len(gidx) == 0:
+        return np.zeros((0, 3))
+    keys = _keys(gidx)
+    order = np.argsort(keys)
+    keys_sorted, tsdf_sorted = keys[order], tsdf[order]
+    out = []
+    for axis in range(3):
+        step = np.zeros(3, dtype=np.int64)
+        step[axis] = 1
+        nk = _keys(gidx + step)
+        pos = np.clip(np.searchsorted(keys_sorted, nk), 0, len(keys_sorted) - 1)
+        found = keys_sorted[pos] == nk
+        f1 = np.where(found, tsdf_sorted[pos], 0.0)
+        cross = found & (tsdf * f1 < 0)
+        r0, r1 = np.abs(tsdf[cross]), np.abs(f1[cross])
+        p = centre[cross].copy()
+        p0 = p[:, axis]
+        p[:, axis] = (p0 * r1 + (p0 + voxel) * r0) / (r0 + r1)
+        out.append(p)
+    return np.concatenate(out)
+
+
+@dataclass(frozen=True)
+class OccupancyGrid:
+    """Occupied voxels of the scene.
+
+    Attributes:
+        origin: (3,) corner of voxel (0, 0, 0), metres.
+        voxel: voxel size, metres.
+        keys: sorted packed indices of the occupied voxels.
+    """
+
+    origin: np.ndarray
+    voxel: float
+    keys: np.ndarray
+
+    @classmethod
+    def from_points(cls, points: np.ndarray, voxel: float = TSDF_VOXEL) -> OccupancyGrid:
+        """Voxelise points (origin: their minimum minus half a voxel; floor indices).
+
+        Raises:
+            ValueError: no points (the benchmark then counts no collision).
+        """
+        p = np.asarray(points, dtype=float).reshape(-1, 3)
+        if len(p) == 0:
+            raise ValueError('no surface points: empty occupancy grid')
+        origin = p.min(axis=0) - voxel * 0.5
+        idx = np.floor((p - origin) / voxel).astype(np.int64)
+        return cls(origin, float(voxel), np.unique(_keys(idx)))
+
+    def occupied(self, points: np.ndarray) -> np.ndarray:
+        """(N,) bool: the point's voxel (``int((p - origin) / voxel)``, truncating) is occupied."""
+        p = np.asarray(points, dtype=float).reshape(-1, 3)
+        idx = ((p - self.origin) / self.voxel).astype(np.int64)
+        ok = np.all((idx >= 0) & (idx < (1 << 20)), axis=1)
+        keys = _keys(np.where(ok[:, None], idx, 0))
+        pos = np.clip(np.searchsorted(self.keys, keys), 0, max(len(self.keys) - 1, 0))
+        return ok & (self.keys[pos] == keys) if len(self.keys) else np.zeros(len(p), bool)
+
+    @property
+    def size(self) -> int:
+        """Number of occupied voxels."""
+        return int(len(self.keys))
+
+
+def scene_occupancy(
+    depth_mm: np.ndarray, mask: np.ndarray | None, intr: Intrinsics, voxel: float = TSDF_VOXEL
+) -> OccupancyGrid:
+    """The obstacles: the depth image with the target's pixels (mask == 255) removed, as a TSDF.
+
+    Args:
+        depth_mm: (H, W) depth in millimetres.
+        mask: (H, W) target mask (pixels equal to 255 are the target), or None.
+        intr: intrinsics.
+        voxel: voxel size, m.
+
+    Returns:
+        The occupancy grid.
+
+    Raises:
+        ValueError: the mask's size differs from the depth's, or the TSDF has no surface.
+    """
+    depth = np.asarray(depth_mm, dtype=np.float32).copy()
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.shape != depth.shape:
+            raise ValueError(f'mask {m.shape} and depth {depth.shape} differ in size')
+        depth[m == 255] = 0.0
+    surface = tsdf_surface(depth / np.float32(1000.0), intr, voxel=voxel, trunc=4 * voxel)
+    return OccupancyGrid.from_points(surface, voxel)
+
+
+def collision_ratios(
+    grid: OccupancyGrid, object_points: np.ndarray, trace: np.ndarray
+) -> np.ndarray:
+    """Fraction of the object's points in occupied voxels with the object moved along the trace.
+
+    Args:
+        grid: scene occupancy.
+        object_points: (M, 3) the target's cloud at the trace's first point.
+        trace: (N, 3) predicted trace, camera frame, metres.
+
+    Returns:
+        (N,) ratios in 0..1 (all 0 for an empty object).
+    """
+    obj = np.asarray(object_points, dtype=float).reshape(-1, 3)
+    t = np.asarray(trace, dtype=float).reshape(-1, 3)
+    if len(obj) == 0 or len(t) == 0:
+        return np.zeros(len(t))
+    moved = obj[None, :, :] + (t - t[0])[:, None, :]
+    hits = grid.occupied(moved.reshape(-1, 3)).reshape(len(t), len(obj))
+    return hits.sum(axis=1) / len(obj)
+
+
+def collides(ratios: np.ndarray, threshold: float = COLLISION_RATIO) -> bool:
+    """True when the object is more than ``threshold`` inside obstacles at some point."""
+    return bool(np.any(np.asarray(ratios) > threshold))
