@@ -338,9 +338,9 @@ class G1InProcess:
         return None
 
     def execute(self, seg, interrupt, progress) -> MotionResult:
-        if seg.kind == 'walk':
+        if seg.kind.value == 'walk':
             return self._walk(seg, interrupt)
-        if seg.kind == 'arm_release':
+        if seg.kind.value == 'arm_release':
             n = max(1, int(seg.duration_s / self.CONTROL_S))
             w0, q = self.weight, self.q_cmd if self.q_cmd is not None else self.upper_body()
             for i in range(n):

@@ -46,6 +46,43 @@ class Phase(enum.IntEnum):
 MODES = ('pick_place', 'push', 'follow')
 
 
+class SegmentKind(enum.Enum):
+    """What a plan segment does (each planner's segment classes set ``kind``)."""
+
+    MOTION = 'motion'  # a timed joint trajectory
+    GRIPPER = 'gripper'  # close or open a gripper / hand
+    WALK = 'walk'  # walk the base to a new stance (G1)
+    ARM_RELEASE = 'arm_release'  # hand the arms back to the robot's own controller (G1)
+
+
+class Segment(Protocol):
+    """One step of a plan."""
+
+    kind: SegmentKind
+    duration_s: float
+
+
+class GripperStep(Segment, Protocol):
+    """A :attr:`SegmentKind.GRIPPER` segment."""
+
+    close: bool
+
+
+class WalkStep(Segment, Protocol):
+    """A :attr:`SegmentKind.WALK` segment: ``look_again`` re-perceives after arriving."""
+
+    look_again: bool
+
+
+class Plan(Protocol):
+    """What the runner needs from a planner's plan."""
+
+    mode: str
+    segments: tuple[Segment, ...]
+    duration_s: float
+    tool_path: Any  # has ``positions``: (M, 3) tool / hand path in the base frame
+
+
 class InterruptKind(enum.Enum):
     """Why a running motion must stop."""
 
@@ -120,7 +157,7 @@ class Outcome:
     message: str
     trace: TraceInput | None = None
     replans: int = 0
-    plan: Any = None
+    plan: Plan | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -161,7 +198,7 @@ class RobotBackend(Protocol):
     ) -> MotionResult:
         """Run a timed motion; stop smoothly as soon as ``interrupt()`` returns an Interrupt."""
 
-    def gripper(self, close: bool, segment: Any = None) -> tuple[bool, str]:
+    def gripper(self, close: bool, segment: GripperStep | None = None) -> tuple[bool, str]:
         """Close/open the gripper (a hand that the segment names, if any).
 
         Returns:
@@ -175,7 +212,7 @@ class RobotBackend(Protocol):
 class SceneWatcher(Protocol):
     """Watches the scene while a plan runs."""
 
-    def arm(self, plan: Any, holding: bool) -> None:
+    def arm(self, plan: Plan, holding: bool) -> None:
         """Take a reference frame now and watch the regions that matter for ``plan``."""
 
     def poll(self) -> SceneEvent | None:
@@ -423,7 +460,7 @@ class GoalRunner:
             phase = Phase.REPLANNING
 
     def _blocked(
-        self, plan: Any, obstacles: np.ndarray, trace: TraceInput, holding: bool = False
+        self, plan: Plan, obstacles: np.ndarray, trace: TraceInput, holding: bool = False
     ) -> str:
         """A reason when the plan's tool path passes through something that appeared.
 
@@ -434,7 +471,7 @@ class GoalRunner:
         """
         if not len(obstacles):
             return ''
-        if getattr(plan, 'mode', 'pick_place') != 'pick_place':
+        if plan.mode != 'pick_place':
             ends = trace.points[:0]  # push / follow: the tool sweeps to the end; all counts
         else:
             # the start is the object (before the grasp) or the hand holding it; the end is the
@@ -462,7 +499,7 @@ class GoalRunner:
     def _execute(
         self,
         goal: GoalSpec,
-        plan: Any,
+        plan: Plan,
         trace: TraceInput,
         replans: int,
         holding: bool,
@@ -481,7 +518,7 @@ class GoalRunner:
         total = max(plan.duration_s, 1e-6)
         done = 0.0
         for seg in plan.segments:
-            if getattr(seg, 'kind', '') == 'gripper':
+            if seg.kind is SegmentKind.GRIPPER:
                 # the segment names the hand where a robot has several (G1: left/right Dex3)
                 ok, msg = self.backend.gripper(seg.close, seg)
                 self.log(f'gripper {"close" if seg.close else "open"}: {msg}')
@@ -508,7 +545,7 @@ class GoalRunner:
                         return Interrupt(InterruptKind.SCENE_CHANGED, event.reason)
                 return None
 
-            walking = getattr(seg, 'kind', '') == 'walk'
+            walking = seg.kind is SegmentKind.WALK
 
             def progress(
                 frac: float, base: float = done, dur: float = seg.duration_s, walk: bool = walking
@@ -526,7 +563,7 @@ class GoalRunner:
             timings['motion_s'] += time.monotonic() - t
             done += seg.duration_s
             if res.status is MotionStatus.DONE:
-                if walking and getattr(seg, 'look_again', False):
+                if walking and seg.look_again:
                     return _Step(None, holding, Continuation.LOOK_AGAIN, 'arrived at a new stance')
                 continue
             if res.status is MotionStatus.FAILED:

@@ -47,13 +47,13 @@ class SimpleG1:
         return self.state.copy()
 
     def execute(self, segment, interrupt, progress) -> MotionResult:
-        if segment.kind == 'walk':
+        if segment.kind.value == 'walk':
             x, y, yaw = segment.goal
             self.state[[0, 1, 3]] = [x, y, yaw]
-        elif segment.kind == 'motion':
+        elif segment.kind.value == 'motion':
             self.state[4:] = segment.positions_rad[-1]
         progress(1.0)
-        self.calls.append((segment.kind,))
+        self.calls.append((segment.kind.value,))
         return MotionResult(MotionStatus.DONE)
 
     def gripper(self, close: bool, segment=None) -> tuple[bool, str]:

@@ -147,7 +147,7 @@ def test_pick_and_place_within_reach_needs_no_walk_and_keeps_everything_in_limit
     state = home(0.13, -0.02)
     dest = np.array([0.5, 0.02, 0.765])
     plan = planner.plan(place_trace(CUP, dest), state, speed_scale=1.0)
-    kinds = [s.kind for s in plan.segments]
+    kinds = [s.kind.value for s in plan.segments]
     assert 'walk' not in kinds
     assert kinds.count('gripper') == 2 and kinds[-1] == 'arm_release'
     grasp = [s for s in plan.segments if isinstance(s, HandSegment)]
@@ -177,7 +177,7 @@ def test_far_destination_walks_with_the_object_and_looks_again_after_the_first_w
     assert walks[1].holding == plan.side
     place_stance = stance_matrix(walks[1].goal[0], walks[1].goal[1], PELVIS_Z, walks[1].goal[2])
     assert planner.config.reach.excess(to_pelvis(PLATE, place_stance), plan.side) <= 0.03
-    kinds = [s.kind for s in plan.segments]
+    kinds = [s.kind.value for s in plan.segments]
     assert kinds.index('gripper') < kinds.index('walk', kinds.index('gripper'))
     # no arm motion while walking: a walk is never between motion samples, and the arms hold
     before = kinds[kinds.index('walk', 1) - 1]
@@ -187,7 +187,7 @@ def test_far_destination_walks_with_the_object_and_looks_again_after_the_first_w
 def test_far_object_walks_first_then_picks(planner):
     far = np.array([1.30, 0.45, 0.765])
     plan = planner.plan(place_trace(far, np.array([1.45, 0.62, 0.765])), home(), speed_scale=1.0)
-    assert plan.segments[0].kind in ('motion', 'walk')
+    assert plan.segments[0].kind.value in ('motion', 'walk')
     first_walk = plan.walks[0]
     assert math.dist(first_walk.goal[:2], far[:2]) < 0.45
     assert first_walk.look_again
@@ -200,7 +200,7 @@ def test_holding_replan_carries_from_the_hand(planner):
     planner.holding_side = 'left'
     held = here - planner._grasp_offset('left', base[3])
     plan = planner.plan(place_trace(held, PLATE), state, holding=True)
-    assert [s.kind for s in plan.segments][:2] == ['motion', 'gripper']
+    assert [s.kind.value for s in plan.segments][:2] == ['motion', 'gripper']
     assert not plan.segments[1].close
     assert plan.walks == []
 
@@ -266,14 +266,14 @@ def test_unreachable_after_a_walk_is_provisional_but_before_it_is_rejected(plann
     assert err.value.code == ErrorCode.UNREACHABLE and 'waypoint 7' in err.value.message
     lenient = G1Planner(G1PlannerConfig(max_point_height_m=1.35))
     plan = lenient.plan(pts, home())  # accepted: the place is planned again after walking
-    assert plan.segments[-1].kind == 'walk' and plan.walks[-1].look_again
+    assert plan.segments[-1].kind.value == 'walk' and plan.walks[-1].look_again
     assert 'replanned from there' in plan.note
 
 
 def test_follow_mode_traces_the_path_with_the_hand(planner):
     pts = np.array([[0.45, 0.10, 0.95], [0.48, 0.05, 0.95], [0.50, 0.0, 1.0]])
     plan = planner.plan(pts, home(0.13, -0.02), mode='follow')
-    assert 'gripper' not in [s.kind for s in plan.segments]
+    assert 'gripper' not in [s.kind.value for s in plan.segments]
     assert isinstance(plan.segments[-1], ArmRelease)
     assert not any(isinstance(s, WalkSegment) for s in plan.segments)
 

@@ -231,16 +231,16 @@ class Room:
         self.on_motion(segment)
         if interrupt():
             return MotionResult(MotionStatus.STOPPED, 'stopped', 'canceled')
-        if self.fail_motion and segment.kind in ('walk', 'motion'):
+        if self.fail_motion and segment.kind.value in ('walk', 'motion'):
             return MotionResult(MotionStatus.FAILED, self.fail_motion)
-        if segment.kind == 'walk':
+        if segment.kind.value == 'walk':
             x, y, yaw = segment.goal
             self.state[[0, 1, 3]] = [x, y, yaw]
-        elif segment.kind == 'motion':
+        elif segment.kind.value == 'motion':
             self.state[4:] = segment.positions_rad[-1]
-        elif segment.kind == 'arm_release':
+        elif segment.kind.value == 'arm_release':
             self.state[4:] = standing_upper_body()  # the locomotion controller's pose
-        self.calls.append((segment.kind, getattr(segment, 'phase', '')))
+        self.calls.append((segment.kind.value, getattr(segment, 'phase', '')))
         progress(1.0)
         return MotionResult(MotionStatus.DONE)
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from trace_executor.errors import ErrorCode, PlanningError
+from trace_executor.execution import SegmentKind
 from trace_executor.ur5 import (
     UR5_HOME,
     GripperSegment,
@@ -105,7 +106,7 @@ def test_pick_place_grasps_at_the_object_and_releases_at_the_destination(
     planner: Ur5Planner, plans: dict[str, Plan]
 ) -> None:
     plan = plans['pick_place']
-    kinds = [s.kind for s in plan.segments]
+    kinds = [s.kind.value for s in plan.segments]
     assert kinds == ['motion', 'gripper', 'motion', 'gripper', 'motion']
     assert [s.close for s in plan.segments if isinstance(s, GripperSegment)] == [True, False]
     approach, carry, retreat = plan.motions
@@ -138,7 +139,7 @@ def test_push_moves_behind_the_object_at_contact_height(
     planner: Ur5Planner, plans: dict[str, Plan]
 ) -> None:
     plan = plans['push']
-    assert [s.kind for s in plan.segments] == ['motion']
+    assert [s.kind.value for s in plan.segments] == ['motion']
     cfg = planner.config
     pushing = [i for i, ph in enumerate(plan.tool_path.phases) if ph == 'push']
     pos = plan.tool_path.positions[pushing]
@@ -195,7 +196,7 @@ def test_replan_from_mid_carry_while_holding(planner: Ur5Planner, plans: dict[st
     new_goal = np.array([0.40, 0.25, 0.03])  # the destination moved
     remaining = np.array([tcp_now, (tcp_now + new_goal) / 2 + [0, 0, 0.05], new_goal])
     plan = planner.plan_from(q_now, remaining, holding=True)
-    assert [s.kind for s in plan.segments] == ['motion', 'gripper', 'motion']
+    assert [s.kind.value for s in plan.segments] == ['motion', 'gripper', 'motion']
     assert plan.segments[1].close is False  # no second grasp, just the release
     assert np.array_equal(plan.motions[0].positions_rad[0], q_now)
     release = planner.forward_tcp(plan.motions[0].positions_rad[-1])[:3, 3]
@@ -357,7 +358,11 @@ def test_config_rejects_nonsense() -> None:
 
 
 def test_segment_types() -> None:
-    assert MotionSegment.kind == 'motion' and GripperSegment(close=True).kind == 'gripper'
+    assert MotionSegment.kind is SegmentKind.MOTION
+    assert GripperSegment(True).kind is SegmentKind.GRIPPER
+        MotionSegment.kind is SegmentKind.MOTION
+        and GripperSegment(True).kind is SegmentKind.GRIPPER
+    )
 
 
 @settings(

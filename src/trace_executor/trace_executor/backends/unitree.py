@@ -45,9 +45,11 @@ from trace_executor.execution import (
     InterruptKind,
     MotionResult,
     MotionStatus,
+    SegmentKind,
 )
 from trace_executor.g1.arm_stream import ArmCommand, ArmStreamer
 from trace_executor.g1.kinematics import SIDES, UPPER_BODY_FIRST_SLOT, G1Kinematics
+from trace_executor.g1.planner import HandSegment
 from trace_executor.g1.walk import WalkLimits, walk_command
 
 WEIGHT_SLOT = 29  # G1JointIndex.kNotUsedJoint: motor_cmd[29].q carries the arm_sdk weight
@@ -663,14 +665,13 @@ class UnitreeBackend:
         """
         if self._halted:
             return MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
-        kind = getattr(segment, 'kind', '')
-        if kind == 'walk':
+        if segment.kind is SegmentKind.WALK:
             return self.walk(segment, interrupt, progress)
-        if kind == 'arm_release':
+        if segment.kind is SegmentKind.ARM_RELEASE:
             return self.release_arms(progress)
-        if kind == 'motion':
+        if segment.kind is SegmentKind.MOTION:
             return self._arm_motion(segment, interrupt, progress)
-        return MotionResult(MotionStatus.FAILED, f'unknown segment kind {kind!r}')
+        return MotionResult(MotionStatus.FAILED, f'unknown segment kind {segment.kind!r}')
 
     def _arm_motion(
         self,
@@ -759,15 +760,15 @@ class UnitreeBackend:
         return self.streamer.state.value != 'idle'
 
     # --- hands ---------------------------------------------------------------------------
-    def gripper(self, close: bool, segment: Any = None) -> tuple[bool, str]:
-        """Close or open a Dex3 hand (``segment``: a HandSegment with side and closures).
+    def gripper(self, close: bool, segment: HandSegment | None = None) -> tuple[bool, str]:
+        """Close or open a Dex3 hand (``segment``: side and closures; default: the right hand).
 
         Returns:
             ``(done, message)``; False when the robot state is not fresh.
         """
-        side = getattr(segment, 'side', 'right')
-        closure = float(getattr(segment, 'closure', 1.0 if close else 0.0))
-        duration = float(getattr(segment, 'duration_s', 0.8))
+        if segment is None:
+            segment = HandSegment(close, 'right', 1.0 if close else 0.0)
+        side, closure, duration = segment.side, float(segment.closure), segment.duration_s
         if not self._fresh(time.monotonic()):
             return False, f'{side} hand not commanded: rt/lowstate is stale'
         closed = self.kin.finger_closed_rad[side]
@@ -776,7 +777,7 @@ class UnitreeBackend:
             self._ramp_hand(side, current, closed * closure, duration * 0.6)
             time.sleep(duration)
             return True, f'{side} hand closed to {closure:.2f}'
-        gentle = float(getattr(segment, 'release_closure', 0.0))
+        gentle = float(segment.release_closure)
         mid = closed * gentle
         self._ramp_hand(side, current, mid, duration * 0.5)
         time.sleep(duration)  # the fingers open most of the way while still holding

@@ -63,6 +63,7 @@ import pinocchio as pin
 
 from .. import trace_check
 from ..errors import ErrorCode, PlanningError
+from ..execution import SegmentKind
 from ..timing import TimeParameterizer, TimingError
 from ..trace_check import fmt_point
 from .collision import BodyCollisionModel
@@ -223,7 +224,7 @@ class WalkSegment:
         holding: an object is carried (its side).
     """
 
-    kind: ClassVar[str] = 'walk'
+    kind: ClassVar[SegmentKind] = SegmentKind.WALK
 
     goal: tuple[float, float, float]
     frame_id: str
@@ -245,7 +246,7 @@ class ArmMotion:
         phase: what the motion does (``reach``, ``carry``, ``retreat``, ``rest``).
     """
 
-    kind: ClassVar[str] = 'motion'
+    kind: ClassVar[SegmentKind] = SegmentKind.MOTION
 
     joint_names: tuple[str, ...]
     times_s: np.ndarray
@@ -272,7 +273,7 @@ class HandSegment:
         duration_s: how long the hand takes.
     """
 
-    kind: ClassVar[str] = 'gripper'
+    kind: ClassVar[SegmentKind] = SegmentKind.GRIPPER
 
     close: bool
     side: str
@@ -285,7 +286,7 @@ class HandSegment:
 class ArmRelease:
     """Ramp the ``rt/arm_sdk`` weight out: the locomotion controller takes the arms back."""
 
-    kind: ClassVar[str] = 'arm_release'
+    kind: ClassVar[SegmentKind] = SegmentKind.ARM_RELEASE
 
     duration_s: float = 1.0
 

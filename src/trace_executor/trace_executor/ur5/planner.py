@@ -22,6 +22,7 @@ from typing import ClassVar, Optional, Union
 import numpy as np
 
 from ..errors import ErrorCode, PlanningError
+from ..execution import SegmentKind
 from ..timing import TimedPath, TimeParameterizer, TimingError
 from ..trace_check import fmt_point
 from .collision import CollisionChecker
@@ -191,7 +192,7 @@ class MotionSegment:
         path_range: first and last tool path sample this segment moves through.
     """
 
-    kind: ClassVar[str] = 'motion'
+    kind: ClassVar[SegmentKind] = SegmentKind.MOTION
 
     joint_names: tuple[str, ...]
     times_s: np.ndarray
@@ -211,7 +212,7 @@ class MotionSegment:
 class GripperSegment:
     """Stop and actuate the gripper: ``close=True`` grasps, ``False`` releases."""
 
-    kind: ClassVar[str] = 'gripper'
+    kind: ClassVar[SegmentKind] = SegmentKind.GRIPPER
 
     close: bool
 
