@@ -360,9 +360,6 @@ def test_config_rejects_nonsense() -> None:
 def test_segment_types() -> None:
     assert MotionSegment.kind is SegmentKind.MOTION
     assert GripperSegment(True).kind is SegmentKind.GRIPPER
-        MotionSegment.kind is SegmentKind.MOTION
-        and GripperSegment(True).kind is SegmentKind.GRIPPER
-    )
 
 
 @settings(
