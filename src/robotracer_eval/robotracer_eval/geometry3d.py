@@ -210,35 +210,66 @@ def _keys(idx: np.ndarray) -> np.ndarray:
 
 def _integrate(
     units: np.ndarray,
-    local: np.ndarray,
     depth: np.ndarray,
+    mult: np.ndarray,
     intr: Intrinsics,
     voxel: float,
     trunc: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Integrate one depth image into the voxels of some blocks.
+    """Integrate one depth image into the voxels of some blocks, in Open3D's float32 steps.
+
+    Open3D computes voxel centres, projections and signed distances in float32 (a voxel's z by
+    repeated addition along the block); a depth equal to a voxel centre's z gives a TSDF of
+    exactly 0, which never counts as a sign change. Doing the same arithmetic here keeps the
+    extracted surface identical, not just close.
 
     Returns:
         ``(indices, tsdf)`` of the voxels that got a value within the extraction limits.
     """
+    f32 = np.float32
+    res = TSDF_UNIT_RESOLUTION
     h, w = depth.shape
-    gidx = (units[:, None, :] * TSDF_UNIT_RESOLUTION + local[None, :, :]).reshape(-1, 3)
-    centre = (gidx + 0.5) * voxel
-    zc = centre[:, 2]
-    front = zc > 0
-    safe_z = np.where(front, zc, 1.0)
-    u_f = centre[:, 0] * intr.fx / safe_z + intr.cx + 0.5
-    v_f = centre[:, 1] * intr.fy / safe_z + intr.cy + 0.5
-    inside = front & (u_f >= 1e-4) & (u_f < w - 1e-4) & (v_f >= 1e-4) & (v_f < h - 1e-4)
+    vl = f32(voxel)
+    half = vl * f32(0.5)
+    unit_len = voxel * res
+    fx, fy, cx, cy = f32(intr.fx), f32(intr.fy), f32(intr.cx), f32(intr.cy)
+    origin = units.astype(float) * unit_len  # (U, 3) float64, as Open3D's block origin
+    steps = (half + vl * np.arange(res, dtype=f32)).astype(f32)  # (16,) float32
+    xs = (steps.astype(float)[None, :] + origin[:, 0:1]).astype(f32)  # (U, 16)
+    ys = (steps.astype(float)[None, :] + origin[:, 1:2]).astype(f32)
+    z0 = (float(half) + origin[:, 2]).astype(f32)
+    zs = np.empty((len(units), res), dtype=f32)
+    zs[:, 0] = z0
+    for k in range(1, res):
+        zs[:, k] = zs[:, k - 1] + vl
+    shape = (len(units), res, res, res)
+    x = np.broadcast_to(xs[:, :, None, None], shape)
+    y = np.broadcast_to(ys[:, None, :, None], shape)
+    z = np.broadcast_to(zs[:, None, None, :], shape)
+    front = z > 0
+    safe_z = np.where(front, z, f32(1.0))
+    u_f = (x * fx) / safe_z + cx + f32(0.5)
+    v_f = (y * fy) / safe_z + cy + f32(0.5)
+    eps = f32(0.0001)
+    inside = front & (u_f >= eps) & (u_f < f32(w) - eps) & (v_f >= eps) & (v_f < f32(h) - eps)
     ui = np.where(inside, u_f, 0).astype(np.int64)
     vi = np.where(inside, v_f, 0).astype(np.int64)
-    d = np.where(inside, depth[vi, ui], 0.0).astype(float)
-    mult = np.sqrt(((ui - intr.cx) / intr.fx) ** 2 + ((vi - intr.cy) / intr.fy) ** 2 + 1.0)
-    sdf = (d - zc) * mult
-    tsdf = np.minimum(1.0, sdf / trunc)
-    keep = inside & (d > 0) & (sdf > -trunc)
-    keep &= (tsdf < TSDF_EXTRACT_LIMIT) & (tsdf >= -TSDF_EXTRACT_LIMIT)
-    return gidx[keep], tsdf[keep]
+    d = np.where(inside, depth[vi, ui], f32(0.0))
+    sdf = (d - z) * mult[vi, ui]
+    tsdf = np.minimum(f32(1.0), sdf * (f32(1.0) / f32(trunc)))
+    lim = f32(TSDF_EXTRACT_LIMIT)
+    keep = inside & (d > 0) & (sdf > -f32(trunc)) & (tsdf < lim) & (tsdf >= -lim)
+    iu, ix, iy, iz = np.nonzero(keep)
+    gidx = units[iu] * res + np.stack([ix, iy, iz], axis=1)
+    return gidx, tsdf[keep]
+
+
+def _ray_length_factor(h: int, w: int, intr: Intrinsics) -> np.ndarray:
+    """(H, W) float32 ``sqrt(1 + ((u - cx)/fx)^2 + ((v - cy)/fy)^2)`` (depth → ray length)."""
+    f32 = np.float32
+    xx = (np.arange(w, dtype=f32) - f32(intr.cx)) * (f32(1.0) / f32(intr.fx))
+    yy = (np.arange(h, dtype=f32) - f32(intr.cy)) * (f32(1.0) / f32(intr.fy))
+    return np.sqrt(xx[None, :] * xx[None, :] + yy[:, None] * yy[:, None] + f32(1.0))
 
 
 def tsdf_surface(
@@ -261,7 +292,7 @@ def tsdf_surface(
         (N, 3) surface points in the camera frame (zero crossings of the TSDF).
     """
     depth = np.asarray(depth_m, dtype=np.float32).copy()
-    depth[~(depth < depth_cut)] = 0.0
+    depth[depth >= depth_cut] = 0.0
     h, w = depth.shape
     res = TSDF_UNIT_RESOLUTION
     unit_len = voxel * res
@@ -283,14 +314,15 @@ def tsdf_surface(
                 units.append(cand[inside])
     units = np.unique(np.concatenate(units), axis=0)
     # 2. integrate every voxel of those blocks (in chunks of blocks, to bound memory)
-    local = np.stack(np.meshgrid(*(np.arange(res),) * 3, indexing='ij'), axis=-1).reshape(-1, 3)
+    mult = _ray_length_factor(h, w, intr)
     parts = [
-        _integrate(units[i : i + 128], local, depth, intr, voxel, trunc)
+        _integrate(units[i : i + 128], depth, mult, intr, voxel, trunc)
         for i in range(0, len(units), 128)
     ]
     gidx = np.concatenate([p[0] for p in parts])
-    centre = (gidx + 0.5) * voxel
-    tsdf = np.concatenate([p[1] for p in parts])
+    tsdf = np.concatenate([p[1] for p in parts]).astype(float)
+    # voxel centres as Open3D's extraction computes them (float64)
+    centre = (0.5 * voxel + voxel * (gidx % res)) + (gidx // res) * unit_len
     # 3. zero crossings between neighbouring voxels with weight
     if len(gidx) == 0:
         return np.zeros((0, 3))
