@@ -1,11 +1,17 @@
 """The moveit backend: a clear refusal where MoveIt is missing, real MoveIt where it is installed.
 
 Here (no moveit_msgs on PyPI) the backend must refuse to start with a message that says what is
-missing and where to get it. The ``ros_install`` tests run in the docker image (ROS 2 Jazzy,
-MoveIt, the UR driver): they bring up the UR driver with mock hardware and ur_moveit_config's
-move_group, and check that a trace executed through MoveIt ends where the plan ends, that a
-collision object in MoveIt's planning scene makes the Cartesian path partial and the motion is
-refused without moving the arm, and that an interrupt stops the arm part-way.
+missing and where to get it. Its behaviour is tested here against a move_group stand-in that
+behaves as Jazzy's does (``trace_executor.testing.move_group``: the cancel is accepted and
+ignored, ``trajectory_execution_event`` "stop" stops the execution, the Cartesian path's jump
+thresholds are not applied) on a UR driver stand-in publishing ``joint_states`` over DDS: an
+interrupt stops the arm part-way (through the event, or through the controller when move_group
+misses the event) and the backend says so only once the joint states show it at rest; a path
+with a joint flip is refused without moving. The ``ros_install`` tests run in the docker image
+(ROS 2 Jazzy, MoveIt, the UR driver): they bring up the UR driver with mock hardware and
+ur_moveit_config's move_group, and check that a trace executed through MoveIt ends where the
+plan ends, that a collision object in MoveIt's planning scene makes the Cartesian path partial
+and the motion is refused without moving the arm, and that an interrupt stops the arm part-way.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import pytest
 from trace_executor.backends.moveit import (
     MOVEIT_MISSING,
     MoveItBackend,
+    joint_jumps,
     point_along,
     stretch_timing,
 )
@@ -77,6 +84,175 @@ def test_point_along_a_path() -> None:
     np.testing.assert_allclose(point_along(path, 0.0), [0, 0, 0])
     np.testing.assert_allclose(point_along(path, 0.75), [1.0, 0.5, 0])
     np.testing.assert_allclose(point_along(path, 1.0), [1.0, 1.0, 0])
+
+
+def test_joint_jumps_names_the_flip_and_passes_a_continuous_path() -> None:
+    q = np.linspace(Q_HOME, Q_HOME + 0.2, 40)
+    assert joint_jumps(q, UR5_JOINT_NAMES, 0.3) == ''
+    q[20:25, 3] += 3.0
+    why = joint_jumps(q, UR5_JOINT_NAMES, 0.3)
+    assert why.startswith("MoveIt's Cartesian path jumps 3.0") and 'wrist_1_joint' in why
+    assert 'between points 19 and 20 of 40' in why and 'refused before moving' in why
+
+
+# ------------------------------------------------------------------------------------------
+# Against the move_group stand-in (Jazzy's behaviour) and the UR driver stand-in, over DDS
+# ------------------------------------------------------------------------------------------
+@pytest.fixture
+def standin(planner: Ur5Planner) -> Iterator[Any]:
+    """(make(honour_stop, flip_window) → (backend, move_group, driver))."""
+    import uuid
+
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor
+
+    from trace_executor.testing.move_group import MoveGroupStandIn
+    from trace_executor.testing.ur_driver import UrDriverStandIn
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    ns = f'/moveit_standin_{uuid.uuid4().hex[:8]}'  # relative names resolve under it
+    driver_node = rclpy.create_node('ur_driver', namespace=ns, context=ctx)
+    exec_node = rclpy.create_node('ur5_executor', namespace=ns, context=ctx)
+    executor = MultiThreadedExecutor(num_threads=4, context=ctx)
+    executor.add_node(driver_node)
+    executor.add_node(exec_node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    made: list[Any] = []
+
+    def make(**kwargs: Any) -> tuple[MoveItBackend, Any, Any]:
+        driver = UrDriverStandIn(driver_node, UR5_JOINT_NAMES, Q_HOME)
+        move_group = MoveGroupStandIn(driver_node, driver, planner, **kwargs)
+        backend = MoveItBackend(
+            exec_node, UR5_JOINT_NAMES, planner, move_group=move_group, stop_timeout_s=1.0
+        )
+        made.append(driver)
+        deadline = time.monotonic() + 10
+        while (
+            backend.state.count == 0
+            or backend.execution_event_pub.get_subscription_count() == 0
+            or backend.controller_pub.get_subscription_count() == 0
+        ):
+            assert time.monotonic() < deadline, 'stand-ins not connected'
+            time.sleep(0.02)
+        return backend, move_group, driver
+
+    try:
+        yield make
+    finally:
+        for d in made:
+            d.close()
+        executor.shutdown(timeout_sec=2)
+        spin.join(timeout=2)
+        exec_node.destroy_node()
+        driver_node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
+def _follow_segment(planner: Ur5Planner, speed: float = 0.3) -> Any:
+    plan = planner.plan(FOLLOW_TRACE, Q_HOME, mode='follow', speed_scale=speed)
+    (seg,) = plan.motions
+    return seg
+
+
+def _still(driver: Any, q: np.ndarray, wait_s: float = 0.5) -> bool:
+    time.sleep(wait_s)
+    return float(np.abs(driver.state()[0] - q).max()) < 1e-6
+
+
+def test_standin_move_group_ignores_the_cancel_as_jazzy_does(
+    standin: Any, planner: Ur5Planner
+) -> None:
+    """The premise: cancelling the goal alone lets the arm finish the trajectory."""
+    backend, move_group, driver = standin()
+    seg = _follow_segment(planner, speed=1.0)
+    traj, why = backend._plan_segment(seg, Q_HOME)
+    assert traj is not None, why
+    goal = move_group.types.ExecuteTrajectory.Goal()
+    goal.trajectory.joint_trajectory = traj
+    handle = move_group.send_goal(goal).result()
+    time.sleep(0.3)
+    handle.cancel_goal_async()
+    result = handle.get_result_async().result(timeout=move_group.duration(traj) + 5)
+    assert result.result.error_code.val == move_group.types.MoveItErrorCodes.SUCCESS
+    np.testing.assert_allclose(driver.state()[0], seg.positions_rad[-1], atol=0.02)
+
+
+def test_interrupt_stops_the_arm_through_the_execution_event_and_confirms_it(
+    standin: Any, planner: Ur5Planner
+) -> None:
+    backend, move_group, driver = standin()
+    seg = _follow_segment(planner)
+    t_go = time.monotonic() + 1.0
+    res = backend.execute(
+        seg, lambda: 'canceled' if time.monotonic() > t_go else None, lambda f: None
+    )
+    assert res.status is MotionStatus.STOPPED and res.reason == 'canceled', res.message
+    assert move_group.goals[0].cancel_requests == 1 and move_group.events == ['stop']
+    assert backend.last_stop.startswith('stopped by trajectory_execution_event')
+    q = driver.state()[0]
+    assert np.max(np.abs(q - seg.positions_rad[-1])) > 0.05  # stopped part-way ...
+    assert np.max(np.abs(q - Q_HOME)) > 0.01  # ... after moving
+    assert _still(driver, q)  # and stays there
+
+
+def test_move_group_missing_the_stop_event_is_stopped_through_the_controller(
+    standin: Any, planner: Ur5Planner
+) -> None:
+    backend, move_group, driver = standin(honour_stop=False)
+    seg = _follow_segment(planner, speed=0.2)
+    t_go = time.monotonic() + 1.0
+    res = backend.execute(
+        seg, lambda: 'canceled' if time.monotonic() > t_go else None, lambda f: None
+    )
+    assert res.status is MotionStatus.STOPPED, res.message
+    assert backend.last_stop.startswith('stopped through scaled_joint_trajectory_controller')
+    # the execution's trajectory, then the stop on the controller's own topic
+    assert len(driver.received) == 2 and len(driver.received[1].points) == 1
+    q = driver.state()[0]
+    assert np.max(np.abs(q - seg.positions_rad[-1])) > 0.05
+    assert _still(driver, q)
+
+
+def test_an_arm_that_never_stops_is_reported_failed_not_stopped(
+    standin: Any, planner: Ur5Planner
+) -> None:
+    backend, move_group, driver = standin(honour_stop=False)
+    driver.sub.callback = lambda msg: None  # a controller deaf to its topic too
+    seg = _follow_segment(planner, speed=0.1)
+    t_go = time.monotonic() + 0.5
+    res = backend.execute(
+        seg, lambda: 'canceled' if time.monotonic() > t_go else None, lambda f: None
+    )
+    assert res.status is MotionStatus.FAILED
+    assert res.message.startswith('canceled: the arm did not stop: ') and 'rad/s' in res.message
+
+
+def test_a_joint_flip_in_moveits_path_is_refused_without_moving(
+    standin: Any, planner: Ur5Planner
+) -> None:
+    backend, move_group, driver = standin(flip_window=(0.4, 0.6))
+    seg = _follow_segment(planner)
+    res = backend.execute(seg, lambda: None, lambda f: None)
+    assert res.status is MotionStatus.FAILED
+    assert res.message.startswith("not executed: MoveIt's Cartesian path jumps "), res.message
+    assert move_group.goals == [] and driver.received == []
+    assert _still(driver, Q_HOME, 0.2)
+
+
+def test_standin_follow_trace_ends_where_the_plan_ends(standin: Any, planner: Ur5Planner) -> None:
+    backend, move_group, driver = standin()
+    runner = GoalRunner(planner, backend)
+    goal = validate_goal(
+        GoalSpec(trace=TraceInput(FOLLOW_TRACE, 'base_link'), mode='follow', replanning=False),
+        'pick_place',
+        0.8,
+    )
+    out = runner.run(goal, lambda: False)
+    assert out.success, out.message
+    np.testing.assert_allclose(driver.state()[0], out.plan.final_positions_rad, atol=0.02)
 
 
 # ------------------------------------------------------------------------------------------
@@ -203,13 +379,13 @@ def backend(ros_node: Any, planner: Ur5Planner, moveit_stack: Path) -> MoveItBac
     _wait('joint states', lambda: _joint_state_ok(b), 90, moveit_stack)
     _wait(
         'MoveIt /compute_cartesian_path',
-        lambda: b.cartesian_client.wait_for_service(timeout_sec=1.0),
+        lambda: b.move_group.wait_for_planner(1.0),
         90,
         moveit_stack,
     )
     _wait(
         'MoveIt /execute_trajectory',
-        lambda: b.execute_client.wait_for_server(timeout_sec=1.0),
+        lambda: b.move_group.wait_for_executor(1.0),
         60,
         moveit_stack,
     )

@@ -9,12 +9,26 @@ For each motion segment of a plan:
    start state = the measured joint state, ``max_step``, jump thresholds,
    ``avoid_collisions=true``), so MoveIt's planning scene, joint limits and IK are respected;
 2. a partial path (``fraction`` < 1) is rejected, naming how far MoveIt got; so is a path that
-   ends in another arm configuration than the planned one;
+   ends in another arm configuration than the planned one, and one whose consecutive points
+   jump (:func:`joint_jumps`): Jazzy's ``/compute_cartesian_path`` reads its jump thresholds
+   but never applies them, so a wrist flip half-way would otherwise be executed;
 3. the trajectory, stretched in time if MoveIt timed it faster than the plan (the plan carries
    the goal's speed scale), runs through MoveIt's ``/execute_trajectory`` action
    (``moveit_msgs/action/ExecuteTrajectory``), so MoveIt's controllers and execution monitoring
-   are used. ``interrupt()`` is polled every control period; a reason cancels the goal (MoveIt
-   stops the controller's trajectory) and the motion ends as STOPPED.
+   are used. ``interrupt()`` is polled every control period.
+
+Stopping. Cancelling the ExecuteTrajectory goal is not enough: in Jazzy the action's cancel
+callback only answers ACCEPT and the trajectory runs on (moveit2 issue 2808). On an interrupt
+the backend cancels the goal *and* publishes ``stop`` on ``trajectory_execution_event`` (the
+TrajectoryExecutionManager's event topic: it cancels the controller's goal), then confirms from
+``/joint_states`` that the arm came to rest. If it did not within ``stop_timeout_s``, it
+replaces the controller's trajectory with a stop on the controller's own topic (as the
+``ros2_control`` backend does) and confirms again. The motion ends STOPPED only once the joint
+states show the arm at rest; otherwise FAILED, naming the joint still moving.
+
+The move_group side (service, action, message types) is a :class:`MoveGroupClient`; tests pass
+a stand-in with the same interface (``trace_executor.testing.move_group``) because
+``moveit_msgs`` is not installable here.
 
 Progress and the end state come from ``/joint_states``; the gripper is the same
 ``std_srvs/SetBool`` service as the ``ros2_control`` backend's. moveit_py has no Cartesian API of
@@ -28,8 +42,9 @@ The node is injected and must be spun by a MultiThreadedExecutor (the backend ne
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -40,7 +55,6 @@ from trace_executor.backends.ros2_control import (
     JointStateCache,
     call_gripper,
     wait_future,
-    wait_until_rest,
 )
 from trace_executor.execution import BackendError, Interrupt, MotionResult, MotionStatus
 from trace_executor.trace_check import fmt_point
@@ -107,6 +121,108 @@ def point_along(positions_m: np.ndarray, fraction: float) -> np.ndarray:
     return p[i] + f * (p[i + 1] - p[i])
 
 
+def joint_jumps(
+    positions_rad: np.ndarray, joint_names: tuple[str, ...], max_jump_rad: float
+) -> str:
+    """Check the joint continuity of a path MoveIt returned (Jazzy ignores its jump thresholds).
+
+    Args:
+        positions_rad: (K, J) path points, in ``joint_names`` order.
+        joint_names: names for the message.
+        max_jump_rad: largest change of any joint between consecutive points, rad.
+
+    Returns:
+        '' when continuous, else a sentence naming the joint, the jump and where it happens.
+    """
+    q = np.asarray(positions_rad, dtype=float)
+    if len(q) < 2:
+        return ''
+    steps = np.abs(np.diff(q, axis=0))
+    k, j = np.unravel_index(int(steps.argmax()), steps.shape)
+    if float(steps[k, j]) <= max_jump_rad:
+        return ''
+    return (
+        f"MoveIt's Cartesian path jumps {steps[k, j]:.2f} rad on {joint_names[j]} between "
+        f'points {k} and {k + 1} of {len(q)} (a joint flip; limit {max_jump_rad:g} rad between '
+        'points): refused before moving'
+    )
+
+
+@dataclass(frozen=True)
+class MoveItTypes:
+    """The moveit_msgs types the backend uses (the real ones, or a stand-in's)."""
+
+    ExecuteTrajectory: Any
+    GetCartesianPath: Any
+    RobotState: Any
+    MoveItErrorCodes: Any
+
+
+class MoveGroupLink(Protocol):
+    """What the backend needs from move_group (:class:`MoveGroupClient` or a stand-in)."""
+
+    types: MoveItTypes
+
+    def wait_for_planner(self, timeout_s: float) -> bool:
+        """True once the Cartesian path service is there."""
+
+    def compute_cartesian_path(self, request: Any) -> Any:
+        """Send a GetCartesianPath request; a future of the response."""
+
+    def wait_for_executor(self, timeout_s: float) -> bool:
+        """True once the ExecuteTrajectory action server is there."""
+
+    def send_goal(self, goal: Any) -> Any:
+        """Send an ExecuteTrajectory goal; a future of its goal handle."""
+
+
+class MoveGroupClient:
+    """move_group's ``compute_cartesian_path`` service and ``execute_trajectory`` action.
+
+    Args:
+        node: the node to create the clients on.
+        cartesian_path_service: GetCartesianPath service name.
+        execute_action: ExecuteTrajectory action name.
+
+    Raises:
+        BackendError: moveit_msgs is not installed (no MoveIt here).
+    """
+
+    def __init__(self, node: Any, cartesian_path_service: str, execute_action: str) -> None:
+        try:
+            from moveit_msgs.action import ExecuteTrajectory
+            from moveit_msgs.msg import MoveItErrorCodes, RobotState
+            from moveit_msgs.srv import GetCartesianPath
+        except ImportError as exc:
+            raise BackendError(f'{MOVEIT_MISSING}: {exc}') from exc
+        from robotracer_commander.action_client import RaceFreeActionClient
+
+        self.types = MoveItTypes(ExecuteTrajectory, GetCartesianPath, RobotState, MoveItErrorCodes)
+        group = ReentrantCallbackGroup()
+        self.cartesian_client = node.create_client(
+            GetCartesianPath, cartesian_path_service, callback_group=group
+        )
+        self.execute_client = RaceFreeActionClient(
+            node, ExecuteTrajectory, execute_action, callback_group=group
+        )
+
+    def wait_for_planner(self, timeout_s: float) -> bool:
+        """True once the service is there."""
+        return bool(self.cartesian_client.wait_for_service(timeout_sec=timeout_s))
+
+    def compute_cartesian_path(self, request: Any) -> Any:
+        """A future of the GetCartesianPath response."""
+        return self.cartesian_client.call_async(request)
+
+    def wait_for_executor(self, timeout_s: float) -> bool:
+        """True once the action server is there."""
+        return bool(self.execute_client.wait_for_server(timeout_sec=timeout_s))
+
+    def send_goal(self, goal: Any) -> Any:
+        """A future of the ExecuteTrajectory goal handle."""
+        return self.execute_client.send_goal_async(goal)
+
+
 class MoveItBackend:
     """Plan Cartesian paths with MoveIt and execute them through MoveIt (module docstring)."""
 
@@ -121,10 +237,14 @@ class MoveItBackend:
         group_name: str = 'ur_manipulator',
         tip_link: str = 'tool0',
         planning_frame: str = 'base_link',
-        cartesian_path_service: str = '/compute_cartesian_path',
-        execute_action: str = '/execute_trajectory',
-        joint_states_topic: str = '/joint_states',
-        gripper_service: str = '/robotracer/gripper',
+        cartesian_path_service: str = 'compute_cartesian_path',
+        execute_action: str = 'execute_trajectory',
+        execution_event_topic: str = 'trajectory_execution_event',
+        controller_topic: str = 'scaled_joint_trajectory_controller/joint_trajectory',
+        joint_states_topic: str = 'joint_states',
+        gripper_service: str = 'robotracer/gripper',
+        gripper: Any = None,
+        move_group: MoveGroupLink | None = None,
         max_step_m: float = 0.005,
         jump_threshold: float = 0.0,
         revolute_jump_threshold_rad: float = 0.3,
@@ -137,6 +257,7 @@ class MoveItBackend:
         settle_timeout_s: float = 3.0,
         service_timeout_s: float = 10.0,
         stop_timeout_s: float = 2.0,
+        rest_speed_rad_s: float = 0.01,
         control_period_s: float = 0.01,
         gripper_timeout_s: float = 5.0,
     ) -> None:
@@ -150,14 +271,22 @@ class MoveItBackend:
                 ur_moveit_config).
             tip_link: the link MoveIt's Cartesian path moves (the planner's tool0).
             planning_frame: frame of the waypoints (the planner's base frame).
-            cartesian_path_service: GetCartesianPath service name.
+            cartesian_path_service: GetCartesianPath service name (relative: under the
+                bringup's namespace).
             execute_action: ExecuteTrajectory action name.
+            execution_event_topic: the TrajectoryExecutionManager's event topic ("stop").
+            controller_topic: the trajectory controller's JointTrajectory topic: the second
+                way to stop the arm when move_group's stop did not take effect.
             joint_states_topic: sensor_msgs/JointState topic.
-            gripper_service: std_srvs/SetBool gripper service (true = close).
+            gripper_service: std_srvs/SetBool gripper service (true = close), used when no
+                ``gripper`` adapter is given.
+            gripper: a gripper adapter (``trace_executor.backends.grippers``) or None.
+            move_group: the move_group link; None = :class:`MoveGroupClient` on ``node``.
             max_step_m: MoveIt's Cartesian interpolation step (m).
-            jump_threshold: MoveIt's relative jump threshold (0 = off; older MoveIt).
-            revolute_jump_threshold_rad: absolute joint jump allowed between path points (rad),
-                where the service has the field.
+            jump_threshold: MoveIt's relative jump threshold (0 = off; Jazzy ignores it).
+            revolute_jump_threshold_rad: largest joint change between consecutive points of
+                the returned path (rad); sent where the service has the field and always
+                checked here (:func:`joint_jumps`).
             waypoint_tolerance_m: how far the straight legs may stray from the planned path.
             waypoint_tolerance_rad: orientation deviation allowed along a leg.
             state_timeout_s: joint states older than this are stale.
@@ -167,34 +296,38 @@ class MoveItBackend:
             goal_tolerance_rad: joint error accepted when the execution ends.
             settle_timeout_s: time allowed after the execution to settle on the goal.
             service_timeout_s: longest wait for the service, the action server and its answer.
-            stop_timeout_s: time allowed for the cancel to take effect.
+            stop_timeout_s: time allowed for each way of stopping to show in the joint states.
+            rest_speed_rad_s: the arm is at rest when no joint moves faster than this.
             control_period_s: how often ``interrupt()`` and the joint state are checked.
             gripper_timeout_s: longest wait for the gripper service.
 
         Raises:
             BackendError: moveit_msgs is not installed (no MoveIt here).
         """
-        try:
-            from moveit_msgs.action import ExecuteTrajectory
-            from moveit_msgs.msg import MoveItErrorCodes, RobotState
-            from moveit_msgs.srv import GetCartesianPath
-        except ImportError as exc:
-            raise BackendError(f'{MOVEIT_MISSING}: {exc}') from exc
+        link = (
+            MoveGroupClient(node, cartesian_path_service, execute_action)
+            if move_group is None
+            else move_group
+        )
         from builtin_interfaces.msg import Duration
         from geometry_msgs.msg import Pose
         from sensor_msgs.msg import JointState
         from std_msgs.msg import String
         from std_srvs.srv import SetBool
+        from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-        from robotracer_commander.action_client import RaceFreeActionClient
-
-        self._ExecuteTrajectory = ExecuteTrajectory
-        self._GetCartesianPath = GetCartesianPath
-        self._RobotState = RobotState
+        types = link.types
+        MoveItErrorCodes = types.MoveItErrorCodes  # noqa: N806 (a message type)
+        self.move_group = link
+        self._ExecuteTrajectory = types.ExecuteTrajectory
+        self._GetCartesianPath = types.GetCartesianPath
+        self._RobotState = types.RobotState
         self._Pose = Pose
         self._Duration = Duration
         self._SetBool = SetBool
         self._String = String
+        self._JointTrajectory = JointTrajectory
+        self._JointTrajectoryPoint = JointTrajectoryPoint
         self._error_names = {
             int(getattr(MoveItErrorCodes, n)): n
             for n in dir(MoveItErrorCodes)
@@ -219,11 +352,16 @@ class MoveItBackend:
         self.settle_timeout_s = float(settle_timeout_s)
         self.service_timeout_s = float(service_timeout_s)
         self.stop_timeout_s = float(stop_timeout_s)
+        self.rest_speed_rad_s = float(rest_speed_rad_s)
         self.control_period_s = float(control_period_s)
         self.gripper_timeout_s = float(gripper_timeout_s)
         self.cartesian_path_service = cartesian_path_service
         self.execute_action = execute_action
         self.gripper_service = gripper_service
+        self.controller_topic = controller_topic
+        self._gripper = gripper
+        #: how the last stop went (for the log and the tests)
+        self.last_stop = ''
         # tool0 = TCP moved back along its z by the planner's TCP offset
         self._tcp_T_tip = np.eye(4)
         self._tcp_T_tip[2, 3] = -float(planner.config.tcp_offset_m)
@@ -235,18 +373,18 @@ class MoveItBackend:
             QoSProfile(depth=20),
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
-        group = ReentrantCallbackGroup()
-        self.cartesian_client = node.create_client(
-            GetCartesianPath, cartesian_path_service, callback_group=group
-        )
-        self.execute_client = RaceFreeActionClient(
-            node, ExecuteTrajectory, execute_action, callback_group=group
-        )
         self.gripper_client = node.create_client(
             SetBool, gripper_service, callback_group=MutuallyExclusiveCallbackGroup()
         )
         # MoveIt's TrajectoryExecutionManager stops whatever it executes on "stop" here
-        self.execution_event_pub = node.create_publisher(String, 'trajectory_execution_event', 1)
+        # (it subscribes with the services QoS: reliable, volatile)
+        self.execution_event_pub = node.create_publisher(
+            String, execution_event_topic, QoSProfile(depth=10)
+        )
+        # the controller itself: the second way to stop the arm
+        self.controller_pub = node.create_publisher(
+            JointTrajectory, controller_topic, QoSProfile(depth=10)
+        )
 
     # --- state ----------------------------------------------------------------------------
     def joint_positions(self) -> np.ndarray:
@@ -294,10 +432,10 @@ class MoveItBackend:
         waypoints = self.tip_waypoints(segment)
         if len(waypoints) == 0:
             return None, ''
-        if not self.cartesian_client.wait_for_service(timeout_sec=self.service_timeout_s):
+        if not self.move_group.wait_for_planner(self.service_timeout_s):
             return None, f'MoveIt service {self.cartesian_path_service} is not available'
         res = wait_future(
-            self.cartesian_client.call_async(self.cartesian_request(q_now, waypoints)),
+            self.move_group.compute_cartesian_path(self.cartesian_request(q_now, waypoints)),
             self.service_timeout_s,
         )
         if res is None:
@@ -321,7 +459,13 @@ class MoveItBackend:
         missing = [n for n in self.joint_names if n not in index]
         if missing:
             return None, f'MoveIt trajectory lacks joints {missing} (group {self.group_name})'
-        end = np.array([traj.points[-1].positions[index[n]] for n in self.joint_names])
+        path = np.array([[p.positions[index[n]] for n in self.joint_names] for p in traj.points])
+        jump = joint_jumps(
+            np.vstack([q_now[None], path]), self.joint_names, self.revolute_jump_threshold_rad
+        )
+        if jump:
+            return None, jump
+        end = path[-1]
         q_end = np.asarray(segment.positions_rad, dtype=float)[-1]
         err = np.abs(end - q_end)
         if float(err.max()) > self.end_tolerance_rad:
@@ -407,13 +551,13 @@ class MoveItBackend:
         interrupt: Callable[[], Interrupt | None],
         progress: Callable[[float], None],
     ) -> MotionResult:
-        if not self.execute_client.wait_for_server(timeout_sec=self.service_timeout_s):
+        if not self.move_group.wait_for_executor(self.service_timeout_s):
             return MotionResult(
                 MotionStatus.FAILED, f'MoveIt action {self.execute_action} is not available'
             )
         goal = self._ExecuteTrajectory.Goal()
         goal.trajectory.joint_trajectory = traj
-        handle = wait_future(self.execute_client.send_goal_async(goal), self.service_timeout_s)
+        handle = wait_future(self.move_group.send_goal(goal), self.service_timeout_s)
         if handle is None or not handle.accepted:
             return MotionResult(
                 MotionStatus.FAILED,
@@ -426,16 +570,18 @@ class MoveItBackend:
         while not result_future.done():
             why = interrupt()
             if why:
-                self._cancel(handle, result_future)
+                not_stopped = self._stop_motion(handle)
+                if not_stopped:
+                    return MotionResult(MotionStatus.FAILED, f'{why}: {not_stopped}', str(why))
                 return MotionResult(MotionStatus.STOPPED, str(why), str(why))
             try:
                 self.state.get(self.state_timeout_s)
             except BackendError as exc:
-                self._cancel(handle, result_future)
+                self._stop_motion(handle)
                 return MotionResult(MotionStatus.FAILED, f'lost joint state during motion: {exc}')
             elapsed = time.monotonic() - t0
             if elapsed > timeout:
-                self._cancel(handle, result_future)
+                self._stop_motion(handle)
                 return MotionResult(
                     MotionStatus.FAILED, f'MoveIt execution did not finish within {timeout:.1f} s'
                 )
@@ -473,16 +619,104 @@ class MoveItBackend:
         """Stop MoveIt's trajectory execution now (``trajectory_execution_event`` "stop")."""
         self.execution_event_pub.publish(self._String(data='stop'))
 
-    def _cancel(self, handle: Any, result_future: Any) -> None:
-        wait_future(handle.cancel_goal_async(), self.stop_timeout_s)
-        wait_future(result_future, self.stop_timeout_s)
-        wait_until_rest(
-            self.state, self.state_timeout_s, self.stop_timeout_s, self.control_period_s
+    def hold_controller(self) -> None:
+        """Replace the controller's trajectory with a short stop from the measured state."""
+        msg = self._JointTrajectory(joint_names=list(self.joint_names))
+        try:
+            q, v = self.state.get(self.state_timeout_s)
+        except BackendError:
+            self.controller_pub.publish(msg)  # empty: what is left to send
+            return
+        t_stop = min(max(float(np.abs(v).max()) / 8.0, 0.05), 0.5)
+        point = self._JointTrajectoryPoint(
+            positions=[float(x) for x in q + 0.5 * v * t_stop],
+            velocities=[0.0] * len(q),
+            time_from_start=_duration(self._Duration, t_stop),
+        )
+        msg.points = [point]
+        self.controller_pub.publish(msg)
+
+    def at_rest(self, timeout_s: float, window_s: float = 0.15) -> tuple[bool, str]:
+        """Watch ``/joint_states`` until the arm is at rest, for at most ``timeout_s``.
+
+        At rest: over ``window_s`` of fresh samples no joint moved faster than
+        ``rest_speed_rad_s`` (positions, not the reported velocities, which a driver may omit).
+
+        Returns:
+            (at rest, '' or which joint still moves and how fast).
+        """
+        deadline = time.monotonic() + timeout_s
+        why = 'no fresh joint state'
+        while True:
+            try:
+                q0, _ = self.state.get(self.state_timeout_s)
+                n0 = self.state.count
+            except BackendError as exc:
+                why = str(exc)
+                q0, n0 = None, 0
+            t0 = time.monotonic()
+            time.sleep(window_s)
+            if q0 is not None:
+                try:
+                    q1, _ = self.state.get(self.state_timeout_s)
+                except BackendError as exc:
+                    why = str(exc)
+                else:
+                    if self.state.count >= n0 + 2:
+                        speed = np.abs(q1 - q0) / max(time.monotonic() - t0, 1e-3)
+                        j = int(speed.argmax())
+                        if float(speed[j]) <= self.rest_speed_rad_s:
+                            return True, ''
+                        why = f'{self.joint_names[j]} still moving at {speed[j]:.3f} rad/s'
+            if time.monotonic() >= deadline:
+                return False, why
+
+    def _stop_motion(self, handle: Any) -> str:
+        """Stop the arm, whatever move_group does with the cancel; '' once it is at rest.
+
+        Cancel the goal (Jazzy accepts and ignores it), send the execution manager "stop",
+        confirm from the joint states; if the arm still moves, stop the controller directly and
+        confirm again.
+
+        Returns:
+            '' when the joint states show the arm at rest, else why it is not.
+        """
+        t0 = time.monotonic()
+        try:
+            handle.cancel_goal_async()
+        except Exception as exc:  # noqa: BLE001 - the stop below does not depend on it
+            self.node.get_logger().warn(f'cancelling the MoveIt goal failed: {exc}')
+        self.stop()
+        rest, why = self.at_rest(self.stop_timeout_s)
+        if rest:
+            self.last_stop = (
+                f'stopped by trajectory_execution_event in {time.monotonic() - t0:.2f} s'
+            )
+            self.node.get_logger().info(f'MoveIt execution {self.last_stop}')
+            return ''
+        self.node.get_logger().warn(
+            f'the arm still moves {self.stop_timeout_s:g} s after the MoveIt cancel and the '
+            f'"stop" event ({why}): stopping the controller on {self.controller_topic}'
+        )
+        self.hold_controller()
+        rest, why = self.at_rest(self.stop_timeout_s)
+        if rest:
+            self.last_stop = (
+                f'stopped through {self.controller_topic} in {time.monotonic() - t0:.2f} s'
+            )
+            self.node.get_logger().info(f'MoveIt execution {self.last_stop}')
+            return ''
+        self.last_stop = f'not stopped: {why}'
+        return (
+            f'the arm did not stop: {why} {time.monotonic() - t0:.1f} s after the MoveIt cancel, '
+            f'the "stop" event and a stop on {self.controller_topic}'
         )
 
     # --- gripper --------------------------------------------------------------------------
     def gripper(self, close: bool, segment: Any = None) -> tuple[bool, str]:
-        """Call the gripper service. Returns (success, its message)."""
+        """The gripper adapter, or the SetBool service. Returns (success, its message)."""
+        if self._gripper is not None:
+            return self._gripper(bool(close))
         return call_gripper(
             self.gripper_client,
             self.gripper_service,

@@ -1,0 +1,154 @@
+"""A stand-in for the UR ROS 2 driver's controllers, behaving as the real ones do.
+
+What :class:`UrDriverStandIn` reproduces, each from the driver's published code (Jazzy,
+Universal_Robots_ROS2_Driver ``ur_controllers``):
+
+- ``scaled_joint_trajectory_controller``: a ``JointTrajectory`` on its ``joint_trajectory`` topic
+  replaces the running trajectory and starts now (header stamp zero), interpolated from the
+  current state; an empty one stops the arm where it is (the JTC holds its position). The
+  trajectory's clock advances by ``period × speed scaling`` every control cycle: with the
+  pendant's speed slider at 40 % a 2 s trajectory takes 5 s.
+- ``speed_scaling_state_broadcaster``: ``std_msgs/Float64`` on
+  ``speed_scaling_state_broadcaster/speed_scaling``, in **percent** (the driver publishes
+  ``speed_scaling_factor * 100``).
+- ``joint_state_broadcaster``: ``sensor_msgs/JointState`` (positions and velocities).
+
+Names are relative, as the driver's are under a namespace. The controller runs on its own
+thread at ``rate_hz``; :meth:`set_slider` moves the pendant's slider.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64
+from trajectory_msgs.msg import JointTrajectory
+
+__all__ = ['UrDriverStandIn']
+
+
+def _seconds(d: Any) -> float:
+    return float(d.sec) + float(d.nanosec) * 1e-9
+
+
+class UrDriverStandIn:
+    """Scaled JTC + joint state broadcaster + speed scaling broadcaster (module docstring).
+
+    Args:
+        node: the node to create the topics on (spun elsewhere).
+        joint_names: the arm's joints.
+        q0: (J,) initial positions, rad.
+        trajectory_topic: the controller's JointTrajectory topic.
+        joint_states_topic: where joint states go.
+        speed_scaling_topic: where the speed scaling (percent) goes.
+        rate_hz: control and publish rate.
+    """
+
+    def __init__(
+        self,
+        node: Any,
+        joint_names: tuple[str, ...],
+        q0: np.ndarray,
+        *,
+        trajectory_topic: str = 'scaled_joint_trajectory_controller/joint_trajectory',
+        joint_states_topic: str = 'joint_states',
+        speed_scaling_topic: str = 'speed_scaling_state_broadcaster/speed_scaling',
+        rate_hz: float = 100.0,
+    ) -> None:
+        self.node = node
+        self.joint_names = tuple(joint_names)
+        self.lock = threading.Lock()
+        self.q = np.asarray(q0, dtype=float).copy()
+        self.v = np.zeros(len(self.q))
+        self.scaling = 1.0
+        self._times: np.ndarray | None = None  # running trajectory: sample times, s
+        self._points: np.ndarray | None = None  # (K, J) positions, first = state at receipt
+        self._t = 0.0  # the trajectory's (scaled) clock
+        self.received: list[JointTrajectory] = []
+        self.period_s = 1.0 / rate_hz
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.state_pub = node.create_publisher(JointState, joint_states_topic, 10)
+        self.scaling_pub = node.create_publisher(Float64, speed_scaling_topic, reliable)
+        self.sub = node.create_subscription(
+            JointTrajectory, trajectory_topic, self.command, reliable
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name='ur_driver_stand_in', daemon=True)
+        self._thread.start()
+
+    # --- the pendant and the controller -------------------------------------------------
+    def set_slider(self, fraction: float) -> None:
+        """Move the pendant's speed slider (0-1)."""
+        with self.lock:
+            self.scaling = float(np.clip(fraction, 0.0, 1.0))
+
+    def command(self, msg: JointTrajectory) -> None:
+        """A JointTrajectory for the controller (topic callback; callable directly)."""
+        self.received.append(msg)
+        with self.lock:
+            if not msg.points:  # empty: stop and hold where it is
+                self._times = self._points = None
+                self.v[:] = 0.0
+                return
+            index = {n: i for i, n in enumerate(msg.joint_names)}
+            order = [index[n] for n in self.joint_names]
+            times = [0.0] + [_seconds(p.time_from_start) for p in msg.points]
+            pts = [self.q.copy()] + [np.asarray(p.positions, float)[order] for p in msg.points]
+            self._times, self._points, self._t = np.array(times), np.array(pts), 0.0
+
+    def hold(self) -> None:
+        """Cancel the running trajectory: the arm stays where it is (a cancelled JTC goal)."""
+        with self.lock:
+            self._times = self._points = None
+            self.v[:] = 0.0
+
+    @property
+    def moving(self) -> bool:
+        """A trajectory is running."""
+        with self.lock:
+            return self._times is not None
+
+    def state(self) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, velocities) now."""
+        with self.lock:
+            return self.q.copy(), self.v.copy()
+
+    def _step(self) -> None:
+        with self.lock:
+            if self._times is None or self._points is None:
+                return
+            self._t += self.period_s * self.scaling
+            t = min(self._t, float(self._times[-1]))
+            q = np.array(
+                [np.interp(t, self._times, self._points[:, j]) for j in range(len(self.q))]
+            )
+            self.v = (q - self.q) / self.period_s
+            self.q = q
+            if self._t >= self._times[-1]:
+                self._times = self._points = None
+                self.v[:] = 0.0
+
+    def _loop(self) -> None:
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            self._step()
+            q, v = self.state()
+            msg = JointState(name=list(self.joint_names), position=q.tolist(), velocity=v.tolist())
+            try:
+                msg.header.stamp = self.node.get_clock().now().to_msg()
+                self.state_pub.publish(msg)
+                self.scaling_pub.publish(Float64(data=100.0 * self.scaling))
+            except Exception:  # noqa: BLE001 - the context went away: the test is over
+                return
+            next_t += self.period_s
+            time.sleep(max(0.0, next_t - time.monotonic()))
+
+    def close(self) -> None:
+        """Stop the control thread."""
+        self._stop.set()
+        self._thread.join(timeout=2.0)
