@@ -244,3 +244,100 @@ def test_halt_stops_the_running_motion_and_refuses_later_ones(rig):
     n = len(controller.received)
     res = backend.execute(segment(HOME, 0.5, start=q), no_interrupt, lambda _f: None)
     assert res.status is MotionStatus.STOPPED and len(controller.received) == n
+
+
+# ----------------------------------------------------------------------------- speed scaling
+
+
+def test_scaled_clock_counts_trajectory_time_as_the_scaled_controller():
+    from trace_executor.backends.ros2_control import ScaledClock
+
+    factor = [1.0]
+    clock = ScaledClock(lambda: factor[0])
+    assert clock.tick(10.0) == 0.0
+    assert clock.tick(10.5) == pytest.approx(0.5)
+    factor[0] = 0.4
+    assert clock.tick(11.5) == pytest.approx(0.9)
+    factor[0] = 0.0  # paused (slider at 0 or a protective stop)
+    assert clock.tick(13.0) == pytest.approx(0.9)
+    assert clock.lowest == 0.0
+
+
+@pytest.fixture
+def driver_rig():
+    """The backend against the UR driver stand-in (scaled JTC + speed scaling broadcaster)."""
+    from trace_executor.testing.ur_driver import UrDriverStandIn
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    ns = f'/scaling_test_{uuid.uuid4().hex[:8]}'  # the backend's default relative names
+    driver_node = rclpy.create_node('ur_driver', namespace=ns, context=ctx)
+    exec_node = rclpy.create_node('ur5_executor', namespace=ns, context=ctx)
+    driver = UrDriverStandIn(driver_node, JOINTS, HOME)
+    backend = Ros2ControlBackend(exec_node, JOINTS, path_tolerance_rad=0.1)
+    executor = MultiThreadedExecutor(num_threads=3, context=ctx)
+    executor.add_node(driver_node)
+    executor.add_node(exec_node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    deadline = time.monotonic() + 10
+    while (
+        backend.state.count == 0
+        or backend.speed_scaling.count == 0
+        or backend.pub.get_subscription_count() == 0
+    ):
+        assert time.monotonic() < deadline, 'driver stand-in not connected'
+        time.sleep(0.02)
+    yield driver, backend
+    driver.close()
+    executor.shutdown(timeout_sec=2)
+    spin.join(timeout=2)
+    exec_node.destroy_node()
+    driver_node.destroy_node()
+    rclpy.try_shutdown(context=ctx)
+
+
+def test_slider_at_40_percent_runs_the_motion_slower_without_a_false_abort(driver_rig):
+    driver, backend = driver_rig
+    driver.set_slider(0.4)
+    deadline = time.monotonic() + 2
+    while backend.speed_scaling() > 0.41:
+        assert time.monotonic() < deadline, 'speed scaling never arrived'
+        time.sleep(0.02)
+    goal = HOME + np.array([0.6, -0.3, 0.3, 0.0, 0.0, 0.3])
+    t0 = time.monotonic()
+    res = backend.execute(segment(goal, 1.0), no_interrupt, lambda _f: None)
+    took = time.monotonic() - t0
+    assert res.status is MotionStatus.DONE, res.message
+    assert took >= 2.3, f'took {took:.2f} s'  # 1 s of trajectory at 40 %: 2.5 s
+    np.testing.assert_allclose(driver.state()[0], goal, atol=0.02)
+
+
+def test_slider_paused_mid_motion_then_released_completes(driver_rig):
+    driver, backend = driver_rig
+    goal = HOME + np.array([0.5, 0.0, 0.0, 0.0, 0.0, 0.0])
+
+    def pause() -> None:
+        time.sleep(0.4)
+        driver.set_slider(0.0)
+        time.sleep(1.0)
+        driver.set_slider(1.0)
+
+    th = threading.Thread(target=pause)
+    th.start()
+    res = backend.execute(segment(goal, 1.0), no_interrupt, lambda _f: None)
+    th.join()
+    assert res.status is MotionStatus.DONE, res.message
+    np.testing.assert_allclose(driver.state()[0], goal, atol=0.02)
+
+
+def test_a_real_deviation_is_still_caught_under_speed_scaling(driver_rig):
+    driver, backend = driver_rig
+    driver.set_slider(0.5)
+    driver.sub.callback = lambda msg: None  # the arm does not follow at all
+    goal = HOME + np.array([0.8, 0.0, 0.0, 0.0, 0.0, 0.0])
+    res = backend.execute(segment(goal, 1.0), no_interrupt, lambda _f: None)
+    assert res.status is MotionStatus.FAILED
+    assert res.message.startswith('shoulder_pan_joint deviated') and 'speed scaling 50 %' in (
+        res.message
+    )

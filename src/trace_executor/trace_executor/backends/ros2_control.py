@@ -9,6 +9,15 @@ empty trajectory, on which a joint trajectory controller holds its current posit
 is a ``std_srvs/SetBool`` service (true = close), the interface the simulator offers and a small
 adapter gives a real gripper.
 
+Speed scaling: the UR driver's ``scaled_joint_trajectory_controller`` advances its trajectory by
+``period × speed scaling``, the pendant's speed slider times the controller's own scaling (e.g.
+in reduced mode). The driver publishes that factor, in percent, on
+``speed_scaling_state_broadcaster/speed_scaling`` (``std_msgs/Float64``). The backend runs the
+same clock (:class:`ScaledClock`): the desired state for the deviation check, the progress and
+the trajectory's end are taken at the scaled time, so a slider at 40 % makes a 2 s trajectory
+last 5 s instead of aborting it as a deviation. Without that topic (the simulator, a plain
+JTC) the scaling is 1.
+
 End of a trajectory: as the joint trajectory controller's ``constraints.goal_time`` and
 ``stopped_velocity_tolerance`` do, the backend waits after the trajectory's end until every joint
 is within ``goal_tolerance_rad`` of the goal and slower than ``stopped_velocity_tolerance_rad_s``,
@@ -39,6 +48,7 @@ from rclpy.duration import Duration as RosDuration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -137,6 +147,48 @@ def call_gripper(client: Any, service: str, request: Any, timeout_s: float) -> t
     return bool(res.success), str(res.message)
 
 
+class ScaledClock:
+    """Trajectory time as a speed-scaled joint trajectory controller counts it (ROS-free).
+
+    Args:
+        scaling: () → the current speed scaling factor, 0-1.
+    """
+
+    def __init__(self, scaling: Callable[[], float]) -> None:
+        self._scaling = scaling
+        self.t = 0.0
+        self._last: float | None = None
+        self.lowest = 1.0
+
+    def tick(self, now: float) -> float:
+        """Advance to wall time ``now`` (s); the trajectory time (s)."""
+        if self._last is not None:
+            f = float(np.clip(self._scaling(), 0.0, 1.0))
+            self.lowest = min(self.lowest, f)
+            self.t += max(0.0, now - self._last) * f
+        self._last = now
+        return self.t
+
+
+class SpeedScaling:
+    """The latest speed scaling factor from the driver's broadcaster (percent → 0-1)."""
+
+    def __init__(self) -> None:
+        self.factor = 1.0
+        self.count = 0
+
+    def update(self, msg: Float64) -> None:
+        """Take a ``speed_scaling_state_broadcaster/speed_scaling`` message (percent)."""
+        value = float(msg.data)
+        if np.isfinite(value):
+            self.factor = float(np.clip(value / 100.0, 0.0, 1.0))
+            self.count += 1
+
+    def __call__(self) -> float:
+        """The factor, 0-1 (1 until the driver published one)."""
+        return self.factor
+
+
 @dataclass(frozen=True)
 class SettleReport:
     """How the arm came to rest at the end of a trajectory.
@@ -231,9 +283,11 @@ class Ros2ControlBackend:
         node: Node,
         joint_names: tuple[str, ...],
         *,
-        trajectory_topic: str = '/scaled_joint_trajectory_controller/joint_trajectory',
-        joint_states_topic: str = '/joint_states',
-        gripper_service: str = '/robotracer/gripper',
+        trajectory_topic: str = 'scaled_joint_trajectory_controller/joint_trajectory',
+        joint_states_topic: str = 'joint_states',
+        gripper_service: str = 'robotracer/gripper',
+        speed_scaling_topic: str = 'speed_scaling_state_broadcaster/speed_scaling',
+        gripper: Any = None,
         state_timeout_s: float = 0.5,
         goal_tolerance_rad: float = 0.02,
         path_tolerance_rad: float = 0.5,
@@ -250,7 +304,11 @@ class Ros2ControlBackend:
             joint_names: the arm's joints, planner order.
             trajectory_topic: the controller's JointTrajectory topic.
             joint_states_topic: sensor_msgs/JointState topic.
-            gripper_service: std_srvs/SetBool gripper service (true = close).
+            gripper_service: std_srvs/SetBool gripper service (true = close), used when no
+                ``gripper`` adapter is given.
+            speed_scaling_topic: the driver's speed scaling (std_msgs/Float64, percent); ''
+                = none (scaling 1).
+            gripper: a gripper adapter (``trace_executor.backends.grippers``) or None.
             state_timeout_s: joint states older than this are stale, s.
             goal_tolerance_rad: largest joint error accepted at the end of a motion, rad.
             path_tolerance_rad: deviation from the trajectory that aborts a motion, rad.
@@ -294,6 +352,16 @@ class Ros2ControlBackend:
         )
         self.gripper_service = gripper_service
         self.trajectory_topic = trajectory_topic
+        self._gripper = gripper
+        self.speed_scaling = SpeedScaling()
+        if speed_scaling_topic:
+            node.create_subscription(
+                Float64,
+                speed_scaling_topic,
+                self.speed_scaling.update,
+                QoSProfile(depth=10),
+                callback_group=group,
+            )
 
     # --- state ----------------------------------------------------------------------------
     def joint_positions(self) -> np.ndarray:
@@ -397,6 +465,8 @@ class Ros2ControlBackend:
             )
         )
         t0 = time.monotonic()
+        clock = ScaledClock(self.speed_scaling)
+        clock.tick(t0)
         duration = float(times[-1])
         settle = SettleCheck(
             self.joint_names,
@@ -413,7 +483,9 @@ class Ros2ControlBackend:
                 self.stop()
                 self._wait_rest(1.0)
                 return MotionResult(MotionStatus.STOPPED, str(why), str(why))
-            elapsed = time.monotonic() - t0
+            now = time.monotonic()
+            wall = now - t0
+            elapsed = clock.tick(now)  # trajectory time, as the scaled controller counts it
             try:
                 q, v = self.state.get(self.state_timeout_s)
             except BackendError as exc:
@@ -423,23 +495,30 @@ class Ros2ControlBackend:
                 [np.interp(min(elapsed, duration), times, qs[:, j]) for j in range(qs.shape[1])]
             )
             dev = np.abs(q - desired)
-            if float(dev.max()) > self.path_tolerance_rad and elapsed > 0.2:
+            if float(dev.max()) > self.path_tolerance_rad and wall > 0.2:
                 j = int(dev.argmax())
                 self.stop()
                 return MotionResult(
                     MotionStatus.FAILED,
                     f'{self.joint_names[j]} deviated {dev[j]:.3f} rad from the '
                     f'trajectory at t={elapsed:.2f} s (tolerance '
-                    f'{self.path_tolerance_rad} rad)',
+                    f'{self.path_tolerance_rad} rad; speed scaling '
+                    f'{100 * self.speed_scaling():.0f} %)',
                 )
             progress(min(elapsed / max(duration, 1e-6), 1.0))
             if elapsed >= duration:
-                report = settle.update(elapsed - duration, q, v)
+                report = settle.update(elapsed - duration, q, v)  # scaled end
                 if report is not None:
                     self.last_settle = report
                     if report.settled:
+                        scaled = (
+                            f' (took {wall:.2f} s: speed scaling down to '
+                            f'{100 * clock.lowest:.0f} %)'
+                            if clock.lowest < 0.999
+                            else ''
+                        )
                         self.node.get_logger().info(
-                            f'{len(times)}-point trajectory over {duration:.2f} s: '
+                            f'{len(times)}-point trajectory over {duration:.2f} s{scaled}: '
                             f'{report.describe()}'
                         )
                         return MotionResult(MotionStatus.DONE, report.describe())
@@ -452,7 +531,9 @@ class Ros2ControlBackend:
 
     # --- gripper --------------------------------------------------------------------------
     def gripper(self, close: bool, segment: Any = None) -> tuple[bool, str]:
-        """Call the gripper service. Returns (success, its message)."""
+        """The gripper adapter, or the SetBool service. Returns (success, its message)."""
+        if self._gripper is not None:
+            return self._gripper(bool(close))
         return call_gripper(
             self.gripper_client,
             self.gripper_service,

@@ -41,7 +41,7 @@ from trace_executor.trace_check import check_message
 
 COMMON_PARAMS = [
     Param('base_frame', 'base_link', 'robot base frame: traces are planned in it'),
-    Param('trace_service', '/robotracer/get_trace', 'GetTrace service of the perception node'),
+    Param('trace_service', 'robotracer/get_trace', 'GetTrace service of the perception node'),
     Param(
         'trace_timeout_s', 30.0, 'longest wait for the trace service (model time), s', 1.0, 600.0
     ),
@@ -73,7 +73,11 @@ COMMON_PARAMS = [
 
 
 class ExecutorNode(Node):
-    """Action servers ``execute_trace`` / ``execute_instruction`` around a GoalRunner."""
+    """Action servers ``execute_trace`` / ``execute_instruction`` around a GoalRunner.
+
+    Names are relative (``robotracer/execute_trace``): a namespace puts the whole bringup
+    under it (``namespace:=/left``).
+    """
 
     def __init__(self, name: str, params: list[Param]) -> None:
         super().__init__(name)
@@ -96,7 +100,7 @@ class ExecutorNode(Node):
         self.trace_server = ActionServer(
             self,
             ExecuteTrace,
-            '/robotracer/execute_trace',
+            'robotracer/execute_trace',
             self._execute_trace,
             goal_callback=self._on_goal,
             cancel_callback=self._on_cancel,
@@ -105,7 +109,7 @@ class ExecutorNode(Node):
         self.instruction_server = ActionServer(
             self,
             ExecuteInstruction,
-            '/robotracer/execute_instruction',
+            'robotracer/execute_instruction',
             self._execute_instruction,
             goal_callback=self._on_goal,
             cancel_callback=self._on_cancel,
@@ -258,6 +262,7 @@ class ExecutorNode(Node):
         try:
             try:
                 spec = validate_goal(spec, self.p['default_mode'], self.p['default_speed_scale'])
+                self.check_goal(spec)
             except PlanningError as exc:
                 return self._finish(
                     heartbeat, handle, result, Outcome(False, exc.code, exc.message)
@@ -301,6 +306,13 @@ class ExecutorNode(Node):
         finally:
             self._current_goal = None
             self._busy.release()
+
+    def check_goal(self, spec: GoalSpec) -> None:
+        """Refuse a goal this robot cannot do, before anything moves (default: none).
+
+        Raises:
+            PlanningError: why not (e.g. ``pick_place`` without a gripper).
+        """
 
     def end_running_goal(self, why: ErrorCode) -> None:
         """Make the running goal stop (the robot stops) and end with ``why``.

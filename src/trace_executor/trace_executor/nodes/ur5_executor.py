@@ -1,9 +1,13 @@
 """``ros2 run trace_executor ur5_executor``: UR5 trace execution with replanning.
 
-Actions ``/robotracer/execute_trace`` (ExecuteTrace) and ``/robotracer/execute_instruction``
-(ExecuteInstruction); markers of the planned tool path on ``/robotracer/planned_path``. The
+Actions ``robotracer/execute_trace`` (ExecuteTrace) and ``robotracer/execute_instruction``
+(ExecuteInstruction); markers of the planned tool path on ``robotracer/planned_path``. Every name
+is relative, so ``namespace:=/left`` puts them (and the driver topics) under ``/left``. The
 robot backend is a parameter: ``ros2_control`` (simulator, UR ROS 2 driver), ``moveit`` (needs
-moveit_py), ``rtde`` (needs ur_rtde and a controller or URSim).
+moveit_msgs and move_group), ``rtde`` (needs ur_rtde and a controller or URSim). So is the
+gripper (``gripper``: ``service``, ``ur_tool_output``, ``robotiq_socket``, ``none``; see
+:mod:`trace_executor.backends.grippers`); with ``none``, ``pick_place`` goals are refused before
+anything moves.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from robotracer_ros.parameters import Param
+from trace_executor.backends.grippers import GRIPPER_KINDS, NoGripper, make_gripper
 from trace_executor.backends.ros2_control import Ros2ControlBackend
 from trace_executor.backends.rtde import RtdeBackend, RtdeConfig
-from trace_executor.errors import ErrorCode
-from trace_executor.execution import BackendError, GoalRunner
+from trace_executor.errors import ErrorCode, PlanningError
+from trace_executor.execution import BackendError, GoalRunner, GoalSpec
 from trace_executor.nodes.common import ExecutorNode
 from trace_executor.nodes.scene_watcher import DepthSceneWatcher
 from trace_executor.nodes.shutdown import ShutdownRequest, spin_until_shutdown
@@ -45,13 +50,42 @@ PARAMS = [
     Param('joint_names', UR5_JOINTS, 'UR5 joint names, planner order'),
     Param(
         'trajectory_topic',
-        '/scaled_joint_trajectory_controller/joint_trajectory',
+        'scaled_joint_trajectory_controller/joint_trajectory',
         'JointTrajectory topic of the joint trajectory controller (ros2_control backend)',
     ),
-    Param('joint_states_topic', '/joint_states', 'sensor_msgs/JointState topic'),
+    Param('joint_states_topic', 'joint_states', 'sensor_msgs/JointState topic'),
     Param(
-        'gripper_service', '/robotracer/gripper', 'std_srvs/SetBool gripper service (true = close)'
+        'speed_scaling_topic',
+        'speed_scaling_state_broadcaster/speed_scaling',
+        "ros2_control: the UR driver's speed scaling (std_msgs/Float64, percent; the trajectory "
+        'clock runs at it); empty = none',
     ),
+    Param(
+        'gripper',
+        'service',
+        'gripper adapter: service (std_srvs/SetBool at gripper_service: the simulator, your own '
+        "node) | ur_tool_output (UR digital output through the driver's SetIO) | "
+        'robotiq_socket (Robotiq URCap socket on the controller) | none (pick_place refused)',
+        choices=GRIPPER_KINDS,
+    ),
+    Param(
+        'gripper_service', 'robotracer/gripper', 'std_srvs/SetBool gripper service (true = close)'
+    ),
+    Param(
+        'gripper_io_service',
+        'io_and_status_controller/set_io',
+        "ur_tool_output: the UR driver's ur_msgs/SetIO service",
+    ),
+    Param('gripper_io_pin', 16, 'ur_tool_output: digital output (16, 17 = tool outputs)', 0, 17),
+    Param('gripper_io_close_high', True, 'ur_tool_output: output high closes the gripper'),
+    Param(
+        'gripper_robotiq_host',
+        '',
+        'robotiq_socket: the UR controller running the Robotiq URCap (empty: robot_ip)',
+    ),
+    Param('gripper_robotiq_port', 63352, "robotiq_socket: the URCap's gripper socket", 1, 65535),
+    Param('gripper_robotiq_speed', 255, 'robotiq_socket: finger speed, 0-255', 0, 255),
+    Param('gripper_robotiq_force', 128, 'robotiq_socket: grip force, 0-255', 0, 255),
     Param('state_timeout_s', 1.0, 'joint states older than this are stale, s', 0.05, 10.0),
     Param(
         'goal_tolerance_rad', 0.02, 'joint error accepted at the end of a motion, rad', 0.001, 0.5
@@ -105,11 +139,11 @@ PARAMS = [
     Param('moveit_tip_link', 'tool0', 'moveit backend: link the Cartesian path moves'),
     Param(
         'depth_topic',
-        '/camera/camera/aligned_depth_to_color/image_raw',
+        'camera/camera/aligned_depth_to_color/image_raw',
         'depth image for the scene monitor (16UC1 mm or 32FC1 m, aligned to colour)',
     ),
     Param(
-        'camera_info_topic', '/camera/camera/color/camera_info', 'camera_info of the depth image'
+        'camera_info_topic', 'camera/camera/color/camera_info', 'camera_info of the depth image'
     ),
     Param(
         'image_reliability',
@@ -155,9 +189,10 @@ class Ur5ExecutorNode(ExecutorNode):
         self.body_mask = Ur5BodyMask(self.planner.kinematics)  # FK in the goal thread
         self.path_pub = self.create_publisher(
             MarkerArray,
-            '/robotracer/planned_path',
+            'robotracer/planned_path',
             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL),
         )
+        self.gripper = self._make_gripper()
         self.backend = self._make_backend(p['backend'])
         watcher = None
         if self.backend is not None:
@@ -184,8 +219,40 @@ class Ur5ExecutorNode(ExecutorNode):
             )
         self.get_logger().info(
             f'ur5_executor ready: backend {p["backend"]}, base frame {self.base_frame}, '
-            f'actions /robotracer/execute_trace and /robotracer/execute_instruction'
+            f'actions {self.resolve_topic_name("robotracer/execute_trace")} and '
+            f'{self.resolve_topic_name("robotracer/execute_instruction")}'
         )
+
+    def _make_gripper(self) -> Any:
+        p = self.p
+        try:
+            gripper = make_gripper(
+                p['gripper'],
+                self,
+                service=p['gripper_service'],
+                io_service=p['gripper_io_service'],
+                io_pin=p['gripper_io_pin'],
+                io_close_high=p['gripper_io_close_high'],
+                robotiq_host=p['gripper_robotiq_host'] or p['robot_ip'],
+                robotiq_port=p['gripper_robotiq_port'],
+                robotiq_speed=p['gripper_robotiq_speed'],
+                robotiq_force=p['gripper_robotiq_force'],
+            )
+        except (ValueError, BackendError) as exc:
+            raise BackendError(f'gripper {p["gripper"]} cannot start: {exc}') from exc
+        self.get_logger().info(f'gripper: {p["gripper"]}')
+        return gripper
+
+    def check_goal(self, spec: GoalSpec) -> None:
+        """Refuse ``pick_place`` without a gripper, before anything moves."""
+        if isinstance(self.gripper, NoGripper) and spec.mode == 'pick_place':
+            raise PlanningError(
+                ErrorCode.BAD_GOAL,
+                None,
+                'pick_place needs a gripper, and ur5_executor runs with gripper none: set the '
+                'gripper parameter (service, ur_tool_output, robotiq_socket) or use mode follow '
+                'or push',
+            )
 
     def _make_backend(self, name: str) -> Any:
         p = self.p
@@ -202,6 +269,8 @@ class Ur5ExecutorNode(ExecutorNode):
                 path_tolerance_rad=p['path_tolerance_rad'],
                 goal_time_tolerance_s=p['goal_time_tolerance_s'],
                 stopped_velocity_tolerance_rad_s=p['stopped_velocity_tolerance_rad_s'],
+                speed_scaling_topic=p['speed_scaling_topic'],
+                gripper=self.gripper,
             )
         try:
             if name == 'moveit':
@@ -214,7 +283,8 @@ class Ur5ExecutorNode(ExecutorNode):
                     group_name=p['moveit_group'],
                     tip_link=p['moveit_tip_link'],
                     joint_states_topic=p['joint_states_topic'],
-                    gripper_service=p['gripper_service'],
+                    controller_topic=p['trajectory_topic'],
+                    gripper=self.gripper,
                 )
             if name == 'rtde':
                 backend = RtdeBackend.connect(
@@ -222,7 +292,7 @@ class Ur5ExecutorNode(ExecutorNode):
                     joints,
                     config=RtdeConfig.from_params(p),
                     planner=self.planner,
-                    gripper=None,
+                    gripper=self.gripper,
                 )
                 self.get_logger().info(
                     f'rtde backend at {p["robot_ip"]}: {backend.rate_description}'

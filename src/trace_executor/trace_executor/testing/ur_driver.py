@@ -19,8 +19,10 @@ thread at ``rate_hz``; :meth:`set_slider` moves the pendant's slider.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
 from trajectory_msgs.msg import JointTrajectory
 
-__all__ = ['UrDriverStandIn']
+__all__ = ['SetIoStandIn', 'UrDriverStandIn']
 
 
 def _seconds(d: Any) -> float:
@@ -152,3 +154,42 @@ class UrDriverStandIn:
         """Stop the control thread."""
         self._stop.set()
         self._thread.join(timeout=2.0)
+
+
+class SetIoStandIn:
+    """The driver's ``io_and_status_controller/set_io`` (ur_msgs/srv/SetIO), in process.
+
+    ``ur_msgs`` is not installable here, so the service cannot cross DDS; this is the link a
+    :class:`~trace_executor.backends.grippers.ToolOutputGripper` takes. It answers as
+    ``GPIOController::setIO`` does: ``success`` false while the controller is inactive (robot
+    not in remote control / program not running), for a digital output outside pins 0-17, or
+    for an unknown function; otherwise the output is set and ``success`` true.
+
+    Args:
+        service: the service name (for messages).
+        active: the controller is active.
+    """
+
+    def __init__(self, service: str = 'io_and_status_controller/set_io', active: bool = True):
+        self.service = service
+        self.active = active
+        self.available = True
+        self.outputs: dict[int, float] = {}
+        self.requests: list[tuple[int, int, float]] = []
+
+    def wait(self, timeout_s: float) -> bool:
+        """The service is there unless :attr:`available` is False."""
+        return self.available
+
+    def set_io(self, fun: int, pin: int, state: float) -> Future:
+        """A resolved future of the response."""
+        self.requests.append((int(fun), int(pin), float(state)))
+        ok = False
+        if self.active and int(fun) == 1 and 0 <= int(pin) <= 17:  # FUN_SET_DIGITAL_OUT
+            self.outputs[int(pin)] = float(state)
+            ok = True
+        elif self.active and int(fun) == 3 and 0 <= int(pin) <= 2:  # FUN_SET_ANALOG_OUT
+            ok = True
+        future: Future = Future()
+        future.set_result(SimpleNamespace(success=ok))
+        return future
