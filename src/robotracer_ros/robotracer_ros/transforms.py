@@ -8,7 +8,8 @@ it is also the pose of frame ``b`` in frame ``a`` — what ``tf2`` returns for
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+import threading
 
 import numpy as np
 
@@ -148,3 +149,75 @@ def apply_transform(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     m = np.asarray(T, dtype=np.float64)
     p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     return p @ m[:3, :3].T + m[:3, 3]
+
+
+#: ``(target_frame, source_frame, stamp_s) → T_target_source``; raises LookupError when unknown
+TransformLookup = Callable[[str, str, float], np.ndarray]
+
+
+class TfThenParameter:
+    """Transforms from tf2 when it has them, else from the configured (parameter) transform.
+
+    A real cell may publish its camera pose on ``/tf_static`` (hand-eye calibration) or only
+    set it in the config (``static_transform``); the simulator does either. Asking tf2 first
+    and falling back to the parameter serves both, and the log says which source answered each
+    pair of frames (once, and again whenever the source changes).
+
+    Args:
+        tf_lookup: the tf2 lookup (raises LookupError when tf2 lacks the transform), or None
+            where tf2 is not importable.
+        parameter_lookup: the lookup from configured transforms (raises LookupError).
+        log: where the "which source" lines go.
+    """
+
+    def __init__(
+        self,
+        tf_lookup: TransformLookup | None,
+        parameter_lookup: TransformLookup,
+        log: Callable[[str], None] = lambda _m: None,
+    ) -> None:
+        self._tf = tf_lookup
+        self._parameter = parameter_lookup
+        self._log = log
+        self._lock = threading.Lock()
+        #: (target, source) → the source that answered last ('tf2' or 'parameter')
+        self.used: dict[tuple[str, str], str] = {}
+
+    def _note(self, target: str, source: str, how: str, why: str = '') -> None:
+        with self._lock:
+            if self.used.get((target, source)) == how:
+                return
+            self.used[(target, source)] = how
+        if how == 'tf2':
+            self._log(f'transform {source} -> {target}: from tf2')
+        else:
+            self._log(
+                f'transform {source} -> {target}: from the static_transform parameter'
+                + (f' (tf2 has none: {why})' if why else ' (tf2 not available)')
+            )
+
+    def __call__(self, target: str, source: str, stamp_s: float) -> np.ndarray:
+        """``T_target_source`` from tf2, else from the parameter.
+
+        Raises:
+            LookupError: neither has it (names both reasons).
+        """
+        if target == source:
+            return np.eye(4)
+        tf_error = ''
+        if self._tf is not None:
+            try:
+                T = self._tf(target, source, stamp_s)
+            except LookupError as exc:
+                tf_error = str(exc)
+            else:
+                self._note(target, source, 'tf2')
+                return T
+        try:
+            T = self._parameter(target, source, stamp_s)
+        except LookupError as exc:
+            if self._tf is None:
+                raise
+            raise LookupError(f'{tf_error}; and {exc}') from exc
+        self._note(target, source, 'parameter', tf_error)
+        return T

@@ -94,7 +94,7 @@ from robotracer_ros.trace_service import (
     TraceRequest,
     TraceService,
 )
-from robotracer_ros.transforms import transform_from_translation_quaternion
+from robotracer_ros.transforms import TfThenParameter, transform_from_translation_quaternion
 
 try:  # tf2_ros exists on a full ROS install only (not on PyPI)
     import tf2_ros  # type: ignore[import-not-found]
@@ -133,6 +133,12 @@ class PerceptionNode(Node):
         if p['use_tf2'] and tf2_ros is not None:  # pragma: no cover - full ROS install only
             self._tf_buffer = tf2_ros.Buffer()
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+        # tf2 when it has the transform, else the static_transform parameter (logged)
+        self._transforms = TfThenParameter(
+            self._tf2_lookup if self._tf_buffer is not None else None,
+            self._parameter_lookup,
+            lambda m: self.get_logger().info(m),
+        )
 
         from sensor_msgs.msg import CameraInfo, Image
         from visualization_msgs.msg import MarkerArray
@@ -202,15 +208,12 @@ class PerceptionNode(Node):
         )
         self._viz_thread.start()
         self.create_timer(5.0, self._warn_if_waiting, callback_group=self.images_group)
-        tf_mode = (
-            'tf2'
-            if self._tf_buffer is not None
-            else (
-                f'static {p["static_transform.parent_frame"]} <- camera'
-                if p['static_transform.parent_frame']
-                else 'camera frame only'
-            )
+        static_mode = (
+            f'static {p["static_transform.parent_frame"]} <- camera'
+            if p['static_transform.parent_frame']
+            else 'camera frame only'
         )
+        tf_mode = f'tf2, else {static_mode}' if self._tf_buffer is not None else static_mode
         self.get_logger().info(
             f'ready: backend {getattr(self.backend, "model_id", p["backend"])}'
             f'{" at " + p["model_url"] if p["backend"] in ("robotracer_http", "openai") else ""}'
@@ -245,23 +248,27 @@ class PerceptionNode(Node):
     # ---------------------------------------------------------------- transforms
 
     def _lookup_transform(self, target: str, source: str, stamp_s: float) -> np.ndarray:
-        if target == source:
-            return np.eye(4)
-        if self._tf_buffer is not None:  # pragma: no cover - full ROS install only
-            from rclpy.duration import Duration
-            from rclpy.time import Time
+        return self._transforms(target, source, stamp_s)
 
-            try:
-                tf = self._tf_buffer.lookup_transform(
-                    target,
-                    source,
-                    Time(nanoseconds=int(stamp_s * 1e9)),
-                    timeout=Duration(nanoseconds=int(self.p['tf_timeout_s'] * 1e9)),
-                )
-            except Exception as exc:  # tf2 raises several exception types
-                raise LookupError(f'tf2: {exc}') from exc
-            t, q = tf.transform.translation, tf.transform.rotation
-            return transform_from_translation_quaternion([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
+    def _tf2_lookup(
+        self, target: str, source: str, stamp_s: float
+    ) -> np.ndarray:  # pragma: no cover - full ROS install only
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+
+        try:
+            tf = self._tf_buffer.lookup_transform(
+                target,
+                source,
+                Time(nanoseconds=int(stamp_s * 1e9)),
+                timeout=Duration(nanoseconds=int(self.p['tf_timeout_s'] * 1e9)),
+            )
+        except Exception as exc:  # tf2 raises several exception types
+            raise LookupError(f'tf2: {exc}') from exc
+        t, q = tf.transform.translation, tf.transform.rotation
+        return transform_from_translation_quaternion([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
+
+    def _parameter_lookup(self, target: str, source: str, stamp_s: float) -> np.ndarray:
         static = StaticTransforms()
         if self._static is not None:
             parent, child, T = self._static
