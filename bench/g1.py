@@ -32,7 +32,8 @@ import time
 import numpy as np
 
 from trace_executor.g1.kinematics import standing_upper_body
-from trace_executor.g1.planner import G1Planner, pack_state
+from trace_executor.g1.plan_types import pack_state
+from trace_executor.g1.planner import G1Planner
 
 GOAL_STEP_P95_MS = 2.0
 GOAL_JITTER_P99_MS = 5.0
@@ -53,7 +54,7 @@ def stats_ms(samples_s) -> dict:
 def bench_targets(steps: int) -> dict:
     planner = G1Planner()
     base = np.array([0.13, -0.02, PELVIS_Z, 0.0])
-    hand = planner._hand_rotation(0.0)
+    hand = planner.hand_rotation(0.0)
     # the hand path of a pick and place at the near table: 3 cm steps over an arc
     s = np.linspace(0.0, 1.0, steps)
     path = np.column_stack([0.45 + 0.05 * s, 0.14 - 0.10 * s, 0.80 + 0.12 * np.sin(np.pi * s)])
@@ -78,9 +79,17 @@ def bench_targets(steps: int) -> dict:
     cup, plate = np.array([0.45, 0.12, 0.765]), np.array([1.42, 0.62, 0.765])
     top = 0.90
     trace = np.array(
-        [cup, [*cup[:2], 0.83], [*cup[:2], top], [0.77, 0.29, top + 0.02],
-         [1.10, 0.45, top + 0.02], [*plate[:2], top], [*plate[:2], 0.83], plate]
-    )  # fmt: skip
+        [
+            cup,
+            [*cup[:2], 0.83],
+            [*cup[:2], top],
+            [0.77, 0.29, top + 0.02],
+            [1.10, 0.45, top + 0.02],
+            [*plate[:2], top],
+            [*plate[:2], 0.83],
+            plate,
+        ]
+    )
     state = pack_state((0.0, 0.0, PELVIS_Z, 0.0), standing_upper_body())
     totals, targets = [], 0
     for _ in range(5):
@@ -90,9 +99,13 @@ def bench_targets(steps: int) -> dict:
         targets = len(plan.targets)
     return {
         'whole_body_target': step,
-        'plan': {**stats_ms(totals), 'targets': targets, 'walks': len(plan.walks),
-                 'stages_ms': {k: round(v, 1) for k, v in plan.timings_ms.items()}},
-    }  # fmt: skip
+        'plan': {
+            **stats_ms(totals),
+            'targets': targets,
+            'walks': len(plan.walks),
+            'stages_ms': {k: round(v, 1) for k, v in plan.timings_ms.items()},
+        },
+    }
 
 
 def bench_dds(loop_s: float) -> dict:
@@ -102,8 +115,11 @@ def bench_dds(loop_s: float) -> dict:
     domain = 150 + os.getpid() % 60
     peer = subprocess.Popen(
         [sys.executable, '-m', 'robotracer_sim.g1.run_peer', '--domain', str(domain)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert peer.stdout is not None
         for line in peer.stdout:
@@ -142,8 +158,9 @@ def bench_dds(loop_s: float) -> dict:
             target = q0.copy()
             target[6] += 0.2 if k % 2 == 0 else -0.2  # left elbow
             t0 = time.monotonic()
-            backend.streamer.follow(np.array([0.0, 0.02]), np.array([q0, target]),
-                                    np.zeros((2, 17)))  # fmt: skip
+            backend.streamer.follow(
+                np.array([0.0, 0.02]), np.array([q0, target]), np.zeros((2, 17))
+            )
             while time.monotonic() - t0 < 2.0:
                 if abs(backend.upper_body()[6] - q0[6]) > 0.01:
                     steps.append(time.monotonic() - t0)

@@ -150,10 +150,21 @@ def across_processes(domain: int) -> dict:
     """Lowstate rate, RPC and command→state round trips against a run_peer process."""
     log = tempfile.NamedTemporaryFile('w+', suffix='.log', delete=False)
     peer = subprocess.Popen(
-        [sys.executable, '-m', 'robotracer_sim.g1.run_peer', '--domain', str(domain),
-         '--interface', 'lo', '--lowstate-rate', '250'],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            '-m',
+            'robotracer_sim.g1.run_peer',
+            '--domain',
+            str(domain),
+            '--interface',
+            'lo',
+            '--lowstate-rate',
+            '250',
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 90
         while 'G1_PEER_READY' not in open(log.name).read():
@@ -162,8 +173,10 @@ def across_processes(domain: int) -> dict:
             time.sleep(0.2)
         out = subprocess.run(
             [sys.executable, '-c', CLIENT, str(domain)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         line = next((ln for ln in out.stdout.splitlines() if ln.startswith('RESULT ')), None)
         if line is None:
             raise RuntimeError('client failed: ' + out.stdout + out.stderr)
@@ -227,18 +240,31 @@ def whole_stack(domain: int, instructions: tuple[str, ...] = STACK_INSTRUCTIONS)
     with open(launch_log, 'w') as f:
         launch = subprocess.Popen(
             ['robotracer', 'launch', 'g1', f'oracle_port:={_free_port()}'],
-            stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )  # fmt: skip
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     probe = None
     runs = []
     try:
         _wait_for(launch_log, '[launch] ready', launch, 180)
         with open(probe_log, 'w') as f:
             probe = subprocess.Popen(
-                [sys.executable, '-m', 'robotracer_sim.g1.lowstate_probe', '--duration', '0',
-                 '--domain', str(domain)],
-                stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    '-m',
+                    'robotracer_sim.g1.lowstate_probe',
+                    '--duration',
+                    '0',
+                    '--domain',
+                    str(domain),
+                ],
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         _wait_for(probe_log, 'LOWSTATE_PROBE_READY', probe, 30)
         time.sleep(2.0)
         t0 = time.monotonic()
@@ -246,8 +272,11 @@ def whole_stack(domain: int, instructions: tuple[str, ...] = STACK_INSTRUCTIONS)
             t = time.monotonic()
             out = subprocess.run(
                 ['robotracer', 'run', '--robot', 'g1', '--timeout', '240', text],
-                capture_output=True, text=True, env=env, timeout=300,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+            )
             last = (out.stdout.strip().splitlines() or [''])[-1]
             runs.append(
                 {

@@ -26,7 +26,8 @@ import numpy as np
 
 TUPLES = 'tuples'
 JSON = 'json'
-PARSERS = (TUPLES, JSON)
+PRODUCT = 'product'
+PARSERS = (TUPLES, JSON, PRODUCT)
 
 _TUPLE = re.compile(r'\(([-+]?\d+\.?\d*(?:,\s*[-+]?\d+\.?\d*)*?)\)')
 _FENCE = re.compile(r'```(?:\w+)?\n(.*?)```', re.DOTALL)
@@ -122,8 +123,27 @@ def parser_for_model(model_name: str) -> str:
     return TUPLES
 
 
+def parse_product(text: str) -> np.ndarray:
+    """Read an answer as the robot does (``robotracer_ros.parsing.parse_trace``).
+
+    Not the benchmark's rule: the product's parser also reads unfenced JSON, point objects and
+    picks the most complete list; a refused answer is scored as an empty one.
+
+    Returns:
+        (N, 2) or (N, 3) with x, y / 1000; (0, 2) when the parser refuses the answer.
+    """
+    from robotracer_ros.parsing import parse_trace
+
+    try:
+        parsed = parse_trace(text)
+    except ValueError:
+        return np.zeros((0, 2))
+    xy = parsed.xy / 1000.0
+    return xy if parsed.depth is None else np.column_stack([xy, parsed.depth])
+
+
 def parse_answer(text: str, parser: str) -> np.ndarray:
-    """Parse an answer with ``parser`` (``tuples`` or ``json``); see the two functions.
+    """Parse an answer with ``parser``: ``tuples``, ``json`` or ``product`` (see those).
 
     Raises:
         ValueError: unknown parser, or an answer the parser refuses.
@@ -132,6 +152,8 @@ def parse_answer(text: str, parser: str) -> np.ndarray:
         return parse_tuples(text)
     if parser == JSON:
         return parse_json_block(text)
+    if parser == PRODUCT:
+        return parse_product(text)
     raise ValueError(f'unknown parser {parser!r}; known: {", ".join(PARSERS)}')
 
 
@@ -269,7 +291,7 @@ def guess_mode(path: str | Path, questions: list[Question]) -> str:
     if name.endswith('_2D') or name.endswith('-2D'):
         return '2d'
     for q in questions:
-        for parser in PARSERS:
+        for parser in (TUPLES, JSON):
             try:
                 pts = parse_answer(q.answer, parser)
             except ValueError:

@@ -45,13 +45,15 @@ def ray_box_depth(dirs: np.ndarray, lo: Sequence[float], hi: Sequence[float]) ->
     return np.where(hit, tmin, np.inf)
 
 
-def render_scene(q: Question, obstacle: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_scene(
+    q: Question, obstacles: Sequence[Sequence[Sequence[float]]] = ()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ray-cast a question's stand-in scene.
 
     Args:
         q: the question (intrinsics, ground truth, destination box).
-        obstacle: also put a 0.4 m block at the ground-truth trace's middle point, so that
-            traces through it collide.
+        obstacles: more boxes ``[lo, hi]`` (camera frame, metres), e.g. a wall across a
+            trace.
 
     Returns:
         ``(rgb, depth_mm, mask)``: (H, W, 3) uint8, (H, W) uint16 millimetres, (H, W) uint8.
@@ -76,9 +78,8 @@ def render_scene(q: Question, obstacle: bool = False) -> tuple[np.ndarray, np.nd
         lo = [c[0] - e[0] / 2, top + 0.02, c[2] - e[2] / 2]
         hi = [c[0] + e[0] / 2, floor_y, c[2] + e[2] / 2]
         depth = np.minimum(depth, ray_box_depth(dirs, lo, hi))
-    if obstacle:
-        mid = traj[len(traj) // 2]
-        depth = np.minimum(depth, ray_box_depth(dirs, mid - 0.2, mid + 0.2))
+    for lo, hi in obstacles:
+        depth = np.minimum(depth, ray_box_depth(dirs, lo, hi))
     s = traj[0]
     half = TARGET_SIZE / 2
     target = ray_box_depth(dirs, s - half, s + half)
@@ -92,14 +93,16 @@ def render_scene(q: Question, obstacle: bool = False) -> tuple[np.ndarray, np.nd
 
 
 def write_bench_folder(
-    root: str | Path, questions: Sequence[Question], obstacle_every: int = 0
+    root: str | Path,
+    questions: Sequence[Question],
+    obstacles: dict[str, Sequence[Sequence[Sequence[float]]]] | None = None,
 ) -> Path:
     """Write ``root/raw_data/...`` for the questions (each distinct image once).
 
     Args:
         root: the benchmark folder to create.
         questions: the questions (their paths, intrinsics and ground truth).
-        obstacle_every: put an obstacle on the path of every n-th scene (0: none).
+        obstacles: extra boxes per scene, by the question's ``gt_depth_path``.
 
     Returns:
         ``root``.
@@ -111,9 +114,8 @@ def write_bench_folder(
     for q in questions:
         if q.depth_path in done:
             continue
-        obstacle = obstacle_every > 0 and len(done) % obstacle_every == 0
         done.add(q.depth_path)
-        rgb, depth_mm, mask = render_scene(q, obstacle)
+        rgb, depth_mm, mask = render_scene(q, (obstacles or {}).get(q.depth_path, ()))
         for rel, arr in ((q.image_path, rgb), (q.depth_path, depth_mm), (q.mask_path, mask)):
             p = root / 'raw_data' / rel
             p.parent.mkdir(parents=True, exist_ok=True)

@@ -46,8 +46,10 @@ from trace_executor.execution import (  # noqa: E402
     TraceInput,
 )
 from trace_executor.g1.collision import G1BodyMask  # noqa: E402
+from trace_executor.g1.config import G1PlannerConfig  # noqa: E402
 from trace_executor.g1.kinematics import SIDES, UPPER_BODY_FIRST_SLOT, G1Kinematics  # noqa: E402
-from trace_executor.g1.planner import G1Planner, G1PlannerConfig, pack_state  # noqa: E402
+from trace_executor.g1.plan_types import pack_state  # noqa: E402
+from trace_executor.g1.planner import G1Planner  # noqa: E402
 from trace_executor.g1.walk import WalkLimits, walk_command  # noqa: E402
 from trace_executor.g1.watcher import StanceSceneWatcher  # noqa: E402
 from trace_executor.scene_monitor import MonitorConfig, PlanSceneWatcher  # noqa: E402

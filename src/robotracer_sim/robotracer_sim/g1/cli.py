@@ -43,11 +43,15 @@ def add_parser(worlds: argparse._SubParsersAction) -> None:
     )
     add_common_options(p, default_rate=10.0)
     p.add_argument(
-        '--domain', type=int, metavar='ID',
+        '--domain',
+        type=int,
+        metavar='ID',
         help='DDS domain of the Unitree interface (default: $ROS_DOMAIN_ID or 0)',
-    )  # fmt: skip
+    )
     p.add_argument(
-        '--interface', default='lo', metavar='IF',
+        '--interface',
+        default='lo',
+        metavar='IF',
         help="network interface of the Unitree DDS interface (default lo; '' = auto)",
-    )  # fmt: skip
+    )
     p.set_defaults(func=_run)

@@ -212,8 +212,9 @@ class G1DdsPeer:
                 writer = DataWriter(dp, Topic(dp, 'rt/lowstate', LowState_))
                 # Self-check: our bytes must equal what this writer would serialize.
                 zero = np.zeros(NUM_BODY_JOINTS)
-                cdr, crc = self._encoder.encode(0, zero, zero, zero, zero, [1, 0, 0, 0],
-                                                [0, 0, 0], [0, 0, 0], [0, 0, 0])  # fmt: skip
+                cdr, crc = self._encoder.encode(
+                    0, zero, zero, zero, zero, [1, 0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]
+                )
                 msg = unitree_hg_msg_dds__LowState_()
                 msg.mode_machine = self.config.mode_machine
                 for i in range(NUM_BODY_JOINTS):
@@ -440,8 +441,12 @@ class G1DdsPeer:
         for i in range(NUM_BODY_JOINTS):
             ms = msg.motor_state[i]
             ms.mode = 1
-            ms.q, ms.dq, ms.ddq, ms.tau_est = (float(s.q[i]), float(s.dq[i]), float(s.ddq[i]),
-                                               float(s.tau[i]))  # fmt: skip
+            ms.q, ms.dq, ms.ddq, ms.tau_est = (
+                float(s.q[i]),
+                float(s.dq[i]),
+                float(s.ddq[i]),
+                float(s.tau[i]),
+            )
         imu = msg.imu_state
         imu.quaternion = [float(v) for v in s.quat_wxyz]
         imu.gyroscope = [float(v) for v in s.gyro]

@@ -43,8 +43,16 @@ def gap_summary(stamps_s: Sequence[float]) -> dict[str, float | int]:
     t = np.asarray(stamps_s, dtype=float)
     out: dict[str, float | int] = {'samples': int(t.size)}
     if t.size < 2:
-        return {**out, 'rate_hz': 0.0, 'p50_ms': 0.0, 'p95_ms': 0.0, 'p99_ms': 0.0,
-                'max_ms': 0.0, 'over_20ms': 0, 'over_100ms': 0}  # fmt: skip
+        return {
+            **out,
+            'rate_hz': 0.0,
+            'p50_ms': 0.0,
+            'p95_ms': 0.0,
+            'p99_ms': 0.0,
+            'max_ms': 0.0,
+            'over_20ms': 0,
+            'over_100ms': 0,
+        }
     gaps = np.diff(t) * 1000.0
     span = float(t[-1] - t[0])
     return {
@@ -123,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     """Probe until ``--duration`` (or a signal) and print the JSON line."""
     p = argparse.ArgumentParser(prog='python -m robotracer_sim.g1.lowstate_probe')
     p.add_argument(
-        '--domain', type=int, default=int(os.environ.get('ROS_DOMAIN_ID', '0') or 0),
+        '--domain',
+        type=int,
+        default=int(os.environ.get('ROS_DOMAIN_ID', '0') or 0),
         help='DDS domain id (default: $ROS_DOMAIN_ID or 0)',
-    )  # fmt: skip
+    )
     p.add_argument('--interface', default='lo', help="network interface ('' = auto)")
     p.add_argument(
         '--duration', type=float, default=10.0, help='seconds to record (0: until a signal)'

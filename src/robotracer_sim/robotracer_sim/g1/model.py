@@ -71,8 +71,14 @@ JOINT_DAMPING = {'waist': 15.0, 'arm': 0.3, 'hand': 0.01}  # gearbox friction
 COLLISION_GROUP = 3  # render group of the robot's collision geoms (hidden by default)
 GROUP_ROBOT = 2
 FRICTION = 1.2  # objects, table tops and robot links
-LEG_BODY_PREFIXES = ('left_hip', 'left_knee', 'left_ankle', 'right_hip', 'right_knee',
-                     'right_ankle')  # fmt: skip
+LEG_BODY_PREFIXES = (
+    'left_hip',
+    'left_knee',
+    'left_ankle',
+    'right_hip',
+    'right_knee',
+    'right_ankle',
+)
 
 
 def g1_urdf_path() -> Path:

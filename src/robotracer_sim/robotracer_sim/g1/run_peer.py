@@ -92,9 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGUSR1, lambda *_: setattr(peer, 'lowstate_paused', True))
     signal.signal(signal.SIGUSR2, lambda *_: setattr(peer, 'lowstate_paused', False))
     runner.start()
-    ready = {'domain': args.domain, 'interface': args.interface, 'loco': args.loco_service,
-             'lowstate_rate': runner.tick_rate, 'pid': os.getpid(),
-             'scheduling': runner.scheduling}  # fmt: skip
+    ready = {
+        'domain': args.domain,
+        'interface': args.interface,
+        'loco': args.loco_service,
+        'lowstate_rate': runner.tick_rate,
+        'pid': os.getpid(),
+        'scheduling': runner.scheduling,
+    }
     print('G1_PEER_READY ' + json.dumps(ready), flush=True)
     done.wait(args.duration if args.duration > 0 else None)
     runner.stop()

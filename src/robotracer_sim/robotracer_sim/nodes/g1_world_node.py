@@ -56,6 +56,7 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
 from robotracer_msgs.srv import GetObjectPoses, SetObjectPose
+from robotracer_ros.parameters import Param
 from robotracer_sim.common.scene_schema import SceneError, scene_file_path
 from robotracer_sim.g1.base import BaseLimits
 from robotracer_sim.g1.camera_process import EXIT_NO_RENDERER, CameraFeed, CameraLink, RenderSpec
@@ -75,7 +76,6 @@ from robotracer_sim.nodes.parameters import (
     ORACLE_PARAMETERS,
     WATCH_PARAMETERS,
     ParameterTable,
-    describe,
     image_qos,
     image_qos_parameters,
 )
@@ -94,84 +94,71 @@ CAMERA_COMMAND = [sys.executable, '-m', 'robotracer_sim.nodes.g1_world_node', '-
 CAMERA_START_TIMEOUT_S = 60.0
 
 PARAMETERS: ParameterTable = [
-    ('scene', '', describe('scene YAML file; empty: config/scenes/g1_room.yaml')),
+    Param('scene', '', 'scene YAML file; empty: config/scenes/g1_room.yaml'),
     # Unitree DDS side
-    (
-        'domain_id',
-        -1,
-        describe('DDS domain of the Unitree interface; -1: $ROS_DOMAIN_ID or 0', -1, 232, True),
+    Param(
+        'domain_id', -1, 'DDS domain of the Unitree interface; -1: $ROS_DOMAIN_ID or 0', -1, 232
     ),
-    ('network_interface', 'lo', describe("DDS network interface ('' = CycloneDDS picks)")),
-    (
+    Param('network_interface', 'lo', "DDS network interface ('' = CycloneDDS picks)"),
+    Param(
         'loco_service',
         'sport',
-        describe(
-            "LocoClient RPC service name ('sport' as the pinned SDK; 'loco' on old firmware)"
-        ),
+        "LocoClient RPC service name ('sport' as the pinned SDK; 'loco' on old firmware)",
     ),
-    ('lowstate_rate', 250.0, describe('rt/lowstate rate (= physics tick), Hz', 50.0, 500.0)),
-    (
+    Param('lowstate_rate', 250.0, 'rt/lowstate rate (= physics tick), Hz', 50.0, 500.0),
+    Param(
         'physics_priority',
         10,
-        describe(
-            'SCHED_FIFO priority of the physics + rt/lowstate thread, as a robot controller '
-            'asks for (0: normal scheduling; refused without CAP_SYS_NICE/rtprio: runs normally)',
-            0,
-            99,
-            True,
-        ),
+        'SCHED_FIFO priority of the physics + rt/lowstate thread, as a robot controller '
+        'asks for (0: normal scheduling; refused without CAP_SYS_NICE/rtprio: runs normally)',
+        0,
+        99,
     ),
-    ('hand_state_rate', 50.0, describe('rt/dex3/*/state rate, Hz', 1.0, 500.0)),
-    ('odom_dds_rate', 50.0, describe('rt/odommodestate rate, Hz', 1.0, 500.0)),
-    ('check_crc', True, describe('drop rt/arm_sdk samples with a wrong CRC (as the robot)')),
-    ('mode_machine', 5, describe('LowState_.mode_machine (robot type code)', 0, 255, True)),
+    Param('hand_state_rate', 50.0, 'rt/dex3/*/state rate, Hz', 1.0, 500.0),
+    Param('odom_dds_rate', 50.0, 'rt/odommodestate rate, Hz', 1.0, 500.0),
+    Param('check_crc', True, 'drop rt/arm_sdk samples with a wrong CRC (as the robot)'),
+    Param('mode_machine', 5, 'LowState_.mode_machine (robot type code)', 0, 255),
     # base limits
-    ('max_linear_speed', 0.5, describe('base speed limit, m/s', 0.05, 0.5)),
-    ('max_yaw_rate', 1.0, describe('base yaw rate limit, rad/s', 0.05, 1.0)),
-    ('max_linear_accel', 1.0, describe('base acceleration limit, m/s^2', 0.05, 5.0)),
-    ('max_yaw_accel', 2.0, describe('base yaw acceleration limit, rad/s^2', 0.05, 10.0)),
+    Param('max_linear_speed', 0.5, 'base speed limit, m/s', 0.05, 0.5),
+    Param('max_yaw_rate', 1.0, 'base yaw rate limit, rad/s', 0.05, 1.0),
+    Param('max_linear_accel', 1.0, 'base acceleration limit, m/s^2', 0.05, 5.0),
+    Param('max_yaw_accel', 2.0, 'base yaw acceleration limit, rad/s^2', 0.05, 10.0),
     # ROS side
-    ('rate', 10.0, describe('camera render + publish rate, Hz', 0.5, 60.0)),
-    (
+    Param('rate', 10.0, 'camera render + publish rate, Hz', 0.5, 60.0),
+    Param(
         'camera_nice',
         0,
-        describe(
-            'niceness of the camera process (0..19; it renders below the physics/DDS '
-            'process, whose niceness is process_nice; a high value starves it on a busy machine)',
-            0,
-            19,
-            True,
-        ),
+        'niceness of the camera process (0..19; it renders below the physics/DDS '
+        'process, whose niceness is process_nice; a high value starves it on a busy machine)',
+        0,
+        19,
     ),
-    (
+    Param(
         'process_nice',
         -10,
-        describe(
-            'niceness of this process (physics, DDS peer, ROS state topics): below 0 gives the '
-            'simulated robot more CPU than ordinary processes, as a robot controller has '
-            '(refused without CAP_SYS_NICE: stays as it is)',
-            -20,
-            19,
-            True,
-        ),
+        'niceness of this process (physics, DDS peer, ROS state topics): below 0 gives the '
+        'simulated robot more CPU than ordinary processes, as a robot controller has '
+        '(refused without CAP_SYS_NICE: stays as it is)',
+        -20,
+        19,
     ),
-    ('joint_state_rate', 50.0, describe('/joint_states rate, Hz', 1.0, 500.0)),
-    ('odom_rate', 50.0, describe('/odom rate, Hz', 1.0, 500.0)),
-    ('status_rate', 2.0, describe('status topic rate, Hz', 0.1, 50.0)),
-    ('clock_rate', 100.0, describe('/clock rate when use_sim_time, Hz', 10.0, 1000.0)),
+    Param('joint_state_rate', 50.0, '/joint_states rate, Hz', 1.0, 500.0),
+    Param('odom_rate', 50.0, '/odom rate, Hz', 1.0, 500.0),
+    Param('status_rate', 2.0, 'status topic rate, Hz', 0.1, 50.0),
+    Param('clock_rate', 100.0, '/clock rate when use_sim_time, Hz', 10.0, 1000.0),
     *image_qos_parameters(
         "image QoS reliability: 'reliable' (default, see DESIGN.md) or 'best_effort'"
     ),
-    ('camera_namespace', '/camera/camera', describe('namespace of the RGB-D topics')),
-    ('camera_frame', 'd435_color_optical_frame', describe('optical frame id of the images')),
-    ('joint_states_topic', '/joint_states', describe('joint state topic')),
-    ('odom_topic', '/odom', describe('odometry topic (nav_msgs/Odometry)')),
-    ('odom_frame', '', describe("odometry/world frame id; empty: the scene's world_frame")),
-    ('base_frame', 'pelvis', describe('base frame id (child of the odometry)')),
-    ('camera_pose_topic', '/sim/g1/camera_pose', describe('camera optical pose in odom')),
-    ('status_topic', '/sim/g1/status', describe('JSON status topic (std_msgs/String)')),
+    Param('camera_namespace', '/camera/camera', 'namespace of the RGB-D topics'),
+    Param('camera_frame', 'd435_color_optical_frame', 'optical frame id of the images'),
+    Param('joint_states_topic', '/joint_states', 'joint state topic'),
+    Param('odom_topic', '/odom', 'odometry topic (nav_msgs/Odometry)'),
+    Param('odom_frame', '', "odometry/world frame id; empty: the scene's world_frame"),
+    Param('base_frame', 'pelvis', 'base frame id (child of the odometry)'),
+    Param('camera_pose_topic', '/sim/g1/camera_pose', 'camera optical pose in odom'),
+    Param('status_topic', '/sim/g1/status', 'JSON status topic (std_msgs/String)'),
     *OBJECT_POSE_SERVICE_PARAMETERS,
-    ('pause_lowstate_service', '/sim/g1/pause_lowstate', describe('SetBool: pause rt/lowstate')),
+    Param('pause_lowstate_service', '/sim/g1/pause_lowstate', 'SetBool: pause rt/lowstate'),
     # oracle
     *ORACLE_PARAMETERS,
     # watching
@@ -454,9 +441,11 @@ class G1CameraNode:
         cfg = link.node
         self.link, self.renderer, self.cfg = link, renderer, cfg
         self.node = rclpy.node.Node(
-            cfg['name'], namespace=cfg['namespace'] or '/', context=context,
+            cfg['name'],
+            namespace=cfg['namespace'] or '/',
+            context=context,
             start_parameter_services=False,
-        )  # fmt: skip
+        )
         spec, t = link.render_spec, cfg['topics']
         k = np.asarray(cfg['k'], dtype=float).reshape(3, 3)
         info = camera_info_msg(k, spec.width, spec.height, cfg['camera_frame'])
@@ -486,9 +475,14 @@ class G1CameraNode:
         """Render and publish at the link's rate until :attr:`stop` is set."""
         save = self.cfg.get('save_frames_dir') or ''
         run_camera_loop(
-            self.link.rate, self.frame, self.stop, self.node.get_logger().error, None,
-            Path(save) if save else None, float(self.cfg.get('save_frames_period', 1.0)),
-        )  # fmt: skip
+            self.link.rate,
+            self.frame,
+            self.stop,
+            self.node.get_logger().error,
+            None,
+            Path(save) if save else None,
+            float(self.cfg.get('save_frames_period', 1.0)),
+        )
 
 
 def camera_process_main(spec_json: str) -> int:
@@ -517,8 +511,9 @@ def camera_process_main(spec_json: str) -> int:
     except Exception as exc:  # no OpenGL: the robot side still works, say why
         print(
             f'[{name}] head camera unavailable ({type(exc).__name__}: {exc}); set MUJOCO_GL=egl',
-            file=sys.stderr, flush=True,
-        )  # fmt: skip
+            file=sys.stderr,
+            flush=True,
+        )
         return EXIT_NO_RENDERER
     context = rclpy.Context()
     rclpy.init(args=[], context=context, signal_handler_options=rclpy.SignalHandlerOptions.NO)

@@ -43,6 +43,7 @@ from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
 from robotracer_msgs.srv import GetObjectPoses, SetObjectPose
+from robotracer_ros.parameters import Param, descriptor
 from robotracer_sim.nodes.messages import (
     add_object_pose,
     camera_info_msg,
@@ -55,7 +56,6 @@ from robotracer_sim.nodes.parameters import (
     ORACLE_PARAMETERS,
     WATCH_PARAMETERS,
     ParameterTable,
-    describe,
     image_qos_parameters,
 )
 from robotracer_sim.nodes.world_node import SimWorldNode, run_world_node
@@ -70,37 +70,37 @@ __all__ = ['PARAMETERS', 'Ur5WorldNode', 'camera_info_msg', 'depth_to_mm', 'imag
 NODE_NAME = 'ur5_world'
 
 PARAMETERS: ParameterTable = [
-    ('scene', '', describe('scene YAML file; empty: config/scenes/ur5_tabletop.yaml')),
-    ('rate', 15.0, describe('camera render + publish rate, Hz', 0.5, 60.0)),
-    ('joint_state_rate', 50.0, describe('/joint_states publish rate, Hz', 1.0, 500.0)),
-    ('real_time_factor', 1.0, describe('simulated seconds per wall-clock second', 0.1, 10.0)),
-    ('clock_rate', 100.0, describe('/clock publish rate when use_sim_time, Hz', 10.0, 1000.0)),
+    Param('scene', '', 'scene YAML file; empty: config/scenes/ur5_tabletop.yaml'),
+    Param('rate', 15.0, 'camera render + publish rate, Hz', 0.5, 60.0),
+    Param('joint_state_rate', 50.0, '/joint_states publish rate, Hz', 1.0, 500.0),
+    Param('real_time_factor', 1.0, 'simulated seconds per wall-clock second', 0.1, 10.0),
+    Param('clock_rate', 100.0, '/clock publish rate when use_sim_time, Hz', 10.0, 1000.0),
     *image_qos_parameters(
         "image QoS reliability: 'reliable' (default: best effort drops most large frames "
         "between processes on small machines) or 'best_effort'"
     ),
-    ('color_topic', '/camera/camera/color/image_raw', describe('colour image topic (rgb8)')),
-    (
+    Param('color_topic', '/camera/camera/color/image_raw', 'colour image topic (rgb8)'),
+    Param(
         'depth_topic',
         '/camera/camera/aligned_depth_to_color/image_raw',
-        describe('depth image topic (16UC1, mm, aligned to colour)'),
+        'depth image topic (16UC1, mm, aligned to colour)',
     ),
-    ('camera_info_topic', '/camera/camera/color/camera_info', describe('colour camera_info')),
-    (
+    Param('camera_info_topic', '/camera/camera/color/camera_info', 'colour camera_info'),
+    Param(
         'depth_camera_info_topic',
         '/camera/camera/aligned_depth_to_color/camera_info',
-        describe('aligned depth camera_info (same intrinsics as colour)'),
+        'aligned depth camera_info (same intrinsics as colour)',
     ),
-    ('joint_states_topic', '/joint_states', describe('joint state topic')),
-    (
+    Param('joint_states_topic', '/joint_states', 'joint state topic'),
+    Param(
         'trajectory_topic',
         '/scaled_joint_trajectory_controller/joint_trajectory',
-        describe('JointTrajectory command topic (ros2_control JTC topic interface)'),
+        'JointTrajectory command topic (ros2_control JTC topic interface)',
     ),
-    ('gripper_service', '/robotracer/gripper', describe('SetBool gripper service')),
+    Param('gripper_service', '/robotracer/gripper', 'SetBool gripper service'),
     *OBJECT_POSE_SERVICE_PARAMETERS,
-    ('world_frame', '', describe("world/base frame id; empty: the scene's (world)")),
-    ('camera_frame', '', describe("camera optical frame id; empty: the scene's")),
+    Param('world_frame', '', "world/base frame id; empty: the scene's (world)"),
+    Param('camera_frame', '', "camera optical frame id; empty: the scene's"),
     *ORACLE_PARAMETERS,
     *WATCH_PARAMETERS,
 ]
@@ -171,12 +171,12 @@ class Ur5WorldNode(SimWorldNode):
         self.declare_parameter(
             'camera_extrinsics.translation',
             xyz,
-            describe(f'{self.camera_frame} origin in {self.world_frame}, m', read_only=True),
+            descriptor(Param('', xyz, f'{self.camera_frame} origin in {self.world_frame}, m')),
         )
         self.declare_parameter(
             'camera_extrinsics.rotation_xyzw',
             q,
-            describe(f'{self.camera_frame} orientation in {self.world_frame}', read_only=True),
+            descriptor(Param('', q, f'{self.camera_frame} orientation in {self.world_frame}')),
         )
         try:
             from geometry_msgs.msg import TransformStamped

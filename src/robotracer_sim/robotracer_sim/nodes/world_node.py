@@ -39,6 +39,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 
 from robotracer_msgs.srv import SetObjectPose
+from robotracer_ros.parameters import declare_all
 from robotracer_sim.nodes.messages import depth_to_mm, image_msg, stamp_msg
 from robotracer_sim.nodes.parameters import ParameterTable, image_qos, oracle_config
 from robotracer_sim.oracle import Oracle, OracleServer
@@ -197,8 +198,7 @@ class SimWorldNode(Node):
 
     def __init__(self, node_name: str, parameters: ParameterTable, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        for name, default, desc in parameters:
-            self.declare_parameter(name, default, desc)
+        declare_all(self, parameters)
         self._image_qos = image_qos(
             str(self._param('image_reliability')), int(self._param('image_depth'))
         )
@@ -282,9 +282,14 @@ class SimWorldNode(Node):
     ) -> None:
         """Create the RGB-D publishers (image QoS) and keep ``camera_info`` to stamp per frame."""
         self._rgbd = RgbdPublishers(
-            self, color_topic, depth_topic, info_topic, depth_info_topic, camera_info,
+            self,
+            color_topic,
+            depth_topic,
+            info_topic,
+            depth_info_topic,
+            camera_info,
             self._image_qos,
-        )  # fmt: skip
+        )
 
     def _publish_rgbd(self, rgb: np.ndarray, depth: np.ndarray, stamp: TimeMsg) -> np.ndarray:
         """Publish one frame (colour, 16UC1 depth, both camera_info) with one stamp.
@@ -308,9 +313,14 @@ class SimWorldNode(Node):
         ones hurry to catch up. The first frame sets the node ready.
         """
         run_camera_loop(
-            rate, frame, self._stop, self.get_logger().error, self._ready.set, self._save_dir,
+            rate,
+            frame,
+            self._stop,
+            self.get_logger().error,
+            self._ready.set,
+            self._save_dir,
             self._save_period,
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------------------------ services
 

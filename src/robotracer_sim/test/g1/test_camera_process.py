@@ -257,10 +257,20 @@ def test_link_reads_the_spec_it_is_given():
     rec, fd = SharedRecord.create('s', StateLayout(7, 1).size)
     frames, ffd = SharedRecord.create('f', 19)
     try:
-        spec = {'nq': 7, 'nmocap': 1, 'state_fd': fd, 'frame_fd': ffd, 'model_fd': -1,
-                'model_size': 0, 'alive_fd': -1, 'rate': 7.5, 'frames_before': 4, 'nice': 3,
-                'render': {'camera_id': 0, 'width': 64, 'height': 48, 'depth_max': 5.0},
-                'node': {'name': 'x'}}  # fmt: skip
+        spec = {
+            'nq': 7,
+            'nmocap': 1,
+            'state_fd': fd,
+            'frame_fd': ffd,
+            'model_fd': -1,
+            'model_size': 0,
+            'alive_fd': -1,
+            'rate': 7.5,
+            'frames_before': 4,
+            'nice': 3,
+            'render': {'camera_id': 0, 'width': 64, 'height': 48, 'depth_max': 5.0},
+            'node': {'name': 'x'},
+        }
         link = CameraLink(json.loads(json.dumps(spec)))
         assert (link.rate, link.nice, link.node) == (7.5, 3, {'name': 'x'})
         assert link.render_spec == RenderSpec(0, 64, 48, 5.0)

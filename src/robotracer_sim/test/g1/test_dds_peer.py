@@ -91,10 +91,21 @@ def peer(tmp_path_factory):
     log = tmp_path_factory.mktemp('g1peer') / 'peer.log'
     with open(log, 'w') as f:
         proc = subprocess.Popen(
-            [sys.executable, '-m', 'robotracer_sim.g1.run_peer', '--domain', str(DOMAIN),
-             '--interface', 'lo', '--lowstate-rate', '250'],
-            stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                '-m',
+                'robotracer_sim.g1.run_peer',
+                '--domain',
+                str(DOMAIN),
+                '--interface',
+                'lo',
+                '--lowstate-rate',
+                '250',
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.time() + 90
         while 'G1_PEER_READY' not in log.read_text():

@@ -39,8 +39,9 @@ class StandInWorld:
 def test_runner_ticks_publishes_and_says_how_it_is_scheduled():
     world = StandInWorld()
     ticks = []
-    runner = RealtimeRunner(world, 250.0, [(250.0, lambda: ticks.append(time.monotonic()))],
-                            priority=5)  # fmt: skip
+    runner = RealtimeRunner(
+        world, 250.0, [(250.0, lambda: ticks.append(time.monotonic()))], priority=5
+    )
     runner.start()
     try:
         assert gc.get_freeze_count() > 0, 'start-up objects are out of the collector reach'
@@ -67,8 +68,7 @@ def test_runner_that_cannot_keep_up_gives_up_real_time_priority_waiting_does_not
         waiting.stop()
     assert waiting.scheduling == 'SCHED_FIFO priority 5' and waiting.stats.overruns >= 3
     # Computing 6 ms per 4 ms tick: it would take a whole CPU, so it drops to normal.
-    busy = RealtimeRunner(StandInWorld(step_s=0.006, busy=True), 250.0, priority=5,
-                          cpu_window=0.2)  # fmt: skip
+    busy = RealtimeRunner(StandInWorld(step_s=0.006, busy=True), 250.0, priority=5, cpu_window=0.2)
     busy.start()
     try:
         end = time.monotonic() + 5.0

@@ -50,9 +50,16 @@ def test_scene_file_has_near_and_far_tables(scene):
 def test_scene_errors_name_the_field(scene):
     data = {
         'tables': [{'name': 't', 'center': [0.5, 0], 'size': [0.5, 0.5], 'height': 0.7}],
-        'objects': [{'name': 'cup', 'shape': 'cup', 'color': 'red', 'size': [0.03, 0.08],
-                     'position': [3.0, 0.0]}],
-    }  # fmt: skip
+        'objects': [
+            {
+                'name': 'cup',
+                'shape': 'cup',
+                'color': 'red',
+                'size': [0.03, 0.08],
+                'position': [3.0, 0.0],
+            }
+        ],
+    }
     with pytest.raises(SceneError, match=r'objects\[0\] \(cup\)\.position.*not on any table'):
         parse_g1_scene(data)
     data['objects'][0]['position'] = [0.5, 0.0]
@@ -163,8 +170,14 @@ def test_grasp_carries_the_object_and_release_lets_go(world):
 
 
 def test_closing_far_from_objects_grasps_nothing(world):
-    world.apply_hand('right', world._hand_closed_end['right'], Z29[:7], Z29[:7],
-                     np.full(7, 1.5), np.full(7, 0.1))  # fmt: skip
+    world.apply_hand(
+        'right',
+        world._hand_closed_end['right'],
+        Z29[:7],
+        Z29[:7],
+        np.full(7, 1.5),
+        np.full(7, 0.1),
+    )
     world.step(50)
     assert world.grasp_state()['right'] is None
 

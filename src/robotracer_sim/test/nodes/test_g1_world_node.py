@@ -39,10 +39,22 @@ def node_proc(tmp_path_factory):
     log = tmp_path_factory.mktemp('g1node') / 'node.log'
     with open(log, 'w') as f:
         proc = subprocess.Popen(
-            [sys.executable, '-m', 'robotracer_sim.nodes.g1_world_node', '--ros-args',
-             '-p', 'oracle_port:=0', '-p', 'oracle_latency:=0.0', '-p', 'rate:=5.0'],
-            stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                '-m',
+                'robotracer_sim.nodes.g1_world_node',
+                '--ros-args',
+                '-p',
+                'oracle_port:=0',
+                '-p',
+                'oracle_latency:=0.0',
+                '-p',
+                'rate:=5.0',
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.time() + 120
         while 'g1_world ready' not in log.read_text():
@@ -139,9 +151,10 @@ def test_head_camera_depth_lands_on_ground_truth(probe):
     # Pick a depth frame and the camera pose published with the same stamp.
     by_stamp = {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in probe.msgs['cam_pose']}
     depth = next(
-        m for m in reversed(probe.msgs['depth'])
+        m
+        for m in reversed(probe.msgs['depth'])
         if (m.header.stamp.sec, m.header.stamp.nanosec) in by_stamp
-    )  # fmt: skip
+    )
     cam = by_stamp[(depth.header.stamp.sec, depth.header.stamp.nanosec)].pose
     info = probe.msgs['info'][-1]
     assert depth.encoding == '16UC1' and (depth.width, depth.height) == (640, 480)
@@ -207,10 +220,19 @@ def test_lowstate_keeps_its_rate_while_the_camera_renders(probe):
     probe.msgs['color'] = []
     probe.msgs['status'] = []
     gaps_proc = subprocess.Popen(
-        [sys.executable, '-m', 'robotracer_sim.g1.lowstate_probe', '--duration', '8',
-         '--warmup', '1'],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            '-m',
+            'robotracer_sim.g1.lowstate_probe',
+            '--duration',
+            '8',
+            '--warmup',
+            '1',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         probe.spin(9.5)  # take the images meanwhile, as perception does
         out = gaps_proc.communicate(timeout=30)[0]

@@ -29,8 +29,16 @@ VMAX = np.full(3, 2.0)
 
 
 def streamer() -> ArmStreamer:
-    return ArmStreamer(LO, HI, VMAX, period_s=0.02, ramp_in_s=1.0, ramp_out_s=1.0,
-                       fault_ramp_out_s=0.04, stop_s=0.2)  # fmt: skip
+    return ArmStreamer(
+        LO,
+        HI,
+        VMAX,
+        period_s=0.02,
+        ramp_in_s=1.0,
+        ramp_out_s=1.0,
+        fault_ramp_out_s=0.04,
+        stop_s=0.2,
+    )
 
 
 def run(s: ArmStreamer, t0: float, n: int, q, fresh: bool = True):
@@ -110,10 +118,19 @@ def peer(tmp_path_factory):
     log = tmp_path_factory.mktemp('g1peer') / 'peer.log'
     with open(log, 'w') as f:
         proc = subprocess.Popen(
-            [sys.executable, '-m', 'robotracer_sim.g1.run_peer', '--domain', str(DOMAIN),
-             '--interface', 'lo'],
-            stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                '-m',
+                'robotracer_sim.g1.run_peer',
+                '--domain',
+                str(DOMAIN),
+                '--interface',
+                'lo',
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.time() + 90
         while 'G1_PEER_READY' not in log.read_text():
@@ -155,7 +172,7 @@ def backend(peer):
 
 @pytest.mark.slow
 def test_backend_over_dds_drives_the_simulated_g1_safely(peer, backend):
-    from trace_executor.g1.planner import WalkSegment, pack_state
+    from trace_executor.g1.plan_types import WalkSegment, pack_state
 
     proc, log = peer
     # 1. No state: nothing is sent, motions fail without sending.
@@ -176,8 +193,11 @@ def test_backend_over_dds_drives_the_simulated_g1_safely(peer, backend):
     assert res.status is MotionStatus.DONE, res.message
     x, y, _, yaw = backend.base_pose()
     assert math.hypot(x + 0.35, y - 0.15) < 0.05 and abs(yaw - 0.3) < 0.08
-    speeds = [math.dist(a[1][:2], b[1][:2]) / (b[0] - a[0])
-              for a, b in zip(poses, poses[1:], strict=False) if b[0] - a[0] > 0.04]  # fmt: skip
+    speeds = [
+        math.dist(a[1][:2], b[1][:2]) / (b[0] - a[0])
+        for a, b in zip(poses, poses[1:], strict=False)
+        if b[0] - a[0] > 0.04
+    ]
     assert max(speeds) <= 0.55
     time.sleep(0.5)
     assert math.dist(backend.base_pose()[:2], (x, y)) < 0.01, 'the base stopped'
@@ -190,10 +210,11 @@ def test_backend_over_dds_drives_the_simulated_g1_safely(peer, backend):
     n = 60
     times = np.linspace(0, 1.5, n)
     path = q0 + np.outer(np.linspace(0, 1, n), q1 - q0)
-    from trace_executor.g1.planner import ArmMotion
+    from trace_executor.g1.plan_types import ArmMotion
 
-    motion = ArmMotion(backend.planner.joint_names, times, path, np.zeros_like(path), 'left',
-                       'reach')  # fmt: skip
+    motion = ArmMotion(
+        backend.planner.joint_names, times, path, np.zeros_like(path), 'left', 'reach'
+    )
     t_start = time.monotonic()
     ramped = []
     res = backend.execute(
@@ -205,8 +226,9 @@ def test_backend_over_dds_drives_the_simulated_g1_safely(peer, backend):
     assert np.max(np.abs(backend.upper_body() - q1)) < 0.05, 'the arm reached the target'
 
     # 4. rt/lowstate stops mid-motion: weight out and StopMove within 200 ms.
-    back = ArmMotion(backend.planner.joint_names, times, path[::-1].copy(), np.zeros_like(path),
-                     'left', 'rest')  # fmt: skip
+    back = ArmMotion(
+        backend.planner.joint_names, times, path[::-1].copy(), np.zeros_like(path), 'left', 'rest'
+    )
     paused_at = []
 
     def interrupt():
@@ -224,8 +246,12 @@ def test_backend_over_dds_drives_the_simulated_g1_safely(peer, backend):
     sent = backend.stats.lowcmd_sent
     time.sleep(0.5)
     assert backend.stats.lowcmd_sent == sent, 'nothing is sent on stale state'
-    assert backend.walk(WalkSegment((0.0, 0.0, 0.0), 'odom', 1.0), lambda: None,
-                        lambda f: None).status is MotionStatus.FAILED  # fmt: skip
+    assert (
+        backend.walk(
+            WalkSegment((0.0, 0.0, 0.0), 'odom', 1.0), lambda: None, lambda f: None
+        ).status
+        is MotionStatus.FAILED
+    )
     os.kill(proc.pid, signal.SIGUSR2)
     assert backend.wait_for_state(5)
     state = backend.joint_positions()

@@ -42,15 +42,19 @@ CUP_HALF_HEIGHT = 0.045
 def sim(tmp_path_factory):
     s = harness.G1Sim(
         executor_args=(
-            '-p', 'state_timeout_s:=1.0',
+            '-p',
+            'state_timeout_s:=1.0',
             # false "destination changed" replans as the hand arrives are still seen on this
             # machine (README, Known limits): room for them without failing on the limit
-            '-p', 'max_replans:=6',
-            '-p', 'max_joint_velocity_rad_s:=2.5',
-            '-p', 'max_joint_acceleration_rad_s2:=8.0',
+            '-p',
+            'max_replans:=6',
+            '-p',
+            'max_joint_velocity_rad_s:=2.5',
+            '-p',
+            'max_joint_acceleration_rad_s2:=8.0',
         ),
         camera_rate=4.0,
-    )  # fmt: skip
+    )
     yield s
     s.close()
     s.save_logs(str(tmp_path_factory.mktemp('g1_e2e_logs')))
@@ -107,15 +111,19 @@ def test_dry_run_publishes_whole_body_targets_and_moves_nothing(sim):
 
 
 BAD_TRACES = [
-    ([[0.45, 0.12, 0.77], [0.45, float('nan'), 0.9]], 'odom', Result.ERROR_INVALID_TRACE,
-     'waypoint 1'),
+    (
+        [[0.45, 0.12, 0.77], [0.45, float('nan'), 0.9]],
+        'odom',
+        Result.ERROR_INVALID_TRACE,
+        'waypoint 1',
+    ),
     ([[0.45, 0.12, 0.77], [0.5, 0.1, 1.6]], 'odom', Result.ERROR_UNREACHABLE, 'waypoint 1'),
     ([[0.45, 0.12, 0.77], [0.45, 0.12, 0.2]], 'odom', Result.ERROR_UNREACHABLE, 'waypoint 1'),
     ([[8.0, 0.0, 0.8], [8.2, 0.0, 0.8]], 'odom', Result.ERROR_WORKSPACE, 'waypoint 0'),
     ([[0.45, 0.12, 0.77]], 'odom', Result.ERROR_INVALID_TRACE, 'at least 2'),
     ([[0.45, 0.12, 0.77], [0.5, 0.1, 0.8]], 'base_link', Result.ERROR_INVALID_TRACE, 'base_link'),
     ([[0.45, 0.12, 0.77], [2.45, 0.1, 0.8]], 'odom', Result.ERROR_INVALID_TRACE, 'waypoint 1'),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize('points,frame,code,words', BAD_TRACES)
@@ -166,8 +174,7 @@ def _walk_and_pause(sim) -> tuple[list[float], bool, object]:
     pauser = threading.Thread(target=pause_when_walking, daemon=True)
     pauser.start()
     try:
-        ok, res, _ = sim.run(sim.instruct('put the red cup on the plate'),
-                             on_feedback=on_feedback)  # fmt: skip
+        ok, res, _ = sim.run(sim.instruct('put the red cup on the plate'), on_feedback=on_feedback)
     finally:
         goal_over.set()
         pauser.join(10)
@@ -211,10 +218,13 @@ def test_lowstate_pause_ramps_weight_out_and_stops_base_quickly(sim):
         t_paused = next((t for t, s in after if s['lowstate']['paused']), None)
         assert t_paused is not None, 'the simulator paused rt/lowstate'
         first_safe = next(
-            (t for t, s in after
-             if t >= t_paused and s['arm_sdk_weight'] == 0 and not any(s['base_command'])),
+            (
+                t
+                for t, s in after
+                if t >= t_paused and s['arm_sdk_weight'] == 0 and not any(s['base_command'])
+            ),
             None,
-        )  # fmt: skip
+        )
         assert first_safe is not None, 'weight ramped out and base stopped: ' + str(
             [(round(t - t_paused, 3), s['arm_sdk_weight'], s['base_command']) for t, s in after]
         )

@@ -23,7 +23,8 @@ from trace_executor.execution import (  # noqa: E402
     TraceInput,
 )
 from trace_executor.g1.kinematics import standing_upper_body  # noqa: E402
-from trace_executor.g1.planner import G1Planner, pack_state  # noqa: E402
+from trace_executor.g1.plan_types import pack_state  # noqa: E402
+from trace_executor.g1.planner import G1Planner  # noqa: E402
 
 CUP = np.array([0.45, 0.12, 0.765])
 PLATE = np.array([1.42, 0.62, 0.765])

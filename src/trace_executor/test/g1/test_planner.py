@@ -23,16 +23,16 @@ from trace_executor.g1.camera import (  # noqa: E402
     pose_difference,
     pose_from_xyz_quat,
 )
+from trace_executor.g1.config import G1PlannerConfig  # noqa: E402
 from trace_executor.g1.kinematics import ARM, WAIST, standing_upper_body  # noqa: E402
-from trace_executor.g1.planner import (  # noqa: E402
+from trace_executor.g1.plan_types import (  # noqa: E402
     ArmMotion,
     ArmRelease,
-    G1Planner,
-    G1PlannerConfig,
     HandSegment,
     WalkSegment,
     pack_state,
 )
+from trace_executor.g1.planner import G1Planner  # noqa: E402
 from trace_executor.g1.stance import ReachRegion, base_goal_for, stance_matrix, to_pelvis  # noqa: E402
 from trace_executor.g1.walk import WalkLimits, walk_command  # noqa: E402
 
@@ -46,9 +46,17 @@ def place_trace(a: np.ndarray, b: np.ndarray, lift: float = 0.12) -> np.ndarray:
     top = max(a[2], b[2]) + lift
     mid = [a[:2] + f * (b[:2] - a[:2]) for f in (1 / 3, 2 / 3)]
     return np.array(
-        [a, [*a[:2], (a[2] + top) / 2], [*a[:2], top], [*mid[0], top + 0.02],
-         [*mid[1], top + 0.02], [*b[:2], top], [*b[:2], (b[2] + top) / 2], b]
-    )  # fmt: skip
+        [
+            a,
+            [*a[:2], (a[2] + top) / 2],
+            [*a[:2], top],
+            [*mid[0], top + 0.02],
+            [*mid[1], top + 0.02],
+            [*b[:2], top],
+            [*b[:2], (b[2] + top) / 2],
+            b,
+        ]
+    )
 
 
 @pytest.fixture(scope='module')
@@ -164,7 +172,7 @@ def test_pick_and_place_within_reach_needs_no_walk_and_keeps_everything_in_limit
     # The object follows the trace: at the release the hand is above the destination by the
     # planned grasp offset (+ the place clearance).
     release = next(t for t in plan.targets if t.phase == 'release')
-    off = planner._grasp_offset('left', 0.0)
+    off = planner.grasp_offset('left', 0.0)
     expect = dest + off + [0, 0, planner.config.place_clearance_m]
     assert release.hand_pose[:3, 3] == pytest.approx(expect, abs=0.006)
 
@@ -198,7 +206,7 @@ def test_holding_replan_carries_from_the_hand(planner):
     base = np.array([1.2, 0.37, PELVIS_Z, 0.47])
     here = planner.grasp_position(state, 'left')
     planner.holding_side = 'left'
-    held = here - planner._grasp_offset('left', base[3])
+    held = here - planner.grasp_offset('left', base[3])
     plan = planner.plan(place_trace(held, PLATE), state, holding=True)
     assert [s.kind.value for s in plan.segments][:2] == ['motion', 'gripper']
     assert not plan.segments[1].close
@@ -288,8 +296,9 @@ def test_pose_buffer_interpolates_at_the_image_stamp():
     buf.add(10.0, a)
     buf.add(10.1, b)
     mid = buf.lookup(10.05)
-    dt, dr = pose_difference(mid, pose_from_xyz_quat([0.5, 0, 1], [0, 0, math.sin(0.125),
-                                                                    math.cos(0.125)]))  # fmt: skip
+    dt, dr = pose_difference(
+        mid, pose_from_xyz_quat([0.5, 0, 1], [0, 0, math.sin(0.125), math.cos(0.125)])
+    )
     assert dt < 1e-9 and dr < 1e-9
     assert buf.lookup(10.15) is not None and buf.lookup(10.5) is None
     assert buf.lookup(9.0) is None

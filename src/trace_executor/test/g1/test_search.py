@@ -16,7 +16,8 @@ import pytest
 from trace_executor.errors import ErrorCode
 from trace_executor.execution import GoalSpec, MotionResult, MotionStatus, TraceInput
 from trace_executor.g1.kinematics import standing_upper_body
-from trace_executor.g1.planner import G1Planner, pack_state
+from trace_executor.g1.plan_types import pack_state
+from trace_executor.g1.planner import G1Planner
 from trace_executor.g1.search import (
     LookAround,
     SearchConfig,
@@ -251,9 +252,7 @@ class Room:
             assert np.linalg.norm(self.objects[name] - hand) < 0.08, 'grasped nothing'
             self.held = name
         else:
-            self.objects[self.held] = hand - self.planner._grasp_offset(
-                segment.side, self.state[3]
-            )
+            self.objects[self.held] = hand - self.planner.grasp_offset(segment.side, self.state[3])
             self.held = None
         self.calls.append(('gripper', close))
         return True, 'ok'
@@ -266,7 +265,7 @@ class Room:
         if name == self.held:
             side = self.planner.holding_side or 'left'
             hand = self.planner.grasp_position(self.state, side)
-            return hand - self.planner._grasp_offset(side, self.state[3])
+            return hand - self.planner.grasp_offset(side, self.state[3])
         return self.objects[name]
 
     def bearing(self, p: np.ndarray) -> tuple[float, float]:
@@ -281,8 +280,9 @@ class Room:
 
     def look(self, instruction: str) -> Seen:
         self.asked.append((instruction, float(self.state[3] + self.state[4])))
-        m = re.match(r'(?:put|pick up) the ([a-z ]+?)(?: (on|next to) the ([a-z ]+))?$',
-                     instruction)  # fmt: skip
+        m = re.match(
+            r'(?:put|pick up) the ([a-z ]+?)(?: (on|next to) the ([a-z ]+))?$', instruction
+        )
         name = m.group(1) if m else ''
         if name not in self.objects or not self.in_view(self.where(name)):
             return Seen(Sight.NOTHING, None, NOT_FOUND_MSG)

@@ -19,8 +19,13 @@ from trace_executor.g1.watcher import StanceSceneWatcher  # noqa: E402
 from trace_executor.scene_monitor import MonitorConfig  # noqa: E402
 
 W, H = 320, 240
-K = np.array([[W / 2 / np.tan(np.radians(37.0)), 0, W / 2], [0, H / 2 / np.tan(np.radians(29.0)),
-              H / 2], [0, 0, 1.0]])  # fmt: skip
+K = np.array(
+    [
+        [W / 2 / np.tan(np.radians(37.0)), 0, W / 2],
+        [0, H / 2 / np.tan(np.radians(29.0)), H / 2],
+        [0, 0, 1.0],
+    ]
+)
 TABLE_Z = 0.72
 
 

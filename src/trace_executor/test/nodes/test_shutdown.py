@@ -55,9 +55,12 @@ class Proc:
         self.ready = threading.Event()
         self._ready_text = ready
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
-        )  # fmt: skip
+        )
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
@@ -219,10 +222,19 @@ def g1(tmp_path):
     log = tmp_path / 'peer.log'
     with open(log, 'w') as f:
         peer = subprocess.Popen(
-            [sys.executable, '-m', 'robotracer_sim.g1.run_peer', '--domain', str(domain),
-             '--interface', 'lo'],
-            stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                '-m',
+                'robotracer_sim.g1.run_peer',
+                '--domain',
+                str(domain),
+                '--interface',
+                'lo',
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     backend = None
     try:
         deadline = time.monotonic() + 90
@@ -283,7 +295,7 @@ def test_g1_halt_in_its_own_process():
 
 def test_g1_halt_ramps_the_arm_weight_out_and_stops_the_walk(g1):
     from trace_executor.execution import MotionStatus
-    from trace_executor.g1.planner import WalkSegment
+    from trace_executor.g1.plan_types import WalkSegment
 
     g1.streamer.engage()  # the arms under arm_sdk, as during a goal
     deadline = time.monotonic() + 5
@@ -293,8 +305,9 @@ def test_g1_halt_ramps_the_arm_weight_out_and_stops_the_walk(g1):
     out: dict = {}
 
     def walk() -> None:
-        out['res'] = g1.walk(WalkSegment((-1.0, 0.5, 0.0), 'odom', 5.0), lambda: None,
-                             lambda _f: None)  # fmt: skip
+        out['res'] = g1.walk(
+            WalkSegment((-1.0, 0.5, 0.0), 'odom', 5.0), lambda: None, lambda _f: None
+        )
         out['t'] = time.monotonic()
 
     th = threading.Thread(target=walk)

@@ -49,7 +49,7 @@ from trace_executor.execution import (
 )
 from trace_executor.g1.arm_stream import ArmCommand, ArmStreamer
 from trace_executor.g1.kinematics import SIDES, UPPER_BODY_FIRST_SLOT, G1Kinematics
-from trace_executor.g1.planner import HandSegment
+from trace_executor.g1.plan_types import HandSegment
 from trace_executor.g1.walk import WalkLimits, walk_command
 
 WEIGHT_SLOT = 29  # G1JointIndex.kNotUsedJoint: motor_cmd[29].q carries the arm_sdk weight

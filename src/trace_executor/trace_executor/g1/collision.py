@@ -128,10 +128,14 @@ class BodyCollisionModel:
                     fid = int(model.getFrameId(name))
                 else:
                     fid = model.addFrame(
-                        pin.Frame(name, pf.parentJoint, parent,
-                                  pf.placement * pin.SE3(np.eye(3), np.asarray(s.offset, float)),
-                                  pin.FrameType.OP_FRAME)
-                    )  # fmt: skip
+                        pin.Frame(
+                            name,
+                            pf.parentJoint,
+                            parent,
+                            pf.placement * pin.SE3(np.eye(3), np.asarray(s.offset, float)),
+                            pin.FrameType.OP_FRAME,
+                        )
+                    )
                 self.sphere_names.append(f'{link}+{s.offset[0]:.2f}' if any(s.offset) else link)
                 self._sphere_frames.append(fid)
                 self._sphere_radius.append(float(s.radius))
@@ -229,8 +233,7 @@ class BodyCollisionModel:
             jb = frame_jacobian(bf)
             oc = closest[s, b] - data.oMf[bf].translation
             # velocity of the box point c: v_o + w x (c - o) = Jv dq - [c - o]x Jw dq
-            skew = np.array([[0.0, -oc[2], oc[1]], [oc[2], 0.0, -oc[0]],
-                             [-oc[1], oc[0], 0.0]])  # fmt: skip
+            skew = np.array([[0.0, -oc[2], oc[1]], [oc[2], 0.0, -oc[0]], [-oc[1], oc[0], 0.0]])
             rows[k] = normal[s, b] @ (jp - (jb[:3] - skew @ jb[3:]))
             # aim 1 cm beyond the margin: the linearisation errs by up to ~1 cm per step
             target = self.margin_m + 0.01
@@ -286,8 +289,9 @@ class G1BodyMask:
         hand = np.array(DEX3_MASK, dtype=float)
         hand[:, 3] *= hand_scale
         self._hand = {'right': hand, 'left': hand * [1.0, -1.0, 1.0, 1.0]}
-        self._chain = {s: [kinematics.frame_id(f'{s}_{link}') for link in self.ARM_CHAIN]
-                       for s in SIDES}  # fmt: skip
+        self._chain = {
+            s: [kinematics.frame_id(f'{s}_{link}') for link in self.ARM_CHAIN] for s in SIDES
+        }
         self._palm = {s: kinematics.frame_id(f'{s}_hand_palm_link') for s in SIDES}
 
     def at(self, state: np.ndarray, holding: str | None = None) -> RobotMask:

@@ -100,10 +100,11 @@ class HandIk:
         nv = model.nv
         self._conf = pink.Configuration(model, model.createData(), np.zeros(model.nq))
         self._tasks = {
-            side: FrameTask(f'{side}_grasp', position_cost=1.0,
-                            orientation_cost=list(orientation_cost))
+            side: FrameTask(
+                f'{side}_grasp', position_cost=1.0, orientation_cost=list(orientation_cost)
+            )
             for side in ARM
-        }  # fmt: skip
+        }
         w = np.full(nv, posture_cost_arm)
         w[WAIST] = posture_cost_waist
         self._posture_w2 = w * w
@@ -139,11 +140,29 @@ class HandIk:
             qp = self._qps[n_in] = proxqp.dense.QP(len(q), 0, n_in, True)
             qp.settings.eps_abs = 1e-8
             qp.settings.verbose = False
-            qp.init(h, c, None, None, g if n_in else None, low if n_in else None,
-                    np.full(n_in, 1e20) if n_in else None, lb, ub)  # fmt: skip
+            qp.init(
+                h,
+                c,
+                None,
+                None,
+                g if n_in else None,
+                low if n_in else None,
+                np.full(n_in, 1e20) if n_in else None,
+                lb,
+                ub,
+            )
         else:
-            qp.update(h, c, None, None, g if n_in else None, low if n_in else None,
-                      np.full(n_in, 1e20) if n_in else None, lb, ub)  # fmt: skip
+            qp.update(
+                h,
+                c,
+                None,
+                None,
+                g if n_in else None,
+                low if n_in else None,
+                np.full(n_in, 1e20) if n_in else None,
+                lb,
+                ub,
+            )
         qp.solve()
         if qp.results.info.status != proxqp.QPSolverOutput.PROXQP_SOLVED:
             return False

@@ -196,9 +196,14 @@ class G1Kinematics:
     def _add_frame(self, name: str, parent: str, offset: pin.SE3) -> int:
         pf = self.model.frames[self.model.getFrameId(parent)]
         return self.model.addFrame(
-            pin.Frame(name, pf.parentJoint, self.model.getFrameId(parent),
-                      pf.placement * offset, pin.FrameType.OP_FRAME)
-        )  # fmt: skip
+            pin.Frame(
+                name,
+                pf.parentJoint,
+                self.model.getFrameId(parent),
+                pf.placement * offset,
+                pin.FrameType.OP_FRAME,
+            )
+        )
 
     def frame_id(self, name: str) -> int:
         """Pinocchio id of a frame.

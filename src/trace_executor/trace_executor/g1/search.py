@@ -68,7 +68,7 @@ from trace_executor.execution import (
     TraceInput,
 )
 from trace_executor.g1.camera import at_image_border, continue_trace
-from trace_executor.g1.planner import ArmRelease, WalkSegment
+from trace_executor.g1.plan_types import ArmRelease, WalkSegment
 from trace_executor.g1.stance import wrap_angle
 
 #: GetTrace error codes this module reads (robotracer_msgs/srv/GetTrace).

@@ -63,8 +63,14 @@ class WalkLimits:
             raise ValueError(
                 f'max_yaw_rate_rad_s must be in (0, 1.0], got {self.max_yaw_rate_rad_s}'
             )
-        for name in ('max_lateral_m_s', 'decel_m_s2', 'gain', 'yaw_gain',
-                     'position_tolerance_m', 'yaw_tolerance_rad'):  # fmt: skip
+        for name in (
+            'max_lateral_m_s',
+            'decel_m_s2',
+            'gain',
+            'yaw_gain',
+            'position_tolerance_m',
+            'yaw_tolerance_rad',
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f'WalkLimits.{name} must be > 0')
 

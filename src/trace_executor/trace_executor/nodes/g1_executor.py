@@ -46,12 +46,12 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from robotracer_commander import wait_future
 from robotracer_msgs.msg import SpatialTrace, WholeBodyTarget
 from robotracer_msgs.srv import GetTrace
 from robotracer_ros.images import depth_scale_for, depth_to_metres, image_to_numpy
 from robotracer_ros.parameters import Param
 from robotracer_ros.transforms import matrix_to_quaternion
-from trace_executor.backends.ros2_control import wait_future
 from trace_executor.errors import ErrorCode, PlanningError
 from trace_executor.execution import (
     BackendError,
@@ -61,8 +61,10 @@ from trace_executor.execution import (
 )
 from trace_executor.g1.camera import PoseBuffer, pose_from_xyz_quat
 from trace_executor.g1.collision import G1BodyMask
+from trace_executor.g1.config import G1PlannerConfig
 from trace_executor.g1.kinematics import G1Kinematics
-from trace_executor.g1.planner import G1Plan, G1Planner, G1PlannerConfig
+from trace_executor.g1.plan_types import G1Plan
+from trace_executor.g1.planner import G1Planner
 from trace_executor.g1.search import (
     SearchConfig,
     SearchingGoalRunner,
@@ -164,8 +166,11 @@ def _pose_msg(t: np.ndarray) -> Pose:
     p.position.x, p.position.y, p.position.z = (float(v) for v in t[:3, 3])
     x, y, z, w = matrix_to_quaternion(t[:3, :3])
     p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w = (
-        float(x), float(y), float(z), float(w),
-    )  # fmt: skip
+        float(x),
+        float(y),
+        float(z),
+        float(w),
+    )
     return p
 
 
@@ -245,9 +250,12 @@ class G1ExecutorNode(ExecutorNode):
         sensors = MutuallyExclusiveCallbackGroup()
         if p['camera_pose_source'] == 'topic':
             self.create_subscription(
-                PoseStamped, p['camera_pose_topic'], self._on_camera_pose, 50,
+                PoseStamped,
+                p['camera_pose_topic'],
+                self._on_camera_pose,
+                50,
                 callback_group=sensors,
-            )  # fmt: skip
+            )
         elif p['camera_pose_source'] != 'odometry':
             source = p['camera_pose_source']
             raise ValueError(f"camera_pose_source must be 'topic' or 'odometry', got {source!r}")
@@ -263,9 +271,10 @@ class G1ExecutorNode(ExecutorNode):
             WholeBodyTarget, p['whole_body_target_topic'], latched
         )
         self.marker_pub = self.create_publisher(
-            MarkerArray, p['markers_topic'], QoSProfile(
-                depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        )  # fmt: skip
+            MarkerArray,
+            p['markers_topic'],
+            QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL),
+        )
         self.backend = self._make_backend()
         self.watcher: StanceSceneWatcher | None = None
         if self.backend is not None:
@@ -576,8 +585,9 @@ class G1ExecutorNode(ExecutorNode):
         path.scale.x = 0.006
         path.color = ColorRGBA(r=0.1, g=0.6, b=1.0, a=1.0)
         path.pose.orientation.w = 1.0
-        path.points = [Point(x=float(a), y=float(b), z=float(c)) for a, b, c in
-                       plan.tool_path.positions]  # fmt: skip
+        path.points = [
+            Point(x=float(a), y=float(b), z=float(c)) for a, b, c in plan.tool_path.positions
+        ]
         pts = Marker(type=Marker.SPHERE_LIST, action=Marker.ADD, ns='g1_trace', id=1)
         pts.header = path.header
         pts.scale.x = pts.scale.y = pts.scale.z = 0.02

@@ -172,7 +172,7 @@ class G1Sim(SimClient):
             'import sys\n'
             'from trace_executor.backends.unitree import UnitreeBackend, UnitreeConfig\n'
             'from trace_executor.g1.kinematics import G1Kinematics\n'
-            'from trace_executor.g1.planner import WalkSegment\n'
+            'from trace_executor.g1.plan_types import WalkSegment\n'
             'b = UnitreeBackend(G1Kinematics(), UnitreeConfig(domain_id=int(sys.argv[1]),'
             ' state_timeout_s=1.0), log=lambda l, m: None).start()\n'
             'assert b.wait_for_state(10), "no robot state"\n'
