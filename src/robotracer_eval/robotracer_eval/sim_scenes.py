@@ -216,7 +216,7 @@ def make_episode(scenes: Any, rng: np.random.Generator) -> dict[str, Any] | None
 
 def _model(args: argparse.Namespace, scenes: Any) -> tuple[Any, Any]:
     """The backend, and the oracle server to stop afterwards (or None)."""
-    from robotracer_ros.backends import BackendError, make_backend
+    from robotracer_ros.backends import make_backend
 
     if args.model in (None, 'oracle'):
         from robotracer_sim.oracle import Oracle, OracleConfig, OracleServer
@@ -226,14 +226,13 @@ def _model(args: argparse.Namespace, scenes: Any) -> tuple[Any, Any]:
         )
         server = OracleServer(Oracle(scenes.snapshot, cfg), port=0).start()
         return make_backend('robotracer_http', url=server.url, timeout_s=30.0), server
+    from robotracer_eval.live import ModelError as LiveModelError
     from robotracer_eval.live import _backend
 
     try:
         return _backend(args), None
-    except Exception as exc:  # live.ModelError or BackendError
+    except LiveModelError as exc:
         raise ModelError(str(exc)) from exc
-    finally:
-        _ = BackendError
 
 
 def evaluate_world(args: argparse.Namespace) -> tuple[str, dict[str, Any], list]:
