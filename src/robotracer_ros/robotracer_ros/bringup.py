@@ -8,6 +8,16 @@ runners read it:
 - ``robotracer launch ur5|g1 [name:=value ...]`` (here, where ``launch`` is not installable)
   turns each into a supervised child process with the same ``--ros-args``.
 
+Namespaces: ``namespace:=left`` (or ``/left``) runs every node under ``/left``. The executor
+and the perception node use relative names; for names that other nodes (the simulator, a camera
+driver) write absolute, :data:`NAMESPACE_REMAPS` remaps them into the namespace, as nav2_bringup
+remaps ``/tf``. ``/clock`` stays global. Two bringups with different namespaces (and oracle ports)
+run side by side, each serving its own instructions.
+
+MoveIt: with ``robot_backend:=moveit`` the UR MoveIt configuration's move_group is started
+(``ur_moveit_config/launch/ur_moveit.launch.py``, :class:`IncludeSpec`) unless
+``launch_move_group:=false``.
+
 ROS-free: this module imports neither rclpy nor launch.
 """
 
@@ -16,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 import os
+import re
 
 TRUE = ('true', '1', 'yes', 'on')
 BOOL_CHOICES = ('true', 'false')
@@ -58,6 +69,92 @@ class NodeSpec:
 
 
 @dataclass(frozen=True)
+class IncludeSpec:
+    """A launch file of another package that the bringup starts (e.g. MoveIt's move_group).
+
+    ``ros2 launch`` includes it; ``robotracer launch`` runs ``ros2 launch <package> <file>``.
+    """
+
+    package: str
+    launch_file: str
+    arguments: Mapping[str, str] = field(default_factory=dict)
+    #: Services / actions (relative) that must exist before the bringup counts as ready.
+    ready_services: Sequence[str] = ()
+    ready_actions: Sequence[str] = ()
+
+    @property
+    def name(self) -> str:
+        """For log prefixes: the package."""
+        return self.package
+
+
+#: Absolute names used by nodes the bringup starts but does not own (simulator, drivers, tf)
+#: and what they become under a namespace (relative: expanded into it). nav2_bringup does the
+#: same for /tf and /tf_static.
+NAMESPACE_REMAPS: tuple[tuple[str, str], ...] = (
+    ('/tf', 'tf'),
+    ('/tf_static', 'tf_static'),
+    ('/joint_states', 'joint_states'),
+    ('/odom', 'odom'),
+    (
+        '/scaled_joint_trajectory_controller/joint_trajectory',
+        'scaled_joint_trajectory_controller/joint_trajectory',
+    ),
+    (
+        '/speed_scaling_state_broadcaster/speed_scaling',
+        'speed_scaling_state_broadcaster/speed_scaling',
+    ),
+    ('/camera/camera/color/image_raw', 'camera/camera/color/image_raw'),
+    (
+        '/camera/camera/aligned_depth_to_color/image_raw',
+        'camera/camera/aligned_depth_to_color/image_raw',
+    ),
+    ('/camera/camera/color/camera_info', 'camera/camera/color/camera_info'),
+    (
+        '/camera/camera/aligned_depth_to_color/camera_info',
+        'camera/camera/aligned_depth_to_color/camera_info',
+    ),
+    ('/robotracer/gripper', 'robotracer/gripper'),
+    ('/robotracer/get_trace', 'robotracer/get_trace'),
+    ('/robotracer/trace', 'robotracer/trace'),
+    ('/robotracer/trace_markers', 'robotracer/trace_markers'),
+    ('/robotracer/annotated_image', 'robotracer/annotated_image'),
+    ('/robotracer/planned_path', 'robotracer/planned_path'),
+    ('/robotracer/execute_trace', 'robotracer/execute_trace'),
+    ('/robotracer/execute_instruction', 'robotracer/execute_instruction'),
+    ('/sim/get_object_poses', 'sim/get_object_poses'),
+    ('/sim/set_object_pose', 'sim/set_object_pose'),
+)
+
+_NS_PART = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
+
+
+def normalise_namespace(value: str) -> str:
+    """``left``, ``/left`` and ``/left/`` → ``/left``; '' and ``/`` → '' (rcl needs the ``/``).
+
+    Raises:
+        ValueError: a namespace rcl would refuse, naming it and the rule.
+    """
+    v = str(value).strip()
+    if v in ('', '/'):
+        return ''
+    parts = v.strip('/').split('/')
+    if not all(_NS_PART.fullmatch(p) for p in parts):
+        raise ValueError(
+            f'namespace:={value!r} is not a valid ROS namespace: use /name or /name/sub, each '
+            'part letters, digits and underscores, not starting with a digit'
+        )
+    return '/' + '/'.join(parts)
+
+
+def qualified(name: str, namespace: str) -> str:
+    """The fully qualified name of a relative (or absolute) name under ``namespace``."""
+    if name.startswith('/'):
+        return name
+    return f'{namespace}/{name}' if namespace else f'/{name}'
+
+
+@dataclass(frozen=True)
 class Bringup:
     """A robot's bringup: its arguments and a function from argument values to nodes."""
 
@@ -65,6 +162,7 @@ class Bringup:
     config_file: str
     args: Sequence[LaunchArg]
     nodes: Callable[[Mapping[str, str]], list[NodeSpec]]
+    includes: Callable[[Mapping[str, str]], list[IncludeSpec]] = lambda _values: []
 
     def resolve(self, given: Mapping[str, str]) -> dict[str, str]:
         """Merge ``given`` over the defaults and validate.
@@ -90,6 +188,8 @@ class Bringup:
                 raise ValueError(f'launch argument {a.name} is required: {a.description}')
             if a.required_if and a.required_if(values) and not v:
                 raise ValueError(f'launch argument {a.name} is required here: {a.description}')
+        if 'namespace' in values:
+            values['namespace'] = normalise_namespace(values['namespace'])
         return values
 
 
@@ -161,7 +261,12 @@ def _common_args(robot: str) -> list[LaunchArg]:
             BOOL_CHOICES,
         ),
         LaunchArg('use_sim_time', 'use /clock from the simulator', 'false', BOOL_CHOICES),
-        LaunchArg('namespace', 'namespace for every node of the bringup', ''),
+        LaunchArg(
+            'namespace',
+            'namespace for every node of the bringup, e.g. /left (a leading / is added); '
+            'empty = none',
+            '',
+        ),
         LaunchArg(
             'log_level',
             'log level of every node',
@@ -176,16 +281,20 @@ def _common_args(robot: str) -> list[LaunchArg]:
 
 def _camera_remaps(values: Mapping[str, str]) -> list[tuple[str, str]]:
     ns = values['camera_namespace'].rstrip('/')
-    if ns == '/camera/camera':
+    if ns in ('/camera/camera', 'camera/camera'):
         return []
-    return [
-        ('/camera/camera/color/image_raw', f'{ns}/color/image_raw'),
-        (
-            '/camera/camera/aligned_depth_to_color/image_raw',
-            f'{ns}/aligned_depth_to_color/image_raw',
-        ),
-        ('/camera/camera/color/camera_info', f'{ns}/color/camera_info'),
-    ]
+    out = []
+    # both spellings: nodes name the camera topics absolute (/camera/camera/...) or relative
+    for prefix in ('/camera/camera', 'camera/camera'):
+        out += [
+            (f'{prefix}/color/image_raw', f'{ns}/color/image_raw'),
+            (
+                f'{prefix}/aligned_depth_to_color/image_raw',
+                f'{ns}/aligned_depth_to_color/image_raw',
+            ),
+            (f'{prefix}/color/camera_info', f'{ns}/color/camera_info'),
+        ]
+    return out
 
 
 def _perception(values: Mapping[str, str], oracle_port: str) -> NodeSpec:
@@ -208,7 +317,7 @@ def _perception(values: Mapping[str, str], oracle_port: str) -> NodeSpec:
             f for f in (values['camera_config'], values['model_config']) if f
         ),
         remappings=_camera_remaps(values),
-        ready_services=('/robotracer/get_trace',),
+        ready_services=('robotracer/get_trace',),
     )
 
 
@@ -250,7 +359,7 @@ def _ur5_nodes(values: Mapping[str, str]) -> list[NodeSpec]:
                     'oracle_port': int(values['oracle_port']),
                     'use_sim_time': is_true(values['use_sim_time']),
                 },
-                ready_services=('/sim/get_object_poses',),
+                ready_services=('sim/get_object_poses',),
             )
         )
     nodes.append(_perception(values, values['oracle_port']))
@@ -267,10 +376,28 @@ def _ur5_nodes(values: Mapping[str, str]) -> list[NodeSpec]:
             'ur5_executor',
             parameters=executor_params,
             remappings=_camera_remaps(values),
-            ready_actions=('/robotracer/execute_instruction', '/robotracer/execute_trace'),
+            ready_actions=('robotracer/execute_instruction', 'robotracer/execute_trace'),
         )
     )
     return nodes + _viewers(values)
+
+
+def _ur5_includes(values: Mapping[str, str]) -> list[IncludeSpec]:
+    if values['robot_backend'] != 'moveit' or not is_true(values['launch_move_group']):
+        return []
+    return [
+        IncludeSpec(
+            'ur_moveit_config',
+            'ur_moveit.launch.py',
+            {
+                'ur_type': 'ur5',
+                'launch_rviz': 'false',
+                'use_sim_time': 'true' if is_true(values['use_sim_time']) else 'false',
+            },
+            ready_services=('compute_cartesian_path',),
+            ready_actions=('execute_trajectory',),
+        )
+    ]
 
 
 def _g1_nodes(values: Mapping[str, str]) -> list[NodeSpec]:
@@ -288,7 +415,7 @@ def _g1_nodes(values: Mapping[str, str]) -> list[NodeSpec]:
                     'network_interface': iface,
                     'use_sim_time': is_true(values['use_sim_time']),
                 },
-                ready_services=('/sim/get_object_poses',),
+                ready_services=('sim/get_object_poses',),
             )
         )
     nodes.append(_perception(values, values['oracle_port']))
@@ -305,7 +432,7 @@ def _g1_nodes(values: Mapping[str, str]) -> list[NodeSpec]:
                 'use_sim_time': is_true(values['use_sim_time']),
             },
             remappings=_camera_remaps(values),
-            ready_actions=('/robotracer/execute_instruction', '/robotracer/execute_trace'),
+            ready_actions=('robotracer/execute_instruction', 'robotracer/execute_trace'),
         )
     )
     return nodes + _viewers(values)
@@ -323,6 +450,13 @@ UR5 = Bringup(
             ('ros2_control', 'moveit', 'rtde'),
         ),
         LaunchArg(
+            'launch_move_group',
+            "robot_backend:=moveit: start ur_moveit_config's move_group (ur_moveit.launch.py, "
+            'ur_type ur5); false when it runs elsewhere',
+            'true',
+            BOOL_CHOICES,
+        ),
+        LaunchArg(
             'robot_ip',
             'IP address of the UR controller (required when sim:=false)',
             '',
@@ -333,6 +467,7 @@ UR5 = Bringup(
         ),
     ],
     nodes=_ur5_nodes,
+    includes=_ur5_includes,
 )
 
 G1 = Bringup(
@@ -389,18 +524,84 @@ def ros_args(spec: NodeSpec, values: Mapping[str, str], params_file: str) -> lis
 
     """
     args = [*spec.arguments, '--ros-args', '-r', f'__node:={spec.name}']
-    if values.get('namespace'):
-        args += ['-r', f'__ns:={values["namespace"]}']
+    namespace = normalise_namespace(values.get('namespace', ''))
+    if namespace:
+        args += ['-r', f'__ns:={namespace}']
     if spec.params_from_file and params_file:
         args += ['--params-file', params_file]
     for extra in spec.extra_params_files:
         args += ['--params-file', _share_path(extra)]
     for k, v in spec.parameters.items():
         args += ['-p', f'{k}:={_param_str(v)}']
-    for src, dst in spec.remappings:
+    for src, dst in spec.remappings:  # first: the node's own (a matching rule wins)
         args += ['-r', f'{src}:={dst}']
+    if namespace:
+        for src, dst in NAMESPACE_REMAPS:
+            args += ['-r', f'{src}:={dst}']
     args += ['--log-level', values.get('log_level', 'info')]
     return args
+
+
+def namespace_params_files(argv: Sequence[str], namespace: str, out_dir: str = '') -> list[str]:
+    """Make the ``--params-file`` blocks of ``argv`` apply under ``namespace``.
+
+    rcl matches a parameter file's ``perception_node:`` block to the node ``/perception_node``
+    only; under ``/left`` the node is ``/left/perception_node`` and would silently keep its
+    defaults. Each file is copied with its node keys qualified (``/left/perception_node:``;
+    keys already absolute or wildcards stay), as nav2_bringup's RewrittenYaml does.
+
+    Args:
+        argv: a node's arguments (``$(share ...)`` already substituted).
+        namespace: the normalised namespace ('' = leave ``argv`` as it is).
+        out_dir: where the copies go (default: ``<tmp>/robotracer_params``); names are
+            deterministic, so both runners produce the same arguments.
+
+    Returns:
+        ``argv`` with the parameter files replaced by their namespaced copies.
+    """
+    if not namespace:
+        return list(argv)
+    import tempfile
+
+    import yaml
+
+    out_dir = out_dir or os.path.join(tempfile.gettempdir(), 'robotracer_params')
+    os.makedirs(out_dir, exist_ok=True)
+    out = list(argv)
+    for i, a in enumerate(argv[:-1]):
+        if a != '--params-file':
+            continue
+        src = argv[i + 1]
+        with open(src) as f:
+            data = yaml.safe_load(f) or {}
+        qualified_data = {
+            (k if str(k).startswith('/') else f'{namespace}/{k}'): v for k, v in data.items()
+        }
+        name = f'{namespace.strip("/").replace("/", "_")}_{os.path.basename(src)}'
+        dst = os.path.join(out_dir, name)
+        text = yaml.safe_dump(qualified_data, sort_keys=False)
+        if not os.path.exists(dst) or open(dst).read() != text:
+            tmp = f'{dst}.{os.getpid()}'
+            with open(tmp, 'w') as f:
+                f.write(text)
+            os.replace(tmp, dst)
+        out[i + 1] = dst
+    return out
+
+
+def ready_names(specs: Sequence[NodeSpec | IncludeSpec], values: Mapping[str, str]) -> list[str]:
+    """The fully qualified service names that mean "ready" (actions: their send_goal service)."""
+    ns = normalise_namespace(values.get('namespace', ''))
+    out = [qualified(s, ns) for spec in specs for s in spec.ready_services]
+    out += [f'{qualified(a, ns)}/_action/send_goal' for spec in specs for a in spec.ready_actions]
+    return out
+
+
+def include_command(spec: IncludeSpec) -> list[str]:
+    """``ros2 launch`` command line of an include (the ``robotracer launch`` runner)."""
+    return ['ros2', 'launch', spec.package, spec.launch_file] + [
+        f'{k}:={v}' for k, v in spec.arguments.items()
+    ]
 
 
 def _share_path(path: str) -> str:

@@ -51,6 +51,7 @@ def fake_launch(monkeypatch):
         'launch': types.ModuleType('launch'),
         'launch.actions': types.ModuleType('launch.actions'),
         'launch.substitutions': types.ModuleType('launch.substitutions'),
+        'launch.launch_description_sources': types.ModuleType('launch.launch_description_sources'),
         'launch_ros': types.ModuleType('launch_ros'),
         'launch_ros.actions': types.ModuleType('launch_ros.actions'),
         'launch_ros.substitutions': types.ModuleType('launch_ros.substitutions'),
@@ -58,6 +59,12 @@ def fake_launch(monkeypatch):
     mods['launch'].LaunchDescription = lambda entities: list(entities)
     mods['launch.actions'].DeclareLaunchArgument = type('DeclareLaunchArgument', (_Recorder,), {})
     mods['launch.actions'].OpaqueFunction = type('OpaqueFunction', (_Recorder,), {})
+    for name in ('GroupAction', 'IncludeLaunchDescription'):
+        setattr(mods['launch.actions'], name, type(name, (_Recorder,), {}))
+    mods['launch.launch_description_sources'].PythonLaunchDescriptionSource = type(
+        'PythonLaunchDescriptionSource', (_Recorder,), {}
+    )
+    mods['launch_ros.actions'].PushRosNamespace = type('PushRosNamespace', (_Recorder,), {})
     mods['launch.substitutions'].LaunchConfiguration = _LaunchConfiguration
     mods['launch_ros.actions'].Node = type('Node', (_Recorder,), {})
     mods['launch_ros.substitutions'].FindPackageShare = _FindPackageShare
@@ -184,12 +191,16 @@ def test_camera_and_model_presets_are_layered_after_the_robot_file():
 def test_camera_namespace_remaps_every_camera_topic():
     values = bringup.UR5.resolve({'camera_namespace': '/d455/'})
     perception = [n for n in bringup.UR5.nodes(values) if n.name == 'perception_node'][0]
+    want = {
+        'color/image_raw': '/d455/color/image_raw',
+        'aligned_depth_to_color/image_raw': '/d455/aligned_depth_to_color/image_raw',
+        'color/camera_info': '/d455/color/camera_info',
+    }
+    # absolute (the simulator, the perception node's defaults) and relative (the executor)
     assert dict(perception.remappings) == {
-        '/camera/camera/color/image_raw': '/d455/color/image_raw',
-        '/camera/camera/aligned_depth_to_color/image_raw': (
-            '/d455/aligned_depth_to_color/image_raw'
-        ),
-        '/camera/camera/color/camera_info': '/d455/color/camera_info',
+        f'{prefix}/{k}': v
+        for prefix in ('/camera/camera', 'camera/camera')
+        for k, v in want.items()
     }
 
 
@@ -215,3 +226,132 @@ def test_launch_argument_syntax():
     }
     with pytest.raises(ValueError, match='name:=value'):
         bringup.parse_launch_args(['sim=false'])
+
+
+# ----------------------------------------------------------------------------- namespaces
+
+
+@pytest.mark.parametrize(
+    'given,want', [('robot1', '/robot1'), ('/left', '/left'), ('/a/b/', '/a/b'), ('', '')]
+)
+def test_namespace_gets_the_leading_slash_rcl_needs(given, want):
+    values = bringup.UR5.resolve({'namespace': given})
+    assert values['namespace'] == want
+    executor = [n for n in bringup.UR5.nodes(values) if n.name == 'ur5_executor'][0]
+    argv = bringup.ros_args(executor, values, '/cfg/ur5.yaml')
+    assert (f'__ns:={want}' in argv) == bool(want)
+
+
+@pytest.mark.parametrize('bad', ['1robot', 'left arm', '/left//x', 'a-b'])
+def test_an_invalid_namespace_is_refused_naming_it(bad):
+    with pytest.raises(ValueError, match='is not a valid ROS namespace'):
+        bringup.UR5.resolve({'namespace': bad})
+
+
+def test_under_a_namespace_absolute_names_are_remapped_into_it_after_the_nodes_own():
+    values = bringup.UR5.resolve({'namespace': 'left', 'camera_namespace': '/d455'})
+    for node in bringup.UR5.nodes(values):
+        argv = bringup.ros_args(node, values, '/cfg/ur5.yaml')
+        rules = [argv[i + 1] for i, a in enumerate(argv) if a == '-r'][2:]  # after node, ns
+        own = [f'{a}:={b}' for a, b in node.remappings]
+        assert rules[: len(own)] == own  # a node's own remapping wins (first match)
+        ns_rules = rules[len(own) :]
+        assert '/tf:=tf' in ns_rules and '/tf_static:=tf_static' in ns_rules
+        assert '/joint_states:=joint_states' in ns_rules
+        assert '/sim/get_object_poses:=sim/get_object_poses' in ns_rules
+        assert not any(r.startswith('/clock') for r in ns_rules)  # one clock for everyone
+    plain = bringup.UR5.resolve({})
+    executor = [n for n in bringup.UR5.nodes(plain) if n.name == 'ur5_executor'][0]
+    assert '/tf:=tf' not in bringup.ros_args(executor, plain, '/cfg/ur5.yaml')
+
+
+def test_ready_names_are_qualified_by_the_namespace():
+    values = bringup.UR5.resolve({'namespace': '/right'})
+    names = bringup.ready_names(bringup.UR5.nodes(values), values)
+    assert '/right/robotracer/get_trace' in names
+    assert '/right/sim/get_object_poses' in names
+    assert '/right/robotracer/execute_trace/_action/send_goal' in names
+    plain = bringup.UR5.resolve({})
+    assert '/robotracer/get_trace' in bringup.ready_names(bringup.UR5.nodes(plain), plain)
+
+
+def test_executor_and_config_use_relative_names():
+    """Absolute names would escape a namespace: executor defaults and config are relative."""
+    import yaml
+
+    from trace_executor.nodes.ur5_executor import PARAMS
+
+    topics = [p for p in PARAMS if p.name.endswith(('_topic', '_service'))]
+    assert topics and all(not str(p.default).startswith('/') for p in topics), [
+        (p.name, p.default) for p in topics if str(p.default).startswith('/')
+    ]
+    with open(os.path.join(ROOT, 'config', 'ur5.yaml')) as f:
+        cfg = yaml.safe_load(f)
+    for node, block in cfg.items():
+        for k, v in block['ros__parameters'].items():
+            if k.endswith(('_topic', '_service', 'service_name')):
+                assert not str(v).startswith('/'), f'config/ur5.yaml {node}.{k}: {v}'
+
+
+# ----------------------------------------------------------------------------- move_group
+
+
+def test_moveit_backend_starts_move_group_from_the_ur_moveit_config():
+    values = bringup.UR5.resolve(
+        {'sim': 'false', 'robot_ip': '10.0.0.2', 'robot_backend': 'moveit'}
+    )
+    (inc,) = bringup.UR5.includes(values)
+    assert (inc.package, inc.launch_file) == ('ur_moveit_config', 'ur_moveit.launch.py')
+    assert inc.arguments['ur_type'] == 'ur5' and inc.arguments['launch_rviz'] == 'false'
+    assert bringup.include_command(inc)[:4] == [
+        'ros2',
+        'launch',
+        'ur_moveit_config',
+        'ur_moveit.launch.py',
+    ]
+    names = bringup.ready_names([inc], values)
+    assert names == ['/compute_cartesian_path', '/execute_trajectory/_action/send_goal']
+    off = dict(values, launch_move_group='false')
+    assert bringup.UR5.includes(off) == []
+    assert bringup.UR5.includes(bringup.UR5.resolve({})) == []  # ros2_control: none
+
+
+def test_launch_file_includes_move_group(fake_launch, monkeypatch):
+    given = {'sim': 'false', 'robot_ip': '10.0.0.2', 'robot_backend': 'moveit'}
+    monkeypatch.setattr(_FindPackageShare, 'perform', lambda self, _c: f'/opt/share/{self.pkg}')
+    _, actions = _launch_file_nodes('ur5', given)
+    groups = [a for a in actions if type(a).__name__ == 'GroupAction']
+    assert len(groups) == 1
+    (include,) = groups[0].args[0]
+    source = include.args[0]
+    assert source.args[0] == '/opt/share/ur_moveit_config/launch/ur_moveit.launch.py'
+    assert dict(include.kwargs['launch_arguments'])['ur_type'] == 'ur5'
+
+
+def test_robotracer_launch_without_moveit_installed_says_what_is_missing():
+    if shutil.which('ros2') is not None:
+        pytest.skip('a ROS install with ros2 is here: the refusal cannot happen')
+    given = {'sim': 'false', 'robot_ip': '10.0.0.2', 'robot_backend': 'moveit'}
+    with pytest.raises(FileNotFoundError, match='ur_moveit_config .* is not installed here'):
+        rt_launch.plan_commands(bringup.UR5, given)
+    planned = rt_launch.plan_commands(bringup.UR5, dict(given, launch_move_group='false'))
+    assert [s.name for s, _ in planned] == ['perception_node', 'ur5_executor']
+
+
+def test_parameter_files_apply_under_the_namespace(tmp_path):
+    """rcl matches `perception_node:` to /perception_node only: the blocks are qualified."""
+    import yaml
+
+    values = bringup.UR5.resolve({'namespace': '/left'})
+    cfg = os.path.join(ROOT, 'config', 'ur5.yaml')
+    perception = [n for n in bringup.UR5.nodes(values) if n.name == 'perception_node'][0]
+    argv = bringup.ros_args(perception, values, cfg)
+    out = bringup.namespace_params_files(argv, values['namespace'], str(tmp_path))
+    (path,) = [out[i + 1] for i, a in enumerate(out) if a == '--params-file']
+    with open(path) as f:
+        data = yaml.safe_load(f)
+    with open(cfg) as f:
+        original = yaml.safe_load(f)
+    assert set(data) == {f'/left/{k}' for k in original}
+    assert data['/left/perception_node'] == original['perception_node']
+    assert bringup.namespace_params_files(argv, '', str(tmp_path)) == argv  # no namespace

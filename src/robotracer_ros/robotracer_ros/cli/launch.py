@@ -18,7 +18,17 @@ import sys
 import threading
 import time
 
-from robotracer_ros.bringup import BRINGUPS, Bringup, NodeSpec, parse_launch_args, ros_args
+from robotracer_ros.bringup import (
+    BRINGUPS,
+    Bringup,
+    IncludeSpec,
+    NodeSpec,
+    include_command,
+    namespace_params_files,
+    parse_launch_args,
+    ready_names,
+    ros_args,
+)
 
 COLOURS = ['\033[36m', '\033[33m', '\033[35m', '\033[32m', '\033[34m', '\033[31m']
 RESET = '\033[0m'
@@ -64,7 +74,9 @@ def find_executable(spec: NodeSpec) -> str:
     return path
 
 
-def plan_commands(bringup: Bringup, given: dict[str, str]) -> list[tuple[NodeSpec, list[str]]]:
+def plan_commands(
+    bringup: Bringup, given: dict[str, str]
+) -> list[tuple[NodeSpec | IncludeSpec, list[str]]]:
     """Resolve arguments and return ``(node, argv)`` for every node, without starting any.
 
     Raises:
@@ -76,12 +88,38 @@ def plan_commands(bringup: Bringup, given: dict[str, str]) -> list[tuple[NodeSpe
     params = values.get('config') or os.path.join(share_dir(), 'config', bringup.config_file)
     if not os.path.isfile(params):
         raise FileNotFoundError(f'parameter file {params} not found')
-    out = []
+    out: list = []
+    for inc in bringup.includes(values):
+        out.append((inc, include_argv(inc)))
     for spec in bringup.nodes(values):
         argv = [find_executable(spec), *ros_args(spec, values, params)]
         argv = [a.replace('$(share robotracer_ros)', share_dir()) for a in argv]
-        out.append((spec, argv))
+        out.append((spec, namespace_params_files(argv, values['namespace'])))
     return out
+
+
+def include_argv(spec: IncludeSpec) -> list[str]:
+    """``ros2 launch`` of another package's launch file (e.g. move_group).
+
+    Raises:
+        FileNotFoundError: ``ros2`` or the package is not installed here, with what to do.
+    """
+    import shutil
+
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        get_package_share_directory(spec.package)
+        found = shutil.which('ros2') is not None
+    except Exception:  # noqa: BLE001 - PackageNotFoundError, or no ament index at all
+        found = False
+    if not found:
+        raise FileNotFoundError(
+            f'{spec.package} ({spec.launch_file}) is not installed here: robot_backend:=moveit '
+            'needs MoveIt and the UR MoveIt configuration (the docker image has them), or '
+            'launch_move_group:=false when move_group runs elsewhere'
+        )
+    return include_command(spec)
 
 
 class Child:
@@ -214,8 +252,8 @@ def run(args: argparse.Namespace) -> int:
         for spec, argv in planned:
             print(f'{spec.name}: {shlex.join(argv)}')
         return 0
-    wanted = [s for spec, _ in planned for s in spec.ready_services]
-    wanted += [f'{a}/_action/send_goal' for spec, _ in planned for a in spec.ready_actions]
+    values = bringup.resolve(parse_launch_args(args.launch_args))
+    wanted = ready_names([spec for spec, _ in planned], values)
     children: list[Child] = []
     # Ctrl-C and SIGTERM both shut the bringup down (SIGINT explicitly: a shell starting us in
     # the background would otherwise leave it ignored).
