@@ -94,6 +94,7 @@ APT_PROVIDES = {
     'realsense2_camera': 'ros-jazzy-realsense2-camera',
     'foxglove_bridge': 'ros-jazzy-foxglove-bridge',
     'rviz2': 'ros-jazzy-rviz2',
+    'ur_moveit_config': 'ros-jazzy-ur',  # the ur meta-package pulls the MoveIt configuration
 }
 
 # Arguments of ur_robot_driver's ur_control.launch.py that the compose file may pass
@@ -534,6 +535,10 @@ def test_every_launch_in_compose_is_a_valid_bringup_or_an_installed_package(
                 assert node.package in packages_in_src or (
                     APT_PROVIDES.get(node.package) in installed
                 ), f'{service}: node package {node.package} is neither in src/ nor installed'
+            for inc in BRINGUPS[robot].includes(values):  # e.g. move_group for moveit
+                assert APT_PROVIDES.get(inc.package) in installed, (
+                    f'{service}: {inc.package} ({inc.launch_file}) is not installed'
+                )
         elif package == 'ur_robot_driver':
             assert launch_file == 'ur_control.launch.py'
             assert set(args) <= UR_CONTROL_ARGS, f'{service}: {set(args) - UR_CONTROL_ARGS}'
@@ -797,3 +802,36 @@ def test_checker_rejects_undocumented_variables_and_wrong_addresses(compose: Any
     missing['services']['sim']['build'] = {'context': '..', 'dockerfile': 'docker/Nope'}
     missing['services']['model-server']['build']['target'] = 'nope'
     assert len(dc.check_builds(missing, DOCKER)) == 2
+
+
+def test_ros_containers_share_ipc_so_fast_dds_moves_data_between_them(compose: Any) -> None:
+    """Separate containers with Fast DDS: shared memory needs a shared IPC namespace.
+
+    On the host network the containers look like one host to Fast DDS, which then delivers
+    through shared memory; in separate IPC namespaces they discover each other and exchange no
+    data. Every service of the workspace image must share the host's IPC, with one RMW and one
+    domain.
+    """
+    ros = {
+        name: svc
+        for name, svc in compose['services'].items()
+        if svc.get('image') == compose['services']['sim']['image']
+    }
+    assert {'ur-driver', 'ur5', 'g1', 'camera', 'ursim-driver', 'ursim-driver-bringup'} <= set(ros)
+    for name, svc in ros.items():
+        assert svc.get('ipc') == 'host', f'{name}: no shared IPC (Fast DDS shared memory)'
+        env = svc.get('environment') or {}
+        assert env.get('RMW_IMPLEMENTATION') == '${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}', name
+        assert env.get('ROS_DOMAIN_ID') == '${ROS_DOMAIN_ID:-0}', name
+
+
+def test_ur5_with_the_moveit_backend_starts_move_group(compose: Any) -> None:
+    words = dc.command_words(compose['services']['ur5'], {**REQUIRED_SAMPLES})
+    package, launch_file, args = dc.launch_invocation(words)
+    assert _resolve_bringup(package, launch_file, args)['robot_backend'] == 'ros2_control'
+    words = dc.command_words(
+        compose['services']['ur5'], {**REQUIRED_SAMPLES, 'ROBOT_BACKEND': 'moveit'}
+    )
+    values = _resolve_bringup(*dc.launch_invocation(words))
+    (inc,) = BRINGUPS['ur5'].includes(values)
+    assert (inc.package, inc.launch_file) == ('ur_moveit_config', 'ur_moveit.launch.py')
