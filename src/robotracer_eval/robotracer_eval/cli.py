@@ -77,7 +77,7 @@ def _mode(args: argparse.Namespace) -> str | None:
 
 
 def _score_file(
-    args: argparse.Namespace, path: str, bench: Any
+    args: argparse.Namespace, path: str, bench: Any, cache: dict
 ) -> tuple[str, dict[str, Any], list]:
     from robotracer_eval import bench_data, report, scoring
 
@@ -86,7 +86,7 @@ def _score_file(
     mode = _mode(args) or bench_data.guess_mode(path, questions)
     parser = args.parser if args.parser != 'auto' else bench_data.parser_for_model(name)
     progress = report.Progress(f'questions ({name})', enabled=not args.quiet)
-    scores = scoring.score_questions(questions, mode, parser, bench, progress)
+    scores = scoring.score_questions(questions, mode, parser, bench, progress, cache)
     summary = scoring.summarise(scores, mode)
     summary['parser'] = parser
     return name, summary, scores
@@ -99,7 +99,8 @@ def run_predictions(args: argparse.Namespace) -> int:
     try:
         bench = BenchFolder(args.bench_dir) if args.bench_dir else None
         files = args.compare or [args.predictions]
-        results = [_score_file(args, f, bench) for f in files]
+        cache: dict = {}  # scene geometry computed once for all compared files
+        results = [_score_file(args, f, bench, cache) for f in files]
     except BenchDataError as exc:
         return _error(exc)
     runs = [(n, s) for n, s, _ in results]

@@ -142,22 +142,22 @@ def discrete_frechet(p: np.ndarray, q: np.ndarray) -> float:
     if n == 0 or m == 0:
         raise ValueError('discrete Frechet distance of an empty trace')
     d = pairwise_distances(p, q)
-    ca = np.full((n, m), np.inf)
-    for k in range(n + m - 1):
-        i = np.arange(max(0, k - m + 1), min(n, k + 1))
-        j = k - i
-        if k == 0:
-            ca[0, 0] = d[0, 0]
-            continue
-        best = np.full(len(i), np.inf)
-        ok = i > 0
-        best[ok] = np.minimum(best[ok], ca[i[ok] - 1, j[ok]])
-        ok = j > 0
-        best[ok] = np.minimum(best[ok], ca[i[ok], j[ok] - 1])
-        ok = (i > 0) & (j > 0)
-        best[ok] = np.minimum(best[ok], ca[i[ok] - 1, j[ok] - 1])
-        ca[i, j] = np.maximum(best, d[i, j])
-    return float(ca[n - 1, m - 1])
+    # skewed layout: diag[k, i + 1] = d[i, k - i]; column 0 is an inf pad for i - 1 = -1
+    ii, jj = np.indices((n, m))
+    diag = np.full((n + m - 1, n + 1), np.inf)
+    diag[ii + jj, ii + 1] = d
+    prev2 = np.full(n + 1, np.inf)  # diagonal k - 2
+    prev = np.full(n + 1, np.inf)  # diagonal k - 1
+    prev[1] = d[0, 0]
+    for k in range(1, n + m - 1):
+        lo, hi = max(0, k - m + 1), min(n - 1, k)
+        s = slice(lo + 1, hi + 2)  # cells i = lo..hi
+        sm = slice(lo, hi + 1)  # their i - 1
+        best = np.minimum(np.minimum(prev[sm], prev[s]), prev2[sm])
+        cur = np.full(n + 1, np.inf)
+        cur[s] = np.maximum(best, diag[k, s])
+        prev2, prev = prev, cur
+    return float(prev[n])
 
 
 def hausdorff(p: np.ndarray, q: np.ndarray) -> float:

@@ -234,6 +234,7 @@ def score_3d(q: Question, parser: str, scene: SceneData) -> QuestionScore:
             obj = geometry3d.object_cloud(scene.mask, scene.depth_mm, intr)
         else:  # the benchmark fails the start when the mask cannot be read
             obj = np.zeros((0, 3))
+        scene.object_points = obj
     if obj is not None:
         try:
             out.start_distance = metrics.start_distance_3d(pred[0], obj, gt[0])
@@ -253,7 +254,7 @@ def score_3d(q: Question, parser: str, scene: SceneData) -> QuestionScore:
     grid = scene.occupancy
     if grid is None and scene.depth_mm is not None and obj is not None and len(obj):
         try:
-            grid = geometry3d.scene_occupancy(scene.depth_mm, scene.mask, intr)
+            grid = scene.occupancy = geometry3d.scene_occupancy(scene.depth_mm, scene.mask, intr)
         except ValueError as exc:
             out.notes.append(f'collision: {exc}; counted as no collision')
             out.collision = False
@@ -306,6 +307,7 @@ def score_questions(
     parser: str,
     bench: BenchFolder | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cache: dict | None = None,
 ) -> list[QuestionScore]:
     """Score every question.
 
@@ -315,6 +317,8 @@ def score_questions(
         parser: answer parser.
         bench: the benchmark folder, or None.
         progress: called with ``(done, total)`` after each question.
+        cache: a dict kept across calls (e.g. models compared on one benchmark): each scene's
+            object cloud and occupancy grid are computed once.
 
     Returns:
         One score per question, in order.
@@ -322,9 +326,15 @@ def score_questions(
     scorer = score_2d if mode == '2d' else score_3d
     out = []
     for i, q in enumerate(questions):
-        scene, notes = load_scene(bench, q, mode)
+        key = (mode, q.depth_path, q.mask_path, q.image_path, repr(q.intrinsics))
+        if cache is not None and key in cache:
+            scene, notes = cache[key]
+        else:
+            scene, notes = load_scene(bench, q, mode)
+            if cache is not None and bench is not None:
+                cache[key] = (scene, notes)
         s = scorer(q, parser, scene)
-        s.notes[:0] = notes
+        s.notes[:0] = list(notes)
         out.append(s)
         if progress:
             progress(i + 1, len(questions))
