@@ -25,6 +25,7 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
 from robotracer_msgs.msg import SpatialTrace, WholeBodyTarget
+from trace_executor.execution import MotionStatus
 from trace_executor.testing.sim_harness import (
     ChildProcess,
     ExecuteInstruction,
@@ -168,27 +169,12 @@ class G1Sim(SimClient):
         (odom x, y, yaw waypoints; the default goes around the tables) with the same closed
         loop the executor uses; the arms stay with the locomotion controller.
         """
-        code = (
-            'import sys\n'
-            'from trace_executor.backends.unitree import UnitreeBackend, UnitreeConfig\n'
-            'from trace_executor.g1.kinematics import G1Kinematics\n'
-            'from trace_executor.g1.plan_types import WalkSegment\n'
-            'b = UnitreeBackend(G1Kinematics(), UnitreeConfig(domain_id=int(sys.argv[1]),'
-            ' state_timeout_s=1.0), log=lambda l, m: None).start()\n'
-            'assert b.wait_for_state(10), "no robot state"\n'
-            'route = ' + repr(list(route)) + '\n'
-            'if b.base_pose()[0] < 0.3:\n'  # in front of the tables already: straight home
-            '    route = route[-1:]\n'
-            'for x, y, yaw in route:\n'
-            '    r = b.walk(WalkSegment((x, y, yaw), "odom", 10.0), lambda: None,'
-            ' lambda f: None)\n'
-            '    assert r.status.value == "done", r.message\n'
-            'b.close()\n'
-            'print("WALKED", flush=True)\n'
-        )
         domain = os.environ.get('ROS_DOMAIN_ID', '0')
         proc = subprocess.run(
-            [sys.executable, '-c', code, domain], capture_output=True, text=True, timeout=120
+            [sys.executable, '-m', __name__, 'walk-route', domain, json.dumps(list(route))],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert 'WALKED' in proc.stdout, f'walk back failed:\n{proc.stdout}\n{proc.stderr}'
 
@@ -225,3 +211,31 @@ class G1Sim(SimClient):
             self.close_client()
         for p in reversed(self.procs):
             p.stop()
+
+
+def walk_route(domain_id: int, route: list[tuple[float, float, float]]) -> None:
+    """Walk the simulated G1 through ``route`` over LocoClient (one process: one DDS factory).
+
+    Straight to the last waypoint when the robot is already in front of the tables.
+    """
+    from trace_executor.backends.unitree import UnitreeBackend, UnitreeConfig
+    from trace_executor.g1.kinematics import G1Kinematics
+    from trace_executor.g1.plan_types import WalkSegment
+
+    config = UnitreeConfig(domain_id=domain_id, state_timeout_s=1.0)
+    backend = UnitreeBackend(G1Kinematics(), config, log=lambda level, msg: None).start()
+    assert backend.wait_for_state(10), 'no robot state'
+    if backend.base_pose()[0] < 0.3:
+        route = route[-1:]
+    for x, y, yaw in route:
+        res = backend.walk(WalkSegment((x, y, yaw), 'odom', 10.0), lambda: None, lambda f: None)
+        assert res.status is MotionStatus.DONE, res.message
+    backend.close()
+    print('WALKED', flush=True)
+
+
+if __name__ == '__main__':
+    if len(sys.argv) == 4 and sys.argv[1] == 'walk-route':
+        walk_route(int(sys.argv[2]), [tuple(w) for w in json.loads(sys.argv[3])])
+    else:
+        sys.exit('usage: python -m trace_executor.testing.g1_sim walk-route DOMAIN_ID ROUTE_JSON')
