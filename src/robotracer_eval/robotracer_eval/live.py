@@ -11,6 +11,7 @@ with ``model_prediction`` set to the raw answer) and scored like any predictions
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,43 @@ class ModelError(RuntimeError):
     """The model could not be created or never answered."""
 
 
+def backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Backend constructor options from the command line (unset ones left out).
+
+    Raises:
+        ValueError: a ``--option`` without ``=``.
+    """
+    opts: dict[str, Any] = {
+        'url': args.url,
+        'timeout_s': args.timeout,
+        'retries': args.retries,
+        'transport': args.transport,
+        'shared_dir': args.shared_dir,
+        'api_key_env': args.api_key_env,
+        'prompt_style': args.prompt_style,
+        'model_path': args.model_path,
+        'device': args.device,
+        'dtype': args.dtype,
+        'path': args.replay,
+    }
+    if args.served_model:
+        opts['model_name' if args.model == 'transformers' else 'model'] = args.served_model
+    for item in args.option or []:
+        if '=' not in item:
+            raise ValueError(f'--option {item!r} must be KEY=VALUE')
+        key, value = item.split('=', 1)
+        try:
+            opts[key] = json.loads(value)
+        except ValueError:
+            opts[key] = value
+    return {k: v for k, v in opts.items() if v is not None}
+
+
 def _backend(args: argparse.Namespace) -> Any:
     from robotracer_ros.backends import BackendError, make_backend
-    from robotracer_ros.cli.query import backend_options
 
-    ns = argparse.Namespace(**vars(args))
-    ns.backend = args.model
-    ns.model = args.served_model
     try:
-        return make_backend(args.model, **backend_options(ns))
+        return make_backend(args.model, **backend_options(args))
     except (BackendError, ValueError) as exc:
         raise ModelError(f'cannot create backend {args.model}: {exc}') from exc
 

@@ -235,8 +235,15 @@ def _model(args: argparse.Namespace, scenes: Any) -> tuple[Any, Any]:
         raise ModelError(str(exc)) from exc
 
 
-def evaluate_world(args: argparse.Namespace) -> tuple[str, dict[str, Any], list]:
+def evaluate_world(
+    args: argparse.Namespace, scenes: Any = None
+) -> tuple[str, dict[str, Any], list]:
     """Run ``robotracer eval --world ur5|g1``.
+
+    Args:
+        args: the command's options.
+        scenes: a world to reuse (:class:`Ur5Scenes` / :class:`G1Scenes`; left open), or None
+            to make one for ``args.world`` (closed at the end).
 
     Returns:
         ``(name, summary, per-episode scores)``; the summary adds ``episodes_per_min``.
@@ -253,7 +260,9 @@ def evaluate_world(args: argparse.Namespace) -> tuple[str, dict[str, Any], list]
         raise ValueError('--noise must be in [0, 1] m and --failure-rate in [0, 1]')
     if args.execute:
         raise ValueError('--execute is not implemented yet (trace metrics only)')
-    scenes = WORLDS[args.world]()
+    own = scenes is None
+    if own:
+        scenes = WORLDS[args.world]()
     backend, server = _model(args, scenes)
     rng = np.random.default_rng(args.seed)
     model = args.model or 'oracle'
@@ -289,7 +298,8 @@ def evaluate_world(args: argparse.Namespace) -> tuple[str, dict[str, Any], list]
     finally:
         if server is not None:
             server.stop()
-        scenes.close()
+        if own:
+            scenes.close()
     elapsed = time.perf_counter() - t0
     summary = scoring.summarise(scores, '3d')
     summary.update(

@@ -1,0 +1,104 @@
+import argparse
+import json
+from pathlib import Path
+
+from robotracer_eval import bench_data, cli, synthetic
+
+DATA = Path(__file__).resolve().parent / 'data'
+
+
+def _run(argv, capsys):
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(['eval', *argv])
+    code = args.func(args)
+    return code, capsys.readouterr()
+
+
+def test_registered_as_a_robotracer_command():
+    from robotracer_ros.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert 'eval' in sub.choices
+
+
+def test_predictions_json_summary_without_bench(capsys, tmp_path):
+    f = str(DATA / 'RoboTracer_Intrinsics_Depth_2D.jsonl')
+    code, out = _run(['--predictions', f, '--json', '--out', str(tmp_path)], capsys)
+    assert code == 0
+    s = json.loads(out.out)
+    for key in (
+        'n',
+        'skipped',
+        'dfd',
+        'hd',
+        'rmse',
+        'mae',
+        'start_rate',
+        'end_rate',
+        'no_collision_rate',
+        'success_rate',
+    ):
+        assert key in s
+    assert s['n'] == 100 and s['mode'] == '2d' and s['parser'] == 'tuples'
+    assert 'start_rate' in s['skipped_metrics']
+    assert (tmp_path / 'summary.json').exists() and (tmp_path / 'table.txt').exists()
+    assert (tmp_path / 'dfd.png').stat().st_size > 1000
+    assert len((tmp_path / 'scores.jsonl').read_text().splitlines()) == 100
+    assert '100 questions' in out.err  # progress
+
+
+def test_compare_side_by_side(capsys, tmp_path):
+    files = [str(DATA / 'RoboTracer_Intrinsics_Depth_2D.jsonl'), str(DATA / 'Gemini3Pro_2D.jsonl')]
+    code, out = _run(['--compare', *files, '--no-files', '--quiet'], capsys)
+    assert code == 0
+    lines = out.out.splitlines()
+    assert lines[0].split()[:4] == ['model', 'mode', 'n', 'skipped']
+    assert lines[1].startswith('RoboTracer_Intrinsics_Depth_2D')
+    assert lines[2].startswith('Gemini3Pro_2D')
+
+
+def test_bad_input_exits_2(capsys, tmp_path):
+    code, out = _run(['--predictions', str(tmp_path / 'nope.jsonl'), '--no-files'], capsys)
+    assert code == 2 and 'cannot read' in out.err
+    code, out = _run(['--no-files'], capsys)
+    assert code == 2 and 'give one of' in out.err
+    code, out = _run(['--model', 'replay', '--no-files'], capsys)
+    assert code == 2 and '--bench-dir' in out.err
+
+
+def test_live_model_through_the_backend_matches_the_file(capsys, tmp_path):
+    f = DATA / 'RoboTracer_Intrinsics_Depth_3D.jsonl'
+    qs = bench_data.read_predictions(f)[:3]
+    synthetic.write_bench_folder(tmp_path / 'bench', qs)
+    common = ['--bench-dir', str(tmp_path / 'bench'), '--json', '--quiet', '--limit', '3']
+    code, out = _run(
+        [
+            '--model',
+            'replay',
+            '--replay',
+            str(f),
+            '--questions',
+            str(f),
+            '--3d',
+            '--model-name',
+            'RoboTracer_replay',
+            '--out',
+            str(tmp_path / 'live'),
+            *common,
+        ],
+        capsys,
+    )
+    assert code == 0, out.err
+    live = json.loads(out.out)
+    rows = bench_data.read_jsonl(tmp_path / 'live' / 'RoboTracer_replay.jsonl')
+    assert [r['model_prediction'] for r in rows] == [q.answer for q in qs]
+    assert all(r['product_status'] in ('valid', 'degraded', 'invalid') for r in rows)
+    head = tmp_path / 'three.jsonl'
+    head.write_text(''.join(line + '\n' for line in f.read_text().splitlines()[:3]))
+    code, out = _run(
+        ['--predictions', str(head), '--3d', '--parser', 'tuples', '--no-files', *common], capsys
+    )
+    from_file = json.loads(out.out)
+    for k in ('dfd', 'hd', 'rmse', 'mae', 'start_rate', 'end_rate', 'success_rate'):
+        assert live[k] == from_file[k]

@@ -1,0 +1,61 @@
+"""``robotracer eval --world``: the oracle is a calibrated model."""
+
+import argparse
+import os
+
+import pytest
+
+os.environ.setdefault('MUJOCO_GL', 'egl')
+
+from robotracer_eval import sim_scenes  # noqa: E402
+
+
+def _args(**kw):
+    base = dict(
+        world='ur5',
+        model='oracle',
+        episodes=3,
+        seed=5,
+        noise=0.0,
+        failure_rate=0.0,
+        execute=False,
+        limit=None,
+        model_name=None,
+        quiet=True,
+        parser='auto',
+    )
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+@pytest.fixture(scope='module')
+def runs():
+    scenes = sim_scenes.Ur5Scenes()
+    try:
+        exact = sim_scenes.evaluate_world(_args(), scenes)
+        noisy = sim_scenes.evaluate_world(_args(noise=0.3), scenes)
+    finally:
+        scenes.close()
+    return exact, noisy
+
+
+def test_zero_noise_scores_100_percent(runs):
+    _, s, scores = runs[0]
+    assert s['n'] == 3 and s['skipped'] == 0
+    assert s['success_rate'] == 1.0 and s['no_collision_rate'] == 1.0
+    assert s['dfd'] < 0.01  # answers are rounded to whole 0-1000 pixels and millimetres
+    assert all(sc.success for sc in scores)
+
+
+def test_noise_beyond_the_thresholds_fails(runs):
+    _, s, _ = runs[1]
+    # 0.3 m per axis: a point lands within 0.2 m of its target with probability ~0.2
+    assert s['success_rate'] < 0.7
+    assert s['dfd'] > 0.3
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match='episodes'):
+        sim_scenes.evaluate_world(_args(episodes=0))
+    with pytest.raises(ValueError, match='execute'):
+        sim_scenes.evaluate_world(_args(execute=True))
