@@ -261,3 +261,72 @@ def test_backend_over_dds_drives_the_simulated_g1_safely(peer, backend):
     assert stats['arm_sdk_received'] == sent and stats['arm_sdk_crc_errors'] == 0
     assert stats['arm_sdk_clamped'] == 0, 'no target beyond a joint limit reached the robot'
     assert stats['rpc_calls'].get('set_velocity', 0) > 5
+
+
+# --- odometry: the robot's onboard state estimation ----------------------------------------------
+
+
+class _Reader:
+    """A DDS reader stand-in: how long ago its topic last delivered (inf: never)."""
+
+    def __init__(self, age_s: float = math.inf) -> None:
+        self.age_s = age_s
+
+    def age(self, now: float) -> float:
+        return self.age_s
+
+
+def _backend_without_dds(odom_age_s: float, odom, standing_z: float = 0.0):
+    from trace_executor.backends.unitree import UnitreeBackend, UnitreeConfig
+    from trace_executor.g1.kinematics import G1Kinematics
+
+    logs: list[tuple[str, str]] = []
+    b = UnitreeBackend(
+        G1Kinematics(),
+        UnitreeConfig(standing_pelvis_z_m=standing_z),
+        log=lambda level, msg: logs.append((level, msg)),
+    )
+    b._lowstate, b._odom_reader = _Reader(0.0), _Reader(odom_age_s)  # lowstate arrives
+    b._q29 = np.zeros(29)
+    b._odom = odom
+    return b, logs
+
+
+def test_no_odometry_ever_names_the_onboard_state_estimation_and_refuses():
+    from trace_executor.backends.unitree import BackendError
+
+    b, _ = _backend_without_dds(math.inf, None)
+    with pytest.raises(BackendError) as err:
+        b.base_pose()
+    assert str(err.value).startswith('no rt/odommodestate received yet: rt/odommodestate')
+    assert 'onboard state estimation' in str(err.value) and 'debug mode' in str(err.value)
+    why = b.missing_state()
+    assert why.startswith('rt/lowstate arrives but no rt/odommodestate') and 'refused' in why
+
+
+def test_standing_pose_fallback_serves_arm_motions_but_never_a_walk():
+    from trace_executor.backends.unitree import BackendError
+
+    b, logs = _backend_without_dds(math.inf, None, standing_z=0.79)
+    assert b.base_pose() == (0.0, 0.0, 0.79, 0.0)
+    assert b.base_pose_source == 'standing pose'
+    assert logs and 'standing pose' in logs[-1][1]
+    with pytest.raises(BackendError, match='walking needs it: rt/odommodestate'):
+        b.base_pose(walking=True)
+
+
+def test_odometry_that_stopped_keeps_the_last_pose_for_arm_motions_only():
+    from trace_executor.backends.unitree import BackendError
+
+    last = (0.4, -0.2, 0.8, 0.3)
+    b, logs = _backend_without_dds(0.05, last)
+    assert b.base_pose() == last and b.base_pose_source == 'odometry' and not logs
+    b._odom_reader.age_s = 2.0  # the state estimation went away
+    assert b.base_pose() == last and b.base_pose_source == 'last odometry'
+    assert (
+        'rt/odommodestate is stale (2000 ms old): arm motions use the last odometry'
+        in (logs[-1][1])
+    )
+    with pytest.raises(BackendError, match='stale .* walking needs it'):
+        b.base_pose(walking=True)
+    assert 'walking is refused' in b.missing_state()

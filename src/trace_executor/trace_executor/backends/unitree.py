@@ -19,6 +19,13 @@ Ethernet interface, DDS domain 0):
   expire after ``velocity_hold_s`` (the robot stops by itself if this process dies),
   ``StopMove`` at the end. The arms do not move while walking (they hold their targets).
 - **hands**: ``rt/dex3/{left,right}/cmd`` (``HandCmd_``), closure ramped over the segment time.
+- **odometry**: ``rt/odommodestate`` comes from the robot's onboard state estimation, which the
+  locomotion (sport) service runs: without that service (debug mode, damping, a robot not yet
+  in a locomotion mode) the robot still sends ``rt/lowstate`` but no odometry. The errors say
+  so (:data:`ODOM_HINT`). Where it is safe the backend goes on without it: arm motions use the
+  last odometry received (the robot cannot have walked since: walking needs fresh odometry and
+  is refused without it), or, when none ever arrived and ``standing_pelvis_z_m`` is set, the
+  standing pose at the odom origin. Walking always needs fresh odometry.
 - **safety**: stale state (> ``state_timeout_s``) ramps the weight out within
   ``fault_ramp_out_s`` and sends ``StopMove`` at once, from the control loop; a cancel stops the
   arm smoothly, ramps the weight out and stops the base.
@@ -59,6 +66,15 @@ LOCO_GET_FSM_ID = 7001
 LOCO_SET_VELOCITY = 7105
 
 
+ODOM_HINT = (
+    "rt/odommodestate (unitree_go SportModeState_) is published by the G1's onboard state "
+    'estimation, which runs with its locomotion (sport) service: it is absent in debug mode '
+    '(L2+R2), in damping mode and before the robot is put in a locomotion mode (L1+UP, then '
+    'R1+X on the remote); start the locomotion service, or set standing_pelvis_z_m for arm-only '
+    'goals'
+)
+
+
 @dataclass(frozen=True)
 class UnitreeConfig:
     """Settings of the unitree backend (SI units).
@@ -84,6 +100,10 @@ class UnitreeConfig:
         hand_kp, hand_kd: Dex3 finger gains.
         rpc_timeout_s: LocoClient call timeout.
         startup_timeout_s: longest wait for the first robot state at start.
+        odom_topic: the odometry topic (``rt/odommodestate``).
+        standing_pelvis_z_m: pelvis height of the standing robot, m; > 0 lets arm motions run
+            before any odometry arrived, planning with the pelvis at ``(0, 0, z, 0)`` in odom
+            (0: refuse them; walking is always refused without odometry).
     """
 
     domain_id: int = 0
@@ -108,6 +128,8 @@ class UnitreeConfig:
     hand_kd: float = 0.1
     rpc_timeout_s: float = 1.0
     startup_timeout_s: float = 10.0
+    odom_topic: str = 'rt/odommodestate'
+    standing_pelvis_z_m: float = 0.0
 
 
 @dataclass
@@ -223,6 +245,8 @@ class UnitreeBackend:
         self._rpc_lock = threading.Lock()
         self._q29: np.ndarray | None = None
         self._odom: tuple[float, float, float, float] | None = None
+        #: how the last base pose was obtained: 'odometry', 'last odometry', 'standing pose'
+        self.base_pose_source = ''
         self._hands: dict[str, np.ndarray] = {}
         self._hand_ramp: dict[str, tuple[float, np.ndarray, np.ndarray, float]] = {}
         self._was_fresh = False
@@ -273,7 +297,7 @@ class UnitreeBackend:
             ) from exc
         dp = DomainParticipant(cfg.domain_id)
         self._lowstate = _LatestReader(dp, 'rt/lowstate', LowState_)
-        self._odom_reader = _LatestReader(dp, 'rt/odommodestate', SportModeState_)
+        self._odom_reader = _LatestReader(dp, cfg.odom_topic, SportModeState_)
         self._crc = CRC()
         self._arm_pub = ChannelPublisher('rt/arm_sdk', LowCmd_)
         self._arm_pub.Init()
@@ -316,7 +340,11 @@ class UnitreeBackend:
         return self
 
     def wait_for_state(self, timeout_s: float | None = None) -> bool:
-        """Block until a fresh robot state (lowstate and odometry) arrived."""
+        """Block until a fresh robot state (lowstate and odometry) arrived.
+
+        Returns False when it did not; :meth:`missing_state` then says what is missing and
+        why (and a missing odometry is logged with :data:`ODOM_HINT`).
+        """
         deadline = time.monotonic() + (timeout_s or self.config.startup_timeout_s)
         while time.monotonic() < deadline:
             with self._lock:
@@ -324,7 +352,40 @@ class UnitreeBackend:
             if ok and self._fresh(time.monotonic()):
                 return True
             time.sleep(0.02)
+        why = self.missing_state()
+        if why:
+            self._log('warn', why)
         return False
+
+    def missing_state(self) -> str:
+        """'' when lowstate and odometry are fresh; else what is missing, and why."""
+        now = time.monotonic()
+        with self._lock:
+            q, odom = self._q29, self._odom
+        if q is None or not self._fresh(now):
+            return (
+                'no fresh rt/lowstate from the robot (is it powered and on this network '
+                f'interface, {self.config.network_interface or "auto"}?)'
+            )
+        if odom is None or self._odom_reader.age(now) > self._odom_max_age():
+            fallback = (
+                'arm motions use the last odometry, walking is refused'
+                if odom is not None
+                else (
+                    'arm motions plan with the standing pose at the odom origin (pelvis z '
+                    f'{self.config.standing_pelvis_z_m:g} m), walking is refused'
+                    if self.config.standing_pelvis_z_m > 0
+                    else 'goals are refused'
+                )
+            )
+            return (
+                f'rt/lowstate arrives but no {self.config.odom_topic}: {ODOM_HINT}. Until it '
+                f'does, {fallback}'
+            )
+        return ''
+
+    def _odom_max_age(self) -> float:
+        return max(0.2, 3 * self.state_timeout_s)
 
     def stop(self) -> None:
         """Stop walking and ramp the arm_sdk weight out now (later motions stay allowed)."""
@@ -405,21 +466,51 @@ class UnitreeBackend:
             )
         return q
 
-    def base_pose(self) -> tuple[float, float, float, float]:
+    def base_pose(self, walking: bool = False) -> tuple[float, float, float, float]:
         """Pelvis ``(x, y, z, yaw)`` in odom from ``rt/odommodestate``.
 
+        Without fresh odometry (module docstring: the onboard state estimation is off), and
+        unless ``walking``: the last odometry received, else the standing pose when
+        ``standing_pelvis_z_m`` is set. :attr:`base_pose_source` says which.
+
+        Args:
+            walking: for a walk: fresh odometry only.
+
         Raises:
-            BackendError: no odometry, or stale.
+            BackendError: no usable odometry, naming the onboard state estimation.
         """
         now = time.monotonic()
         with self._lock:
             odom = self._odom
-        if odom is None:
-            raise BackendError('no rt/odommodestate received yet')
+        topic = self.config.odom_topic
         age = self._odom_reader.age(now)
-        if age > max(0.2, 3 * self.state_timeout_s):
-            raise BackendError(f'rt/odommodestate is stale ({age * 1e3:.0f} ms old)')
-        return odom
+        if odom is not None and age <= self._odom_max_age():
+            self._set_pose_source('odometry')
+            return odom
+        why = (
+            f'no {topic} received yet'
+            if odom is None
+            else f'{topic} is stale ({age * 1e3:.0f} ms old)'
+        )
+        if walking:
+            raise BackendError(f'{why}; walking needs it: {ODOM_HINT}')
+        if odom is not None:
+            self._set_pose_source('last odometry', f'{why}: arm motions use the last odometry')
+            return odom
+        z = self.config.standing_pelvis_z_m
+        if z > 0:
+            self._set_pose_source(
+                'standing pose',
+                f'{why}: arm motions plan with the standing pose (pelvis z {z:g} m)',
+            )
+            return (0.0, 0.0, float(z), 0.0)
+        raise BackendError(f'{why}: {ODOM_HINT}')
+
+    def _set_pose_source(self, source: str, message: str = '') -> None:
+        if source != self.base_pose_source:
+            self.base_pose_source = source
+            if message:
+                self._log('warn', message)
 
     def joint_positions(self) -> np.ndarray:
         """The planner's state: ``[x, y, z, yaw]`` of the pelvis + 17 upper-body joints.
@@ -570,7 +661,7 @@ class UnitreeBackend:
         """
         cfg = self.config
         try:
-            start = self.base_pose()
+            start = self.base_pose(walking=True)
             self.upper_body()  # fresh lowstate required before any command
         except BackendError as exc:
             return MotionResult(MotionStatus.FAILED, f'cannot walk: {exc}')
@@ -607,7 +698,7 @@ class UnitreeBackend:
                         self.streamer.release()
                     return MotionResult(MotionStatus.STOPPED, 'base stopped', str(why))
                 try:
-                    x, y, _, yaw = self.base_pose()
+                    x, y, _, yaw = self.base_pose(walking=True)
                 except BackendError as exc:
                     self._stop_move()
                     return MotionResult(MotionStatus.FAILED, str(exc))
@@ -640,7 +731,7 @@ class UnitreeBackend:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                pose = self.base_pose()
+                pose = self.base_pose(walking=True)
             except BackendError:
                 return
             if (
