@@ -19,7 +19,7 @@ source "$_RT_VENV/bin/activate"
 
 # 2. Native libraries of the ROS wheels (rclpy needs them on LD_LIBRARY_PATH).
 _RT_LIBS="$_RT_VENV/lib"
-for _d in "$_RT_VENV"/lib/python3.11/site-packages/ros_*.libs; do _RT_LIBS="$_RT_LIBS:$_d"; done
+for _d in "$_RT_VENV"/lib/python3.*/site-packages/ros_*.libs; do _RT_LIBS="$_RT_LIBS:$_d"; done
 case ":${LD_LIBRARY_PATH:-}:" in
   *":$_RT_VENV/lib:"*) ;;
   *) export LD_LIBRARY_PATH="$_RT_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;;

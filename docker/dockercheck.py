@@ -524,11 +524,14 @@ def canonical(name: str) -> str:
     return re.sub(r'[-_.]+', '-', name).lower()
 
 
-def parse_requirements(text: str) -> dict[str, str]:
+def parse_requirements(text: str, environment: Mapping[str, str] | None = None) -> dict[str, str]:
     """``{canonical name: specifier}`` of a requirements/constraints file.
 
     Args:
         text: file content (comments, blank lines and ``-r``/``-c`` lines are skipped).
+        environment: marker variables (e.g. ``{'python_version': '3.12'}``): lines whose
+            ``; marker`` is false there are skipped, so a constraints file with per-Python pins
+            gives the pins of that Python. ``None``: markers are not evaluated.
 
     Returns:
         The specifier of each requirement ('' when unpinned).
@@ -541,7 +544,13 @@ def parse_requirements(text: str) -> dict[str, str]:
         m = REQUIREMENT.match(line)
         if m is None:
             raise ValueError(f'cannot read requirement line {raw!r}')
-        out[canonical(m.group(1))] = m.group(3).split(';', 1)[0].strip()
+        spec, _, marker = m.group(3).partition(';')
+        if environment is not None and marker.strip():
+            from packaging.markers import Marker
+
+            if not Marker(marker.strip()).evaluate(dict(environment)):
+                continue
+        out[canonical(m.group(1))] = spec.strip()
     return out
 
 

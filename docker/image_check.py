@@ -5,7 +5,11 @@ workspace sourced. A missing or broken module fails ``docker build`` instead of 
 With ``--require-system-numpy`` it also fails when numpy is not Ubuntu's apt package: numpy 2
 from PyPI would break every ROS Jazzy message module (they are compiled against numpy 1.x).
 
-    python docker/image_check.py [--require-system-numpy]
+    python docker/image_check.py [--require-system-numpy] [--local-model]
+
+With ``--local-model`` (the ``local-model`` target) it also checks the in-process transformers
+backend: torch, transformers and accelerate import, and the Qwen2.5-VL / Qwen3-VL processor
+classes load without torchvision (the backend's image-only path).
 
 Exit status 0 when everything imports, 1 otherwise (one line per problem on stderr).
 """
@@ -43,9 +47,38 @@ MODULES: list[tuple[str, str]] = [
     ('robotracer_msgs.action', 'our interfaces (built by colcon)'),
     ('robotracer_ros.bringup', 'bringup description read by the launch files'),
     ('trace_executor.ur5.collision', 'pinocchio + coal together'),
-    ('trace_executor.ur5.timing', 'toppra'),
+    ('trace_executor.timing', 'toppra'),
     ('robotracer_sim.robot_data', 'example-robot-data layout'),
 ]
+
+#: The transformers backend's stack (docker/Dockerfile, target local-model).
+LOCAL_MODEL_MODULES: list[tuple[str, str]] = [
+    ('torch', 'transformers backend (CUDA build from the public index)'),
+    ('transformers', 'transformers backend'),
+    ('accelerate', 'device_map at load time'),
+    ('robotracer_ros.backends.transformers_local', 'the backend itself'),
+]
+
+
+def check_local_model() -> list[str]:
+    """The Qwen-VL processor classes can be made image-only (no torchvision needed)."""
+    problems = check_modules(LOCAL_MODEL_MODULES)
+    if problems:
+        return problems
+    import transformers
+
+    from robotracer_ros.backends.transformers_local import image_only
+
+    for name in ('Qwen2_5_VLProcessor', 'Qwen3VLProcessor'):
+        try:
+            attrs = image_only(getattr(transformers, name)).get_attributes()
+        except Exception as exc:  # noqa: BLE001 - any failure is a problem line
+            problems.append(f'{name}: {type(exc).__name__}: {exc}')
+            continue
+        if attrs != ['image_processor', 'tokenizer']:
+            problems.append(f'{name}: image-only processor has {attrs}')
+    return problems
+
 
 #: Where Debian/Ubuntu's python3-numpy lives.
 SYSTEM_DIST_PACKAGES = '/usr/lib/python3/dist-packages/'
@@ -107,10 +140,17 @@ def main(argv: list[str] | None = None) -> int:
         action='store_true',
         help=f'fail unless numpy 1.x is imported from {SYSTEM_DIST_PACKAGES}',
     )
+    parser.add_argument(
+        '--local-model',
+        action='store_true',
+        help='also check the transformers backend (torch, transformers, accelerate)',
+    )
     args = parser.parse_args(argv)
     problems = check_modules(MODULES)
     if args.require_system_numpy:
         problems += check_system_numpy()
+    if args.local_model:
+        problems += check_local_model()
     for line in problems:
         print(f'image_check: {line}', file=sys.stderr)
     if not problems:

@@ -168,13 +168,31 @@ def test_workspace_image_is_deps_then_build_then_runtime(workspace: Any) -> None
     assert [(s.name, s.base) for s in workspace.stages] == [
         ('deps', 'ros:${ROS_DISTRO}-ros-base'),
         ('build', 'deps'),
-        ('runtime', 'deps'),
+        ('local-model', 'deps'),
+        ('runtime', 'deps'),  # last: the default target
     ]
     # the runtime stage takes only the install tree from the build stage, not sources or build/
     from_build = [
         i.args for i in workspace.stage('runtime').instructions if i.flags.get('from') == 'build'
     ]
     assert from_build == [('/ws/install', '/ws/install')]
+
+
+def test_local_model_target_installs_the_extra_and_keeps_apt_numpy(workspace: Any) -> None:
+    stage = workspace.stage('local-model')
+    runs = ' '.join(dc.run_text(i) for i in stage.instructions if i.keyword == 'RUN')
+    # the same requirement file and pins as `make setup EXTRAS=local-model`
+    assert '-r /tmp/req/local-model.in' in runs and 'image-constraints.txt' in runs
+    # apt's numpy/PyYAML are pinned as installed and removed from the constraints file's pins
+    assert "grep -viE '^(numpy|pyyaml)=='" in runs and 'apt-pins.txt' in runs
+    assert 'torchvision' not in runs and '--no-cache-dir' in runs
+    from_build = [i.args for i in stage.instructions if i.flags.get('from') == 'build']
+    assert from_build == [('/ws/install', '/ws/install')]
+    checks = [i for i in stage.instructions if i.keyword == 'RUN' and 'image_check' in str(i.args)]
+    assert checks and '--local-model' in str(checks[-1].args)
+    assert '--require-system-numpy' in str(checks[-1].args)
+    local = (ROOT / 'requirements' / 'local-model.in').read_text()
+    assert {'torch', 'transformers', 'accelerate'} <= set(dc.parse_requirements(local))
 
 
 def test_rosdep_layer_copies_exactly_the_package_xml_files_of_src(workspace: Any) -> None:
@@ -272,7 +290,10 @@ def test_g1_dds_versions_equal_those_of_setup_cyclonedds_script(workspace: Any) 
 
 def test_docker_requirements_are_pinned_like_the_constraints_file() -> None:
     requirements = dc.parse_requirements((ROOT / 'requirements' / 'docker.txt').read_text())
-    constraints = dc.parse_requirements((ROOT / 'requirements' / 'constraints.txt').read_text())
+    # the image's Python (3.12) picks its lines of the per-Python constraints file
+    constraints = dc.parse_requirements(
+        (ROOT / 'requirements' / 'constraints.txt').read_text(), IMAGE_PYTHON
+    )
     assert len(requirements) >= 20
     assert dc.check_pins(requirements, constraints) == []
     # apt provides these (built against the numpy every /opt/ros message module uses)

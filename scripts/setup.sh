@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# make setup: take a fresh Debian 12 machine (root, Python 3.11, no ROS) to a built workspace.
+# make setup: take a fresh Debian 12 / Ubuntu 22.04 / Ubuntu 24.04 machine (root or sudo,
+# Python 3.10, 3.11 or 3.12, no ROS) to a built workspace, from the public package index alone.
+#   make setup                      robot side: ROS 2 Jazzy wheels, perception, executors, sim
+#   make setup EXTRAS=local-model   + torch and transformers (the in-process model backend)
+#   PYTHON=python3.12 make setup    choose the interpreter (default: the newest supported found)
 # Idempotent: every step checks whether it has work to do; a no-op rerun takes seconds.
 set -uo pipefail
 
@@ -7,7 +11,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="$ROOT/.venv"
 STAMPS="$VENV/.robotracer-stamps"
-PYTHON="${PYTHON:-python3.11}"
+# The ros-jazzy wheels (rclpy, the message packages) are built for CPython 3.10, 3.11 and 3.12.
+SUPPORTED_PYTHONS="3.10 3.11 3.12"
+EXTRAS="${EXTRAS:-}"
 APT_PACKAGES=(libegl1 libegl-mesa0 libgl1 cmake g++ make cyclonedds-dev)
 T_ALL=$EPOCHREALTIME
 mkdir -p "$ROOT/log"
@@ -24,14 +30,41 @@ fail() {
   exit 1
 }
 hash_of() { sha256sum "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+pyver_of() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
+
+for extra in $EXTRAS; do
+  [ -f "requirements/$extra.in" ] || {
+    STEP="options"
+    fail "unknown EXTRAS entry '$extra'" "use EXTRAS=local-model (the files are requirements/<name>.in)"
+  }
+done
 
 # 1. Python ------------------------------------------------------------------------------
-step_start "python 3.11"
-command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
-PYVER=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) \
-  || fail "no python3 found" "install Python 3.11 (apt install python3.11 python3.11-venv) or set PYTHON=/path/to/python3.11"
-[ "$PYVER" = "3.11" ] || fail "found Python $PYVER at $(command -v "$PYTHON"); the ROS 2 Jazzy wheels are cp311 only" \
-  "install Python 3.11 and run: PYTHON=/path/to/python3.11 make setup"
+step_start "python (3.10 / 3.11 / 3.12)"
+if [ -x "$VENV/bin/python" ]; then
+  # the venv exists: keep its interpreter (a different PYTHON needs a new venv)
+  VENV_VER=$(pyver_of "$VENV/bin/python") || fail "$VENV/bin/python does not run" "rm -rf .venv, then rerun make setup"
+  if [ -n "${PYTHON:-}" ] && [ "$(pyver_of "$PYTHON")" != "$VENV_VER" ]; then
+    fail ".venv was made with Python $VENV_VER, PYTHON=$PYTHON is another" "rm -rf .venv, then rerun PYTHON=$PYTHON make setup"
+  fi
+  PYTHON="$VENV/bin/python"
+elif [ -z "${PYTHON:-}" ]; then
+  # the system's python3 (Ubuntu 24.04: 3.12, Debian 12: 3.11, Ubuntu 22.04: 3.10), else the
+  # newest supported python3.X that runs
+  PYTHON=python3
+  case " $SUPPORTED_PYTHONS " in
+    *" $(pyver_of python3) "*) ;;
+    *) for v in 3.12 3.11 3.10; do pyver_of "python$v" >/dev/null && { PYTHON="python$v"; break; }; done ;;
+  esac
+fi
+PYVER=$(pyver_of "$PYTHON") \
+  || fail "no Python found (PYTHON=$PYTHON)" \
+    "install Python 3.12, 3.11 or 3.10 (apt install python3 python3-venv python3-dev) or set PYTHON=/path/to/python3.X"
+case " $SUPPORTED_PYTHONS " in
+  *" $PYVER "*) ;;
+  *) fail "found Python $PYVER at $(command -v "$PYTHON"); the ROS 2 Jazzy wheels exist for CPython ${SUPPORTED_PYTHONS// /, } only" \
+       "install one of them and run: PYTHON=/path/to/python3.12 make setup" ;;
+esac
 step_done "$("$PYTHON" -c 'import sys; print(sys.version.split()[0])')"
 
 # 2. apt packages --------------------------------------------------------------------------
@@ -54,7 +87,7 @@ fi
 # 3. virtual environment ---------------------------------------------------------------------
 step_start "virtualenv .venv"
 if [ ! -x "$VENV/bin/python" ]; then
-  "$PYTHON" -m venv "$VENV" || fail "python -m venv failed" "apt install python3.11-venv"
+  "$PYTHON" -m venv "$VENV" || fail "python -m venv failed" "apt install python$PYVER-venv"
   step_done "created"
 else
   step_done "exists"
@@ -62,22 +95,33 @@ fi
 mkdir -p "$STAMPS"
 
 # 4. Python packages (pinned) ---------------------------------------------------------------
-step_start "python packages (pinned)"
-REQ_HASH=$(hash_of requirements/requirements.in requirements/constraints.txt)
-if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$REQ_HASH" ]; then
-  "$VENV/bin/pip" install -q -r requirements/requirements.in -c requirements/constraints.txt \
-    >"$STAMPS/pip.log" 2>&1 || {
-      tail -5 "$STAMPS/pip.log" >&2
-      if grep -qiE "connection|resolve|network|timed out|Could not fetch" "$STAMPS/pip.log"; then
+# pip_install NAME: requirements/NAME.in with the pins of requirements/constraints.txt, once per
+# change of those files (a stamp per file: switching EXTRAS on and off reinstalls nothing).
+pip_install() {
+  local name="$1" stamp="$STAMPS/pip-$1" hash
+  hash=$(hash_of "requirements/$name.in" requirements/constraints.txt)
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ]; then
+    step_done "up to date"
+    return
+  fi
+  "$VENV/bin/pip" install -q -r "requirements/$name.in" -c requirements/constraints.txt \
+    >"$STAMPS/pip-$name.log" 2>&1 || {
+      tail -5 "$STAMPS/pip-$name.log" >&2
+      if grep -qiE "connection|network|timed out|Could not fetch|Max retries" "$STAMPS/pip-$name.log"; then
         fail "the package index is unreachable" "check network/proxy settings (pip config list), then rerun make setup"
       fi
-      fail "pip install failed (log: $STAMPS/pip.log)" "read the log; if a pin is wrong, fix requirements/constraints.txt"
+      fail "pip install -r requirements/$name.in failed (log: $STAMPS/pip-$name.log)" \
+        "read the log; if a pin is wrong, fix requirements/constraints.txt (make lock)"
     }
-  echo "$REQ_HASH" >"$STAMPS/pip"
+  echo "$hash" >"$stamp"
   step_done "installed"
-else
-  step_done "up to date"
-fi
+}
+step_start "python packages (pinned)"
+pip_install requirements
+for extra in $EXTRAS; do
+  step_start "python packages: $extra"
+  pip_install "$extra"
+done
 
 # 4b. Unitree DDS stack (cyclonedds 0.10.2 built against Debian's library, unitree_sdk2py) -----
 step_start "unitree DDS stack (G1)"
@@ -95,17 +139,18 @@ else
 fi
 
 # 5. CMake path workarounds inside .venv ---------------------------------------------------
-# The ros-jazzy wheels' CMake exports name the wheel builder's Python (/opt/python/cp311-cp311);
-# point them at this Python's headers and the venv's numpy headers instead.
+# The ros-jazzy wheels' CMake exports name the wheel builder's Python
+# (/opt/python/cp3XX-cp3XX, XX = this Python); point them at this Python's headers and the
+# venv's numpy headers instead.
 step_start "patch ROS CMake exports"
 PY_INC=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 NP_INC=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
-[ -f "$PY_INC/Python.h" ] || fail "Python headers missing at $PY_INC" "apt install python3.11-dev (or rebuild pyenv Python with headers)"
-FILES=$(grep -rl "/opt/python/cp311-cp311" "$VENV/share" --include='*.cmake' 2>/dev/null || true)
+[ -f "$PY_INC/Python.h" ] || fail "Python headers missing at $PY_INC" "apt install python$PYVER-dev (or rebuild pyenv Python with headers)"
+FILES=$(grep -rlE "/opt/python/cp3[0-9]+-cp3[0-9]+" "$VENV/share" --include='*.cmake' 2>/dev/null || true)
 if [ -n "$FILES" ]; then
   # shellcheck disable=SC2086
-  sed -i -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NP_INC#g" \
-         -e "s#/opt/python/cp311-cp311/include/python3.11#$PY_INC#g" $FILES
+  sed -i -E -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$NP_INC#g" \
+         -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$PY_INC#g" $FILES
   step_done "patched $(echo "$FILES" | wc -l) files"
 else
   step_done "nothing to patch"
@@ -122,7 +167,7 @@ if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$SRC_HASH" ] || [ ! -f install/se
   (
     export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
     export PATH="$VENV/bin:$PATH"
-    export LD_LIBRARY_PATH="$VENV/lib:$(ls -d "$VENV"/lib/python3.11/site-packages/ros_*.libs | tr '\n' ':')${LD_LIBRARY_PATH:-}"
+    export LD_LIBRARY_PATH="$VENV/lib:$(ls -d "$VENV"/lib/python3.*/site-packages/ros_*.libs | tr '\n' ':')${LD_LIBRARY_PATH:-}"
     "$VENV/bin/colcon" --log-base log build --symlink-install \
       --event-handlers console_cohesion- summary+ status- \
       --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF -Wno-dev >"$STAMPS/colcon.log" 2>&1

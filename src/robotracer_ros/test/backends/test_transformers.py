@@ -1,18 +1,24 @@
-"""The transformers backend against a tiny vision-language model built offline in the test.
+"""The transformers backend against tiny vision-language models built offline in the test.
 
-A tiny LLaVA (CLIP vision tower + 2-layer Llama, random init) with a byte-level BPE tokenizer
-trained in-process is fine-tuned for ~100 steps (a few seconds on CPU) to answer one instruction
-with a known trace, saved with ``save_pretrained`` and loaded back by the backend through
-``AutoModelForImageTextToText`` + ``AutoProcessor``. Nothing is downloaded.
+- **Qwen2.5-VL and Qwen3-VL** (``Qwen2_5_VLConfig`` / ``Qwen3VLConfig`` with tiny sizes, random
+  weights, a byte-level BPE tokenizer trained in-process with the Qwen special tokens, the Qwen
+  chat format, ``Qwen2VLImageProcessorPil``), saved with ``save_pretrained`` like a real
+  checkpoint (a ``video_preprocessor_config.json`` too) and loaded back by the backend through
+  ``AutoModelForImageTextToText`` + the checkpoint's processor class: real image
+  preprocessing, image-token expansion and M-RoPE, a few greedy tokens generated. Each is
+  taught one answer in a few seconds so that the whole service path (answer -> metric trace)
+  runs through a Qwen architecture too.
+- **LLaVA** (CLIP vision tower + 2-layer Llama), fine-tuned to answer one instruction with a
+  known trace: the backend's answer, dtype, load-once behaviour and the service path.
 
-Why LLaVA and not Qwen2-VL: with transformers 5.x, ``Qwen2VLProcessor`` insists on a video
-processor, and ``Qwen2VLVideoProcessor`` requires torchvision, which is not installed here (the
-CPU torch wheel comes without it). LLaVA's processor needs only an image processor (the PIL
-fallback works) and a tokenizer.
+No torchvision here (the local CPU torch wheel comes without it): the Qwen processors load
+without their video processor (``load_processor``). Nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
 
 import numpy as np
@@ -24,9 +30,12 @@ from robotracer_ros.trace_service import Frame, TraceRequest, TraceService
 
 pytestmark = pytest.mark.slow  # builds and fine-tunes the tiny model: ~10-20 s on 2 cores
 
-torch = pytest.importorskip('torch')
-transformers = pytest.importorskip('transformers')
+HINT = 'the local-model extra is not installed: make setup EXTRAS=local-model'
+torch = pytest.importorskip('torch', reason=HINT)
+transformers = pytest.importorskip('transformers', reason=HINT)
+pytest.importorskip('accelerate', reason=HINT)
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
 INSTRUCTION = 'put the cup on the plate'
 ANSWER = '[(500, 500, 1.0), (600, 450, 0.95), (700, 400, 0.9)]'
 
@@ -137,6 +146,206 @@ def build_tiny_vlm(folder: str) -> None:
     model.eval()
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
+
+
+QWEN_SPECIALS = [
+    '<|endoftext|>',
+    '<|im_start|>',
+    '<|im_end|>',
+    '<|vision_start|>',
+    '<|vision_end|>',
+    '<|image_pad|>',
+    '<|video_pad|>',
+]
+# Qwen's chat format (the real templates also accept {'type': 'image'} content items)
+QWEN_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
+    '{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}'
+)
+
+
+def build_tiny_qwen_vl(folder: str, arch: str) -> None:
+    """A tiny random Qwen2.5-VL (``arch='qwen2_5_vl'``) or Qwen3-VL checkpoint in ``folder``.
+
+    Built from the real config classes (2 text layers of width 64, 2 vision blocks of width 32,
+    the real patch sizes and merge size), saved as a checkpoint is shipped: ~5 s on 2 cores.
+    """
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    from robotracer_ros.backends.transformers_local import image_only
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=QWEN_SPECIALS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(
+        [robotracer_prompt(INSTRUCTION), 'user assistant', ANSWER] * 5, trainer
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token='<|im_end|>', pad_token='<|endoftext|>'
+    )
+    ids = {t: fast.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
+    text = dict(
+        vocab_size=len(fast),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        eos_token_id=ids['<|im_end|>'],
+        pad_token_id=ids['<|endoftext|>'],
+    )
+    tokens = dict(
+        image_token_id=ids['<|image_pad|>'],
+        video_token_id=ids['<|video_pad|>'],
+        vision_start_token_id=ids['<|vision_start|>'],
+        vision_end_token_id=ids['<|vision_end|>'],
+    )
+    if arch == 'qwen2_5_vl':
+        prefix, patch = 'Qwen2_5_VL', 14
+        # head_dim 16: the three M-RoPE sections (time, height, width) cover its 8 frequencies
+        text['rope_parameters'] = {'rope_type': 'default', 'mrope_section': [2, 3, 3]}
+        text['bos_token_id'] = None
+        vision = dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=64,
+            patch_size=patch,
+            window_size=56,
+            fullatt_block_indexes=[1],
+        )
+    else:
+        prefix, patch = 'Qwen3VL', 16
+        text['head_dim'] = 16
+        text['rope_parameters'] = {
+            'rope_type': 'default',
+            'mrope_section': [4, 2, 2],
+            'mrope_interleaved': True,
+        }
+        vision = dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=64,
+            patch_size=patch,
+            num_position_embeddings=64,
+            deepstack_visual_indexes=[0],
+        )
+    config = getattr(transformers, f'{prefix}Config')(
+        text_config=text, vision_config=vision, **tokens
+    )
+    torch.manual_seed(0)
+    model = getattr(transformers, f'{prefix}ForConditionalGeneration')(config)
+    Processor = getattr(transformers, f'{prefix}Processor')
+    unit = patch * 2  # one merged token covers 2x2 patches
+    images = Qwen2VLImageProcessorPil(
+        size={'shortest_edge': unit * unit * 4, 'longest_edge': unit * unit * 16},
+        patch_size=patch,
+        merge_size=2,
+        temporal_patch_size=2,
+    )
+    # the image-only twin of the real processor class (same name: it saves as the real one)
+    processor = image_only(Processor)(
+        image_processor=images, tokenizer=fast, chat_template=QWEN_TEMPLATE
+    )
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    # a shipped Qwen-VL checkpoint also has a video processor config (torchvision-only in
+    # transformers 5): the backend must load without it
+    with open(os.path.join(folder, 'video_preprocessor_config.json'), 'w') as f:
+        json.dump({'video_processor_type': 'Qwen2VLVideoProcessor', 'patch_size': patch}, f)
+
+
+@pytest.fixture(scope='module', params=['qwen2_5_vl', 'qwen3_vl'])
+def qwen_checkpoint(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f'tiny-{request.param}')
+    build_tiny_qwen_vl(str(folder), request.param)
+    return folder
+
+
+def test_qwen_vl_loads_through_its_processor_and_generates(qwen_checkpoint):
+    backend = make_backend(
+        'transformers',
+        model_path=str(qwen_checkpoint),
+        device='cpu',
+        dtype='float32',
+        max_new_tokens=8,
+    )
+    arch = 'Qwen3VL' if 'qwen3' in qwen_checkpoint.name else 'Qwen2_5_VL'
+    assert type(backend.net).__name__ == f'{arch}ForConditionalGeneration'
+    assert type(backend.processor).__name__ == f'{arch}Processor'
+    assert type(backend.processor.image_processor).__name__ == 'Qwen2VLImageProcessorPil'
+    if importlib.util.find_spec('torchvision') is None:
+        assert backend.processor_kind == 'image-only'
+    first = backend(RGB, None, K, INSTRUCTION)
+    assert first.model_id == f'transformers:{qwen_checkpoint.name}' and first.elapsed_s > 0
+    # random weights: some text (the new tokens only, never the prompt echoed back)
+    assert isinstance(first.text, str) and INSTRUCTION not in first.text
+    assert backend(RGB, None, K, INSTRUCTION).text == first.text  # greedy: deterministic
+    # a random answer is no trace: the service says so instead of inventing points
+    service = TraceService(backend, max_frame_age_s=0)
+    frame = Frame(RGB, None, None, K, 0.0, 'camera_color_optical_frame')
+    out = service.handle(TraceRequest(INSTRUCTION, depth_source='model'), frame)
+    assert not out.success and out.error_msg
+
+
+def test_the_processor_expands_the_image_and_the_token_limit_holds(qwen_checkpoint):
+    backend = make_backend(
+        'transformers', model_path=str(qwen_checkpoint), dtype='float32', max_new_tokens=2
+    )
+    inputs = backend._inputs(RGB, robotracer_prompt(INSTRUCTION))
+    # the real processor resized 640x480 within its pixel bounds and expanded the one image
+    # placeholder to (grid / merge^2) image tokens
+    grid = inputs['image_grid_thw'][0]
+    n_image = int((inputs['input_ids'] == backend.processor.image_token_id).sum())
+    assert n_image == int(grid.prod()) // 4 > 1
+    with torch.inference_mode():
+        out = backend.net.generate(**inputs, max_new_tokens=2, do_sample=False)
+    assert out.shape[1] - inputs['input_ids'].shape[1] <= 2
+
+
+def test_the_shipped_model_config_sets_generation_limits_and_gpu_placement():
+    import yaml
+
+    path = os.path.join(ROOT, 'config', 'models', 'transformers_local.yaml')
+    with open(path) as f:
+        params = yaml.safe_load(f)['perception_node']['ros__parameters']
+    assert params['backend'] == 'transformers'
+    assert params['device'].startswith('cuda') and params['dtype'] == 'bfloat16'
+    assert params['max_new_tokens'] >= 1024  # 256 cut real answers short
+
+
+def test_missing_local_model_extra_names_the_install_command(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_accelerate(name, *args, **kwargs):
+        if name == 'accelerate':
+            raise ImportError("No module named 'accelerate'", name='accelerate')
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, '__import__', no_accelerate)
+    with pytest.raises(BackendError, match='make setup EXTRAS=local-model') as info:
+        make_backend('transformers', model_path=str(tmp_path))
+    assert info.value.kind == 'config' and 'accelerate' in str(info.value)
 
 
 @pytest.fixture(scope='module')
