@@ -447,7 +447,7 @@ UR5 = Bringup(
             'robot_backend',
             'how the executor drives the arm',
             'ros2_control',
-            ('ros2_control', 'moveit', 'rtde'),
+            ('ros2_control', 'moveit', 'moveit_py', 'rtde'),
         ),
         LaunchArg(
             'launch_move_group',

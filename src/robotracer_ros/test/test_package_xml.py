@@ -47,6 +47,7 @@ ROSDEP_KEYS = {
     'matplotlib': 'python3-matplotlib',
     'pytest': 'python3-pytest',
     'hypothesis': 'python3-hypothesis',
+    'packaging': 'python3-packaging',
 }
 #: libraries without a rosdep key: where they are installed from
 PIP_ONLY = {

@@ -82,3 +82,12 @@ def test_gripper_none_still_runs_a_follow_goal(executor_on_driver: Any) -> None:
     assert out.success, out.message
     tcp = node.planner.forward_tcp(driver.state()[0])[:3, 3]
     assert np.linalg.norm(tcp - np.array(FOLLOW[-1])) < 0.01
+
+
+def test_executor_names_are_relative() -> None:
+    """Absolute names would escape a namespace (namespace:=/left): every default is relative."""
+    from trace_executor.nodes.ur5_executor import PARAMS
+
+    names = [p for p in PARAMS if p.name.endswith(('_topic', '_service'))]
+    assert len(names) >= 6
+    assert [(p.name, p.default) for p in names if str(p.default).startswith('/')] == []

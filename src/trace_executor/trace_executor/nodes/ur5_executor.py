@@ -46,7 +46,13 @@ UR5_JOINTS = [
 ]
 
 PARAMS = [
-    Param('backend', 'ros2_control', 'robot backend: ros2_control | moveit | rtde'),
+    Param(
+        'backend',
+        'ros2_control',
+        'robot backend: ros2_control | moveit (move_group services) | moveit_py (MoveIt '
+        'in-process) | rtde',
+        choices=('ros2_control', 'moveit', 'moveit_py', 'rtde'),
+    ),
     Param('joint_names', UR5_JOINTS, 'UR5 joint names, planner order'),
     Param(
         'trajectory_topic',
@@ -286,6 +292,16 @@ class Ur5ExecutorNode(ExecutorNode):
                     controller_topic=p['trajectory_topic'],
                     gripper=self.gripper,
                 )
+            if name == 'moveit_py':
+                from trace_executor.backends.moveit_py import MoveItPyBackend
+
+                return MoveItPyBackend(
+                    self,
+                    joints,
+                    group_name=p['moveit_group'],
+                    joint_states_topic=p['joint_states_topic'],
+                    gripper=self.gripper,
+                )
             if name == 'rtde':
                 backend = RtdeBackend.connect(
                     p['robot_ip'],
@@ -300,7 +316,9 @@ class Ur5ExecutorNode(ExecutorNode):
                 return backend
         except (ImportError, BackendError, RuntimeError, OSError) as exc:
             raise BackendError(f'backend {name} cannot start here: {exc}') from exc
-        raise ValueError(f'unknown backend {name!r}: expected ros2_control, moveit or rtde')
+        raise ValueError(
+            f'unknown backend {name!r}: expected ros2_control, moveit, moveit_py or rtde'
+        )
 
     # --- shutdown --------------------------------------------------------------------------
     def halt(self, reason: str) -> None:
