@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from trace_executor import scene_monitor
 from trace_executor.scene_monitor import (
     BodyMaskHistory,
     MonitorConfig,
@@ -167,6 +168,41 @@ def test_a_late_frame_is_masked_with_where_the_robot_was_when_it_was_taken():
 
     assert run(0.3) is None
     assert run(0.0) is not None, 'a mask of the robot now misses where it was'
+
+
+def test_a_starved_goal_thread_still_masks_where_the_hand_passed_between_samples():
+    """The goal thread sampled the robot's mask 0.3 s apart (a loaded machine) while the hand
+    carried a box 41 cm; a frame taken halfway shows them where neither sample has them: the
+    volume swept between the samples is masked. Once the window has passed, an object put
+    where the hand went is a change again."""
+    robot = FakeRobot()
+    a, b = START + [0, 0, 0.2], END + [0, 0, 0.2]
+    robot.hand = a.copy()
+    w = watcher(robot)
+    w.on_frame(render(robot.boxes(0.06)), T_BASE_CAM)
+    w.arm(PLAN, holding=True)
+    robot.t += 0.15
+    robot.hand = (a + b) / 2
+    frame = render(robot.boxes(0.06))  # taken halfway
+    robot.t += 0.15
+    robot.hand = b.copy()
+    w.on_frame(frame, T_BASE_CAM)  # delivered with the next sample
+    assert w.poll() is None, w.last_change
+    tower = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2, 0.03, 0.0, 0.16)
+    for _ in range(8):  # the hand rests at the end; 0.4 s later a tower is put on the path
+        robot.t += 0.05
+        w.on_frame(render(robot.boxes(0.06) + [tower]), T_BASE_CAM)
+        event = w.poll()
+    assert event is not None and 'path corridor' in event.reason, event
+
+
+def test_the_swept_volume_is_filled_at_half_a_radius_and_only_between_matching_samples():
+    one = np.array([[0.0, 0.0, 0.0, 0.05]])
+    swept = scene_monitor._swept(one, one + [0.13, 0, 0, 0])
+    xs = [s[0, 0] for s in swept]
+    assert len(xs) == 5 and np.all(np.diff(xs) > 0) and 0 < xs[0] and xs[-1] < 0.13
+    assert scene_monitor._swept(one, one + [0.02, 0, 0, 0]) == [], 'a small step needs none'
+    assert scene_monitor._swept(one, np.vstack([one, one])) == [], 'different masks'
 
 
 def test_an_object_put_in_the_path_while_carrying_is_a_change_located_there():

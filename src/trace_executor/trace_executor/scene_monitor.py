@@ -538,6 +538,18 @@ def pose_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return dt, float(np.arccos(np.clip(c, -1.0, 1.0)))
 
 
+def _swept(a: np.ndarray, b: np.ndarray, max_steps: int = 16) -> list[np.ndarray]:
+    """Spheres between two samples of the same mask (none when they do not correspond)."""
+    if a.shape != b.shape or not len(a):
+        return []
+    step = float(np.linalg.norm(b[:, :3] - a[:, :3], axis=1).max())
+    radius = float(max(np.min(np.minimum(a[:, 3], b[:, 3])), 1e-3))
+    n = min(max_steps, int(np.ceil(step / (0.5 * radius))))
+    if n < 2:
+        return []
+    return [a + (b - a) * (k / n) for k in range(1, n)]
+
+
 class BodyMaskHistory:
     """The robot's mask spheres over the last moments, plus the object it holds.
 
@@ -615,10 +627,18 @@ class BodyMaskHistory:
         self._samples = [s for s in self._samples if s[1] >= keep_after]
 
     def spheres_since(self, t: float) -> np.ndarray:
-        """(M, 4) spheres of every sample that was current at or after time ``t``."""
-        parts = [s for _, last, s in self._samples if last >= t]
-        if not parts and self._samples:
-            parts = [self._samples[-1][2]]
+        """(M, 4) spheres of every sample that was current at or after time ``t``.
+
+        Between two consecutive samples the robot moved; where it moved farther than half a
+        sphere's radius (samples are sparse when the goal thread is starved), the spheres are
+        also placed along the way, so the swept volume is masked, not only its ends.
+        """
+        recent = [s for _, last, s in self._samples if last >= t]
+        if not recent and self._samples:
+            recent = [self._samples[-1][2]]
+        parts = list(recent)
+        for a, b in zip(recent, recent[1:], strict=False):
+            parts.extend(_swept(a, b))
         return np.vstack(parts) if parts else np.zeros((0, 4))
 
     def grasp(self, object_centre: np.ndarray) -> None:
