@@ -191,6 +191,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar='P',
         help='--world oracle: probability of a malformed answer (default 0)',
     )
+    src.add_argument(
+        '--occupancy',
+        choices=['simulator', 'tsdf'],
+        default='simulator',
+        help="--world: obstacles from the simulator's ground truth (default) or the "
+        "benchmark's TSDF of the rendered depth",
+    )
     src.add_argument('--execute', action='store_true', help='--world: also execute (not yet)')
     src.add_argument('--limit', type=int, help='score only the first N questions / episodes')
     how = p.add_argument_group('how to score')

@@ -7,8 +7,17 @@ again without it, and the ground truth comes from the simulator (the oracle's pl
 object-centric trace; the destination box: the target's box at the trace's end). The model is
 asked through the product's backend (``robotracer_http`` to an in-process oracle server for
 ``--model oracle``, with ``--noise`` metres of Gaussian noise per point and ``--failure-rate``
-malformed answers) and the answer scored exactly as a benchmark question, collision check
-included (TSDF of the rendered depth). With zero noise the oracle scores 100 %.
+malformed answers) and the answer scored as a benchmark question: the same parsing, path
+metrics, start (the target's cloud from the rendered depth and mask), end and collision rule
+(the target's cloud moved along the trace, more than 20 % of its points inside obstacles).
+
+Obstacles (``--occupancy``): ``simulator`` (default) takes them from the simulator's ground
+truth: the other objects' boxes (a cup's or bowl's base below its inner floor) and the table,
+each shrunk by :data:`CONTACT_MARGIN` so that an object resting on a surface is not in
+collision; ``tsdf`` uses the benchmark's TSDF of the rendered depth instead, whose 2 cm voxels
+count a 4.5 cm cube resting on the table as ~25 % inside it, so that even exact ground truth
+"collides" in some scenes (13 % of UR5 scenes, seed 0). With zero noise and simulator
+occupancy the oracle scores 100 %.
 
 Not yet: ``--execute`` (run the trace on the simulated robot and check the object ends within
 3 cm of the goal) and camera jitter.
@@ -28,6 +37,37 @@ from robotracer_eval.bench_data import TUPLES, question_from_json
 
 RELATIONS = ('on', 'in', 'to the left of', 'to the right of', 'in front of', 'behind')
 MIN_SEPARATION = 0.13  # m between object centres when scattering
+CONTACT_MARGIN = (
+    0.005  # m each ground-truth obstacle is shrunk by: resting contact is no collision
+)
+
+
+class SolidOccupancy:
+    """Obstacles from the simulator's ground truth: oriented boxes in the camera frame.
+
+    Has the occupancy grid's ``occupied(points)``, so the benchmark's collision rule
+    (:func:`robotracer_eval.geometry3d.collision_ratios`) applies unchanged.
+
+    Args:
+        boxes: ``(centre (3,), rotation (3, 3) box → camera, half extents (3,))`` each.
+    """
+
+    def __init__(self, boxes: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        self.boxes = boxes
+
+    @property
+    def size(self) -> int:
+        """Number of boxes."""
+        return len(self.boxes)
+
+    def occupied(self, points: np.ndarray) -> np.ndarray:
+        """(N,) bool: the point lies inside some obstacle."""
+        p = np.asarray(points, dtype=float).reshape(-1, 3)
+        out = np.zeros(len(p), dtype=bool)
+        for c, r, h in self.boxes:
+            local = (p - c) @ r
+            out |= np.all(np.abs(local) < h, axis=1)
+        return out
 
 
 class ModelError(RuntimeError):
@@ -54,6 +94,12 @@ class Ur5Scenes:
         """Teleport an object."""
         q = (0.0, 0.0, float(np.sin(yaw / 2)), float(np.cos(yaw / 2)))
         self.world.set_object_pose(name, position, q)
+
+    def static_boxes(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The table as ``(centre, rotation, half extents)`` in the world (top at z = 0)."""
+        t = self.world.scene.table
+        c = np.array([t.center[0], t.center[1], -t.thickness / 2])
+        return [(c, np.eye(3), np.array([t.size[0] / 2, t.size[1] / 2, t.thickness / 2]))]
 
     def render(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(rgb, depth_m, t_world_camera)``."""
@@ -96,6 +142,10 @@ class G1Scenes:
         """Teleport an object."""
         q = (0.0, 0.0, float(np.sin(yaw / 2)), float(np.cos(yaw / 2)))
         self.world.set_object_pose(name, position, q)
+
+    def static_boxes(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """None beyond the snapshot: the G1 room's tables are in it (shape ``table``)."""
+        return []
 
     def render(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(rgb, depth_m, t_world_camera)``."""
@@ -161,6 +211,12 @@ def draw_task(snap: Any, rng: np.random.Generator) -> tuple[str, str, np.ndarray
         rel = RELATIONS[rng.integers(len(RELATIONS))]
         if rel == 'in' and not y.container:
             rel = 'on'
+        if (
+            y.container
+            and rel in ('in', 'on')
+            and (max(x.world_half_extents[:2]) > min(y.world_half_extents[:2]) * 0.7)
+        ):
+            continue  # it does not fit inside
         if rel == 'on' and (y.container or y.shape in ('cup', 'cylinder', 'sphere')):
             rel = 'in' if y.container else 'to the left of'
         text = f'put the {phrase(x)} {rel} the {phrase(y)}'
@@ -198,6 +254,9 @@ def make_episode(scenes: Any, rng: np.random.Generator) -> dict[str, Any] | None
     mask = (((depth > 0) & (np.abs(depth - depth_without) > 0.002)) * 255).astype(np.uint8)
     traj = _to_camera(t_wc, pts)
     r_cam = np.linalg.inv(t_wc)[:3, :3] @ obj.rotation
+    solids = []
+    for c, r, h in ground_truth_obstacles(snap, name) + scenes.static_boxes():
+        solids.append((_to_camera(t_wc, c[None, :])[0], np.linalg.inv(t_wc)[:3, :3] @ r, h))
     row = {
         'question_id': None,
         'prompt': text,
@@ -211,7 +270,41 @@ def make_episode(scenes: Any, rng: np.random.Generator) -> dict[str, Any] | None
         'gt_depth_path': '',
         'mask_path': '',
     }
-    return {'row': row, 'rgb': rgb, 'depth_m': depth, 'mask': mask}
+    return {
+        'row': row,
+        'rgb': rgb,
+        'depth_m': depth,
+        'mask': mask,
+        'occupancy': SolidOccupancy(solids),
+    }
+
+
+def ground_truth_obstacles(
+    snap: Any, target: str
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The other objects as solid boxes in the world, shrunk by :data:`CONTACT_MARGIN`.
+
+    A container (cup, bowl) counts only below its inner floor (its walls are left out: what is
+    put in it goes between them); a table is its slab.
+
+    Returns:
+        ``(centre, rotation, half extents)`` per obstacle.
+    """
+    out = []
+    for o in snap.objects:
+        if o.name == target or o.held:
+            continue
+        c = np.asarray(o.position, dtype=float).copy()
+        h = np.asarray(o.half_extents, dtype=float).copy()
+        if o.container:  # base: from the bottom to the inner floor (world z)
+            bottom = c[2] - o.world_half_extents[2]
+            floor = c[2] + o.support_offset
+            h[2] = max((floor - bottom) / 2, 0.0)
+            c[2] = (floor + bottom) / 2
+        h = h - CONTACT_MARGIN
+        if np.all(h > 0):
+            out.append((c, np.asarray(o.rotation, dtype=float), h))
+    return out
 
 
 def _model(args: argparse.Namespace, scenes: Any) -> tuple[Any, Any]:
@@ -290,6 +383,8 @@ def evaluate_world(
             scene = scoring.SceneData(
                 size=(scenes.width, scenes.height), mask=ep['mask'], depth_mm=depth_mm
             )
+            if getattr(args, 'occupancy', 'simulator') == 'simulator':
+                scene.occupancy = ep['occupancy']
             scores.append(
                 scoring.score_3d(q, args.parser if args.parser != 'auto' else TUPLES, scene)
             )
@@ -307,6 +402,7 @@ def evaluate_world(
         seed=args.seed,
         noise_m=args.noise,
         failure_rate=args.failure_rate,
+        occupancy=getattr(args, 'occupancy', 'simulator'),
         episodes_per_min=round(60.0 * len(scores) / elapsed, 1) if elapsed > 0 else None,
     )
     return name, summary, scores

@@ -59,3 +59,11 @@ def test_bad_options():
         sim_scenes.evaluate_world(_args(episodes=0))
     with pytest.raises(ValueError, match='execute'):
         sim_scenes.evaluate_world(_args(execute=True))
+
+
+def test_ground_truth_obstacles_leave_contact_free():
+    import numpy as np
+
+    solid = sim_scenes.SolidOccupancy([(np.zeros(3), np.eye(3), np.array([0.1, 0.1, 0.1]))])
+    pts = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.1], [0.0, 0.0, 0.2]])
+    assert solid.occupied(pts).tolist() == [True, False, False]
