@@ -360,7 +360,7 @@ class Ros2ControlBackend:
                 speed_scaling_topic,
                 self.speed_scaling.update,
                 QoSProfile(depth=10),
-                callback_group=group,
+                callback_group=MutuallyExclusiveCallbackGroup(),  # never delays joint states
             )
 
     # --- state ----------------------------------------------------------------------------
