@@ -22,9 +22,14 @@ def test_registered_as_a_robotracer_command():
     assert 'eval' in sub.choices
 
 
+def _head(src, n, dst):
+    dst.write_text(''.join(line + '\n' for line in src.read_text().splitlines()[:n]))
+    return str(dst)
+
+
 def test_predictions_json_summary_without_bench(capsys, tmp_path):
-    f = str(DATA / 'RoboTracer_Intrinsics_Depth_2D.jsonl')
-    code, out = _run(['--predictions', f, '--json', '--out', str(tmp_path)], capsys)
+    f = _head(DATA / 'RoboTracer_Intrinsics_Depth_2D.jsonl', 20, tmp_path / 'RoboTracer_2D.jsonl')
+    code, out = _run(['--predictions', f, '--json', '--out', str(tmp_path / 'out')], capsys)
     assert code == 0
     s = json.loads(out.out)
     for key in (
@@ -40,12 +45,13 @@ def test_predictions_json_summary_without_bench(capsys, tmp_path):
         'success_rate',
     ):
         assert key in s
-    assert s['n'] == 100 and s['mode'] == '2d' and s['parser'] == 'tuples'
+    assert s['n'] == 20 and s['mode'] == '2d' and s['parser'] == 'tuples'
     assert 'start_rate' in s['skipped_metrics']
-    assert (tmp_path / 'summary.json').exists() and (tmp_path / 'table.txt').exists()
-    assert (tmp_path / 'dfd.png').stat().st_size > 1000
-    assert len((tmp_path / 'scores.jsonl').read_text().splitlines()) == 100
-    assert '100 questions' in out.err  # progress
+    o = tmp_path / 'out'
+    assert (o / 'summary.json').exists() and (o / 'table.txt').exists()
+    assert (o / 'dfd.png').stat().st_size > 1000
+    assert len((o / 'scores.jsonl').read_text().splitlines()) == 20
+    assert '20/20 questions' in out.err  # progress
 
 
 def test_compare_side_by_side(capsys, tmp_path):
@@ -68,19 +74,21 @@ def test_bad_input_exits_2(capsys, tmp_path):
 
 
 def test_live_model_through_the_backend_matches_the_file(capsys, tmp_path):
-    f = DATA / 'RoboTracer_Intrinsics_Depth_3D.jsonl'
+    f = DATA / 'RoboTracer_Intrinsics_Depth_2D.jsonl'
     qs = bench_data.read_predictions(f)[:3]
     synthetic.write_bench_folder(tmp_path / 'bench', qs)
-    common = ['--bench-dir', str(tmp_path / 'bench'), '--json', '--quiet', '--limit', '3']
+    common = ['--bench-dir', str(tmp_path / 'bench'), '--json', '--quiet', '--2d']
+    head = _head(f, 3, tmp_path / 'three.jsonl')
     code, out = _run(
         [
             '--model',
             'replay',
             '--replay',
-            str(f),
+            head,
             '--questions',
-            str(f),
-            '--3d',
+            head,
+            '--parser',
+            'tuples',
             '--model-name',
             'RoboTracer_replay',
             '--out',
@@ -94,11 +102,8 @@ def test_live_model_through_the_backend_matches_the_file(capsys, tmp_path):
     rows = bench_data.read_jsonl(tmp_path / 'live' / 'RoboTracer_replay.jsonl')
     assert [r['model_prediction'] for r in rows] == [q.answer for q in qs]
     assert all(r['product_status'] in ('valid', 'degraded', 'invalid') for r in rows)
-    head = tmp_path / 'three.jsonl'
-    head.write_text(''.join(line + '\n' for line in f.read_text().splitlines()[:3]))
-    code, out = _run(
-        ['--predictions', str(head), '--3d', '--parser', 'tuples', '--no-files', *common], capsys
-    )
+    code, out = _run(['--predictions', head, '--parser', 'tuples', '--no-files', *common], capsys)
     from_file = json.loads(out.out)
-    for k in ('dfd', 'hd', 'rmse', 'mae', 'start_rate', 'end_rate', 'success_rate'):
+    assert live['n'] == from_file['n'] == 3 and live['start_rate'] is not None
+    for k in ('dfd', 'hd', 'rmse', 'mae', 'start_rate', 'end_rate'):
         assert live[k] == from_file[k]

@@ -138,3 +138,30 @@ def test_start_distance_is_the_smaller_of_cloud_and_ground_truth():
     assert m.start_distance_3d([2.0, 0.0, 1.0], cloud, [2.0, 0.03, 1.0]) == pytest.approx(0.03)
     with pytest.raises(ValueError, match='empty'):
         m.start_distance_3d([0, 0, 0], np.zeros((0, 3)), [0, 0, 0])
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+TRACES = arrays(
+    np.float64,
+    st.tuples(st.integers(1, 8), st.just(3)),
+    elements=st.floats(-5, 5, allow_nan=False),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(TRACES, TRACES)
+def test_frechet_bounds_hausdorff_and_is_symmetric(p, q):
+    dfd = m.discrete_frechet(p, q)
+    assert dfd >= m.hausdorff(p, q) - 1e-9
+    assert dfd == pytest.approx(m.discrete_frechet(q, p))
+    assert m.discrete_frechet(p, p) == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(TRACES)
+def test_a_trace_scores_zero_against_itself(p):
+    s = m.path_scores(p, p)
+    assert s.dfd == pytest.approx(0, abs=1e-9) and s.mae == pytest.approx(0, abs=1e-9)

@@ -41,7 +41,7 @@ def runs():
 
 def test_zero_noise_scores_100_percent(runs):
     _, s, scores = runs[0]
-    assert s["n"] == 2 and s["skipped"] == 0
+    assert s['n'] == 2 and s['skipped'] == 0
     assert s['success_rate'] == 1.0 and s['no_collision_rate'] == 1.0
     assert s['dfd'] < 0.01  # answers are rounded to whole 0-1000 pixels and millimetres
     assert all(sc.success for sc in scores)
