@@ -274,6 +274,32 @@ def read_predictions(path: str | Path) -> list[Question]:
     ]
 
 
+def read_questions(path: str | Path) -> list[Question]:
+    """Read questions: ``trajectory_dataset.json`` or a JSONL file in the published format.
+
+    The benchmark folder's ``trajectory_dataset.json`` is a JSON list of questions with ``id``;
+    a predictions file's answers are ignored by the caller.
+
+    Raises:
+        BenchDataError: unreadable or malformed.
+    """
+    p = Path(path)
+    if p.suffix != '.json':
+        return read_predictions(p)
+    try:
+        data = json.loads(p.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as exc:
+        raise BenchDataError(f'cannot read {p}: {exc}') from None
+    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+        raise BenchDataError(f'{p}: expected a JSON list of question objects')
+    out = []
+    for i, d in enumerate(data, 1):
+        d = dict(d)
+        d.setdefault('question_id', d.get('id'))
+        out.append(question_from_json(d, f'{p}: question {i}'))
+    return out
+
+
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     """Write JSON lines (creating the folder)."""
     p = Path(path)

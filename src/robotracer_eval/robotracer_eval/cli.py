@@ -8,7 +8,7 @@ Three sources of predictions, one set of metrics (:mod:`robotracer_eval.scoring`
 
     # a live model over the benchmark folder (writes the predictions file, then scores it)
     robotracer eval --model robotracer_http --url http://127.0.0.1:25547 \
-        --bench-dir TraceSpatial-Bench --questions TraceSpatial-Bench/questions.jsonl
+        --bench-dir TraceSpatial-Bench   # asks DIR/trajectory_dataset.json's questions
 
     # randomised simulator scenes, ground truth from the simulator
     robotracer eval --world ur5 --model oracle --episodes 50 --seed 1 [--noise 0.05]
@@ -171,8 +171,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument(
         '--questions',
         metavar='FILE.jsonl',
-        help="--model: the questions (any predictions file or the benchmark's question list; "
-        'default: DIR/questions.jsonl)',
+        help="--model: the questions (default: DIR/trajectory_dataset.json, the benchmark's "
+        'list; a predictions file in the published format also works)',
     )
     src.add_argument('--world', choices=['ur5', 'g1'], help='randomised simulator scenes')
     src.add_argument('--episodes', type=int, default=20, help='--world: scenes (default 20)')

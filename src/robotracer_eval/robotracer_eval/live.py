@@ -19,6 +19,8 @@ import numpy as np
 
 from robotracer_eval import bench_data, report, scoring
 
+QUESTIONS_FILE = 'trajectory_dataset.json'  # the benchmark folder's question list
+
 
 class ModelError(RuntimeError):
     """The model could not be created or never answered."""
@@ -114,8 +116,8 @@ def evaluate_live(args: argparse.Namespace) -> tuple[str, dict[str, Any], list]:
         ModelError: the backend cannot be created or no question got an answer.
     """
     bench = bench_data.BenchFolder(args.bench_dir)
-    qfile = Path(args.questions) if args.questions else bench.root / 'questions.jsonl'
-    questions = bench_data.read_predictions(qfile)
+    qfile = Path(args.questions) if args.questions else bench.root / QUESTIONS_FILE
+    questions = bench_data.read_questions(qfile)
     if args.limit:
         questions = questions[: args.limit]
     mode = '2d' if args.two_d else '3d'

@@ -70,3 +70,15 @@ def test_bad_files_name_the_line(tmp_path):
 def test_question_fields():
     q = b.question_from_json(question('[(500, 500)]'))
     assert q.qid == 0 and q.has_box and q.trajectory.shape == (2, 3)
+
+
+def test_the_benchmark_question_list(tmp_path):
+    import json
+
+    rows = b.read_jsonl(DATA / 'RoboTracer_Intrinsics_Depth_3D.jsonl')[:2]
+    for r in rows:
+        r['id'] = r.pop('question_id')
+        r.pop('model_prediction')
+    (tmp_path / 'trajectory_dataset.json').write_text(json.dumps(rows))
+    qs = b.read_questions(tmp_path / 'trajectory_dataset.json')
+    assert [q.qid for q in qs] == [0, 1] and qs[0].answer == ''
