@@ -1,4 +1,15 @@
-"""Inverse kinematics for the UR5 TCP with pin-pink (differential IK as a QP, solved by ProxQP).
+"""Inverse kinematics for the UR5 TCP: closed form (ur-analytic-ik), or pin-pink.
+
+:class:`AnalyticIk` (the planner's default) solves every tool path sample in closed form with
+``ur_analytic_ik`` (the UR's eight IK branches from its DH parameters, ~15 µs a pose) and keeps
+the branch of the previous sample: among the solutions it takes the one closest to the previous
+one (wrapping each joint by 2π to the nearest equivalent angle), so a dense path stays on one
+branch; the result is checked against the target with the analytic forward kinematics and
+against the joint limits. Frames: ur_analytic_ik works in UR's DH base frame, which the URDF
+calls ``base`` (``base_link`` turned by π about z); its flange is the URDF's ``tool0``. The
+transforms between them are read from the pinocchio model and verified at construction.
+
+:class:`PinkIk` (kept as the fallback and for other URDFs) is differential IK with pin-pink:
 
 Each call moves the configuration from a seed towards one TCP pose by repeated pink steps: the
 QP of a ``FrameTask`` on the TCP (pink's objective ``‖J Δq + e‖²`` plus its Tikhonov damping, as
@@ -16,12 +27,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+from typing import Any
 
 import numpy as np
 import pink
 from pink.tasks import FrameTask
 import pinocchio as pin
 from proxsuite import proxqp
+
+try:  # cp310/cp311 wheels on PyPI; elsewhere pip builds it from its sdist
+    import ur_analytic_ik as _ur_analytic_ik
+except ImportError:  # pragma: no cover - depends on the install
+    _ur_analytic_ik = None
 
 from .kinematics import Ur5Kinematics
 
@@ -171,3 +188,234 @@ class PinkIk:
             iterations=it,
             joints_at_limit=at_limit,
         )
+
+
+_TWO_PI = 2.0 * math.pi
+
+
+def analytic_ik_available() -> bool:
+    """True when the ``ur_analytic_ik`` package can be imported here."""
+    return _ur_analytic_ik is not None
+
+
+@dataclass(frozen=True)
+class PathIkResult:
+    """Outcome of solving a whole tool path (see :meth:`AnalyticIk.solve_path`).
+
+    Attributes:
+        q: (M, 6) joint positions (rad); ``q[0]`` is the seed. Rows from ``failed_at`` on are
+            undefined.
+        failed_at: index of the first sample that could not be solved, else None.
+        reason: ``'unreachable'`` (no IK solution: out of reach or a degenerate pose),
+            ``'inaccurate'`` (the closed form missed the pose: near a singularity) or
+            ``'joint_limit'`` (the branch of the path needs a joint beyond its limits), else ''.
+        joint: for ``'joint_limit'``, the joint index.
+        position_error_m: for ``'inaccurate'``, the TCP position error of the best solution (m).
+        orientation_error_rad: for ``'inaccurate'``, its orientation error (rad).
+    """
+
+    q: np.ndarray
+    failed_at: int | None = None
+    reason: str = ''
+    joint: int = -1
+    position_error_m: float = 0.0
+    orientation_error_rad: float = 0.0
+
+
+class AnalyticIk:
+    """Closed-form UR5 IK of the ``tcp`` frame, branch kept from sample to sample (see module).
+
+    Not thread-safe only in the sense of sharing the model's data; the solver keeps no state.
+    """
+
+    def __init__(
+        self,
+        kinematics: Ur5Kinematics,
+        lower_rad: np.ndarray,
+        upper_rad: np.ndarray,
+        position_tolerance_m: float = 0.001,
+        orientation_tolerance_rad: float = 0.01,
+        robot: str = 'ur5',
+    ) -> None:
+        """Read the frame transforms from the model and check them against the closed form.
+
+        Args:
+            kinematics: the UR5 model with its ``tcp`` frame.
+            lower_rad: (6,) lower joint limits the solutions must respect (rad).
+            upper_rad: (6,) upper joint limits (rad).
+            position_tolerance_m: a solution must put the TCP this close to the target (m).
+            orientation_tolerance_rad: ... and its orientation this close (rad).
+            robot: the ur_analytic_ik model (``ur5``, ``ur5e``, ...).
+
+        Raises:
+            ImportError: if ``ur_analytic_ik`` is not installed.
+            ValueError: if the URDF's kinematics differ from that model's DH parameters (the
+                closed form would solve another robot), or the robot is unknown.
+        """
+        if _ur_analytic_ik is None:
+            raise ImportError(
+                'ur_analytic_ik is not installed (pip install ur-analytic-ik); '
+                "use ik_solver='pink'"
+            )
+        ur = getattr(_ur_analytic_ik, robot, None)
+        if ur is None:
+            raise ValueError(f'ur_analytic_ik has no robot model {robot!r}')
+        self._ik_fn = ur.inverse_kinematics
+        self._fk_fn = ur.forward_kinematics
+        self._lower = np.asarray(lower_rad, dtype=float)
+        self._upper = np.asarray(upper_rad, dtype=float)
+        self._pos_tol = float(position_tolerance_m)
+        self._rot_tol = float(orientation_tolerance_rad)
+        model = kinematics.model
+        data = model.createData()
+        tool0 = model.getFrameId('tool0')
+        q_zero = pin.neutral(model)
+        pin.framesForwardKinematics(model, data, q_zero)
+        world_t_tool0 = data.oMf[tool0].homogeneous
+        world_t_tcp = data.oMf[kinematics.tcp_frame_id].homogeneous
+        #: tcp_T_tool0: from a TCP target to the flange target
+        self._tcp_t_tool0 = np.linalg.inv(world_t_tcp) @ world_t_tool0
+        # DH base in the model's world frame, from one configuration, then verified on others
+        self._world_t_dh = world_t_tool0 @ np.linalg.inv(self._fk_fn(*q_zero))
+        self._dh_t_world = np.linalg.inv(self._world_t_dh)
+        rng = np.random.default_rng(0)
+        for q in rng.uniform(-math.pi, math.pi, (8, 6)):
+            pin.framesForwardKinematics(model, data, q)
+            ours = self._world_t_dh @ self._fk_fn(*q)
+            err = float(np.abs(ours - data.oMf[tool0].homogeneous).max())
+            if err > 1e-6:
+                raise ValueError(
+                    f'{kinematics.urdf_path} does not match ur_analytic_ik.{robot}: tool0 '
+                    f'differs by {err:.2e} at q={np.round(q, 3).tolist()}'
+                )
+
+    @property
+    def world_t_dh_base(self) -> np.ndarray:
+        """(4, 4) pose of UR's DH base frame in the model's world (``base_link``) frame."""
+        return self._world_t_dh.copy()
+
+    def flange_targets(self, positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+        """TCP targets in the base frame → tool0 targets in the DH base frame.
+
+        Args:
+            positions: (M, 3) TCP positions (m).
+            rotations: (M, 3, 3) TCP orientations base_R_tcp.
+
+        Returns:
+            (M, 4, 4) DH-base_T_tool0, C-contiguous.
+        """
+        m = len(positions)
+        t = np.zeros((m, 4, 4))
+        t[:, :3, :3] = rotations
+        t[:, :3, 3] = positions
+        t[:, 3, 3] = 1.0
+        return np.ascontiguousarray(self._dh_t_world @ t @ self._tcp_t_tool0)
+
+    def solutions(self, position: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+        """Every closed-form solution for one TCP pose, each joint in (−π, π].
+
+        Args:
+            position: (3,) TCP position (m).
+            rotation: (3, 3) TCP orientation.
+
+        Returns:
+            (K, 6) solutions, K ≤ 8 (0 when the pose is out of reach).
+        """
+        flange = self.flange_targets(
+            np.asarray(position, dtype=float)[None], np.asarray(rotation, dtype=float)[None]
+        )[0]
+        return self._finite(self._ik_fn(flange))
+
+    @staticmethod
+    def _finite(sols: Any) -> np.ndarray:
+        if not len(sols):
+            return np.zeros((0, 6))
+        arr = np.asarray(sols, dtype=float).reshape(-1, 6)
+        return arr[np.all(np.isfinite(arr), axis=1)]
+
+    def solve_path(
+        self, positions: np.ndarray, rotations: np.ndarray, q_seed: np.ndarray
+    ) -> PathIkResult:
+        """Solve every sample of a path, each on the branch of the one before.
+
+        Args:
+            positions: (M, 3) TCP positions (m); sample 0 is where the seed is.
+            rotations: (M, 3, 3) TCP orientations.
+            q_seed: (6,) joint positions at sample 0 (rad).
+
+        Returns:
+            The :class:`PathIkResult` (``failed_at`` set at the first sample out of reach,
+            missed, or beyond the joint limits).
+        """
+        m = len(positions)
+        qs = np.empty((m, 6))
+        qs[0] = q_seed
+        if m < 2:
+            return PathIkResult(qs)
+        flanges = self.flange_targets(positions, rotations)
+        ik = self._ik_fn
+        prev = np.asarray(q_seed, dtype=float)
+        for i in range(1, m):
+            sols = ik(flanges[i])
+            if not len(sols):
+                return PathIkResult(qs, i, 'unreachable')
+            d = np.asarray(sols).reshape(-1, 6) - prev
+            # each joint to the 2π-equivalent angle nearest the previous sample
+            d -= _TWO_PI * np.round(d / _TWO_PI)
+            cost = np.einsum('ij,ij->i', d, d)
+            k = int(np.argmin(cost))  # NaN rows (none seen) would only ever lose
+            if not math.isfinite(float(cost[k])):
+                return PathIkResult(qs, i, 'unreachable')
+            prev = prev + d[k]
+            qs[i] = prev
+        # joint limits: the first sample where the branch leaves them
+        out = (qs[1:] < self._lower - 1e-9) | (qs[1:] > self._upper + 1e-9)
+        first_bad = int(np.argmax(out.any(axis=1))) + 1 if out.any() else None
+        # accuracy: the closed form near singularities, checked with its own FK
+        n_check = m if first_bad is None else first_bad
+        fk = np.array([self._fk_fn(*q) for q in qs[1:n_check]]) if n_check > 1 else None
+        if fk is not None:
+            target = flanges[1:n_check]
+            dp = np.linalg.norm(fk[:, :3, 3] - target[:, :3, 3], axis=1)
+            cos = (np.einsum('kij,kij->k', fk[:, :3, :3], target[:, :3, :3]) - 1.0) * 0.5
+            dr = np.arccos(np.clip(cos, -1.0, 1.0))
+            missed = (dp > self._pos_tol) | (dr > self._rot_tol)
+            if missed.any():
+                j = int(np.argmax(missed))
+                return PathIkResult(qs, j + 1, 'inaccurate', -1, float(dp[j]), float(dr[j]))
+        if first_bad is not None:
+            row = out[first_bad - 1]
+            return PathIkResult(qs, first_bad, 'joint_limit', int(np.argmax(row)))
+        return PathIkResult(qs)
+
+    def solve(self, position: np.ndarray, rotation: np.ndarray, q_seed: np.ndarray) -> IkResult:
+        """The solution closest to ``q_seed`` for one TCP pose (same result type as pink's).
+
+        Args:
+            position: (3,) target TCP position in the base frame (m).
+            rotation: (3, 3) target TCP orientation base_R_tcp.
+            q_seed: (6,) configuration to stay close to (rad).
+
+        Returns:
+            The :class:`IkResult`; ``converged`` False when the pose is out of reach
+            (``position_error_m`` is then ``inf``), missed, or needs a joint beyond its limits
+            (``joints_at_limit`` names them; ``q`` is then the seed clipped to the limits).
+        """
+        seed = np.asarray(q_seed, dtype=float)
+        res = self.solve_path(
+            np.stack([np.zeros(3), np.asarray(position, dtype=float)]),
+            np.stack([np.eye(3), np.asarray(rotation, dtype=float)]),
+            seed,
+        )
+        q = res.q[1]
+        if res.failed_at is None:
+            return IkResult(q.copy(), True, 0.0, 0.0, 1, ())
+        clipped = np.clip(seed, self._lower, self._upper)
+        if res.reason == 'joint_limit':
+            out = (q < self._lower) | (q > self._upper)
+            return IkResult(
+                clipped, False, 0.0, 0.0, 1, tuple(int(j) for j in np.flatnonzero(out))
+            )
+        if res.reason == 'inaccurate':
+            return IkResult(clipped, False, res.position_error_m, res.orientation_error_rad, 1, ())
+        return IkResult(clipped, False, math.inf, math.inf, 1, ())

@@ -26,7 +26,7 @@ from ..execution import SegmentKind
 from ..timing import TimedPath, TimeParameterizer, TimingError
 from ..trace_check import fmt_point
 from .collision import CollisionChecker
-from .ik import PinkIk
+from .ik import AnalyticIk, PinkIk
 from .kinematics import Ur5Kinematics
 from .tool_path import (
     MODES,
@@ -64,10 +64,13 @@ class Ur5PlannerConfig:
         cartesian_step_m: tool path sampling step; IK is solved at every sample, seeded from
             the previous one, so consecutive solutions stay on one IK branch.
         angular_step_rad: tool path sampling step for rotations.
+        ik_solver: ``analytic`` (closed-form UR IK, ur-analytic-ik: the branch of the previous
+            sample is kept) or ``pink`` (iterative differential IK seeded from the previous
+            sample; for URDFs that are not a standard UR5, or where ur-analytic-ik is missing).
         ik_position_tolerance_m: a sample is reached when the TCP is this close.
         ik_orientation_tolerance_rad: ... and its orientation this close.
-        ik_max_iterations: pink steps per sample before the sample counts as unreachable.
-        ik_damping: pink's Tikhonov damping.
+        ik_max_iterations: (pink) steps per sample before the sample counts as unreachable.
+        ik_damping: (pink) Tikhonov damping.
         max_joint_step_rad: the largest joint change allowed between consecutive samples
             (beyond it the IK jumped branches or passed a singularity: rejected).
         joint_lower_rad: 6 lower joint limits; ``None`` = the URDF's. Clipped to the URDF's.
@@ -100,6 +103,7 @@ class Ur5PlannerConfig:
     push_contact_offset_m: float = 0.04
     cartesian_step_m: float = 0.02
     angular_step_rad: float = 0.1
+    ik_solver: str = 'analytic'
     ik_position_tolerance_m: float = 0.001
     ik_orientation_tolerance_rad: float = 0.01
     ik_max_iterations: int = 20
@@ -151,6 +155,10 @@ class Ur5PlannerConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f'Ur5PlannerConfig.{name} must be >= 0, got {value}')
+        if self.ik_solver not in ('analytic', 'pink'):
+            raise ValueError(
+                f"Ur5PlannerConfig.ik_solver must be 'analytic' or 'pink', got {self.ik_solver!r}"
+            )
         if self.carry_height_m < self.min_tcp_height_m:
             raise ValueError(
                 'Ur5PlannerConfig.carry_height_m must be >= min_tcp_height_m so a carried '
@@ -309,16 +317,26 @@ class Ur5Planner:
             kin.velocity_limit_rad_s, cfg.max_joint_velocity_rad_s
         )
         self.acceleration_limit_rad_s2 = np.full(6, float(cfg.max_joint_acceleration_rad_s2))
-        self._ik = PinkIk(
-            kin,
-            self.lower_rad,
-            self.upper_rad,
-            position_tolerance_m=cfg.ik_position_tolerance_m,
-            orientation_tolerance_rad=cfg.ik_orientation_tolerance_rad,
-            max_iterations=cfg.ik_max_iterations,
-            max_step_rad=cfg.max_joint_step_rad,
-            damping=cfg.ik_damping,
-        )
+        self._ik: AnalyticIk | PinkIk
+        if cfg.ik_solver == 'analytic':
+            self._ik = AnalyticIk(
+                kin,
+                self.lower_rad,
+                self.upper_rad,
+                position_tolerance_m=cfg.ik_position_tolerance_m,
+                orientation_tolerance_rad=cfg.ik_orientation_tolerance_rad,
+            )
+        else:
+            self._ik = PinkIk(
+                kin,
+                self.lower_rad,
+                self.upper_rad,
+                position_tolerance_m=cfg.ik_position_tolerance_m,
+                orientation_tolerance_rad=cfg.ik_orientation_tolerance_rad,
+                max_iterations=cfg.ik_max_iterations,
+                max_step_rad=cfg.max_joint_step_rad,
+                damping=cfg.ik_damping,
+            )
         self._collision = (
             CollisionChecker(
                 kin,
@@ -550,62 +568,140 @@ class Ur5Planner:
     def _solve_path(
         self, path: ToolPath, q0: np.ndarray, n_points: int
     ) -> tuple[np.ndarray, float, float]:
-        """IK at every tool path sample (seeded from the previous) and collision checks."""
+        """IK at every tool path sample (on the previous sample's branch) and collision checks.
+
+        Errors are reported at the first sample that fails, whatever the reason: IK (out of
+        reach, joint limit, branch jump) or a collision at an earlier sample.
+        """
+        t0 = time.perf_counter()
+        if isinstance(self._ik, AnalyticIk):
+            qs, bad, ik_error = self._solve_path_analytic(path, q0, n_points)
+        else:
+            qs, bad, ik_error = self._solve_path_pink(path, q0, n_points)
+        t1 = time.perf_counter()
+        if self._collision is not None:
+            check = self._collision.first_collision
+            for i in range(1, len(qs) if bad is None else bad):
+                hit = check(qs[i])
+                if hit is not None:
+                    a, b = hit
+                    raise PlanningError(
+                        ErrorCode.COLLISION,
+                        int(path.trace_index[i]),
+                        f'{self._where(path, i, n_points)}: the robot would collide there '
+                        f'({a} touches {b})',
+                    )
+        col_time = time.perf_counter() - t1
+        if ik_error is not None:
+            raise ik_error
+        return qs, t1 - t0, col_time
+
+    def _branch_jump(
+        self, path: ToolPath, qs: np.ndarray, n_points: int
+    ) -> tuple[int | None, PlanningError | None]:
+        """The first sample whose joints moved more than ``max_joint_step_rad``."""
+        steps = np.abs(np.diff(qs, axis=0))
+        over = steps.max(axis=1) > self.config.max_joint_step_rad
+        if not over.any():
+            return None, None
+        i = int(np.argmax(over)) + 1
+        j = int(np.argmax(steps[i - 1]))
+        return i, PlanningError(
+            ErrorCode.UNREACHABLE,
+            int(path.trace_index[i]),
+            f'{self._where(path, i, n_points)}: IK branch jump, {self.joint_names[j]} would '
+            f'turn {steps[i - 1, j]:.2f} rad between two tool path samples (limit '
+            f'{self.config.max_joint_step_rad:.2f} rad; a singularity or an IK branch change '
+            'lies on the path)',
+        )
+
+    def _solve_path_analytic(
+        self, path: ToolPath, q0: np.ndarray, n_points: int
+    ) -> tuple[np.ndarray, int | None, PlanningError | None]:
+        assert isinstance(self._ik, AnalyticIk)
+        res = self._ik.solve_path(path.positions, path.rotations, q0)
+        bad = res.failed_at
+        n_ok = len(path) if bad is None else bad
+        jump_at, jump = self._branch_jump(path, res.q[:n_ok], n_points)
+        if jump_at is not None:
+            return res.q, jump_at, jump
+        if bad is None:
+            return res.q, None, None
+        k = int(path.trace_index[bad])
+        where = self._where(path, bad, n_points)
+        names = self.joint_names
+        cfg = self.config
+        if res.reason == 'joint_limit':
+            j = res.joint
+            err = PlanningError(
+                ErrorCode.JOINT_LIMIT,
+                k,
+                f'{where}: reaching it needs {names[j]} beyond its limits '
+                f'[{self.lower_rad[j]:.3f}, {self.upper_rad[j]:.3f}] rad (it would reach '
+                f'{res.q[bad, j]:.3f} rad on this IK branch)',
+            )
+        elif res.reason == 'inaccurate':
+            err = PlanningError(
+                ErrorCode.UNREACHABLE,
+                k,
+                f'{where} is out of reach: the closed-form IK misses it by '
+                f'{res.position_error_m * 1e3:.1f} mm / {res.orientation_error_rad:.3f} rad '
+                f'(tolerance {cfg.ik_position_tolerance_m * 1e3:.1f} mm / '
+                f'{cfg.ik_orientation_tolerance_rad:.3f} rad; a singularity lies there)',
+            )
+        else:
+            err = PlanningError(
+                ErrorCode.UNREACHABLE,
+                k,
+                f'{where} is out of reach: no IK solution for the TCP there (beyond the '
+                "arm's reach or inside its base cylinder)",
+            )
+        return res.q, bad, err
+
+    def _solve_path_pink(
+        self, path: ToolPath, q0: np.ndarray, n_points: int
+    ) -> tuple[np.ndarray, int | None, PlanningError | None]:
         m = len(path)
         qs = np.empty((m, 6))
         qs[0] = q0
-        ik_time = 0.0
-        col_time = 0.0
         names = self.joint_names
         for i in range(1, m):
-            t0 = time.perf_counter()
             res = self._ik.solve(path.positions[i], path.rotations[i], qs[i - 1])
-            t1 = time.perf_counter()
-            ik_time += t1 - t0
             k = int(path.trace_index[i])
             if not res.converged:
                 where = self._where(path, i, n_points)
                 if res.joints_at_limit:
                     j = res.joints_at_limit[0]
-                    raise PlanningError(
-                        ErrorCode.JOINT_LIMIT,
-                        k,
-                        f'{where}: reaching it needs {names[j]} beyond its limits '
-                        f'[{self.lower_rad[j]:.3f}, {self.upper_rad[j]:.3f}] rad '
-                        f'(IK stopped {res.position_error_m * 1e3:.1f} mm away)',
+                    return (
+                        qs,
+                        i,
+                        PlanningError(
+                            ErrorCode.JOINT_LIMIT,
+                            k,
+                            f'{where}: reaching it needs {names[j]} beyond its limits '
+                            f'[{self.lower_rad[j]:.3f}, {self.upper_rad[j]:.3f}] rad '
+                            f'(IK stopped {res.position_error_m * 1e3:.1f} mm away)',
+                        ),
                     )
-                raise PlanningError(
-                    ErrorCode.UNREACHABLE,
-                    k,
-                    f'{where} is out of reach: no IK solution within '
-                    f'{self.config.ik_position_tolerance_m * 1e3:.1f} mm / '
-                    f'{self.config.ik_orientation_tolerance_rad:.3f} rad (closest '
-                    f'{res.position_error_m * 1e3:.1f} mm, {res.orientation_error_rad:.3f} rad)',
-                )
-            step = np.abs(res.q - qs[i - 1])
-            j = int(np.argmax(step))
-            if step[j] > self.config.max_joint_step_rad:
-                where = self._where(path, i, n_points)
-                raise PlanningError(
-                    ErrorCode.UNREACHABLE,
-                    k,
-                    f'{where}: IK branch jump, {names[j]} would turn {step[j]:.2f} rad between '
-                    f'two tool path samples (limit {self.config.max_joint_step_rad:.2f} rad; '
-                    'a singularity or an IK branch change lies on the path)',
+                return (
+                    qs,
+                    i,
+                    PlanningError(
+                        ErrorCode.UNREACHABLE,
+                        k,
+                        f'{where} is out of reach: no IK solution within '
+                        f'{self.config.ik_position_tolerance_m * 1e3:.1f} mm / '
+                        f'{self.config.ik_orientation_tolerance_rad:.3f} rad (closest '
+                        f'{res.position_error_m * 1e3:.1f} mm, '
+                        f'{res.orientation_error_rad:.3f} rad)',
+                    ),
                 )
             qs[i] = res.q
-            if self._collision is not None:
-                hit = self._collision.first_collision(res.q)
-                col_time += time.perf_counter() - t1
-                if hit is not None:
-                    a, b = hit
-                    where = self._where(path, i, n_points)
-                    raise PlanningError(
-                        ErrorCode.COLLISION,
-                        k,
-                        f'{where}: the robot would collide there ({a} touches {b})',
-                    )
-        return qs, ik_time, col_time
+            jump_at, jump = self._branch_jump(path, qs[i - 1 : i + 1], n_points)
+            if jump is not None:
+                jump_at, jump = self._branch_jump(path, qs[: i + 1], n_points)
+                return qs, jump_at, jump
+        return qs, None, None
 
     @staticmethod
     def _where(path: ToolPath, i: int, n_points: int) -> str:
