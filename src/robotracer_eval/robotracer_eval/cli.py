@@ -198,6 +198,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="--world: obstacles from the simulator's ground truth (default) or the "
         "benchmark's TSDF of the rendered depth",
     )
+    src.add_argument(
+        '--camera-jitter',
+        type=float,
+        default=0.03,
+        metavar='M',
+        help='--world ur5: std of the camera centre and look-at point per episode (default 0.03)',
+    )
     src.add_argument('--execute', action='store_true', help='--world: also execute (not yet)')
     src.add_argument('--limit', type=int, help='score only the first N questions / episodes')
     how = p.add_argument_group('how to score')

@@ -19,8 +19,10 @@ count a 4.5 cm cube resting on the table as ~25 % inside it, so that even exact 
 "collides" in some scenes (13 % of UR5 scenes, seed 0). With zero noise and simulator
 occupancy the oracle scores 100 %.
 
-Not yet: ``--execute`` (run the trace on the simulated robot and check the object ends within
-3 cm of the goal) and camera jitter.
+The UR5 camera is jittered per episode (``--camera-jitter``, metres of noise on its centre and
+look-at point); the G1's head camera stays where the standing robot holds it. Not yet:
+``--execute`` (run the trace on the simulated robot and check the object ends within 3 cm of
+the goal).
 """
 
 from __future__ import annotations
@@ -89,6 +91,29 @@ class Ur5Scenes:
         self.rest_z = {n: float(p.position[2]) for n, p in poses.items()}
         self.k = self.world.k.copy()
         self.width, self.height = self.world.width, self.world.height
+        self.home_pose = self.world.t_world_camera.copy()
+        self.pose = self.home_pose.copy()
+        self.look_at = np.array([0.45, 0.0, 0.0])  # the shipped camera's target (scene file)
+
+    def jitter_camera(self, rng: np.random.Generator, std: float) -> None:
+        """Move the camera: its centre and the point it looks at each by N(0, std²) per axis."""
+        import mujoco
+
+        from robotracer_sim.oracle.geometry import (
+            MJ_CAMERA_TO_OPTICAL,
+            look_at_optical,
+            matrix_to_quat_xyzw,
+            quat_xyzw_to_wxyz,
+        )
+
+        centre = self.home_pose[:3, 3] + rng.normal(0.0, std, 3)
+        self.pose = look_at_optical(centre, self.look_at + rng.normal(0.0, std, 3))
+        cam = self.world.info.camera
+        r_mj = self.pose[:3, :3] @ MJ_CAMERA_TO_OPTICAL
+        with self.world.lock:
+            self.world.model.cam_pos[cam] = centre
+            self.world.model.cam_quat[cam] = quat_xyzw_to_wxyz(matrix_to_quat_xyzw(r_mj))
+            mujoco.mj_forward(self.world.model, self.world.data)
 
     def set_pose(self, name: str, position: np.ndarray, yaw: float) -> None:
         """Teleport an object."""
@@ -104,11 +129,13 @@ class Ur5Scenes:
     def render(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(rgb, depth_m, t_world_camera)``."""
         rgb, depth = self.world.render_rgbd()
-        return rgb, depth, self.world.t_world_camera.copy()
+        return rgb, depth, self.pose.copy()
 
     def snapshot(self) -> Any:
-        """The oracle's ground truth."""
-        return self.world.snapshot()
+        """The oracle's ground truth, seen from the (jittered) camera."""
+        import dataclasses
+
+        return dataclasses.replace(self.world.snapshot(), t_world_camera=self.pose.copy())
 
     def close(self) -> None:
         """Free the renderer."""
@@ -233,13 +260,23 @@ def _to_camera(t_world_camera: np.ndarray, p: np.ndarray) -> np.ndarray:
     return p @ t[:3, :3].T + t[:3, 3]
 
 
-def make_episode(scenes: Any, rng: np.random.Generator) -> dict[str, Any] | None:
-    """Scatter, draw an instruction, render; return the question (published format + images).
+def make_episode(
+    scenes: Any, rng: np.random.Generator, camera_jitter: float = 0.0
+) -> dict[str, Any] | None:
+    """Scatter, jitter the camera, draw an instruction, render; return the question.
+
+    Args:
+        scenes: the world.
+        rng: random source.
+        camera_jitter: std of the camera's centre and look-at point, metres (UR5 only).
 
     Returns:
-        ``{'row': question dict, 'rgb', 'depth_m', 'mask'}`` or None when no task was drawn.
+        ``{'row': question dict (published format), 'rgb', 'depth_m', 'mask', 'occupancy'}``
+        or None when no task was drawn.
     """
     scatter(scenes, rng)
+    if camera_jitter > 0 and hasattr(scenes, 'jitter_camera'):
+        scenes.jitter_camera(rng, camera_jitter)
     snap = scenes.snapshot()
     task = draw_task(snap, rng)
     if task is None:
@@ -351,6 +388,8 @@ def evaluate_world(
         raise ValueError('--episodes must be at least 1')
     if not 0.0 <= args.noise <= 1.0 or not 0.0 <= args.failure_rate <= 1.0:
         raise ValueError('--noise must be in [0, 1] m and --failure-rate in [0, 1]')
+    if not 0.0 <= getattr(args, 'camera_jitter', 0.0) <= 0.2:
+        raise ValueError('--camera-jitter must be in [0, 0.2] m')
     if args.execute:
         raise ValueError('--execute is not implemented yet (trace metrics only)')
     own = scenes is None
@@ -366,7 +405,7 @@ def evaluate_world(
     try:
         n = args.limit or args.episodes
         for i in range(n):
-            ep = make_episode(scenes, rng)
+            ep = make_episode(scenes, rng, getattr(args, 'camera_jitter', 0.0))
             if ep is None:
                 continue
             row = ep['row']
@@ -403,6 +442,7 @@ def evaluate_world(
         noise_m=args.noise,
         failure_rate=args.failure_rate,
         occupancy=getattr(args, 'occupancy', 'simulator'),
+        camera_jitter_m=getattr(args, 'camera_jitter', 0.0),
         episodes_per_min=round(60.0 * len(scores) / elapsed, 1) if elapsed > 0 else None,
     )
     return name, summary, scores
