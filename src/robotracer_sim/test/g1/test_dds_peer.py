@@ -36,12 +36,13 @@ PRELUDE = textwrap.dedent(
 
     ChannelFactoryInitialize(int(sys.argv[1]), 'lo')
     crc = CRC()
-    S = {'n': 0, 'crc_ok': 0, 'crc_checked': 0, 'last': None, 'odom': None}
+    S = {'n': 0, 'crc': (0, 0), 'last': None, 'odom': None}
     def on_state(m):
         S['n'] += 1
         if S['n'] % 10 == 0:  # the CRC costs 0.4 ms in Python: check a sample of them
-            S['crc_checked'] += 1
-            S['crc_ok'] += crc.Crc(m) == m.crc
+            ok = crc.Crc(m) == m.crc
+            checked, good = S['crc']
+            S['crc'] = (checked + 1, good + ok)  # one store: a reader sees both or neither
         S['last'] = m
     sub = ChannelSubscriber('rt/lowstate', LowState_)
     sub.Init(on_state, 0)
@@ -132,15 +133,13 @@ def test_lowstate_arrives_at_200hz_with_valid_crc(peer):
         time.sleep(3.0)
         rate = (S['n'] - n0) / (time.time() - t0)
         m = S['last']
-        out(rate=rate, crc_ok=S['crc_ok'], n=S['crc_checked'], q=q(),
+        checked, good = S['crc']
+        out(rate=rate, crc_ok=good, n=checked, q=q(),
             acc_z=float(m.imu_state.accelerometer[2]), tick=int(m.tick))
         """
     )
     assert r['rate'] >= 200.0
-    # Known intermittent defect (seen once: 1 of 89 samples): a LowState_ whose CRC does not
-    # match, most likely a message torn between the physics and publisher threads. Tolerated
-    # up to 2 % here until it is fixed; the closing note of this stop tracks it.
-    assert r['n'] > 0 and r['crc_ok'] >= 0.98 * r['n'], 'LowState_ CRC mismatches'
+    assert r['n'] > 0 and r['crc_ok'] == r['n'], 'LowState_ CRC mismatches'
     assert r['q'][18] == pytest.approx(1.1, abs=0.05), 'standing pose: left elbow'
     assert r['q'][3] == pytest.approx(0.3, abs=0.01), 'standing pose: left knee'
     assert r['acc_z'] == pytest.approx(9.81, abs=0.1)
