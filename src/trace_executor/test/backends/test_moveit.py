@@ -157,6 +157,18 @@ def _follow_segment(planner: Ur5Planner, speed: float = 0.3) -> Any:
     return seg
 
 
+def _once_moving(driver: Any, reason: str = 'canceled', after_s: float = 0.5) -> Any:
+    """An interrupt that fires ``after_s`` after the arm started moving (planning time varies)."""
+    started: list[float] = []
+
+    def interrupt() -> str | None:
+        if not started and float(np.abs(driver.state()[0] - Q_HOME).max()) > 0.005:
+            started.append(time.monotonic())
+        return reason if started and time.monotonic() > started[0] + after_s else None
+
+    return interrupt
+
+
 def _still(driver: Any, q: np.ndarray, wait_s: float = 0.5) -> bool:
     time.sleep(wait_s)
     return float(np.abs(driver.state()[0] - q).max()) < 1e-6
@@ -185,10 +197,7 @@ def test_interrupt_stops_the_arm_through_the_execution_event_and_confirms_it(
 ) -> None:
     backend, move_group, driver = standin()
     seg = _follow_segment(planner)
-    t_go = time.monotonic() + 1.0
-    res = backend.execute(
-        seg, lambda: 'canceled' if time.monotonic() > t_go else None, lambda f: None
-    )
+    res = backend.execute(seg, _once_moving(driver), lambda f: None)
     assert res.status is MotionStatus.STOPPED and res.reason == 'canceled', res.message
     assert move_group.goals[0].cancel_requests == 1 and move_group.events == ['stop']
     assert backend.last_stop.startswith('stopped by trajectory_execution_event')
@@ -203,10 +212,7 @@ def test_move_group_missing_the_stop_event_is_stopped_through_the_controller(
 ) -> None:
     backend, move_group, driver = standin(honour_stop=False)
     seg = _follow_segment(planner, speed=0.2)
-    t_go = time.monotonic() + 1.0
-    res = backend.execute(
-        seg, lambda: 'canceled' if time.monotonic() > t_go else None, lambda f: None
-    )
+    res = backend.execute(seg, _once_moving(driver), lambda f: None)
     assert res.status is MotionStatus.STOPPED, res.message
     assert backend.last_stop.startswith('stopped through scaled_joint_trajectory_controller')
     # the execution's trajectory, then the stop on the controller's own topic
@@ -221,13 +227,36 @@ def test_an_arm_that_never_stops_is_reported_failed_not_stopped(
 ) -> None:
     backend, move_group, driver = standin(honour_stop=False)
     driver.sub.callback = lambda msg: None  # a controller deaf to its topic too
-    seg = _follow_segment(planner, speed=0.1)
-    t_go = time.monotonic() + 0.5
-    res = backend.execute(
-        seg, lambda: 'canceled' if time.monotonic() > t_go else None, lambda f: None
-    )
+    seg = _follow_segment(planner, speed=0.3)
+    res = backend.execute(seg, _once_moving(driver, after_s=1.0), lambda f: None)
     assert res.status is MotionStatus.FAILED
     assert res.message.startswith('canceled: the arm did not stop: ') and 'rad/s' in res.message
+
+
+def test_halt_stops_the_running_motion_and_refuses_later_ones(
+    standin: Any, planner: Ur5Planner
+) -> None:
+    backend, move_group, driver = standin()
+    seg = _follow_segment(planner)
+    out: dict[str, Any] = {}
+    th = threading.Thread(
+        target=lambda: out.update(res=backend.execute(seg, lambda: None, lambda f: None))
+    )
+    th.start()
+    moving = _once_moving(driver)
+    deadline = time.monotonic() + 20
+    while not moving():
+        assert time.monotonic() < deadline, 'the arm never moved'
+        time.sleep(0.01)
+    backend.halt('executor shutting down (SIGTERM)')
+    th.join(timeout=5)
+    assert out['res'].status is MotionStatus.STOPPED
+    assert out['res'].reason == 'executor shutting down (SIGTERM)'
+    q = driver.state()[0]
+    assert np.max(np.abs(q - seg.positions_rad[-1])) > 0.05 and _still(driver, q)
+    n = len(move_group.goals)
+    res = backend.execute(_follow_segment(planner), lambda: None, lambda f: None)
+    assert res.status is MotionStatus.STOPPED and len(move_group.goals) == n
 
 
 def test_a_joint_flip_in_moveits_path_is_refused_without_moving(

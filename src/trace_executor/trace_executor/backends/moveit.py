@@ -56,7 +56,7 @@ from trace_executor.backends.ros2_control import (
     call_gripper,
     wait_future,
 )
-from trace_executor.execution import BackendError, Interrupt, MotionResult, MotionStatus
+from trace_executor.execution import BackendError, Halting, Interrupt, MotionResult, MotionStatus
 from trace_executor.trace_check import fmt_point
 
 MOVEIT_MISSING = 'moveit backend needs moveit_msgs / a MoveIt install (use the docker image)'
@@ -223,7 +223,7 @@ class MoveGroupClient:
         return self.execute_client.send_goal_async(goal)
 
 
-class MoveItBackend:
+class MoveItBackend(Halting):
     """Plan Cartesian paths with MoveIt and execute them through MoveIt (module docstring)."""
 
     name = 'moveit'
@@ -362,6 +362,7 @@ class MoveItBackend:
         self._gripper = gripper
         #: how the last stop went (for the log and the tests)
         self.last_stop = ''
+        self._halted = ''
         # tool0 = TCP moved back along its z by the planner's TCP offset
         self._tcp_T_tip = np.eye(4)
         self._tcp_T_tip[2, 3] = -float(planner.config.tcp_offset_m)
@@ -524,6 +525,10 @@ class MoveItBackend:
             DONE, STOPPED (the interrupt's reason) or FAILED (MoveIt's partial fraction, error
             code, lost joint state, ...). A FAILED from planning means nothing moved.
         """
+        if self._halted:
+            return MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
+        if (halted := self.halted()) is not None:
+            return halted
         try:
             q_now, _ = self.state.get(self.state_timeout_s)
         except BackendError as exc:
@@ -568,7 +573,7 @@ class MoveItBackend:
         t0 = time.monotonic()
         timeout = 2.0 * duration + self.service_timeout_s
         while not result_future.done():
-            why = interrupt()
+            why = self._halted or interrupt()
             if why:
                 not_stopped = self._stop_motion(handle)
                 if not_stopped:
@@ -619,6 +624,16 @@ class MoveItBackend:
         """Stop MoveIt's trajectory execution now (``trajectory_execution_event`` "stop")."""
         self.execution_event_pub.publish(self._String(data='stop'))
 
+    def halt(self, reason: str) -> None:
+        """Stop the arm for good (executor shutdown): both stops now, every later motion refused.
+
+        The running :meth:`execute` stops (and confirms) at its next check; later calls return
+        STOPPED at once.
+        """
+        self._halted = reason or 'halted'
+        self.stop()
+        self.hold_controller()
+
     def hold_controller(self) -> None:
         """Replace the controller's trajectory with a short stop from the measured state."""
         msg = self._JointTrajectory(joint_names=list(self.joint_names))
@@ -636,38 +651,42 @@ class MoveItBackend:
         msg.points = [point]
         self.controller_pub.publish(msg)
 
-    def at_rest(self, timeout_s: float, window_s: float = 0.15) -> tuple[bool, str]:
+    def at_rest(self, timeout_s: float, window_s: float = 0.3) -> tuple[bool, str]:
         """Watch ``/joint_states`` until the arm is at rest, for at most ``timeout_s``.
 
-        At rest: over ``window_s`` of fresh samples no joint moved faster than
+        At rest: in both halves of ``window_s`` of fresh samples no joint moved faster than
         ``rest_speed_rad_s`` (positions, not the reported velocities, which a driver may omit).
+        Two halves, because an arm whose trajectory is just starting is slow too: it shows as
+        moving in the second half.
 
         Returns:
             (at rest, '' or which joint still moves and how fast).
         """
         deadline = time.monotonic() + timeout_s
         why = 'no fresh joint state'
+        half = window_s / 2.0
         while True:
             try:
-                q0, _ = self.state.get(self.state_timeout_s)
                 n0 = self.state.count
+                q0, _ = self.state.get(self.state_timeout_s)
+                t0 = time.monotonic()
+                time.sleep(half)
+                q1, _ = self.state.get(self.state_timeout_s)
+                t1 = time.monotonic()
+                time.sleep(half)
+                q2, _ = self.state.get(self.state_timeout_s)
+                t2 = time.monotonic()
             except BackendError as exc:
                 why = str(exc)
-                q0, n0 = None, 0
-            t0 = time.monotonic()
-            time.sleep(window_s)
-            if q0 is not None:
-                try:
-                    q1, _ = self.state.get(self.state_timeout_s)
-                except BackendError as exc:
-                    why = str(exc)
-                else:
-                    if self.state.count >= n0 + 2:
-                        speed = np.abs(q1 - q0) / max(time.monotonic() - t0, 1e-3)
-                        j = int(speed.argmax())
-                        if float(speed[j]) <= self.rest_speed_rad_s:
-                            return True, ''
-                        why = f'{self.joint_names[j]} still moving at {speed[j]:.3f} rad/s'
+            else:
+                if self.state.count >= n0 + 3:
+                    speed = np.maximum(
+                        np.abs(q1 - q0) / max(t1 - t0, 1e-3), np.abs(q2 - q1) / max(t2 - t1, 1e-3)
+                    )
+                    j = int(speed.argmax())
+                    if float(speed[j]) <= self.rest_speed_rad_s:
+                        return True, ''
+                    why = f'{self.joint_names[j]} still moving at {speed[j]:.3f} rad/s'
             if time.monotonic() >= deadline:
                 return False, why
 
