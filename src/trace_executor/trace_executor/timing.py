@@ -303,6 +303,9 @@ def _evaluate(
 class TimeParameterizer:
     """Time-optimal timing under fixed joint limits (see the module docstring)."""
 
+    #: fewest grid points of a timing (short paths are subdivided evenly up to this)
+    MIN_GRID_POINTS = 9
+
     def __init__(
         self,
         velocity_limit_rad_s: np.ndarray,
@@ -394,6 +397,9 @@ class TimeParameterizer:
             raise ValueError('a timed path needs two or more waypoints, consecutive ones distinct')
         ss = np.concatenate([[0.0], np.cumsum(steps)])
         gridpoints = self._gridpoints(qs, ss)
+        if len(gridpoints) < self.MIN_GRID_POINTS:
+            # too few stages to speed up and slow down again (two waypoints: a single one)
+            gridpoints = np.union1d(gridpoints, np.linspace(0.0, ss[-1], self.MIN_GRID_POINTS))
         path: Any
         if self.method == 'own':
             path = CubicPath(ss, qs)
