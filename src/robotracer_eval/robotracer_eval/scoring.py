@@ -83,6 +83,7 @@ class QuestionScore:
         derived_2d: 3D only: the 2D figures of the projected traces.
         size_estimated: the image size was estimated from the intrinsics.
         notes: why something was skipped.
+        execution: ``--world --execute``: what the simulated robot did (success, final error).
     """
 
     qid: Any
@@ -99,6 +100,7 @@ class QuestionScore:
     derived_2d: dict | None = None
     size_estimated: bool = False
     notes: list[str] = field(default_factory=list)
+    execution: dict | None = None
 
     def to_json(self) -> dict:
         """A JSON-ready dict."""

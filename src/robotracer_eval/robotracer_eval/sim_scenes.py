@@ -20,9 +20,10 @@ count a 4.5 cm cube resting on the table as ~25 % inside it, so that even exact 
 occupancy the oracle scores 100 %.
 
 The UR5 camera is jittered per episode (``--camera-jitter``, metres of noise on its centre and
-look-at point); the G1's head camera stays where the standing robot holds it. Not yet:
-``--execute`` (run the trace on the simulated robot and check the object ends within 3 cm of
-the goal).
+look-at point); the G1's head camera stays where the standing robot holds it. ``--execute``
+(UR5): the answer is lifted by the perception pipeline, planned by the executor's planner and
+run in the simulator; success when the object ends within 3 cm of the goal. Not yet: ``--execute``
+for the G1.
 """
 
 from __future__ import annotations
@@ -196,6 +197,65 @@ def _table_top_under(world: Any, p: np.ndarray) -> float:
 
 
 WORLDS = {'ur5': Ur5Scenes, 'g1': G1Scenes}
+EXECUTE_TOLERANCE_M = 0.03  # the object must end this close to the goal
+
+
+def execute_ur5(
+    scenes: Ur5Scenes, trace_world: np.ndarray, target: str, goal_world: np.ndarray
+) -> dict[str, Any]:
+    """Have the simulated UR5 carry out a trace (pick and place), as the executor plans it.
+
+    The product's planner (``trace_executor.ur5.Ur5Planner``, the executor's parameters from
+    ``config/ur5.yaml``) turns the trace into timed joint motions and gripper actions; the
+    simulator runs them (joint trajectory controller, grasp model) in process.
+
+    Returns:
+        ``executed`` (a plan was made and run), ``success`` (the object's centre ends within
+        :data:`EXECUTE_TOLERANCE_M` of the goal), ``final_error_m``, ``reason``.
+    """
+    from trace_executor.errors import PlanningError
+    from trace_executor.ur5.planner import MotionSegment, Ur5Planner, Ur5PlannerConfig
+
+    if getattr(scenes, 'planner', None) is None:
+        scenes.planner = Ur5Planner(
+            Ur5PlannerConfig(
+                tcp_offset_m=0.15,
+                approach_height_m=0.10,
+                min_tcp_height_m=0.01,
+                workspace_min_m=(-0.2, -0.75, -0.02),
+                workspace_max_m=(0.95, 0.75, 0.8),
+            )
+        )
+    world = scenes.world
+    try:
+        plan = scenes.planner.plan(trace_world, world.joint_positions(), mode='pick_place')
+    except PlanningError as exc:
+        return {'executed': False, 'success': False, 'final_error_m': None, 'reason': str(exc)}
+    reason = ''
+    for seg in plan.segments:
+        if isinstance(seg, MotionSegment):
+            world.set_trajectory(
+                list(seg.joint_names),
+                seg.times_s.tolist(),
+                seg.positions_rad.tolist(),
+                seg.velocities_rad_s.tolist(),
+            )
+            world.step(seg.duration_s + 0.3)
+        else:
+            ok, msg = world.set_gripper(seg.close)
+            world.step(0.3)
+            if not ok:
+                reason = f'gripper: {msg}'
+                break
+    world.step(0.5)
+    final = world.object_poses([target])[target].position
+    err = float(np.linalg.norm(final - np.asarray(goal_world)))
+    return {
+        'executed': True,
+        'success': bool(err < EXECUTE_TOLERANCE_M and not reason),
+        'final_error_m': err,
+        'reason': reason,
+    }
 
 
 def scatter(scenes: Any, rng: np.random.Generator) -> None:
@@ -261,7 +321,10 @@ def _to_camera(t_world_camera: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def make_episode(
-    scenes: Any, rng: np.random.Generator, camera_jitter: float = 0.0
+    scenes: Any,
+    rng: np.random.Generator,
+    camera_jitter: float = 0.0,
+    execute_reset: bool = False,
 ) -> dict[str, Any] | None:
     """Scatter, jitter the camera, draw an instruction, render; return the question.
 
@@ -269,11 +332,14 @@ def make_episode(
         scenes: the world.
         rng: random source.
         camera_jitter: std of the camera's centre and look-at point, metres (UR5 only).
+        execute_reset: put the robot home first (after an executed episode).
 
     Returns:
         ``{'row': question dict (published format), 'rgb', 'depth_m', 'mask', 'occupancy'}``
         or None when no task was drawn.
     """
+    if hasattr(scenes, 'world') and hasattr(scenes.world, 'reset') and execute_reset:
+        scenes.world.reset()  # arm home, gripper open, nothing held
     scatter(scenes, rng)
     if camera_jitter > 0 and hasattr(scenes, 'jitter_camera'):
         scenes.jitter_camera(rng, camera_jitter)
@@ -313,6 +379,9 @@ def make_episode(
         'depth_m': depth,
         'mask': mask,
         'occupancy': SolidOccupancy(solids),
+        'target': name,
+        'goal_world': pts[-1],
+        't_world_camera': t_wc,
     }
 
 
@@ -365,6 +434,34 @@ def _model(args: argparse.Namespace, scenes: Any) -> tuple[Any, Any]:
         raise ModelError(str(exc)) from exc
 
 
+def _execute(
+    scenes: Any, ep: dict, answer: str, depth_mm: np.ndarray, depth_source: str = 'fused'
+) -> dict[str, Any]:
+    """Lift the answer as the perception node does, then execute it (UR5)."""
+    from robotracer_ros.filtering import FilterOptions
+    from robotracer_ros.lifting import LiftOptions
+    from robotracer_ros.pipeline import PipelineOptions, answer_to_trace
+
+    try:
+        tr = answer_to_trace(
+            answer,
+            width=scenes.width,
+            height=scenes.height,
+            K=scenes.k,
+            depth=depth_mm,
+            options=PipelineOptions(
+                lift=LiftOptions(depth_source=depth_source), filter=FilterOptions()
+            ),
+            T_target_camera=ep['t_world_camera'],
+            expect_depth=True,
+        )
+    except ValueError as exc:
+        return {'executed': False, 'success': False, 'final_error_m': None, 'reason': str(exc)}
+    if tr.status_name == 'invalid':
+        return {'executed': False, 'success': False, 'final_error_m': None, 'reason': tr.note}
+    return execute_ur5(scenes, tr.points, ep['target'], ep['goal_world'])
+
+
 def evaluate_world(
     args: argparse.Namespace, scenes: Any = None
 ) -> tuple[str, dict[str, Any], list]:
@@ -390,8 +487,8 @@ def evaluate_world(
         raise ValueError('--noise must be in [0, 1] m and --failure-rate in [0, 1]')
     if not 0.0 <= getattr(args, 'camera_jitter', 0.0) <= 0.2:
         raise ValueError('--camera-jitter must be in [0, 0.2] m')
-    if args.execute:
-        raise ValueError('--execute is not implemented yet (trace metrics only)')
+    if args.execute and args.world != 'ur5':
+        raise ValueError('--execute is implemented for --world ur5 only')
     own = scenes is None
     if own:
         scenes = WORLDS[args.world]()
@@ -405,7 +502,7 @@ def evaluate_world(
     try:
         n = args.limit or args.episodes
         for i in range(n):
-            ep = make_episode(scenes, rng, getattr(args, 'camera_jitter', 0.0))
+            ep = make_episode(scenes, rng, getattr(args, 'camera_jitter', 0.0), args.execute)
             if ep is None:
                 continue
             row = ep['row']
@@ -424,9 +521,16 @@ def evaluate_world(
             )
             if getattr(args, 'occupancy', 'simulator') == 'simulator':
                 scene.occupancy = ep['occupancy']
-            scores.append(
-                scoring.score_3d(q, args.parser if args.parser != 'auto' else TUPLES, scene)
-            )
+            sc = scoring.score_3d(q, args.parser if args.parser != 'auto' else TUPLES, scene)
+            if args.execute:
+                sc.execution = _execute(
+                    scenes,
+                    ep,
+                    row.get('model_prediction', ''),
+                    depth_mm,
+                    getattr(args, 'depth_source', 'fused'),
+                )
+            scores.append(sc)
             rows.append(row)
             progress(i + 1, n)
     finally:
@@ -436,6 +540,13 @@ def evaluate_world(
             scenes.close()
     elapsed = time.perf_counter() - t0
     summary = scoring.summarise(scores, '3d')
+    if args.execute:
+        ex = [getattr(sc, 'execution', None) or {} for sc in scores]
+        summary['execution_success_rate'] = (
+            sum(1 for e in ex if e.get('success')) / len(ex) if ex else None
+        )
+        errs = [e['final_error_m'] for e in ex if e.get('final_error_m') is not None]
+        summary['execution_final_error_m'] = float(np.median(errs)) if errs else None
     summary.update(
         world=args.world,
         seed=args.seed,

@@ -34,9 +34,12 @@ def runs():
     try:
         exact = sim_scenes.evaluate_world(_args(), scenes)
         noisy = sim_scenes.evaluate_world(_args(noise=0.3), scenes)
+        executed = sim_scenes.evaluate_world(
+            _args(episodes=1, execute=True, depth_source='model'), scenes
+        )
     finally:
         scenes.close()
-    return exact, noisy
+    return exact, noisy, executed
 
 
 def test_zero_noise_scores_100_percent(runs):
@@ -54,11 +57,17 @@ def test_noise_beyond_the_thresholds_fails(runs):
     assert s['dfd'] > 0.3
 
 
+def test_the_robot_executes_the_oracle_trace(runs):
+    _, s, scores = runs[2]
+    assert s['execution_success_rate'] == 1.0, scores[0].execution
+    assert scores[0].execution['final_error_m'] < 0.03
+
+
 def test_bad_options():
     with pytest.raises(ValueError, match='episodes'):
         sim_scenes.evaluate_world(_args(episodes=0))
     with pytest.raises(ValueError, match='execute'):
-        sim_scenes.evaluate_world(_args(execute=True))
+        sim_scenes.evaluate_world(_args(world='g1', execute=True))
 
 
 def test_ground_truth_obstacles_leave_contact_free():
