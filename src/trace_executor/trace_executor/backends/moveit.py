@@ -56,7 +56,7 @@ from trace_executor.backends.ros2_control import (
     call_gripper,
     wait_future,
 )
-from trace_executor.execution import BackendError, Halting, Interrupt, MotionResult, MotionStatus
+from trace_executor.execution import BackendError, Interrupt, MotionResult, MotionStatus
 from trace_executor.trace_check import fmt_point
 
 MOVEIT_MISSING = 'moveit backend needs moveit_msgs / a MoveIt install (use the docker image)'
@@ -223,7 +223,7 @@ class MoveGroupClient:
         return self.execute_client.send_goal_async(goal)
 
 
-class MoveItBackend(Halting):
+class MoveItBackend:
     """Plan Cartesian paths with MoveIt and execute them through MoveIt (module docstring)."""
 
     name = 'moveit'
@@ -527,8 +527,6 @@ class MoveItBackend(Halting):
         """
         if self._halted:
             return MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
-        if (halted := self.halted()) is not None:
-            return halted
         try:
             q_now, _ = self.state.get(self.state_timeout_s)
         except BackendError as exc:
@@ -592,6 +590,11 @@ class MoveItBackend(Halting):
                 )
             progress(min(elapsed / duration, 1.0))
             time.sleep(self.control_period_s)
+        if self._halted:  # halt() stopped MoveIt first: its result (PREEMPTED) is that stop
+            not_stopped = self._stop_motion(handle)
+            if not_stopped:
+                return MotionResult(MotionStatus.FAILED, f'{self._halted}: {not_stopped}')
+            return MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
         code = int(result_future.result().result.error_code.val)
         if code != self._success:
             return MotionResult(

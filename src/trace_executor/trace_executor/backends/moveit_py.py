@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from trace_executor.execution import BackendError, Interrupt, MotionResult, MotionStatus
+from trace_executor.execution import BackendError, Halting, Interrupt, MotionResult, MotionStatus
 
 MOVEIT_PY_MISSING = (
     'moveit_py backend needs moveit_py (MoveIt 2 Python bindings, ros-jazzy-moveit-py; use the '
@@ -60,7 +60,7 @@ def segment_points(
     )
 
 
-class MoveItPyBackend:
+class MoveItPyBackend(Halting):
     """Check with MoveIt's planning scene, execute with MoveIt's execution manager (docstring).
 
     Args:
@@ -196,6 +196,8 @@ class MoveItPyBackend:
         progress: Callable[[float], None],
     ) -> MotionResult:
         """Check the path in MoveIt's scene, execute it through MoveIt, stop on interrupt."""
+        if (halted := self.halted()) is not None:
+            return halted
         try:
             q_now, _ = self.state.get(self.state_timeout_s)
         except BackendError as exc:

@@ -50,7 +50,7 @@ from trace_executor.backends.cartesian import (
     tool_poses,
     ur_pose_vector,
 )
-from trace_executor.execution import BackendError, Interrupt, MotionResult, MotionStatus
+from trace_executor.execution import BackendError, Halting, Interrupt, MotionResult, MotionStatus
 
 if TYPE_CHECKING:
     from trace_executor.ur5.planner import Ur5Planner
@@ -343,7 +343,7 @@ def hermite_resample(
     return t, q
 
 
-class RtdeBackend:
+class RtdeBackend(Halting):
     """Drive a UR through ur_rtde's control and receive interfaces (see the module docstring)."""
 
     name = 'rtde'
@@ -604,6 +604,8 @@ class RtdeBackend:
             naming the safety event, the limit or the deviation). A FAILED before the first
             command means the arm was not moved.
         """
+        if (halted := self.halted()) is not None:
+            return halted
         times = np.asarray(segment.times_s, dtype=float)
         qs = np.asarray(segment.positions_rad, dtype=float)
         if qs.ndim != 2 or qs.shape[1] != 6 or len(qs) < 2 or len(times) != len(qs):

@@ -329,11 +329,7 @@ class Ur5ExecutorNode(ExecutorNode):
         check, so a goal still perceiving or planning ends too.
         """
         if self.backend is not None:
-            halt = getattr(self.backend, 'halt', None)
-            if halt is not None:
-                halt(reason)
-            else:
-                self.backend.stop()
+            self.backend.halt(reason)
             self.get_logger().info(f'{reason}: the arm was sent a stop')
         self.end_running_goal(ErrorCode.SHUTDOWN)
 
