@@ -474,6 +474,10 @@ def main() -> None:
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(',')))
     rng = random.Random(args.seed)
+    # A DDS domain of its own: another ROS graph on this machine (a robot, a test run) on the
+    # same domain would mix its joint states and commands into the soak's.
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random().randrange(120, 200)))
+    print(f'ROS_DOMAIN_ID={os.environ["ROS_DOMAIN_ID"]}', file=sys.stderr, flush=True)
     out: dict = {
         'machine': {'cpus': os.cpu_count(), 'load_avg_start': os.getloadavg()[0]},
         'seed': args.seed,
