@@ -200,6 +200,20 @@ WORLDS = {'ur5': Ur5Scenes, 'g1': G1Scenes}
 EXECUTE_TOLERANCE_M = 0.03  # the object must end this close to the goal
 
 
+def executor_parameters(name: str = 'ur5.yaml') -> dict[str, Any]:
+    """The UR5 executor's parameters from the workspace's ``config/ur5.yaml``.
+
+    Raises:
+        FileNotFoundError: the config folder cannot be found.
+    """
+    import yaml
+    from robotracer_sim.common.scene_schema import scene_file_path
+
+    path = scene_file_path('ur5_tabletop.yaml').parents[1] / name
+    with open(path, encoding='utf-8') as f:
+        return yaml.safe_load(f)['ur5_executor']['ros__parameters']
+
+
 def execute_ur5(
     scenes: Ur5Scenes, trace_world: np.ndarray, target: str, goal_world: np.ndarray
 ) -> dict[str, Any]:
@@ -217,13 +231,14 @@ def execute_ur5(
     from trace_executor.ur5.planner import MotionSegment, Ur5Planner, Ur5PlannerConfig
 
     if getattr(scenes, 'planner', None) is None:
+        p = executor_parameters()
         scenes.planner = Ur5Planner(
             Ur5PlannerConfig(
-                tcp_offset_m=0.15,
-                approach_height_m=0.10,
-                min_tcp_height_m=0.01,
-                workspace_min_m=(-0.2, -0.75, -0.02),
-                workspace_max_m=(0.95, 0.75, 0.8),
+                tcp_offset_m=p['tcp_offset_m'],
+                approach_height_m=p['approach_height_m'],
+                min_tcp_height_m=p['min_tcp_height_m'],
+                workspace_min_m=tuple(p['workspace_min_m']),
+                workspace_max_m=tuple(p['workspace_max_m']),
             )
         )
     world = scenes.world
