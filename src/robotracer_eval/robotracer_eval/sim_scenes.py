@@ -207,6 +207,7 @@ def executor_parameters(name: str = 'ur5.yaml') -> dict[str, Any]:
         FileNotFoundError: the config folder cannot be found.
     """
     import yaml
+
     from robotracer_sim.common.scene_schema import scene_file_path
 
     path = scene_file_path('ur5_tabletop.yaml').parents[1] / name
