@@ -1,4 +1,4 @@
-"""Two UR5 bringups side by side on one machine, under ``/left`` and ``right``.
+"""`robotracer launch`: two UR5 bringups side by side, under ``/left`` and ``right``.
 
 ``robotracer launch ur5 namespace:=/left oracle_port:=P1`` and ``namespace:=right
 oracle_port:=P2`` (normalised to ``/right``) each start a simulator, its oracle, a perception
