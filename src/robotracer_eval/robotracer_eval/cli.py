@@ -82,6 +82,8 @@ def _score_file(
     from robotracer_eval import bench_data, report, scoring
 
     questions = bench_data.read_predictions(path)
+    if args.limit:
+        questions = questions[: args.limit]
     name = args.model_name if args.model_name and not args.compare else Path(path).stem
     mode = _mode(args) or bench_data.guess_mode(path, questions)
     parser = args.parser if args.parser != 'auto' else bench_data.parser_for_model(name)

@@ -64,6 +64,14 @@ def test_compare_side_by_side(capsys, tmp_path):
     assert lines[2].startswith('Gemini3Pro_2D')
 
 
+def test_limit(capsys):
+    f = str(DATA / 'Gemini3Pro_2D.jsonl')
+    code, out = _run(
+        ['--predictions', f, '--limit', '5', '--json', '--no-files', '--quiet'], capsys
+    )
+    assert code == 0 and json.loads(out.out)['n'] == 5 and json.loads(out.out)['parser'] == 'json'
+
+
 def test_bad_input_exits_2(capsys, tmp_path):
     code, out = _run(['--predictions', str(tmp_path / 'nope.jsonl'), '--no-files'], capsys)
     assert code == 2 and 'cannot read' in out.err
