@@ -263,6 +263,86 @@ def test_backend_over_dds_drives_the_simulated_g1_safely(peer, backend):
     assert stats['rpc_calls'].get('set_velocity', 0) > 5
 
 
+def _spawn_peer(log_path) -> subprocess.Popen:
+    with open(log_path, 'w') as f:
+        proc = subprocess.Popen(
+            [sys.executable, '-m', 'robotracer_sim.g1.run_peer', '--domain', str(DOMAIN)]
+            + ['--interface', 'lo'],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.time() + 90
+    while 'G1_PEER_READY' not in log_path.read_text():
+        assert proc.poll() is None and time.time() < deadline, log_path.read_text()
+        time.sleep(0.2)
+    return proc
+
+
+def _end(proc: subprocess.Popen, sig=signal.SIGINT) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=15)
+
+
+@pytest.mark.slow
+def test_a_robot_that_dies_mid_motion_ends_the_motion_and_the_next_goal_works_again(
+    peer, backend, tmp_path
+):
+    """kill -9 of the robot's DDS peer while the arms move: the motion fails at once naming the
+    stale state, the arm_sdk weight goes out, nothing more is sent, a walk is refused; a robot
+    that comes back is driven again."""
+    from trace_executor.g1.plan_types import ArmMotion, WalkSegment
+
+    _end(peer[0])  # the module's peer: this test brings its own
+    robot = _spawn_peer(tmp_path / 'dies.log')
+    try:
+        assert backend.wait_for_state(10), 'rt/lowstate from the new peer'
+        q0 = backend.upper_body()
+        target = np.eye(4)
+        target[:3, 3] = [0.30, -0.20, 0.05]
+        q1 = backend.planner.solve_target('right', target, np.zeros(4), q0)
+        times = np.linspace(0, 3.0, 120)
+        path = q0 + np.outer(np.linspace(0, 1, 120), q1 - q0)
+        motion = ArmMotion(
+            backend.planner.joint_names, times, path, np.zeros_like(path), 'right', 'reach'
+        )
+        backend.last_reaction_s = None
+        killed: list[float] = []
+
+        def interrupt():
+            if not killed and time.monotonic() - t0 > 1.5:  # after the 1 s weight ramp-in
+                os.killpg(robot.pid, signal.SIGKILL)
+                killed.append(time.monotonic())
+            return None
+
+        t0 = time.monotonic()
+        res = backend.execute(motion, interrupt, lambda f: None)
+        ended = time.monotonic()
+        assert killed, 'the motion ended before the robot died'
+        assert res.status is MotionStatus.FAILED and 'stale' in res.message, res
+        assert ended - killed[0] < 0.5, f'noticed {ended - killed[0]:.2f} s after the kill'
+        deadline = time.monotonic() + 5  # StopMove to a dead robot ends with its RPC timeout
+        while backend.last_reaction_s is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert backend.last_reaction_s is not None
+        assert backend.last_reaction_s[1] <= 0.2, f'weight out {backend.last_reaction_s}'
+        sent = backend.stats.lowcmd_sent
+        time.sleep(0.5)
+        assert backend.stats.lowcmd_sent == sent, 'nothing is sent to a robot that is gone'
+        walk = backend.walk(WalkSegment((0.0, 0.0, 0.0), 'odom', 1.0), lambda: None, print)
+        assert walk.status is MotionStatus.FAILED and 'rt/lowstate' in walk.message, walk
+    finally:
+        _end(robot, signal.SIGKILL)
+    back = _spawn_peer(tmp_path / 'back.log')
+    try:
+        assert backend.wait_for_state(10), 'the robot is back'
+        res = backend.walk(WalkSegment((-0.2, 0.1, 0.0), 'odom', 2.0), lambda: None, print)
+        assert res.status is MotionStatus.DONE, res.message
+    finally:
+        _end(back)
+
+
 # --- odometry: the robot's onboard state estimation ----------------------------------------------
 
 

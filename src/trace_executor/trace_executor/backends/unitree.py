@@ -661,8 +661,8 @@ class UnitreeBackend:
         """
         cfg = self.config
         try:
+            self.upper_body()  # fresh lowstate first: without it the robot itself is gone
             start = self.base_pose(walking=True)
-            self.upper_body()  # fresh lowstate required before any command
         except BackendError as exc:
             return MotionResult(MotionStatus.FAILED, f'cannot walk: {exc}')
         self._fault = ''
