@@ -1,17 +1,6 @@
 """The one client of the RoboTracer actions and services (in the style of nav2's BasicNavigator).
 
-:class:`Commander` sends an instruction (ExecuteInstruction) or a trace (ExecuteTrace), streams
-feedback, cancels, waits for the result with a timeout and says *why* a goal did not succeed:
-the server rejected it (busy), the goal was bad, no server answered, the server went away while
-the goal ran, or the result did not come in time. It asks the perception node for a trace
-(GetTrace) the same way. ``robotracer run``, ``robotracer ask``, the demo, the tests and the
-benchmarks all use it.
-
-Liveness: while a goal runs, the executor publishes feedback at least every
-``HEARTBEAT_PERIOD_S`` (it repeats the last one). A goal that hears nothing for
-``liveness_timeout_s`` ends with :attr:`Status.SERVER_GONE`, so a killed executor is noticed in
-about two seconds even where DDS keeps announcing it (a killed process's participant lingers
-until its lease expires).
+Design notes: docs/design-notes.md (robotracer_commander.commander).
 """
 
 from __future__ import annotations

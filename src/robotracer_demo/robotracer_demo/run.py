@@ -1,23 +1,6 @@
 """``make demo``: bring the simulated robot up, run the instructions, write ``out/demo/``.
 
-:func:`run_demo` starts ``robotracer launch <robot>`` as a child process (headless simulator,
-oracle model server on a free port, perception node, executor), waits for its ready line, runs
-each instruction of the robot's :class:`~robotracer_demo.scenarios.DemoSpec` through the
-``ExecuteInstruction`` action — teleporting the target mid-motion where the spec says so — and
-writes, into the output folder:
-
-- ``NN_trace.png``: the camera frame with the executed trace (start/end labelled; a trace that
-  was superseded by a replan dashed in grey),
-- ``NN_before_after.png``: frames before and after the goal, side by side, with a caption,
-- ``demo.png``: all instructions in one picture,
-- ``demo.mcap``: the run (camera at a reduced rate as JPEG, traces, markers, planned paths,
-  annotated images, joint states), ROS 2 CDR with schemas: opens in Foxglove,
-- ``summary.json``: per instruction the outcome, replans, phase times, final object position
-  against its destination, and the distance,
-- ``bringup.log``: every line the nodes printed.
-
-It prints a table and returns non-zero if any instruction failed. The bringup is always shut
-down, on errors and Ctrl-C too.
+Design notes: docs/design-notes.md (robotracer_demo.run).
 """
 
 from __future__ import annotations

@@ -1,18 +1,41 @@
 """Strict parser for trace answers of RoboTracer and general vision-language models.
 
-Accepted forms (2D ``(x, y)`` or 3D ``(x, y, d)``; x, y normalised 0-1000, d in metres):
+Accepted forms (2D ``(x, y)`` or 3D ``(x, y, d)``; d in metres; x, y in the model's coordinate
+convention, see below):
 
 - RoboTracer tuples: ``[(726, 624, 1.533), (738, 574, 1.499)]`` (a trailing comma is allowed);
 - JSON lists: ``[[726, 624, 1.533], ...]``;
-- either of those inside prose or a fenced block (```` ```json ... ``` ````); fenced blocks are
-  tried first, then bracketed spans in the order they appear;
+- either of those inside prose or a fenced block (```` ```json ... ``` ````);
 - point objects: ``[{"point": [x, y], "depth": d}, ...]`` (also ``point_2d``/``point_3d``,
   ``x``/``y``/``d`` keys), optionally wrapped as ``{"trace": [...]}`` / ``{"points": [...]}``;
 - bare tuple runs without an outer list: ``(1, 2, 0.5), (3, 4, 0.6)``.
 
-Anything else raises :class:`TraceParseError`, a ``ValueError`` whose message says what was
-wrong (too long, empty, truncated, non-finite number, out-of-range value, wrong number of values,
-mixed 2D/3D points, no trace at all). The parser never evaluates the text: it uses ``json`` and a
+Which list is the answer, when there are several (general VLMs quote single points in their
+analysis before the full trace, or give no fence at all): reasoning sections
+(``<think>...</think>``, also ``<thinking>``/``<reasoning>``) are skipped; then the most
+complete valid list wins -- a fenced block's if any fenced block holds a valid trace, else the
+longest list anywhere (ties: the last one, the model's conclusion). When no list is valid, the
+most complete one's problem is reported; so is a longer broken list when the best valid one is
+a single point (a quoted point is not the answer).
+
+Coordinates (``coordinates=``, a model-config setting):
+
+- ``normalized_1000`` (RoboTracer, Gemini, Qwen3-VL with our prompts): x, y in 0-1000. An
+  answer whose every x, y lies in 0-1 with a fractional value among them is RoboRefer's 0-1
+  style: refused with a reason naming the setting;
+- ``normalized_1``: x, y in 0-1 (RoboRefer); converted to 0-1000;
+- ``pixels``: absolute pixel coordinates of the image the model was sent (Qwen2.5-VL's native
+  grounding); converted with ``image_size``;
+- ``auto``: 0-1000, except an answer in the 0-1 style above, which is converted with a note.
+
+The parsed trace is always in 0-1000 (``ParsedTrace.xy``); ``ParsedTrace.note`` says when a
+conversion happened.
+
+An answer without any trace that says the object cannot be seen ("I cannot find that object in
+the image.") raises :class:`ObjectNotVisible`. Anything else unusable raises
+:class:`TraceParseError`, a ``ValueError`` whose message says what was wrong (too long, empty,
+truncated, only reasoning, non-finite number, out-of-range value, wrong number of values, mixed
+2D/3D points, no trace at all). The parser never evaluates the text: it uses ``json`` and a
 small tokenizer.
 """
 
@@ -31,6 +54,8 @@ MAX_ANSWER_BYTES = 64 * 1024
 MAX_POINTS = 256
 MAX_DEPTH_M = 100.0
 COORD_MAX = 1000.0
+#: values of the ``coordinates`` setting (see the module docstring)
+COORDINATES = ('normalized_1000', 'normalized_1', 'pixels', 'auto')
 _MAX_NESTING = 6
 _SNIPPET = 60
 
@@ -58,10 +83,32 @@ _OPEN_RE = re.compile(r'[\[{(]')
 _STRUCT_RE = re.compile(r'[\[\]{}()"]')
 _STRING_TAIL_RE = re.compile(r'(?:[^"\\]|\\.)*"', re.DOTALL)
 _OPENERS = {'[': ']', '{': '}', '(': ')'}
+_REASONING_TAGS = r'(?:think|thinking|reasoning)'
+_REASONING_BLOCK_RE = re.compile(
+    rf'<\s*{_REASONING_TAGS}\s*>.*?<\s*/\s*{_REASONING_TAGS}\s*>', re.IGNORECASE | re.DOTALL
+)
+_REASONING_OPEN_RE = re.compile(rf'<\s*{_REASONING_TAGS}\s*>', re.IGNORECASE)
+_REASONING_CLOSE_RE = re.compile(rf'<\s*/\s*{_REASONING_TAGS}\s*>', re.IGNORECASE)
+# what models say when they cannot see the object (checked only when no trace is found)
+_NOT_VISIBLE_RE = re.compile(
+    r"\b(?:can\s*not|can'?t|could\s*n[o']t|unable\s+to|do(?:es)?\s*n[o']t|did\s*n[o']t)\s+"
+    r'(?:find|see|locate|spot|detect|identify)\b'
+    r'|\bnot\s+(?:visible|found|present|shown|in\s+(?:the|this)\s+(?:image|picture|view|scene|'
+    r'frame))\b'
+    r'|\bno\s+(?:\w+\s+){0,3}(?:is\s+|are\s+)?(?:visible|in\s+(?:the|this)\s+(?:image|picture|'
+    r'view))\b'
+    r'|\bout\s+of\s+(?:view|frame|the\s+image|sight)\b'
+    r"|\b(?:isn|aren)'?t\s+(?:visible|in\s+(?:the|this)\s+(?:image|picture|view))\b",
+    re.IGNORECASE,
+)
 
 
 class TraceParseError(ValueError):
     """The answer holds no usable trace; the message says what was wrong."""
+
+
+class ObjectNotVisible(TraceParseError):
+    """The answer holds no trace and says the object cannot be seen (not found, out of view)."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +119,14 @@ class ParsedTrace:
         xy: (N, 2) float64, x and y normalised to 0-1000 over image width and height.
         depth: (N,) float64 metres (the model's d), or None for a 2D answer.
         form: which form was recognised: ``'tuples'``, ``'json'`` or ``'objects'``.
+        note: what the parser did beyond reading the values (e.g. converted 0-1 coordinates,
+            skipped reasoning); empty when nothing.
     """
 
     xy: np.ndarray
     depth: np.ndarray | None
     form: str
+    note: str = ''
 
     @property
     def is_3d(self) -> bool:
@@ -168,17 +218,80 @@ def _spans(text: str) -> Iterator[tuple[str, str | None]]:
         i = max(j, start + 1)
 
 
-def _candidates(text: str) -> Iterator[tuple[str, str | None]]:
-    """Fenced blocks first (their content as a whole, then its spans), then spans in prose."""
+def _candidates(text: str) -> Iterator[tuple[str, str | None, bool]]:
+    """Candidate spans as (span, problem-or-None, fenced).
+
+    Fenced blocks first (their content as a whole, then its spans), then spans in the prose
+    outside the fences, each group in the order of the text.
+    """
     blanked = list(text)
     for m in _FENCE_RE.finditer(text):
         body = m.group(1).strip()
         if body:
-            yield body, None
-            yield from _spans(body)  # prose inside the fence: its bracketed spans
+            yield body, None, True
+            for span, problem in _spans(body):  # prose inside the fence: its bracketed spans
+                yield span, problem, True
         for k in range(m.start(), m.end()):
             blanked[k] = ' '
-    yield from _spans(''.join(blanked))
+    for span, problem in _spans(''.join(blanked)):
+        yield span, problem, False
+
+
+def strip_reasoning(text: str) -> tuple[str, str]:
+    """Remove reasoning sections (``<think>...</think>``) from an answer.
+
+    Handles complete sections, a closing tag without its opening one (chat templates that put
+    ``<think>`` into the prompt: everything up to the last closing tag is reasoning) and an
+    opening tag that is never closed (the model stopped while reasoning).
+
+    Args:
+        text: the model's raw answer.
+
+    Returns:
+        (the answer without reasoning, a note saying what was removed or '').
+
+    Raises:
+        TraceParseError: nothing but reasoning is left (the message says whether the
+            reasoning was cut off, i.e. the token limit was reached).
+    """
+    if '<' not in text:
+        return text, ''
+    out, n = _REASONING_BLOCK_RE.subn(' ', text)
+    closes = list(_REASONING_CLOSE_RE.finditer(out))
+    if closes:
+        out = out[closes[-1].end() :]
+        n += 1
+    opened = _REASONING_OPEN_RE.search(out)
+    cut_off = False
+    if opened is not None:
+        out = out[: opened.start()]
+        n += 1
+        cut_off = True
+    if not n:
+        return text, ''
+    if not out.strip():
+        if cut_off:
+            raise TraceParseError(
+                'the answer is only reasoning that never ends (<think> without </think>): the '
+                'model stopped while reasoning, probably at its token limit (raise max_tokens)'
+            )
+        raise TraceParseError(
+            'the answer holds only reasoning (<think>...</think>) and no final answer'
+        )
+    return out, 'skipped the reasoning section of the answer'
+
+
+def says_not_visible(text: str) -> bool:
+    """Whether an answer (prose, no trace) says the object cannot be seen.
+
+    Args:
+        text: the model's answer.
+
+    Returns:
+        True for answers such as ``I cannot find that object in the image.``, ``The red cup is
+        not visible.``, ``There is no cup in this image.``, ``The plate is out of view.``.
+    """
+    return bool(_NOT_VISIBLE_RE.search(text or ''))
 
 
 # --------------------------------------------------------------------------- loading
@@ -365,13 +478,7 @@ def _points(value: Any, depth: int = 0) -> tuple[list[list[Any]], bool]:
     return out, objects
 
 
-def _validate(
-    raw: list[list[Any]],
-    *,
-    expect_depth: bool | None,
-    max_points: int,
-    max_depth_m: float,
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _check_arity(raw: list[list[Any]], expect_depth: bool | None, max_points: int) -> int:
     if len(raw) > max_points:
         raise TraceParseError(f'the answer has {len(raw)} points, over the limit of {max_points}')
     arity = None
@@ -393,23 +500,81 @@ def _validate(
         raise TraceParseError(
             "a 3D trace was asked for, but the answer's points have 2 values (x, y): no depth"
         )
+    return arity
+
+
+def _looks_unit_normalised(xy: np.ndarray) -> bool:
+    """Every x, y in 0-1 and at least one strictly fractional: RoboRefer's 0-1 style."""
+    if xy.size == 0 or float(np.max(xy)) > 1.0:
+        return False
+    return bool(np.any((xy > 0.0) & (xy < 1.0)))
+
+
+def _validate(
+    raw: list[list[Any]],
+    *,
+    expect_depth: bool | None,
+    max_points: int,
+    max_depth_m: float,
+    coordinates: str = 'normalized_1000',
+    image_size: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Check the raw points; returns (xy in 0-1000, depth or None, note)."""
+    arity = _check_arity(raw, expect_depth, max_points)
     arr = np.empty((len(raw), arity), dtype=np.float64)
     names = ('x', 'y', 'd')
     for i, p in enumerate(raw, 1):
         for k, v in enumerate(p):
             arr[i - 1, k] = _number(v, f'point {i}: {names[k]}')
+    xy = arr[:, :2]
+    if coordinates == 'pixels':
+        assert image_size is not None
+        limits = (float(image_size[0]), float(image_size[1]))
+        unit = ' pixels of the {}x{} image'.format(*image_size)
+    elif coordinates == 'normalized_1':
+        limits, unit = (1.0, 1.0), ' (coordinates: normalized_1)'
+    else:
+        limits, unit = (COORD_MAX, COORD_MAX), ' (x and y must be normalised to 0-1000)'
+    for i in range(len(raw)):
         for k in (0, 1):
-            if not 0.0 <= arr[i - 1, k] <= COORD_MAX:
+            if not 0.0 <= xy[i, k] <= limits[k]:
+                hint = unit
+                if coordinates == 'normalized_1' and xy[i, k] <= COORD_MAX:
+                    hint += (
+                        '; the answer looks normalised to 0-1000 (coordinates: normalized_1000)'
+                    )
                 raise TraceParseError(
-                    f'point {i}: {names[k]}={arr[i - 1, k]:g} is outside 0-{COORD_MAX:g} '
-                    '(x and y must be normalised to 0-1000)'
+                    f'point {i + 1}: {names[k]}={xy[i, k]:g} is outside 0-{limits[k]:g}{hint}'
                 )
-        if arity == 3 and not 0.0 < arr[i - 1, 2] <= max_depth_m:
+        if arity == 3 and not 0.0 < arr[i, 2] <= max_depth_m:
             raise TraceParseError(
-                f'point {i}: d={arr[i - 1, 2]:g} m is outside (0, {max_depth_m:g}] m'
+                f'point {i + 1}: d={arr[i, 2]:g} m is outside (0, {max_depth_m:g}] m'
             )
+    note = ''
+    if coordinates == 'normalized_1':
+        xy = xy * COORD_MAX
+    elif coordinates == 'pixels':
+        if _looks_unit_normalised(xy):
+            raise TraceParseError(
+                'every x, y of the answer lies in 0-1: it looks normalised to 0-1, not pixels '
+                '(set coordinates: normalized_1 for this model)'
+            )
+        xy = xy * (COORD_MAX / np.array(limits))
+    elif _looks_unit_normalised(xy):
+        if coordinates != 'auto':
+            raise TraceParseError(
+                'every x, y of the answer lies in 0-1: it looks normalised to 0-1 '
+                "(RoboRefer's style), not 0-1000 as the model config says (coordinates: "
+                f'{coordinates}); set coordinates: normalized_1 (or auto) for this model'
+            )
+        xy = xy * COORD_MAX
+        note = 'coordinates read as normalised to 0-1 (every x, y was in 0-1)'
     depth = arr[:, 2].copy() if arity == 3 else None
-    return arr[:, :2].copy(), depth
+    return np.ascontiguousarray(xy), depth, note
+
+
+def _join(*notes: str) -> str:
+    return '; '.join(n for n in notes if n)
 
 
 def parse_trace(
@@ -419,6 +584,8 @@ def parse_trace(
     max_bytes: int = MAX_ANSWER_BYTES,
     max_points: int = MAX_POINTS,
     max_depth_m: float = MAX_DEPTH_M,
+    coordinates: str = 'normalized_1000',
+    image_size: tuple[int, int] | None = None,
 ) -> ParsedTrace:
     """Parse a model's answer into a trace.
 
@@ -429,15 +596,29 @@ def parse_trace(
         max_bytes: size limit of the answer in UTF-8 bytes (default 64 KiB).
         max_points: the most points a trace may have.
         max_depth_m: the largest depth d accepted, metres.
+        coordinates: the model's coordinate convention, one of :data:`COORDINATES` (see the
+            module docstring).
+        image_size: (width, height) of the image the model was sent; needed for ``pixels``.
 
     Returns:
-        The parsed trace: normalised x, y and (for 3D answers) the model's depth per point.
+        The parsed trace: x, y normalised to 0-1000 and (for 3D answers) the model's depth per
+        point.
 
     Raises:
-        TraceParseError: the answer is too long, empty, holds no trace, or the trace is broken
-            (non-finite number, value out of range, wrong number of values, mixed 2D/3D, too
-            many points); the message says which and where.
+        ObjectNotVisible: no trace, and the answer says the object cannot be seen.
+        TraceParseError: the answer is too long, empty, only reasoning, holds no trace, or the
+            trace is broken (non-finite number, value out of range, wrong number of values,
+            mixed 2D/3D, too many points, 0-1 coordinates where 0-1000 are configured); the
+            message says which and where.
+        ValueError: (not a TraceParseError) an unknown ``coordinates`` value, or ``pixels``
+            without ``image_size``.
     """
+    if coordinates not in COORDINATES:
+        raise ValueError(f'coordinates {coordinates!r} is not one of {", ".join(COORDINATES)}')
+    if coordinates == 'pixels' and (
+        image_size is None or min(int(image_size[0]), int(image_size[1])) <= 0
+    ):
+        raise ValueError("coordinates 'pixels' needs the image size (width, height)")
     if not isinstance(text, str):
         raise TraceParseError(f'the answer must be text, got {type(text).__name__}')
     if len(text) > max_bytes:  # at least one byte a character: too long, without encoding it
@@ -449,30 +630,70 @@ def parse_trace(
         raise TraceParseError(f'the answer is {size} bytes, over the {max_bytes}-byte limit')
     if not text.strip():
         raise TraceParseError('the answer is empty')
-    if _PLAIN_TUPLES_RE.fullmatch(text):
+    opts = {
+        'expect_depth': expect_depth,
+        'max_points': max_points,
+        'max_depth_m': max_depth_m,
+        'coordinates': coordinates,
+        'image_size': image_size,
+    }
+    if _PLAIN_TUPLES_RE.fullmatch(text):  # RoboTracer's own answer: the fast path
         raw = [[float(v) for v in _NUM_RE.findall(t)] for t in _TUPLE_RE.findall(text)]
-        xy, depth = _validate(
-            raw, expect_depth=expect_depth, max_points=max_points, max_depth_m=max_depth_m
-        )
-        return ParsedTrace(xy=xy, depth=depth, form='tuples')
+        xy, depth, note = _validate(raw, **opts)  # type: ignore[arg-type]
+        return ParsedTrace(xy=xy, depth=depth, form='tuples', note=note)
+    answer, reasoning_note = strip_reasoning(text)
     first_problem: str | None = None
-    for span, problem in _candidates(text):
+    truncated: str | None = None
+    # trace-shaped candidates: (fenced, points, order, parsed or None, error or None)
+    found: list[tuple[bool, int, int, ParsedTrace | None, TraceParseError | None]] = []
+    for order, (span, problem, fenced) in enumerate(_candidates(answer)):
         if problem is None:
             try:
                 value, form = _load(span, 8 * max_points + 16)
                 raw, objects = _points(value)
             except (_SyntaxProblem, _NotATrace) as exc:
                 problem = str(exc)
+            except TraceParseError as exc:  # trace-shaped, but broken
+                found.append((fenced, 0, order, None, exc))
             else:
-                xy, depth = _validate(
-                    raw, expect_depth=expect_depth, max_points=max_points, max_depth_m=max_depth_m
-                )
-                return ParsedTrace(xy=xy, depth=depth, form='objects' if objects else form)
+                try:
+                    xy, depth, note = _validate(raw, **opts)  # type: ignore[arg-type]
+                except TraceParseError as exc:
+                    found.append((fenced, len(raw), order, None, exc))
+                else:
+                    parsed = ParsedTrace(
+                        xy=xy,
+                        depth=depth,
+                        form='objects' if objects else form,
+                        note=_join(reasoning_note, note),
+                    )
+                    found.append((fenced, len(raw), order, parsed, None))
         if first_problem is None and problem is not None:
             first_problem = f'{_snippet(span)}: {problem}'
+        if truncated is None and problem is not None and 'truncated' in problem:
+            truncated = f'{_snippet(span)}: {problem}'
+    valid = [f for f in found if f[3] is not None]
+    pool = [f for f in valid if f[0] and f[1] >= 2] or valid  # a fenced trace first
+    best = max(pool, key=lambda f: (f[1], f[2])) if pool else None
+    broken = [f for f in found if f[4] is not None]
+    worst = max(broken, key=lambda f: (f[0], f[1], -f[2])) if broken else None
+    if best is not None and best[1] < 2 and truncated is not None:
+        raise TraceParseError(  # a quoted point, and the real list was cut off
+            f'the answer was cut off before its trace was complete ({truncated}); only single '
+            'points are quoted before it'
+        )
+    if best is not None and (best[1] >= 2 or worst is None or worst[1] <= best[1]):
+        return best[3]  # type: ignore[return-value]
+    if worst is not None:
+        raise worst[4]  # type: ignore[misc]
+    if says_not_visible(answer):
+        raise ObjectNotVisible(
+            'no trace found in the answer: the model says it cannot see the object '
+            f'({_snippet(answer)})'
+        )
     msg = (
         'no trace found in the answer (expected [(x, y, d), ...] or a JSON list '
-        f'[[x, y, d], ...]); the answer starts {_snippet(text)}'
+        f'[[x, y, d], ...]); the answer starts {_snippet(answer)}'
     )
     if first_problem is not None:
         msg += f'; first candidate {first_problem}'

@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from robotracer_ros.backends import BACKENDS
+from robotracer_ros.backends.robotracer_http import DEFAULT_INPUTS, INPUT_PARTS, INPUTS
 from robotracer_ros.filtering import FilterOptions
 from robotracer_ros.lifting import DEPTH_SOURCES, LiftOptions
 from robotracer_ros.parameters import ConfigError, Param, by_name
+from robotracer_ros.parsing import COORDINATES
 from robotracer_ros.pipeline import PipelineOptions
 from robotracer_ros.transforms import transform_from_translation_quaternion
 
@@ -30,7 +32,11 @@ PARAMETERS: list[Param] = [
         'depth image topic registered to colour (16UC1 mm or 32FC1 m)',
     ),
     Param('camera_info_topic', '/camera/camera/color/camera_info', 'colour camera_info topic'),
-    Param('use_depth', True, 'subscribe to the depth image (false: model depth only)'),
+    Param(
+        'use_depth',
+        True,
+        "subscribe to the depth image (false: no depth topic at all; the model's own depth)",
+    ),
     Param(
         'image_reliability',
         'reliable',
@@ -85,10 +91,25 @@ PARAMETERS: list[Param] = [
     Param(
         'transport',
         'base64',
-        'robotracer_http request form: base64 | paths',
+        "robotracer_http request form: base64 (the authors' released servers) | paths "
+        "(RoboTracer's spatial-encoder client: files in shared_dir)",
         choices=('base64', 'paths'),
     ),
+    Param(
+        'model_inputs',
+        '',
+        'robotracer_http: what the model is given: rgbd_intrinsics | rgbd | rgb_intrinsics | '
+        "rgb_spatial | rgb ('' = the transport's default: base64 rgbd, paths rgbd_intrinsics)",
+        choices=('', *INPUTS),
+    ),
     Param('shared_dir', '', "robotracer_http paths form: folder the server reads ('' = /tmp)"),
+    Param(
+        'coordinates',
+        'normalized_1000',
+        "the model's x, y convention: normalized_1000 | normalized_1 | pixels | auto (0-1000, "
+        'reading an all-0-1 answer as 0-1 with a note)',
+        choices=COORDINATES,
+    ),
     Param('api_key_env', 'OPENAI_API_KEY', 'openai: environment variable holding the API key'),
     Param(
         'prompt_style',
@@ -114,7 +135,22 @@ PARAMETERS: list[Param] = [
         'transformers: auto | float32 | float16 | bfloat16',
         choices=('auto', 'float32', 'float16', 'bfloat16'),
     ),
-    Param('max_new_tokens', 256, 'openai/transformers: answer token limit', 1, 8192),
+    Param('max_new_tokens', 256, 'transformers: answer token limit', 1, 8192),
+    Param(
+        'max_tokens',
+        8192,
+        'openai: completion token limit, reasoning included (0 = not sent: the server default)',
+        0,
+        1_000_000,
+    ),
+    Param(
+        'max_tokens_field',
+        'max_tokens',
+        "openai: the request field of the limit: max_tokens | max_completion_tokens (OpenAI's "
+        'reasoning models)',
+        choices=('max_tokens', 'max_completion_tokens'),
+    ),
+    Param('temperature', 0.0, 'openai: sampling temperature (negative = not sent)', -1.0, 2.0),
     Param('replay_path', '', 'replay: JSONL file of recorded answers'),
     Param(
         'depth_source',
@@ -134,14 +170,39 @@ PARAMETERS: list[Param] = [
         0.0,
         1.0,
     ),
-    Param('filter.enabled', True, 'drop invalid points, merge duplicates, reject outlier jumps'),
     Param(
-        'filter.merge_distance_m', 0.005, 'merge consecutive points closer than this, m', 0.0, 1.0
+        'filter.enabled',
+        True,
+        'drop points the camera cannot see (depth outside min-max) and single spikes off the path',
     ),
     Param(
-        'filter.max_jump_m', 0.35, 'a step is an outlier only if longer than this, m', 0.001, 100.0
+        'filter.merge_distance_m',
+        0.0,
+        'merge consecutive points closer than this (0 = off: real answers repeat points), m',
+        0.0,
+        1.0,
     ),
-    Param('filter.jump_factor', 4.0, '...and longer than this many median steps', 1.0, 100.0),
+    Param(
+        'filter.spike_min_m',
+        0.5,
+        "an interior point is a spike only if farther than this from its neighbours' segment, m",
+        0.01,
+        100.0,
+    ),
+    Param(
+        'filter.spike_factor',
+        3.0,
+        "...and farther than this many times that segment's length",
+        0.1,
+        100.0,
+    ),
+    Param(
+        'filter.max_step_m',
+        0.0,
+        'a longer step makes the trace invalid (0 = no limit: real answers have legs over 1 m), m',
+        0.0,
+        100.0,
+    ),
     Param(
         'filter.resample_spacing_m',
         0.0,
@@ -172,6 +233,21 @@ def check_parameters(p: dict[str, Any]) -> None:
     """
     if p['min_depth_m'] >= p['max_depth_m']:
         raise ConfigError('min_depth_m must be smaller than max_depth_m')
+    if not p['use_depth']:
+        if p['depth_source'] == 'sensor':
+            raise ConfigError(
+                "depth_source 'sensor' needs the depth image, but use_depth is false; use "
+                "depth_source 'model' (or 'fused', which then uses the model's depth)"
+            )
+        if p['backend'] == 'robotracer_http':
+            inputs = p['model_inputs'] or DEFAULT_INPUTS[p['transport']]
+            if INPUT_PARTS[inputs][0]:
+                raise ConfigError(
+                    f'model_inputs {inputs!r}'
+                    + (' (the default of this transport)' if not p['model_inputs'] else '')
+                    + ' sends the depth image to the model, but use_depth is false: choose '
+                    'rgb_intrinsics, rgb_spatial or rgb'
+                )
 
 
 def backend_options(p: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +262,7 @@ def backend_options(p: dict[str, Any]) -> dict[str, Any]:
             'url': p['model_url'],
             'model': p['model_name'],
             'transport': p['transport'],
+            'inputs': p['model_inputs'],
             'shared_dir': p['shared_dir'],
             'timeout_s': p['request_timeout_s'],
             'retries': p['request_retries'],
@@ -200,7 +277,9 @@ def backend_options(p: dict[str, Any]) -> dict[str, Any]:
             'timeout_s': p['request_timeout_s'],
             'retries': p['request_retries'],
             'png_compression': p['png_compression'],
-            'max_tokens': p['max_new_tokens'],
+            'max_tokens': p['max_tokens'],
+            'max_tokens_field': p['max_tokens_field'],
+            'temperature': p['temperature'],
         }
     if name == 'transformers':
         if not p['model_name']:
@@ -233,12 +312,37 @@ def pipeline_options(p: dict[str, Any], depth_source: str) -> PipelineOptions:
             min_depth_m=p['min_depth_m'],
             max_depth_m=p['max_depth_m'],
             merge_distance_m=p['filter.merge_distance_m'],
-            max_jump_m=p['filter.max_jump_m'],
-            jump_factor=p['filter.jump_factor'],
+            spike_min_m=p['filter.spike_min_m'],
+            spike_factor=p['filter.spike_factor'],
+            max_step_m=p['filter.max_step_m'] or None,
             resample_spacing_m=p['filter.resample_spacing_m'] or None,
             min_points=p['filter.min_points'],
         )
-    return PipelineOptions(lift=lift, filter=filt)
+    return PipelineOptions(lift=lift, filter=filt, coordinates=p['coordinates'])
+
+
+def default_parameters() -> dict[str, Any]:
+    """``{name: default}`` of every perception-node parameter.
+
+    What a node started without a parameter file runs with.
+    """
+    return {p.name: p.default for p in PARAMETERS}
+
+
+def default_pipeline_options(depth_source: str | None = None) -> PipelineOptions:
+    """The lifting and filtering a perception node with default parameters applies.
+
+    ``robotracer lift --filter`` and ``robotracer query`` use this, so they filter exactly as
+    the node does.
+
+    Args:
+        depth_source: the depth source (None: the node's default, ``fused``).
+
+    Returns:
+        The options.
+    """
+    p = default_parameters()
+    return pipeline_options(p, depth_source or p['depth_source'])
 
 
 def static_transform(p: dict[str, Any]) -> tuple[str, str, np.ndarray] | None:

@@ -21,7 +21,7 @@ from robotracer_ros.filtering import (
     take_at,
 )
 from robotracer_ros.lifting import DEPTH_SOURCE_NAMES, LiftOptions, lift_trace
-from robotracer_ros.parsing import MAX_ANSWER_BYTES, parse_trace
+from robotracer_ros.parsing import COORDINATES, MAX_ANSWER_BYTES, parse_trace
 from robotracer_ros.transforms import apply_transform, validate_transform
 
 __all__ = [
@@ -43,11 +43,20 @@ class PipelineOptions:
         filter: trace filter options, or None for no filtering (one point per answer point,
             in order, NaN where no depth).
         max_answer_bytes: answer size limit.
+        coordinates: the model's coordinate convention (``normalized_1000``,
+            ``normalized_1``, ``pixels`` or ``auto``; see :mod:`robotracer_ros.parsing`).
     """
 
     lift: LiftOptions = field(default_factory=LiftOptions)
     filter: FilterOptions | None = None
     max_answer_bytes: int = MAX_ANSWER_BYTES
+    coordinates: str = 'normalized_1000'
+
+    def __post_init__(self) -> None:
+        if self.coordinates not in COORDINATES:
+            raise ValueError(
+                f'coordinates {self.coordinates!r} is not one of {", ".join(COORDINATES)}'
+            )
 
 
 @dataclass
@@ -133,7 +142,9 @@ def answer_to_trace(
         The trace with a quality verdict. ``STATUS_INVALID`` traces must not be executed.
 
     Raises:
-        TraceParseError: the answer holds no usable trace (the message says why).
+        TraceParseError: the answer holds no usable trace (the message says why;
+            :class:`~robotracer_ros.parsing.ObjectNotVisible` when the model says it cannot see
+            the object).
         ValueError: bad intrinsics, image size, transform, or a depth source the inputs
             cannot serve (e.g. ``sensor`` without a depth image).
     """
@@ -145,6 +156,8 @@ def answer_to_trace(
         answer,
         expect_depth=True if needs_model_depth or expect_depth else None,
         max_bytes=opts.max_answer_bytes,
+        coordinates=opts.coordinates,
+        image_size=(width, height),
     )
     lifted = lift_trace(
         parsed.xy,
@@ -175,12 +188,13 @@ def answer_to_trace(
         status, note = STATUS_VALID, ''
         if int(finite.sum()) < 2:
             status = STATUS_INVALID
-            note = f'only {int(finite.sum())} of {n} point(s) have a valid depth'
+            note = f'only {int(finite.sum())} usable point(s) of {n}; at least 2 needed'
         elif missing:
             status = STATUS_DEGRADED
             note = f'point(s) {", ".join(missing)} have no valid depth'
     if status != STATUS_INVALID and np.any(behind):
         status = STATUS_DEGRADED
+    note = _join(parsed.note, note)
     if np.any(behind):
         note = _join(
             note,

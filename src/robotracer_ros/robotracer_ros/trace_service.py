@@ -8,13 +8,16 @@ transform to the target frame -> model -> parse/lift/filter -> verdict.
 
 :meth:`TraceService.handle` never raises and never waits longer than the backend's own deadline
 (the HTTP backends end every request within their per-attempt timeout times the attempts, plus
-back-off). What the model server does wrong maps to two codes: ``ERROR_MODEL`` when no answer
+back-off). What the model server does wrong maps to two codes, ``ERROR_MODEL`` when no answer
 came (server down, connection reset, timeout, HTTP error status, the server's own failure
-flag) and ``ERROR_BAD_ANSWER`` when an answer came but cannot be used (not JSON, no answer
-field, oversized, empty, prose without a trace, values out of range or not finite, too many
-points, 2D points for a 3D request). Instructions are data: at most
-``prompts.MAX_INSTRUCTION_CHARS`` (1000) characters, no control characters
-(:func:`~robotracer_ros.backends.base.check_instruction`), else ``ERROR_BAD_REQUEST``.
+flag, a reasoning model that spent its token limit) and ``ERROR_BAD_ANSWER`` when an answer
+came but cannot be used (not JSON, no answer field, oversized, empty, prose without a trace,
+values out of range or not finite, too many points, 2D points for a 3D request). An answer that
+says the model cannot see the object ("I cannot find that object in the image.") is
+``ERROR_NOT_VISIBLE``: the object is not in view, which looking elsewhere may fix.
+Instructions are data: at most ``prompts.MAX_INSTRUCTION_CHARS`` (1000) characters, no control
+characters (:func:`~robotracer_ros.backends.base.check_instruction`), else
+``ERROR_BAD_REQUEST``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from robotracer_ros.backends.base import (
 )
 from robotracer_ros.filtering import STATUS_INVALID
 from robotracer_ros.lifting import DEPTH_SOURCES
-from robotracer_ros.parsing import TraceParseError
+from robotracer_ros.parsing import ObjectNotVisible, TraceParseError
 from robotracer_ros.pipeline import PipelineOptions, TraceResult, answer_to_trace
 from robotracer_ros.transforms import invert_transform, validate_transform
 
@@ -48,6 +51,7 @@ ERROR_BAD_ANSWER = 4
 ERROR_TRANSFORM = 5
 ERROR_BAD_REQUEST = 6
 ERROR_INVALID_TRACE = 7
+ERROR_NOT_VISIBLE = 8
 ERROR_NAMES = {
     ERROR_NONE: 'none',
     ERROR_NO_FRAME: 'no_frame',
@@ -57,6 +61,7 @@ ERROR_NAMES = {
     ERROR_TRANSFORM: 'transform',
     ERROR_BAD_REQUEST: 'bad_request',
     ERROR_INVALID_TRACE: 'invalid_trace',
+    ERROR_NOT_VISIBLE: 'not_visible',
 }
 # BackendError kinds meaning "an answer came but is unusable" (the rest: no answer came)
 _BAD_ANSWER_KINDS = (NON_JSON, BAD_RESPONSE)
@@ -332,10 +337,25 @@ class TraceService:
                 T_target_camera=T,
                 expect_depth=expect_depth,
             )
+        except ObjectNotVisible as exc:
+            return fail(
+                ERROR_NOT_VISIBLE,
+                f'object not visible: {exc}',
+                answer=answer,
+                frame=frame,
+                target_frame=target,
+                instruction=instruction,
+            )
         except (TraceParseError, ValueError) as exc:
+            hint = ''
+            if answer.truncated:
+                hint = (
+                    ' (the model stopped at its token limit, so the answer may be cut off: '
+                    'raise max_tokens in the model config)'
+                )
             return fail(
                 ERROR_BAD_ANSWER,
-                f'the model answer could not be used: {exc}',
+                f'the model answer could not be used: {exc}{hint}',
                 answer=answer,
                 frame=frame,
                 target_frame=target,

@@ -1,4 +1,4 @@
-"""Lifting (pinhole, depth sources, fused rule) and filtering against hand-computed values."""
+"""Lifting (pinhole, depth sources, fused rule) against hand-computed values."""
 
 from __future__ import annotations
 
@@ -7,15 +7,6 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
-from robotracer_ros.filtering import (
-    STATUS_DEGRADED,
-    STATUS_INVALID,
-    STATUS_VALID,
-    FilterOptions,
-    filter_trace,
-    resample_positions,
-    take_at,
-)
 from robotracer_ros.lifting import (
     DEPTH_MODEL,
     DEPTH_SENSOR,
@@ -172,74 +163,3 @@ def test_lifted_points_project_back_to_their_pixels(x, y, d, fx, fy):
     uvw = k @ p
     np.testing.assert_allclose(uvw[:2] / uvw[2], [x * W / 1000, y * H / 1000], atol=1e-6)
     assert p[2] == pytest.approx(d)
-
-
-# ------------------------------------------------------------------ filtering
-
-
-def line(n: int, step: float = 0.05) -> np.ndarray:
-    return np.stack([np.arange(n) * step, np.zeros(n), np.full(n, 1.0)], axis=1)
-
-
-def test_a_clean_trace_is_valid_and_unchanged():
-    r = filter_trace(line(6))
-    assert r.status == STATUS_VALID and r.note == ''
-    np.testing.assert_allclose(r.points, line(6))
-    assert r.positions.tolist() == [0, 1, 2, 3, 4, 5]
-
-
-def test_invalid_points_are_dropped_and_named():
-    p = line(6)
-    p[2] = np.nan
-    p[4, 2] = 30.0  # beyond max depth
-    r = filter_trace(p)
-    assert r.status == STATUS_DEGRADED
-    assert r.positions.tolist() == [0, 1, 3, 5]
-    assert 'points 3, 5' in r.note
-
-
-def test_duplicates_are_merged():
-    p = np.vstack([line(3), line(3)[-1:] + 0.001, line(5)[3:]])
-    r = filter_trace(p)
-    assert r.positions.tolist() == [0, 1, 2, 4, 5]
-    assert r.merged == [3] and r.status == STATUS_DEGRADED and 'merged 1' in r.note
-
-
-def test_a_spike_is_rejected_but_the_ends_stay():
-    p = line(8)
-    p[4] += [0.0, 0.0, 1.5]  # one point 1.5 m behind the others
-    r = filter_trace(p)
-    assert r.rejected_jumps == [4]
-    assert r.positions.tolist() == [0, 1, 2, 3, 5, 6, 7]
-    assert r.status == STATUS_DEGRADED and 'outlier' in r.note
-
-
-def test_an_unexplained_gap_makes_the_trace_invalid():
-    p = np.vstack([line(4), line(4) + [0.0, 0.0, 2.0]])
-    r = filter_trace(p)
-    assert r.status == STATUS_INVALID and 'jumps' in r.note
-
-
-def test_too_few_points_is_invalid():
-    p = line(3)
-    p[1:] = np.nan
-    r = filter_trace(p)
-    assert r.status == STATUS_INVALID and 'only 1 usable point' in r.note
-
-
-def test_resampling_gives_a_fixed_spacing_and_keeps_the_ends():
-    p = np.array([[0.0, 0, 1], [0.3, 0, 1], [1.0, 0, 1]])
-    r = filter_trace(p, FilterOptions(resample_spacing_m=0.1))
-    steps = np.linalg.norm(np.diff(r.points, axis=0), axis=1)
-    np.testing.assert_allclose(steps, 0.1, atol=1e-9)
-    np.testing.assert_allclose(r.points[[0, -1]], p[[0, -1]])
-    assert r.status == STATUS_VALID
-    # per-point attributes follow the positions: pixel u interpolates between inputs
-    u = np.array([0.0, 30.0, 100.0])
-    np.testing.assert_allclose(take_at(u, r.positions), r.points[:, 0] * 100)
-    flags = np.array([False, True, False])
-    assert take_at(flags, r.positions, kind='any')[1:-1].any()
-
-
-def test_resample_positions_of_a_degenerate_path():
-    assert resample_positions(np.zeros((3, 3)), 0.1).tolist() == [0.0, 2.0]

@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
-from robotracer_ros.parsing import MAX_ANSWER_BYTES, TraceParseError, parse_trace
+from robotracer_ros.parsing import (
+    MAX_ANSWER_BYTES,
+    ObjectNotVisible,
+    TraceParseError,
+    parse_trace,
+    says_not_visible,
+    strip_reasoning,
+)
 from robotracer_ros.prompts import (
     ROBOTRACER_2D_TEMPLATE,
     ROBOTRACER_3D_TEMPLATE,
@@ -259,3 +266,162 @@ def test_json_prompt_asks_for_normalised_json_and_instructions_are_cleaned():
         robotracer_prompt('  \n ')
     with pytest.raises(ValueError, match='unknown prompt style'):
         build_prompt('a', style='other')
+
+
+# ------------------------------------------------------------------ which list is the answer
+
+
+def test_the_longest_list_wins_over_points_quoted_before_it():
+    text = (
+        'The cup is at [389, 254] and the shelf at `[830, 215]`.\n'
+        '**Predicted Key Trajectory Points:**\n'
+        '[[389, 254], [395, 220], [480, 180], [600, 170], [720, 180], [830, 215]]'
+    )
+    p = parse_trace(text)
+    assert len(p) == 6 and p.xy[-1].tolist() == [830, 215]
+
+
+def test_a_fenced_block_wins_over_a_longer_list_in_the_prose():
+    text = (
+        'Candidates I considered: [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5], [6, 6]].\n'
+        '```json\n[[500, 500], [600, 400], [700, 300]]\n```'
+    )
+    assert parse_trace(text).xy[0].tolist() == [500, 500]
+
+
+def test_of_equally_long_lists_the_last_one_wins():
+    text = 'First try: [(1, 2, 0.5), (3, 4, 0.5)]. Corrected: [(10, 20, 0.5), (30, 40, 0.6)]'
+    assert parse_trace(text).xy[0].tolist() == [10, 20]
+
+
+def test_a_broken_longer_list_is_reported_rather_than_a_quoted_point():
+    text = 'Start at [500, 500]. Trace: [[500, 500, 1.0], [1500, 480, 1.0], [600, 400, 1.0]]'
+    with pytest.raises(TraceParseError, match='point 2: x=1500 is outside'):
+        parse_trace(text)
+
+
+def test_a_list_cut_off_after_quoted_points_says_so():
+    text = 'The start is [686, 437] and the end [146, 437].\n```json\n[[686, 437], [626, 43'
+    with pytest.raises(TraceParseError, match='cut off'):
+        parse_trace(text)
+
+
+def test_a_3d_list_wins_over_2d_points_quoted_in_a_3d_request():
+    text = 'The cup is at [420, 610]. ```json\n[[420, 610, 0.8], [500, 500, 0.9]]\n```'
+    p = parse_trace(text, expect_depth=True)
+    assert p.is_3d and len(p) == 2
+
+
+# ------------------------------------------------------------------ reasoning
+
+
+@pytest.mark.parametrize(
+    'text',
+    [
+        '<think>The cup is at [(1, 1, 0.5), (2, 2, 0.5), (3, 3, 0.5)]...</think>'
+        '[(500, 500, 1.0), (600, 400, 0.9)]',
+        '<think>\nlong reasoning with [(1, 1, 0.5), (2, 2, 0.5), (3, 3, 0.5)]\n</think>\n\n'
+        '```json\n[[500, 500, 1.0], [600, 400, 0.9]]\n```',
+        # the chat template opened <think> in the prompt: only the closing tag is in the answer
+        'reasoning [(1, 1, 0.5), (2, 2, 0.5), (3, 3, 0.5)] </think> '
+        '[(500, 500, 1.0), (600, 400, 0.9)]',
+        '<THINKING>x [(1, 1, 0.5), (2, 2, 0.5), (3, 3, 0.5)]</THINKING>'
+        '[(500, 500, 1.0), (600, 400, 0.9)]',
+    ],
+)
+def test_reasoning_sections_are_skipped(text):
+    p = parse_trace(text, expect_depth=True)
+    assert p.xy.tolist() == [[500, 500], [600, 400]]
+    assert 'reasoning' in p.note
+
+
+def test_only_reasoning_is_an_error_that_says_why():
+    with pytest.raises(TraceParseError, match='stopped while reasoning.*max_tokens'):
+        parse_trace('<think>The cup is at [(1, 1, 0.5), (2, 2, 0.5)] and then')
+    with pytest.raises(TraceParseError, match='only reasoning'):
+        parse_trace('<think>[(1, 1, 0.5), (2, 2, 0.5)]</think>  ')
+
+
+def test_strip_reasoning_leaves_plain_answers_alone():
+    assert strip_reasoning('[(1, 2, 0.5)]') == ('[(1, 2, 0.5)]', '')
+    assert strip_reasoning('a < b, [(1, 2, 0.5)]') == ('a < b, [(1, 2, 0.5)]', '')
+
+
+# ------------------------------------------------------------------ coordinates
+
+UNIT = '[(0.42, 0.61, 0.8), (0.45, 0.52, 0.78), (0.58, 0.55, 0.8)]'
+
+
+def test_0_1_answers_are_refused_by_default_with_the_setting_to_change():
+    with pytest.raises(TraceParseError, match='normalised to 0-1.*coordinates: normalized_1'):
+        parse_trace(UNIT)
+
+
+def test_0_1_answers_are_converted_when_the_model_config_says_so():
+    p = parse_trace(UNIT, coordinates='normalized_1')
+    np.testing.assert_allclose(p.xy[0], [420, 610])
+    np.testing.assert_allclose(p.depth, [0.8, 0.78, 0.8])
+    with pytest.raises(TraceParseError, match='x=420 is outside 0-1.*looks normalised to 0-1000'):
+        parse_trace('[(420, 610, 0.8), (450, 520, 0.78)]', coordinates='normalized_1')
+
+
+def test_auto_converts_a_0_1_answer_with_a_note_and_reads_others_as_0_1000():
+    p = parse_trace(UNIT, coordinates='auto')
+    np.testing.assert_allclose(p.xy[1], [450, 520])
+    assert 'normalised to 0-1' in p.note
+    q = parse_trace('[(420, 610, 0.8), (450, 520, 0.78)]', coordinates='auto')
+    assert q.xy[0].tolist() == [420, 610] and q.note == ''
+
+
+def test_integer_corner_points_are_not_mistaken_for_0_1():
+    assert parse_trace('[(0, 1, 0.5), (1, 0, 0.5)]').xy.tolist() == [[0, 1], [1, 0]]
+
+
+def test_pixel_answers_are_converted_with_the_image_size():
+    p = parse_trace('[[320, 240], [640, 0]]', coordinates='pixels', image_size=(640, 480))
+    np.testing.assert_allclose(p.xy, [[500, 500], [1000, 0]])
+    with pytest.raises(TraceParseError, match='y=500 is outside 0-480 pixels'):
+        parse_trace('[[320, 500], [10, 10]]', coordinates='pixels', image_size=(640, 480))
+    with pytest.raises(ValueError, match='needs the image size'):
+        parse_trace('[[320, 240]]', coordinates='pixels')
+    with pytest.raises(ValueError, match='not one of'):
+        parse_trace('[[320, 240]]', coordinates='percent')
+
+
+# ------------------------------------------------------------------ not visible
+
+
+@pytest.mark.parametrize(
+    'text',
+    [
+        'I cannot find that object in the image.',
+        "I can't see a red cup here.",
+        'The unicorn is not visible in this image.',
+        'There is no green bowl in the image.',
+        'Sorry, I was unable to locate the plate.',
+        'The object is out of view.',
+        '<think>looking for the cup</think>I could not find the cup.',
+    ],
+)
+def test_answers_that_cannot_see_the_object_raise_object_not_visible(text):
+    assert says_not_visible(text)
+    with pytest.raises(ObjectNotVisible, match='cannot see the object'):
+        parse_trace(text)
+
+
+@pytest.mark.parametrize(
+    'text',
+    [
+        'The object should be picked up and moved.',
+        "I'm sorry, I can't determine a trace for this task.",
+        # a trace wins over a remark
+        'I cannot find a blue cup, but the red one goes [(480, 520, 0.61), (500, 400, 0.7)]',
+    ],
+)
+def test_other_answers_are_not_not_visible(text):
+    try:
+        parse_trace(text)
+    except ObjectNotVisible:
+        pytest.fail(f'{text!r} read as not visible')
+    except TraceParseError:
+        pass

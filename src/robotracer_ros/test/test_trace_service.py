@@ -14,8 +14,10 @@ from robotracer_ros.trace_service import (
     ERROR_BAD_REQUEST,
     ERROR_INVALID_TRACE,
     ERROR_MODEL,
+    ERROR_NAMES,
     ERROR_NO_FRAME,
     ERROR_NONE,
+    ERROR_NOT_VISIBLE,
     ERROR_STALE_FRAME,
     ERROR_TRANSFORM,
     Frame,
@@ -144,6 +146,14 @@ def test_request_frame_overrides_and_camera_frame_default():
             TraceRequest('go'),
             frame(),
             FakeModel("I can't see a cup."),
+            ERROR_NOT_VISIBLE,
+            'object not visible: no trace found',
+            True,
+        ),
+        (
+            TraceRequest('go'),
+            frame(),
+            FakeModel('The cup should be lifted and moved to the plate.'),
             ERROR_BAD_ANSWER,
             'could not be used: no trace found',
             True,
@@ -189,3 +199,28 @@ def test_model_depth_behind_the_visible_wall_degrades_the_trace():
     assert out.success and out.result.status == STATUS_DEGRADED
     assert 'behind the visible surface' in out.result.note
     assert out.result.disagreement.tolist() == [False, True, False]
+
+
+def test_an_answer_cut_off_at_the_token_limit_says_to_raise_it():
+    class Truncated(FakeModel):
+        def __call__(self, rgb, depth, K, instruction, *, mode_3d=True):
+            return BackendAnswer('[(500, 500, 1.0), (600, 5', 'fake:model', 0.1, truncated=True)
+
+    out = service(Truncated()).handle(TraceRequest('go'), frame())
+    assert out.error_code == ERROR_BAD_ANSWER
+    assert 'truncated' in out.error_msg and 'raise max_tokens' in out.error_msg
+
+
+def test_not_visible_keeps_the_answer_for_the_caller():
+    out = service(FakeModel('The plate is out of view.')).handle(TraceRequest('go'), frame())
+    assert out.error_code == ERROR_NOT_VISIBLE and out.answer.text == 'The plate is out of view.'
+    assert ERROR_NAMES[out.error_code] == 'not_visible'
+
+
+def test_the_error_codes_are_the_services():
+    srv = pytest.importorskip('robotracer_msgs.srv')
+    import robotracer_ros.trace_service as ts
+
+    for name in ERROR_NAMES.values():
+        const = f'ERROR_{name.upper()}'
+        assert getattr(srv.GetTrace.Response, const) == getattr(ts, const), const

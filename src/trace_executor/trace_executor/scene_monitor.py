@@ -1,33 +1,6 @@
 """Scene-change detection on the depth stream, in the regions that matter for the running goal.
 
-While a goal runs, the executor watches three kinds of region of the depth image:
-
-- the object at the trace start (until it is grasped),
-- the destination (the trace end),
-- the corridor along the remaining path.
-
-Each region is a set of 3D spheres in the robot base frame, projected once into the camera
-(disk radius = f * r / z) when the regions are set, so a check only touches the pixels of the
-regions. A pixel *changed* when both the reference and the new depth are valid and differ by more
-than ``depth_threshold_m``, or when exactly one of them is valid (something appeared or
-vanished). A region changed when more than ``min_changed_fraction`` of its valid pixels and at
-least ``min_changed_pixels`` pixels changed. Sensor noise stays below the threshold.
-
-The robot, its gripper or hands and the object it holds are masked out: the caller describes
-them as spheres (:class:`RobotMask`, from the robot's kinematics) for the reference and the new
-frame; a pixel inside the projected disk of such a sphere *and not farther than its centre plus
-its radius* shows the robot and is ignored (in either frame). Pixels that see past the robot
-(the table or an object behind it) stay watched, so an object moved while the arm hovers in
-front of it is still noticed. :class:`BodyMaskHistory` adds what the robot holds (a bounding
-sphere carried with the hand, set at the grasp) and keeps the masks of the last few hundred
-milliseconds, so a depth frame that arrives late (transport latency) is masked with the poses
-the robot had while it was taken.
-
-:class:`PlanSceneWatcher` puts it together for the goal runner (reference at arm, regions of the
-plan, a check per new frame); for a moving camera (the G1's head camera) it compares only frames
-taken from the same camera pose and takes a new reference whenever the camera is still again.
-
-ROS-free: numpy in, numpy out.
+Design notes: docs/design-notes.md (trace_executor.scene_monitor).
 """
 
 from __future__ import annotations

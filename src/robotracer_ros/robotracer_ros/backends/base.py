@@ -43,11 +43,16 @@ class BackendAnswer:
         text: the answer text, unmodified.
         model_id: ``"<backend>:<model>"``, e.g. ``"robotracer_http:RoboTracer"``.
         elapsed_s: round-trip time of the request (encoding + transport + inference), seconds.
+        truncated: the model stopped at its token limit (the answer may be cut off).
+        reasoning: the model's separate reasoning text, when the server returned one
+            (reasoning models); never parsed.
     """
 
     text: str
     model_id: str
     elapsed_s: float
+    truncated: bool = False
+    reasoning: str = ''
 
 
 @runtime_checkable

@@ -8,6 +8,19 @@ option that takes the key itself, and a URL with ``user:password@`` is refused. 
 logged or put into an error message, and is scrubbed from the answer text too, should a server
 echo it (answers end up in recordings). Without the variable no Authorization header is sent
 (local servers).
+
+Generation limits come from the model config: ``max_tokens`` (default 8192, room for a reasoning
+model's thinking before its answer; 0 = not sent, the server's default), sent as
+``max_tokens`` or, for OpenAI's reasoning models, ``max_completion_tokens``
+(``max_tokens_field``), and ``temperature`` (0; negative = not sent, for models that accept
+only their default).
+
+Reasoning models: the answer is ``choices[0].message.content``; a separate reasoning text
+(``reasoning_content`` from vLLM/SGLang/DeepSeek, ``reasoning`` from newer vLLM and gateways)
+is kept apart and never parsed, and ``<think>...</think>`` inside the content is skipped by the
+parser. A reply with no content -- the model spent ``max_tokens`` on reasoning
+(``finish_reason`` ``length``), or the server put everything into the reasoning field -- is an
+error that says so; an answer cut off at the limit is marked ``truncated``.
 """
 
 from __future__ import annotations
@@ -32,12 +45,16 @@ from robotracer_ros.backends.base import (
     BAD_RESPONSE,
     CONFIG,
     HTTP_STATUS,
+    MODEL,
     BackendAnswer,
     BackendError,
     check_instruction,
     check_rgb,
 )
 from robotracer_ros.prompts import build_prompt
+
+MAX_TOKENS_FIELDS = ('max_tokens', 'max_completion_tokens')
+_REASONING_FIELDS = ('reasoning_content', 'reasoning')
 
 
 class OpenAIChatBackend:
@@ -54,7 +71,8 @@ class OpenAIChatBackend:
         prompt_style: str = 'json',
         timeout_s: float = 60.0,
         retries: int = 1,
-        max_tokens: int = 512,
+        max_tokens: int = 8192,
+        max_tokens_field: str = 'max_tokens',
         temperature: float = 0.0,
         image_format: str = 'png',
         jpeg_quality: int = 90,
@@ -70,8 +88,12 @@ class OpenAIChatBackend:
             prompt_style: ``'json'`` (general VLM) or ``'robotracer'`` (tuple prompt).
             timeout_s: per-attempt timeout, seconds.
             retries: extra attempts on connection errors, timeouts, HTTP 429/5xx.
-            max_tokens: completion token limit.
-            temperature: sampling temperature (0 = deterministic).
+            max_tokens: completion token limit, reasoning included (0 = not sent: the server's
+                default). Reasoning models need thousands; a vLLM server refuses a limit over
+                its context length minus the prompt (``--max-model-len``).
+            max_tokens_field: ``'max_tokens'`` (vLLM, SGLang, Gemini, most gateways) or
+                ``'max_completion_tokens'`` (OpenAI's reasoning models refuse ``max_tokens``).
+            temperature: sampling temperature (0 = deterministic; negative = not sent).
             image_format: ``'png'`` or ``'jpeg'`` (smaller, faster to encode).
             jpeg_quality: JPEG quality 1-100.
             png_compression: zlib level 0-9 for PNG (0 = uncompressed, fastest to encode).
@@ -101,6 +123,14 @@ class OpenAIChatBackend:
             raise BackendError(
                 CONFIG, f"prompt_style must be 'json' or 'robotracer', got {prompt_style!r}"
             )
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+            raise BackendError(CONFIG, f'max_tokens must be an integer >= 0, got {max_tokens!r}')
+        if max_tokens_field not in MAX_TOKENS_FIELDS:
+            raise BackendError(
+                CONFIG,
+                f'max_tokens_field must be one of {", ".join(MAX_TOKENS_FIELDS)}, got '
+                f'{max_tokens_field!r}',
+            )
         if image_format not in ('png', 'jpeg'):
             raise BackendError(
                 CONFIG, f"image_format must be 'png' or 'jpeg', got {image_format!r}"
@@ -113,6 +143,7 @@ class OpenAIChatBackend:
         self.timeout_s = float(timeout_s)
         self.retries = int(retries)
         self.max_tokens = int(max_tokens)
+        self.max_tokens_field = max_tokens_field
         self.temperature = float(temperature)
         self.image_format = image_format
         self.jpeg_quality = int(jpeg_quality)
@@ -153,7 +184,7 @@ class OpenAIChatBackend:
             )
         else:
             url = images.to_data_url(images.encode_png(rgb, compression=self.png_compression))
-        return {
+        payload: dict[str, Any] = {
             'model': self.model,
             'messages': [
                 {
@@ -164,9 +195,12 @@ class OpenAIChatBackend:
                     ],
                 }
             ],
-            'max_tokens': self.max_tokens,
-            'temperature': self.temperature,
         }
+        if self.max_tokens > 0:
+            payload[self.max_tokens_field] = self.max_tokens
+        if self.temperature >= 0:
+            payload['temperature'] = self.temperature
+        return payload
 
     def __call__(
         self,
@@ -212,13 +246,27 @@ class OpenAIChatBackend:
                     f'{self.api_key_env or "named by api_key_env"})',
                     status=exc.status,
                 ) from exc
+            if exc.kind == HTTP_STATUS and exc.status == 400 and _about_token_limit(str(exc)):
+                raise BackendError(
+                    exc.kind,
+                    f'{exc} (the token limit does not fit: lower max_tokens in the model config '
+                    f"(now {self.max_tokens}) or raise the server's context length, e.g. vLLM "
+                    '--max-model-len)',
+                    status=exc.status,
+                ) from exc
             raise
         try:
-            text = self.answer_from_reply(reply)
+            text, truncated, reasoning = self.parse_reply(reply)
         except BackendError as exc:
             exc.args = (scrub(str(exc), secrets),)
             raise
-        return BackendAnswer(scrub(text, secrets), self.model_id, time.perf_counter() - t0)
+        return BackendAnswer(
+            scrub(text, secrets),
+            self.model_id,
+            time.perf_counter() - t0,
+            truncated=truncated,
+            reasoning=scrub(reasoning, secrets),
+        )
 
     def answer_from_reply(self, reply: Any) -> str:
         """The answer text in a decoded chat-completions reply.
@@ -230,15 +278,34 @@ class OpenAIChatBackend:
             ``choices[0].message.content`` (content parts joined), unmodified.
 
         Raises:
-            BackendError: (``bad_response``) no ``choices[0].message.content``, content that is
-                not text (e.g. ``null`` for a refusal or a tool call), or the server's own
-                ``error`` object.
+            BackendError: see :meth:`parse_reply`.
+        """
+        return self.parse_reply(reply)[0]
+
+    def parse_reply(self, reply: Any) -> tuple[str, bool, str]:
+        """The answer text, whether it was cut off, and the separate reasoning text.
+
+        Args:
+            reply: the decoded JSON reply.
+
+        Returns:
+            (``choices[0].message.content`` with content parts joined, unmodified;
+            ``finish_reason == 'length'``; ``reasoning_content`` or ``reasoning``, or '').
+
+        Raises:
+            BackendError: ``model`` when the model spent its token limit on reasoning and gave
+                no answer; ``bad_response`` when there is no ``choices[0].message.content``,
+                content that is not text (e.g. ``null`` for a refusal or a tool call), only
+                reasoning, or the server's own ``error`` object.
         """
         url = display_url(self.url)
         try:
-            message = reply['choices'][0]['message']
-            content = message['content']
-        except (KeyError, IndexError, TypeError):
+            choice = reply['choices'][0]
+            message = choice['message']
+            if 'content' not in message and not any(f in message for f in _REASONING_FIELDS):
+                raise KeyError('content')
+            content = message.get('content')
+        except (KeyError, IndexError, TypeError, AttributeError):
             error = reply.get('error') if isinstance(reply, dict) else None
             if isinstance(error, dict):
                 error = error.get('message', error)
@@ -247,9 +314,36 @@ class OpenAIChatBackend:
                 f'{url} answered without choices[0].message.content'
                 + (f' (error: {shorten(str(error))})' if error else ''),
             ) from None
+        finish = choice.get('finish_reason') if isinstance(choice, dict) else None
+        truncated = finish == 'length'
+        reasoning = next(
+            (
+                message[f]
+                for f in _REASONING_FIELDS
+                if isinstance(message.get(f), str) and message[f].strip()
+            ),
+            '',
+        )
         if isinstance(content, list):  # content parts
             parts = [p.get('text') for p in content if isinstance(p, dict)]
             content = ''.join(t for t in parts if isinstance(t, str))
+        if content is None or (isinstance(content, str) and not content.strip()):
+            if truncated:
+                raise BackendError(
+                    MODEL,
+                    f'model error: {url}: the model stopped at its token limit (max_tokens='
+                    f'{self.max_tokens or "the server default"}, finish_reason "length") '
+                    + (f'after {len(reasoning)} characters of reasoning ' if reasoning else '')
+                    + 'and gave no answer: raise max_tokens in the model config',
+                )
+            if reasoning:
+                raise BackendError(
+                    BAD_RESPONSE,
+                    f'{url} answered only reasoning ({len(reasoning)} characters) and no '
+                    f'content (finish_reason {shorten(repr(finish), 30)}): the final answer is '
+                    "missing, or the server's reasoning parser took it (vLLM "
+                    '--reasoning-parser)',
+                )
         if not isinstance(content, str):
             refusal = message.get('refusal') if isinstance(message, dict) else None
             raise BackendError(
@@ -257,4 +351,10 @@ class OpenAIChatBackend:
                 f'{url} answered content of type {type(content).__name__}, not text'
                 + (f' (refusal: {shorten(str(refusal))})' if refusal else ''),
             )
-        return content
+        return content, truncated, reasoning
+
+
+def _about_token_limit(message: str) -> bool:
+    """Whether an HTTP 400 message is a server refusing the token limit (vLLM, OpenAI)."""
+    low = message.lower()
+    return 'max_tokens' in low or 'max_completion_tokens' in low or 'context length' in low

@@ -1,24 +1,58 @@
 """Recorded answers from a JSONL file, for regression tests, benchmarks and demos offline.
 
-Each line: ``{"instruction": "...", "answer": "...", "model_id": "...", "elapsed_s": 0.5}``
-(only ``answer`` is required). ``match='instruction'`` answers with the first line whose
-instruction equals the request's (whitespace-normalised, case-insensitive), falling back to
-lines without an instruction; ``match='sequence'`` plays the lines in order (``loop`` to wrap).
+Two line formats, read as they are:
+
+- the project's own: ``{"instruction": "...", "answer": "...", "model_id": "...",
+  "elapsed_s": 0.5}`` (only ``answer`` is required);
+- the evaluation outputs the RoboTracer authors publish (``Evaluation/outputs/*.jsonl``:
+  TraceSpatial-Bench, one question a line): the instruction is ``prompt``, the answer
+  ``model_prediction``; ``question_id`` and the rest are kept. A question whose request failed
+  there (an empty or null ``model_prediction``, with its ``error``) answers as a model error.
+  The model id is the file's name (``replay:RoboTracer_Intrinsics_Depth_3D``).
+
+``match='instruction'`` answers with the first line whose instruction equals the request's
+(whitespace-normalised, case-insensitive), falling back to lines without an instruction;
+``match='sequence'`` plays the lines in order (``loop`` to wrap); ``match='question_id'``
+answers with the line whose ``question_id`` is ``question_id``, whatever the instruction.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+from typing import Any
 
 import numpy as np
 
 from robotracer_ros.backends.base import CONFIG, MODEL, BackendAnswer, BackendError
 
+MATCHES = ('instruction', 'sequence', 'question_id')
+
 
 def _norm(text: str) -> str:
     return ' '.join(str(text).split()).lower()
+
+
+def _record(rec: Any, where: str) -> dict[str, Any]:
+    """One line as ``{"instruction"?, "answer", "_failed"?, ...}`` (both formats)."""
+    if not isinstance(rec, dict):
+        raise BackendError(CONFIG, f'{where}: a line must be a JSON object')
+    if isinstance(rec.get('answer'), str):
+        return rec
+    if 'model_prediction' in rec:  # the authors' evaluation output
+        pred = rec['model_prediction']
+        if pred is not None and not isinstance(pred, str):
+            raise BackendError(CONFIG, f'{where}: "model_prediction" must be text or null')
+        out = dict(rec)
+        out['answer'] = pred or ''
+        if isinstance(rec.get('prompt'), str):
+            out['instruction'] = rec['prompt']
+        if not (pred or '').strip():
+            out['_failed'] = str(rec.get('error') or 'the recorded prediction is empty')
+        return out
+    raise BackendError(CONFIG, f'{where}: needs an "answer" (or "model_prediction") string')
 
 
 class ReplayBackend:
@@ -26,20 +60,28 @@ class ReplayBackend:
 
     name = 'replay'
 
-    def __init__(self, path: str, *, match: str = 'instruction', loop: bool = True) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        match: str = 'instruction',
+        loop: bool = True,
+        question_id: int | str | None = None,
+    ) -> None:
         """Load the recording.
 
         Args:
             path: JSONL file.
-            match: ``'instruction'`` or ``'sequence'``.
+            match: ``'instruction'``, ``'sequence'`` or ``'question_id'``.
             loop: ``sequence`` only: start over after the last line.
+            question_id: ``question_id`` only: the question to answer.
 
         Raises:
-            BackendError: (``config``) missing file, bad line (with its number), no lines, or
-                an unknown match mode.
+            BackendError: (``config``) missing file, bad line (with its number), no lines, an
+                unknown match mode, or a question id the file does not hold.
         """
-        if match not in ('instruction', 'sequence'):
-            raise BackendError(CONFIG, f"match must be 'instruction' or 'sequence', got {match!r}")
+        if match not in MATCHES:
+            raise BackendError(CONFIG, f'match must be one of {", ".join(MATCHES)}, got {match!r}')
         self.path = path
         self.match = match
         self.loop = loop
@@ -53,13 +95,23 @@ class ReplayBackend:
                         rec = json.loads(line)
                     except ValueError as exc:
                         raise BackendError(CONFIG, f'{path}:{lineno}: not JSON: {exc}') from exc
-                    if not isinstance(rec, dict) or not isinstance(rec.get('answer'), str):
-                        raise BackendError(CONFIG, f'{path}:{lineno}: needs an "answer" string')
-                    self.records.append(rec)
+                    self.records.append(_record(rec, f'{path}:{lineno}'))
         except OSError as exc:
             raise BackendError(CONFIG, f'cannot read replay file {path!r}: {exc}') from exc
         if not self.records:
             raise BackendError(CONFIG, f'replay file {path!r} has no answers')
+        self.default_model_id = 'replay:' + os.path.splitext(os.path.basename(path))[0]
+        self.question = None
+        if match == 'question_id':
+            if question_id is None:
+                raise BackendError(CONFIG, "match 'question_id' needs question_id")
+            self.question = next(
+                (r for r in self.records if str(r.get('question_id')) == str(question_id)), None
+            )
+            if self.question is None:
+                raise BackendError(
+                    CONFIG, f'replay file {path!r} has no question_id {question_id!r}'
+                )
         self._next = 0
         self._lock = threading.Lock()
 
@@ -75,11 +127,13 @@ class ReplayBackend:
         """Return the recorded answer for this request.
 
         Raises:
-            BackendError: (``model``) no recorded answer for the instruction, or the sequence
-                is exhausted.
+            BackendError: (``model``) no recorded answer for the instruction, the sequence is
+                exhausted, or the recorded request failed.
         """
         t0 = time.perf_counter()
-        if self.match == 'sequence':
+        if self.question is not None:
+            rec = self.question
+        elif self.match == 'sequence':
             with self._lock:
                 if self._next >= len(self.records):
                     if not self.loop:
@@ -96,5 +150,10 @@ class ReplayBackend:
                 raise BackendError(
                     MODEL, f'replay file {self.path!r} has no answer for {instruction!r}'
                 )
+        if '_failed' in rec:
+            qid = f' (question_id {rec["question_id"]})' if 'question_id' in rec else ''
+            raise BackendError(MODEL, f'the recorded request failed{qid}: {rec["_failed"]}')
         elapsed = float(rec.get('elapsed_s', time.perf_counter() - t0))
-        return BackendAnswer(rec['answer'], str(rec.get('model_id', 'replay:recorded')), elapsed)
+        return BackendAnswer(
+            rec['answer'], str(rec.get('model_id', self.default_model_id)), elapsed
+        )

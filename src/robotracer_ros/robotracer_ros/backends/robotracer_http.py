@@ -1,21 +1,56 @@
-"""RoboTracer's own HTTP API (the way the authors serve the model).
+"""The authors' HTTP API (RoboTracer's evaluation client and servers, RoboRefer's server).
 
-``POST <url>/query`` with JSON:
+``POST <url>/query`` with the JSON body the authors' own client sends (``Evaluation/
+query_model.py`` in github.com/Zhoues/RoboTracer), byte for byte: the keys in their order,
+``requests``' JSON encoding (``json.dumps``: ``", "`` and ``": "`` separators, ASCII escapes).
+Two forms, two functions of that client:
 
-- path form (``transport='paths'``; server on the same machine or a shared filesystem):
-  ``{"text": prompt, "image_paths": [png], "depth_z_paths": [16-bit png, mm],
-  "intrinsics": 3x3, "enable_spatial": 1}`` -- the client writes the PNGs into ``shared_dir``
-  (which the server must be able to read at the same path) and deletes them afterwards;
-- base64 form (``transport='base64'``; server on another machine):
-  ``{"text": prompt, "image_url": ["data:image/png;base64,..."], "depth_url": [...],
-  "enable_depth": 1, "intrinsics": 3x3, "enable_spatial": 1}``.
+- ``transport='base64'`` (default): ``query_server``::
 
-Answer: ``{"result": 1, "answer": "<text>"}``; ``result != 1`` is reported as a model error,
-a reply without an ``answer`` string as a bad response (see :meth:`answer_from_reply`).
+    {"image_url": ["<base64 of the PNG>"], "depth_url": ["<base64 of the 16-bit PNG>"] or [],
+     "enable_depth": 1 or 0, "text": "<prompt>"}
+
+  Raw base64, no ``data:`` prefix: the authors' servers call ``base64.b64decode`` on the string.
+  This is the form the released server code reads -- RoboTracer's ``API/Qwen3VL.py`` (which
+  reads ``image_url`` and ``text``) and RoboRefer's ``API/api.py`` (which also reads
+  ``depth_url``, and with ``enable_depth`` 1 and no depth estimates depth itself) -- so it is
+  the default. It carries no intrinsics.
+- ``transport='paths'``: ``query_server_spatial_encoder``, the form RoboTracer's evaluation uses
+  for its spatial encoder (that server is not released yet)::
+
+    {"image_paths": ["/abs/rgb.png"], "depth_z_paths": ["/abs/depth.png"] or null,
+     "intrinsics": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] or null, "enable_spatial": 1 or 0,
+     "text": "<prompt>"}
+
+  The client writes the PNGs (depth: 16-bit, millimetres) into ``shared_dir`` -- a folder the
+  server reads at the same absolute path -- and deletes them afterwards.
+
+What the model is given (``inputs``, the evaluation's modes):
+
+===================  ============================================  =========================
+``inputs``           paths form                                    base64 form
+===================  ============================================  =========================
+``rgbd_intrinsics``  depth + intrinsics, ``enable_spatial`` 1      (no intrinsics: refused)
+``rgbd``             depth, no intrinsics, ``enable_spatial`` 1    depth, ``enable_depth`` 1
+``rgb_intrinsics``   intrinsics, no depth, ``enable_spatial`` 1    (refused)
+``rgb_spatial``      neither, ``enable_spatial`` 1                 no depth, ``enable_depth``
+                                                                   1 (the server estimates it)
+``rgb``              neither, ``enable_spatial`` 0 (RGB only)      no depth, ``enable_depth`` 0
+===================  ============================================  =========================
+
+Without a depth image for a request (the camera's is unusable and the request lifts with the
+model's depth), the depth is left out and the rest sent as configured.
+
+Answer: ``{"result": 1, "answer": "<text>"}``. The authors' servers are Flask apps: an
+exception while serving (an image they cannot decode or open, the model failing) is an HTML
+"500 Internal Server Error" page; that, and ``result`` other than 1, are reported as ``model``
+errors saying what usually causes them; a reply without an ``answer`` string is a bad
+response (see :meth:`RoboTracerHttpBackend.answer_from_reply`).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import tempfile
 import time
@@ -35,6 +70,7 @@ from robotracer_ros.backends._http import (
 from robotracer_ros.backends.base import (
     BAD_RESPONSE,
     CONFIG,
+    HTTP_STATUS,
     MODEL,
     BackendAnswer,
     BackendError,
@@ -44,10 +80,32 @@ from robotracer_ros.backends.base import (
 from robotracer_ros.prompts import robotracer_prompt
 
 TRANSPORTS = ('base64', 'paths')
+#: inputs -> (depth image, intrinsics, enable_spatial)
+INPUT_PARTS = {
+    'rgbd_intrinsics': (True, True, 1),
+    'rgbd': (True, False, 1),
+    'rgb_intrinsics': (False, True, 1),
+    'rgb_spatial': (False, False, 1),
+    'rgb': (False, False, 0),
+}
+INPUTS = tuple(INPUT_PARTS)
+#: the default inputs of each transport
+DEFAULT_INPUTS = {'paths': 'rgbd_intrinsics', 'base64': 'rgbd'}
+
+
+def inputs_send_depth(inputs: str) -> bool:
+    """Whether ``inputs`` sends the depth image to the model.
+
+    Raises:
+        ValueError: unknown inputs.
+    """
+    if inputs not in INPUT_PARTS:
+        raise ValueError(f'inputs {inputs!r} is not one of {", ".join(INPUTS)}')
+    return INPUT_PARTS[inputs][0]
 
 
 class RoboTracerHttpBackend:
-    """Client of a RoboTracer API server."""
+    """Client of the authors' ``/query`` API (see the module docstring)."""
 
     name = 'robotracer_http'
 
@@ -56,12 +114,11 @@ class RoboTracerHttpBackend:
         url: str = 'http://127.0.0.1:25547',
         *,
         transport: str = 'base64',
+        inputs: str | None = None,
         shared_dir: str | None = None,
         model: str = 'RoboTracer',
         timeout_s: float = 60.0,
         retries: int = 1,
-        send_depth: bool = True,
-        enable_spatial: bool = True,
         png_compression: int = 0,
         keep_files: bool = False,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
@@ -70,24 +127,38 @@ class RoboTracerHttpBackend:
 
         Args:
             url: server base URL (``/query`` is appended unless already there).
-            transport: ``'base64'`` (images inline) or ``'paths'`` (PNG files in shared_dir).
+            transport: ``'base64'`` (images in the request; the released servers) or
+                ``'paths'`` (PNG files in shared_dir; RoboTracer's spatial-encoder client).
+            inputs: what the model is given, one of :data:`INPUTS`; None: the transport's
+                default (:data:`DEFAULT_INPUTS`: ``rgbd`` for base64, ``rgbd_intrinsics`` for
+                paths).
             shared_dir: folder both client and server see at the same path (``paths`` only);
-                None = the system temp folder.
+                None = the system temp folder. Made absolute.
             model: model name for ``model_id``.
             timeout_s: per-attempt timeout, seconds.
             retries: extra attempts on connection errors, timeouts, HTTP 429/5xx.
-            send_depth: send the depth image when one is given.
-            enable_spatial: the API's ``enable_spatial`` flag (metric 3D reasoning).
             png_compression: zlib level for the PNGs (0-9; 0 = uncompressed, the fastest to
                 encode: ~1.5 MB of PNG per 640x480 RGB-D request).
             keep_files: ``paths`` only: keep the written PNGs (debugging).
             max_response_bytes: largest response body accepted (default 1 MiB).
 
         Raises:
-            BackendError: (``config``) bad transport, URL, folder or limit.
+            BackendError: (``config``) bad transport, inputs (or inputs the transport cannot
+                carry), URL, folder or limit.
         """
         if transport not in TRANSPORTS:
             raise BackendError(CONFIG, f'transport {transport!r} is not one of {TRANSPORTS}')
+        inputs = inputs or DEFAULT_INPUTS[transport]
+        if inputs not in INPUT_PARTS:
+            raise BackendError(CONFIG, f'inputs {inputs!r} is not one of {", ".join(INPUTS)}')
+        if transport == 'base64' and INPUT_PARTS[inputs][1]:
+            raise BackendError(
+                CONFIG,
+                f'inputs {inputs!r} sends the camera intrinsics, which the base64 form of the '
+                "authors' API cannot carry (their client sends image_url, depth_url, "
+                "enable_depth and text only): use transport paths (RoboTracer's "
+                'spatial-encoder form) or inputs rgbd / rgb_spatial / rgb',
+            )
         if not isinstance(url, str) or not url.startswith(('http://', 'https://')):
             raise BackendError(
                 CONFIG, f'url {display_url(str(url))!r} must start with http:// or https://'
@@ -108,14 +179,13 @@ class RoboTracerHttpBackend:
             url.rstrip('/') if url.rstrip('/').endswith('/query') else (url.rstrip('/') + '/query')
         )
         self.transport = transport
-        self.shared_dir = shared_dir or tempfile.gettempdir()
+        self.inputs = inputs
+        self.shared_dir = os.path.abspath(shared_dir or tempfile.gettempdir())
         if transport == 'paths' and not os.path.isdir(self.shared_dir):
             raise BackendError(CONFIG, f'shared_dir {self.shared_dir!r} is not a folder')
         self.model = model
         self.timeout_s = float(timeout_s)
         self.retries = int(retries)
-        self.send_depth = send_depth
-        self.enable_spatial = enable_spatial
         self.png_compression = int(png_compression)
         self.keep_files = keep_files
         self.max_response_bytes = int(max_response_bytes)
@@ -124,6 +194,11 @@ class RoboTracerHttpBackend:
     def model_id(self) -> str:
         """``robotracer_http:<model>``."""
         return f'{self.name}:{self.model}'
+
+    @property
+    def sends_depth(self) -> bool:
+        """Whether requests carry the depth image (when the frame has one)."""
+        return INPUT_PARTS[self.inputs][0]
 
     def build_payload(
         self,
@@ -134,7 +209,7 @@ class RoboTracerHttpBackend:
         *,
         mode_3d: bool = True,
     ) -> tuple[dict[str, Any], list[str]]:
-        """Encode a request (exposed for benchmarks and tests).
+        """Encode a request exactly as the authors' client does (for benchmarks and tests).
 
         Args:
             rgb: (H, W, 3) uint8 RGB.
@@ -144,7 +219,8 @@ class RoboTracerHttpBackend:
             mode_3d: 3D or 2D prompt.
 
         Returns:
-            (payload, files written) -- files only for the ``paths`` transport.
+            (payload, files written) -- files only for the ``paths`` transport. The payload's
+            keys are in the authors' order; ``json.dumps(payload)`` is the request body.
 
         Raises:
             BackendError: bad image or instruction, or files could not be written.
@@ -154,40 +230,44 @@ class RoboTracerHttpBackend:
             prompt = robotracer_prompt(check_instruction(instruction), mode_3d=mode_3d)
         except ValueError as exc:
             raise BackendError(CONFIG, f'bad instruction: {exc}') from exc
-        payload: dict[str, Any] = {
-            'text': prompt,
-            'intrinsics': np.asarray(K, dtype=float).reshape(3, 3).tolist(),
-            'enable_spatial': int(self.enable_spatial),
-        }
+        send_depth, send_k, enable_spatial = INPUT_PARTS[self.inputs]
         rgb_png = images.encode_png(rgb, compression=self.png_compression)
         depth_png = None
-        if depth is not None and self.send_depth:
+        if depth is not None and send_depth:
             depth_png = images.encode_png(
                 images.depth_to_millimetres(depth), compression=self.png_compression
             )
+        if self.transport == 'base64':  # query_server's request_data, in its key order
+            payload: dict[str, Any] = {
+                'image_url': [_b64(rgb_png)],
+                'depth_url': [_b64(depth_png)] if depth_png is not None else [],
+                'enable_depth': enable_spatial,
+                'text': prompt,
+            }
+            return payload, []
         files: list[str] = []
-        if self.transport == 'base64':
-            payload['image_url'] = [images.to_data_url(rgb_png)]
-            if depth_png is not None:
-                payload['depth_url'] = [images.to_data_url(depth_png)]
-                payload['enable_depth'] = 1
-            return payload, files
         stem = os.path.join(self.shared_dir, f'robotracer_{uuid.uuid4().hex}')
         try:
             with open(stem + '_rgb.png', 'wb') as f:
                 f.write(rgb_png)
             files.append(stem + '_rgb.png')
-            payload['image_paths'] = [stem + '_rgb.png']
             if depth_png is not None:
                 with open(stem + '_depth.png', 'wb') as f:
                     f.write(depth_png)
                 files.append(stem + '_depth.png')
-                payload['depth_z_paths'] = [stem + '_depth.png']
         except OSError as exc:
             self._cleanup(files)
             raise BackendError(
                 CONFIG, f'cannot write images into shared_dir {self.shared_dir!r}: {exc}'
             ) from exc
+        # query_server_spatial_encoder's request_data, in its key order
+        payload = {
+            'image_paths': [files[0]],
+            'depth_z_paths': [files[1]] if depth_png is not None else None,
+            'intrinsics': (np.asarray(K, dtype=float).reshape(3, 3).tolist() if send_k else None),
+            'enable_spatial': enable_spatial,
+            'text': prompt,
+        }
         return payload, files
 
     def _cleanup(self, files: list[str]) -> None:
@@ -219,10 +299,50 @@ class RoboTracerHttpBackend:
                 retries=self.retries,
                 max_response_bytes=self.max_response_bytes,
             )
+        except BackendError as exc:
+            raise self.explain(exc) from None
         finally:
             self._cleanup(files)
         answer = self.answer_from_reply(reply)
         return BackendAnswer(answer, self.model_id, time.perf_counter() - t0)
+
+    def explain(self, exc: BackendError) -> BackendError:
+        """Say what an HTTP error status from the authors' (Flask) servers usually means.
+
+        Args:
+            exc: the error of the request.
+
+        Returns:
+            A ``model`` error for HTTP 500 (the server raised while serving), an
+            ``http_status`` error with the likely cause for 400/404/405/415, else ``exc``.
+        """
+        if exc.kind != HTTP_STATUS or exc.status is None:
+            return exc
+        url = display_url(self.url)
+        if exc.status == 500:
+            where = (
+                f'the files in shared_dir {self.shared_dir!r} it must open'
+                if self.transport == 'paths'
+                else 'the base64 images it must decode'
+            )
+            return BackendError(
+                MODEL,
+                f'model error: {url} failed while serving the request ({exc}); the server '
+                "raised an exception (its log has the traceback): the authors' servers do so "
+                f'when the request is not the form they read (transport={self.transport}), '
+                f'when they cannot read {where}, or when the model fails (e.g. out of GPU '
+                'memory)',
+                status=exc.status,
+            )
+        hints = {
+            400: 'the server could not read the request body as JSON',
+            404: f'there is no /query endpoint at {url}: is model_url a RoboTracer API server?',
+            405: f'{url} does not take POST: is model_url a RoboTracer API server?',
+            415: 'the server wants Content-Type: application/json',
+        }
+        if exc.status in hints:
+            return BackendError(HTTP_STATUS, f'{exc} ({hints[exc.status]})', status=exc.status)
+        return exc
 
     def answer_from_reply(self, reply: Any) -> str:
         """The answer text in a decoded ``/query`` reply.
@@ -247,8 +367,8 @@ class RoboTracerHttpBackend:
             reason = reply.get('error') or reply.get('message') or reply.get('answer') or ''
             raise BackendError(
                 MODEL,
-                f'{url} reported result={shorten(repr(reply["result"]), 40)}'
-                + (f': {shorten(str(reason))}' if reason else ''),
+                f'model error: {url} reported result={shorten(repr(reply["result"]), 40)} '
+                '(1 means success)' + (f': {shorten(str(reason))}' if reason else ''),
             )
         answer = reply.get('answer')
         if not isinstance(answer, str):
@@ -260,6 +380,11 @@ class RoboTracerHttpBackend:
             )
             raise BackendError(BAD_RESPONSE, f'{url} answered {what} (keys: {keys})')
         return answer
+
+
+def _b64(data: bytes) -> str:
+    """The authors' ``encode_image``: standard base64 of the file bytes, as text."""
+    return base64.b64encode(data).decode('utf-8')
 
 
 def _is_one(value: Any) -> bool:

@@ -6,12 +6,17 @@ Examples::
         --width 640 --height 480 --intrinsics 615 615 320 240
     echo '[(500, 500)]' | robotracer lift --answer - --width 640 --height 480 \\
         --intrinsics 615 615 320 240 --depth depth.png --depth-source sensor
-    robotracer lift --batch answers.jsonl > points.jsonl
+    robotracer lift --batch answers.jsonl --filter > points.jsonl
+
+``--filter`` applies exactly the perception node's default filter
+(:func:`robotracer_ros.perception_config.default_pipeline_options`); each trace is printed with
+its ``status`` (valid / degraded / invalid) and ``note`` beside its points.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import math
 import sys
@@ -19,9 +24,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from robotracer_ros.filtering import FilterOptions
-from robotracer_ros.lifting import DEPTH_SOURCES, LiftOptions, intrinsics_matrix
-from robotracer_ros.parsing import TraceParseError
+from robotracer_ros.lifting import DEPTH_SOURCES, intrinsics_matrix
+from robotracer_ros.parsing import COORDINATES, TraceParseError
+from robotracer_ros.perception_config import default_pipeline_options
 from robotracer_ros.pipeline import PipelineOptions, TraceResult, answer_to_trace
 
 PROG = 'robotracer lift'
@@ -67,20 +72,28 @@ def trace_json(result: TraceResult) -> dict[str, Any]:
 
 
 def pipeline_options(
-    depth_source: str, use_filter: bool, resample_m: float | None = None
+    depth_source: str,
+    use_filter: bool,
+    resample_m: float | None = None,
+    coordinates: str | None = None,
 ) -> PipelineOptions:
-    """Pipeline options from CLI flags.
+    """Pipeline options from CLI flags: the perception node's defaults, with these changes.
 
     Args:
         depth_source: model, sensor or fused.
-        use_filter: filter the trace (drop invalid, merge, reject jumps).
+        use_filter: filter the trace exactly as the node does by default (drop points without
+            valid depth, drop single spikes); False: one output point per answer point.
         resample_m: resampling spacing in metres (filter only), or None.
+        coordinates: the model's coordinate convention (None: the node's default).
 
     Returns:
         The options.
     """
-    filt = FilterOptions(resample_spacing_m=resample_m) if use_filter else None
-    return PipelineOptions(lift=LiftOptions(depth_source=depth_source), filter=filt)
+    opts = default_pipeline_options(depth_source)
+    filt = opts.filter if use_filter else None
+    if filt is not None and resample_m:
+        filt = replace(filt, resample_spacing_m=resample_m)
+    return replace(opts, filter=filt, coordinates=coordinates or opts.coordinates)
 
 
 def _error(msg: str, code: int = 1) -> int:
@@ -110,7 +123,12 @@ def _batch_line(line: str, options: PipelineOptions) -> dict[str, Any]:
         result = answer_to_trace(answer, width=width, height=height, K=K, options=options)
     except (TraceParseError, ValueError, TypeError) as exc:
         return {'error': ' '.join(str(exc).split())}
-    return {'points': rows(result.points), 'pixels': rows(result.pixels, 2)}
+    return {
+        'points': rows(result.points),
+        'pixels': rows(result.pixels, 2),
+        'status': result.status_name,
+        'note': result.note,
+    }
 
 
 def run_batch(src: TextIO, out: TextIO, options: PipelineOptions) -> int:
@@ -118,7 +136,8 @@ def run_batch(src: TextIO, out: TextIO, options: PipelineOptions) -> int:
 
     Args:
         src: input lines ``{"answer", "width", "height", "intrinsics"}``.
-        out: where the result lines go.
+        out: where the result lines go: ``{"points", "pixels", "status", "note"}`` or
+            ``{"error"}``.
         options: how to lift.
 
     Returns:
@@ -136,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``robotracer lift``; returns the exit code."""
     depth_source = args.depth_source or ('fused' if args.depth else 'model')
     try:
-        options = pipeline_options(depth_source, args.filter, args.resample)
+        options = pipeline_options(depth_source, args.filter, args.resample, args.coordinates)
     except ValueError as exc:
         return _error(exc, 2)
     if args.batch is not None:
@@ -218,6 +237,12 @@ def add_lift_arguments(p: argparse.ArgumentParser) -> None:
         metavar='M',
         help='with filtering: resample the trace to this spacing, metres',
     )
+    p.add_argument(
+        '--coordinates',
+        choices=COORDINATES,
+        default=None,
+        help="the model's x, y convention (default normalized_1000, as the node)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -235,7 +260,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         '--batch',
         metavar='FILE',
         help='JSON lines {answer, width, height, '
-        "intrinsics}; '-' reads stdin; one output line per input line",
+        "intrinsics}; '-' reads stdin; one output line per input line: "
+        '{points, pixels, status, note} or {error}',
     )
     p.add_argument('--width', type=int, help='colour image width, pixels')
     p.add_argument('--height', type=int, help='colour image height, pixels')
@@ -243,7 +269,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         '--filter',
         action='store_true',
-        help='drop invalid points, merge duplicates, reject outlier jumps (default: '
-        'one output point per answer point)',
+        help="apply the perception node's default filter (drop points without valid depth "
+        'and single spikes off the path) and say why in status/note (default: one output '
+        'point per answer point)',
     )
     p.set_defaults(func=run)

@@ -1,10 +1,17 @@
 r"""``robotracer query``: ask a model for a trace on an image, print it, draw it.
 
-Example::
+Examples::
 
     robotracer query --backend robotracer_http --url http://127.0.0.1:25547 \\
         --image rgb.png --depth depth.png --intrinsics 615 615 320 240 \\
         --instruction 'put the red cup on the plate' --out overlay.png
+    # a published evaluation output (RoboTracer's Evaluation/outputs/*.jsonl), as it is:
+    robotracer query --backend replay --replay RoboTracer_Intrinsics_Depth_3D.jsonl \\
+        --image 0/image.png --intrinsics 421.66 421.66 253.93 192.12 --question-id 0 \\
+        --instruction 'pick up the pale blue pillow ...'
+
+The answer is lifted and filtered exactly as the perception node does by default
+(``--no-filter``: one point per answer point).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from robotracer_ros.backends import BACKENDS, BackendError, make_backend
+from robotracer_ros.backends.robotracer_http import INPUTS, TRANSPORTS
 from robotracer_ros.cli.lift import add_lift_arguments, pipeline_options, trace_json
 from robotracer_ros.lifting import intrinsics_matrix
 from robotracer_ros.parsing import TraceParseError
@@ -48,6 +56,7 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
         'timeout_s': args.timeout,
         'retries': args.retries,
         'transport': args.transport,
+        'inputs': args.inputs,
         'shared_dir': args.shared_dir,
         'api_key_env': args.api_key_env,
         'prompt_style': args.prompt_style,
@@ -56,6 +65,8 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
         'dtype': args.dtype,
         'path': args.replay,
     }
+    if args.question_id is not None:
+        opts.update(match='question_id', question_id=args.question_id)
     if args.model:
         opts['model_name' if args.backend == 'transformers' else 'model'] = args.model
     for item in args.option or []:
@@ -87,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
         if rgb.dtype != np.uint8:
             return _error(f'{args.image!r} must be an 8-bit colour image', 2)
         depth = images.read_depth(args.depth) if args.depth else None
-        options = pipeline_options(depth_source, not args.no_filter, args.resample)
+        options = pipeline_options(
+            depth_source, not args.no_filter, args.resample, args.coordinates
+        )
         backend = make_backend(args.backend, **backend_options(args))
     except (ValueError, BackendError) as exc:
         return _error(exc, 2)
@@ -170,7 +183,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group('backend options')
     g.add_argument('--timeout', type=float, help='per-attempt timeout, seconds')
     g.add_argument('--retries', type=int, help='extra attempts on connection errors/5xx')
-    g.add_argument('--transport', choices=['base64', 'paths'], help='robotracer_http form')
+    g.add_argument(
+        '--transport',
+        choices=list(TRANSPORTS),
+        help="robotracer_http form: base64 (default; the authors' released servers) or paths",
+    )
+    g.add_argument(
+        '--inputs',
+        choices=list(INPUTS),
+        help='robotracer_http: what the model is given (default: base64 rgbd, paths '
+        'rgbd_intrinsics)',
+    )
     g.add_argument('--shared-dir', help='robotracer_http paths form: folder the server reads')
     g.add_argument('--api-key-env', help='openai: environment variable holding the API key')
     g.add_argument('--prompt-style', choices=['json', 'robotracer'], help='openai/transformers')
@@ -181,7 +204,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=['auto', 'float32', 'float16', 'bfloat16'],
         help='transformers: weights dtype',
     )
-    g.add_argument('--replay', metavar='FILE', help='replay: JSONL file of recorded answers')
+    g.add_argument(
+        '--replay',
+        metavar='FILE',
+        help='replay: JSONL file of recorded answers, or a published evaluation output '
+        '(prompt / model_prediction per line)',
+    )
+    g.add_argument(
+        '--question-id',
+        metavar='ID',
+        help='replay: answer with the line of this question_id (evaluation outputs)',
+    )
     g.add_argument(
         '--option',
         action='append',

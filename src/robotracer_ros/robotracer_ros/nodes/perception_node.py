@@ -15,6 +15,10 @@ Interfaces (names are parameters; topics are also remappable):
   ``markers_topic`` (visualization_msgs/MarkerArray: line strip + numbered spheres, start green,
   end red), ``annotated_image_topic`` (sensor_msgs/Image rgb8) -- only for successful requests.
 
+Without a depth camera (``use_depth`` false, e.g. ``config/models/robotracer_rgb.yaml``) no
+depth topic is subscribed at all: colour and camera_info make a frame, every point takes the
+model's depth, and a request that needs sensor depth (a 2D trace) is refused.
+
 Sensor faults end a request before the model is asked, with a reason that names the topic and
 the value (see ``_frame_for`` and ``_stream_diagnosis``):
 
@@ -214,9 +218,13 @@ class PerceptionNode(Node):
             else 'camera frame only'
         )
         tf_mode = f'tf2, else {static_mode}' if self._tf_buffer is not None else static_mode
+        form = ''
+        if p['backend'] == 'robotracer_http':
+            form = f' ({self.backend.transport} form, inputs {self.backend.inputs})'
         self.get_logger().info(
             f'ready: backend {getattr(self.backend, "model_id", p["backend"])}'
             f'{" at " + p["model_url"] if p["backend"] in ("robotracer_http", "openai") else ""}'
+            f'{form}'
             f'; colour {self.resolve_topic_name(p["color_topic"])}, depth '
             f'{self.resolve_topic_name(p["depth_topic"]) if p["use_depth"] else "(off)"}, '
             f'info {self.resolve_topic_name(p["camera_info_topic"])} ({p["image_reliability"]}, '

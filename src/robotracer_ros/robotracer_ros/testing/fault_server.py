@@ -11,7 +11,8 @@ trace, until :meth:`FaultServer.set_fault` tells it to do one of :data:`FAULT_KI
 ``slow``        wait ``delay_s``, then answer normally
 ``drip``        send the headers, then the body one byte every ``drip_s`` seconds
 ``status``      answer HTTP ``status`` with a JSON error body (``body`` overrides it)
-``html``        answer HTTP ``status`` (default 502) with an HTML error page
+``html``        answer HTTP ``status`` (default 502) with an HTML error page (``body``
+                overrides it, e.g. Flask's 500 page: ``model_server.FLASK_ERROR_PAGES``)
 ``raw``         answer HTTP ``status`` (default 200) with ``body`` as is (non-JSON, ...)
 ``no_answer``   answer 200 with a well-formed envelope that lacks the answer field
 ``echo_key``    answer HTTP ``status`` (default 401) echoing the request's Authorization

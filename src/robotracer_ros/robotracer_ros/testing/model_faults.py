@@ -10,6 +10,7 @@ gone; :func:`run_model_faults` runs them all and returns counts for a benchmark.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+import json
 import math
 import socket
 import time
@@ -23,11 +24,13 @@ from robotracer_ros.filtering import FilterOptions
 from robotracer_ros.lifting import LiftOptions
 from robotracer_ros.pipeline import PipelineOptions
 from robotracer_ros.testing.fault_server import GOOD_2D, FaultServer
+from robotracer_ros.testing.model_server import FLASK_ERROR_PAGES
 from robotracer_ros.trace_service import (
     ERROR_BAD_ANSWER,
     ERROR_MODEL,
     ERROR_NAMES,
     ERROR_NONE,
+    ERROR_NOT_VISIBLE,
     Frame,
     TraceRequest,
     TraceService,
@@ -55,6 +58,7 @@ class ModelFault:
         error_code: the GetTrace error the request must end with.
         message: a fragment the error message must contain (case-insensitive).
         mode_3d: the request asks for a 3D trace.
+        only: the one backend the fault applies to ('' = every HTTP backend).
     """
 
     name: str
@@ -64,6 +68,30 @@ class ModelFault:
     error_code: int = ERROR_BAD_ANSWER
     message: str = ''
     mode_3d: bool = True
+    only: str = ''
+
+    def applies_to(self, backend: str) -> bool:
+        """Whether the fault is one ``backend`` can meet."""
+        return not self.only or self.only == backend
+
+
+_REASONING_SPENT = json.dumps(
+    {
+        'id': 'chatcmpl-fault',
+        'object': 'chat.completion',
+        'choices': [
+            {
+                'index': 0,
+                'finish_reason': 'length',
+                'message': {
+                    'role': 'assistant',
+                    'content': None,
+                    'reasoning_content': 'The cup is on the left. First I need to find...',
+                },
+            }
+        ],
+    }
+).encode()
 
 
 MODEL_FAULTS: tuple[ModelFault, ...] = (
@@ -130,12 +158,65 @@ MODEL_FAULTS: tuple[ModelFault, ...] = (
         'empty', 'an empty answer', 'none', {'answer': ''}, ERROR_BAD_ANSWER, 'answer is empty'
     ),
     ModelFault(
+        'flask_500',
+        "the authors' Flask server raised (its HTML 500 page)",
+        'html',
+        {'status': 500, 'body': FLASK_ERROR_PAGES[500]},
+        ERROR_MODEL,
+        "HTML page titled '500 Internal Server Error'",
+    ),
+    ModelFault(
+        'result_0',
+        'the server reports result 0',
+        'raw',
+        {
+            'body': b'{"result": 0, "error": "model not loaded"}',
+            'content_type': 'application/json',
+        },
+        ERROR_MODEL,
+        'model error',
+        only='robotracer_http',
+    ),
+    ModelFault(
+        'reasoning_spent',
+        'a reasoning model spends its token limit and answers nothing',
+        'raw',
+        {'body': _REASONING_SPENT, 'content_type': 'application/json'},
+        ERROR_MODEL,
+        'token limit',
+        only='openai',
+    ),
+    ModelFault(
+        'not_visible',
+        'the model cannot see the object',
+        'none',
+        {'answer': 'I cannot find that object in the image.'},
+        ERROR_NOT_VISIBLE,
+        'object not visible',
+    ),
+    ModelFault(
         'prose',
         'prose without a trace',
         'none',
-        {'answer': 'I cannot find that object in the image.'},
+        {'answer': 'The object should be picked up and moved to the target location.'},
         ERROR_BAD_ANSWER,
         'no trace found',
+    ),
+    ModelFault(
+        'think_only',
+        'only reasoning, cut off',
+        'none',
+        {'answer': '<think>The cup is at the left, so the first point is'},
+        ERROR_BAD_ANSWER,
+        'only reasoning',
+    ),
+    ModelFault(
+        'unit_coordinates',
+        'x, y normalised to 0-1 where 0-1000 is configured',
+        'none',
+        {'answer': '[(0.5, 0.5, 1.0), (0.56, 0.48, 0.98)]'},
+        ERROR_BAD_ANSWER,
+        'normalised to 0-1',
     ),
     ModelFault(
         'out_of_range',
@@ -337,6 +418,7 @@ def run_model_faults(
         try_model_fault(f, b, timeout_s=timeout_s, retries=retries)
         for b in backends
         for f in faults
+        if f.applies_to(b)
     ]
     return {
         'tried': len(results),

@@ -1,16 +1,22 @@
 """A recording model server on 127.0.0.1 for the perception tests and benchmark.
 
-``ModelServer`` speaks RoboTracer's API (``POST /query``, path and base64 forms) and the
-OpenAI chat-completions API (``POST /v1/chat/completions``). Each request is decoded the way a
-real server would (PNG files read from disk or from data URLs) and recorded; the reply comes from
-a replaceable ``reply`` function, so tests can make the server answer well, answer nonsense,
-fail with an HTTP status, send non-JSON or be slow.
+``ModelServer`` speaks the authors' API the way their Flask servers do (``POST /query``; RoboTracer
+``API/Qwen3VL.py``, RoboRefer ``API/api.py`` and the path form of RoboTracer's evaluation client)
+and the OpenAI chat-completions API (``POST /v1/chat/completions``). Each request is decoded the
+way the real server would: ``image_url``/``depth_url`` entries through ``base64.b64decode`` and
+an image decoder (so a ``data:`` prefix fails, as it does there), ``image_paths``/
+``depth_z_paths`` read from disk. What the real server could not read gets Flask's HTML
+"500 Internal Server Error" page, a body that is not JSON its "400 Bad Request" page. Every
+request is recorded (with its raw body); the reply comes from a replaceable ``reply`` function,
+so tests can make the server answer well, answer nonsense, fail with an HTTP status, send
+non-JSON or be slow.
 
 (:mod:`~robotracer_ros.testing.fault_server` is the one that misbehaves at the transport level.)
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
@@ -24,9 +30,38 @@ from robotracer_ros import images
 
 GOOD_3D = '[(500, 500, 1.0), (600, 450, 0.95), (700, 400, 0.9), (750, 400, 0.9)]'
 
+#: the bodies of Flask's (Werkzeug 3) default error pages, as the authors' servers send them
+#: (``Content-Type: text/html; charset=utf-8``); robotracer_sim's oracle sends the same bytes
+FLASK_ERROR_PAGES: dict[int, bytes] = {
+    400: b'<!doctype html>\n<html lang=en>\n<title>400 Bad Request</title>\n<h1>Bad Request</h1>\n'
+    b'<p>The browser (or proxy) sent a request that this server could not understand.</p>\n',
+    404: b'<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n'
+    b'<p>The requested URL was not found on the server. If you entered the URL manually please '
+    b'check your spelling and try again.</p>\n',
+    405: b'<!doctype html>\n<html lang=en>\n<title>405 Method Not Allowed</title>\n'
+    b'<h1>Method Not Allowed</h1>\n<p>The method is not allowed for the requested URL.</p>\n',
+    415: b'<!doctype html>\n<html lang=en>\n<title>415 Unsupported Media Type</title>\n'
+    b'<h1>Unsupported Media Type</h1>\n<p>Did not attempt to load JSON data because the request '
+    b'Content-Type was not &#39;application/json&#39;.</p>\n',
+    500: b'<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n'
+    b'<h1>Internal Server Error</h1>\n<p>The server encountered an internal error and was unable '
+    b'to complete your request. Either the server is overloaded or there is an error in the '
+    b'application.</p>\n',
+}
+FLASK_HTML = 'text/html; charset=utf-8'
+
+
+def flask_json(value: dict[str, Any]) -> bytes:
+    """A body as Flask's ``jsonify`` writes it: sorted keys, compact, a final newline."""
+    return (json.dumps(value, sort_keys=True, separators=(',', ':')) + '\n').encode()
+
 
 class Reply:
-    """What the server sends back: an answer text, or a raw status/body, after a delay."""
+    """What the server sends back: an answer text, or a raw status/body, after a delay.
+
+    Attributes (chat completions only): ``finish_reason``, ``reasoning`` (sent as
+    ``reasoning_field``) and ``content_null`` (``content`` is ``null``).
+    """
 
     def __init__(
         self,
@@ -36,16 +71,24 @@ class Reply:
         body: bytes | None = None,
         delay_s: float = 0.0,
         result: int = 1,
+        content_type: str = 'application/json',
+        finish_reason: str = 'stop',
+        reasoning: str | None = None,
+        reasoning_field: str = 'reasoning_content',
     ) -> None:
         self.answer = answer
         self.status = status
         self.body = body
         self.delay_s = delay_s
         self.result = result
+        self.content_type = content_type
+        self.finish_reason = finish_reason
+        self.reasoning = reasoning
+        self.reasoning_field = reasoning_field
 
 
 class ModelServer:
-    """Threaded HTTP server on 127.0.0.1 with a RoboTracer and an OpenAI-compatible endpoint."""
+    """Threaded HTTP server on 127.0.0.1 with the authors' and an OpenAI-compatible endpoint."""
 
     def __init__(
         self, reply: Callable[[dict[str, Any]], Reply] | None = None, *, decode: bool = True
@@ -63,6 +106,16 @@ class ModelServer:
             def log_message(self, fmt: str, *args: Any) -> None:  # keep test output quiet
                 pass
 
+            def _send(self, status: int, body: bytes, ctype: str) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header('Content-Type', ctype)
+                    self.send_header('Content-Length', str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # client gave up (timeout)
+                    pass
+
             def do_POST(self) -> None:  # noqa: N802 (http.server naming)
                 t0 = time.perf_counter()
                 length = int(self.headers.get('Content-Length', 0))
@@ -70,45 +123,55 @@ class ModelServer:
                 try:
                     payload = json.loads(raw)
                 except ValueError:
-                    payload = {}
-                req = {'path': self.path, 'headers': dict(self.headers), 'json': payload}
+                    payload = None
+                req: dict[str, Any] = {
+                    'path': self.path,
+                    'headers': dict(self.headers),
+                    'json': payload,
+                    'body': raw,
+                }
+                authors = self.path.rstrip('/').endswith('/query')
+                if authors and payload is None:  # Flask's request.get_json()
+                    req['decode_error'] = 'the body is not JSON'
+                    outer.requests.append(req)
+                    self._send(400, FLASK_ERROR_PAGES[400], FLASK_HTML)
+                    return
                 try:
                     if outer.decode:
                         req.update(outer._decode(self.path, payload))
-                except Exception as exc:  # record what the server could not read
+                except Exception as exc:  # what the real server could not read
                     req['decode_error'] = f'{type(exc).__name__}: {exc}'
                 outer.requests.append(req)
+                if authors and 'decode_error' in req:  # the Flask app raised: its 500 page
+                    self._send(500, FLASK_ERROR_PAGES[500], FLASK_HTML)
+                    return
                 rep = outer.reply(req)
                 if rep.delay_s:
                     time.sleep(rep.delay_s)
                 if rep.body is not None:
                     body = rep.body
                 elif self.path.endswith('/chat/completions'):
+                    message: dict[str, Any] = {'role': 'assistant', 'content': rep.answer}
+                    if rep.reasoning is not None:
+                        message[rep.reasoning_field] = rep.reasoning
                     body = json.dumps(
                         {
                             'id': 'chatcmpl-test',
                             'object': 'chat.completion',
-                            'model': payload.get('model', ''),
+                            'model': (payload or {}).get('model', ''),
                             'choices': [
                                 {
                                     'index': 0,
-                                    'finish_reason': 'stop',
-                                    'message': {'role': 'assistant', 'content': rep.answer},
+                                    'finish_reason': rep.finish_reason,
+                                    'message': message,
                                 }
                             ],
                         }
                     ).encode()
                 else:
-                    body = json.dumps({'result': rep.result, 'answer': rep.answer}).encode()
+                    body = flask_json({'result': rep.result, 'answer': rep.answer})
                 outer.server_time_s.append(time.perf_counter() - t0)
-                try:
-                    self.send_response(rep.status)
-                    self.send_header('Content-Type', 'application/json')
-                    self.send_header('Content-Length', str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):  # client gave up (timeout)
-                    pass
+                self._send(rep.status, body, rep.content_type)
 
         self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
         self.httpd.daemon_threads = True
@@ -117,22 +180,27 @@ class ModelServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @staticmethod
-    def _decode(path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Decode the images like the real servers (files from paths, or data URLs)."""
+    def _decode(path: str, payload: Any) -> dict[str, Any]:
+        """Decode the images like the real servers (files from paths, or raw base64)."""
         out: dict[str, Any] = {}
-        if path.endswith('/query'):
-            if 'image_paths' in payload:
-                out['rgb'] = images.read_image(payload['image_paths'][0])
-                if payload.get('depth_z_paths'):
-                    out['depth_mm'] = images.read_depth(payload['depth_z_paths'][0])
-            if 'image_url' in payload:
-                out['rgb'] = images.decode_image(images.from_data_url(payload['image_url'][0])[1])
-                if payload.get('depth_url'):
-                    out['depth_mm'] = images.decode_image(
-                        images.from_data_url(payload['depth_url'][0])[1]
-                    )
-            out['K'] = np.asarray(payload.get('intrinsics'))
-            out['text'] = payload.get('text')
+        if path.rstrip('/').endswith('/query'):
+            data = payload  # the authors' servers call data.get(...) on it
+            if data.get('image_paths') is not None:  # RoboTracer's spatial-encoder form
+                out['rgb'] = images.read_image(data['image_paths'][0])
+                if data.get('depth_z_paths'):
+                    out['depth_mm'] = images.read_depth(data['depth_z_paths'][0])
+                if data.get('intrinsics') is not None:
+                    out['K'] = np.asarray(data['intrinsics'], dtype=float)
+            else:  # query_server's base64 form: base64.b64decode(str) as the servers do
+                urls = data.get('image_url', [])
+                if urls:
+                    out['rgb'] = images.decode_image(base64.b64decode(urls[0]))
+                depth_urls = data.get('depth_url', [])
+                if data.get('enable_depth', 0) == 1 and depth_urls:
+                    if len(depth_urls) != len(urls):
+                        raise AssertionError("Depth URL's number is not equal to Image URL's")
+                    out['depth_mm'] = images.decode_image(base64.b64decode(depth_urls[0]))
+            out['text'] = data.get('text', '')
         elif path.endswith('/chat/completions'):
             content = payload['messages'][0]['content']
             url = next(p['image_url']['url'] for p in content if p['type'] == 'image_url')

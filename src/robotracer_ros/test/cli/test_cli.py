@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -106,7 +107,12 @@ def test_lift_batch_one_line_out_per_line_in(tmp_path):
         assert res.returncode == 0, res.stderr
         out = [json.loads(x) for x in res.stdout.splitlines()]
         assert len(out) == len(lines)
-        assert out[0] == {'points': [[0.0, 0.0, 1.0]], 'pixels': [[320.0, 240.0]]}
+        assert out[0] == {
+            'points': [[0.0, 0.0, 1.0]],
+            'pixels': [[320.0, 240.0]],
+            'status': 'invalid',  # one point is no trace
+            'note': 'only 1 usable point(s) of 1; at least 2 needed',
+        }
         assert 'no trace found' in out[1]['error']
         assert 'not JSON' in out[2]['error']
         assert out[3] == {'error': 'missing key(s): height, intrinsics'}
@@ -117,6 +123,43 @@ def test_lift_batch_one_line_out_per_line_in(tmp_path):
         )
     missing = robotracer('lift', '--batch', str(tmp_path / 'nope.jsonl'))
     assert missing.returncode == 2 and 'cannot read' in missing.stderr
+
+
+def test_lift_filter_is_the_nodes_default_filter_with_status_and_note(tmp_path, capsys):
+    # a real RoboTracer answer (TraceSpatial-Bench question 0), legs up to 0.6 m, and the same
+    # with one point 3 m behind its neighbours: kept whole / the spike dropped and named
+    real = (
+        '[(726, 624, 1.533), (738, 574, 1.499), (690, 540, 1.511), (600, 509, 1.54), '
+        '(472, 472, 1.598), (280, 413, 1.72), (107, 344, 1.884), (39, 301, 2.023), '
+        '(47, 390, 2.106)]'
+    )
+    spike = real.replace('(472, 472, 1.598)', '(472, 472, 4.598)')
+    K = [[421.66, 0.0, 253.93], [0.0, 421.66, 192.12], [0.0, 0.0, 1.0]]
+    f = tmp_path / 'answers.jsonl'
+    f.write_text(
+        ''.join(
+            json.dumps({'answer': a, 'width': 512, 'height': 384, 'intrinsics': K}) + '\n'
+            for a in (real, spike)
+        )
+    )
+    assert main(['lift', '--batch', str(f), '--filter']) == 0
+    whole, spiked = (json.loads(x) for x in capsys.readouterr().out.splitlines())
+    assert whole['status'] == 'valid' and whole['note'] == '' and len(whole['points']) == 9
+    assert spiked['status'] == 'degraded' and len(spiked['points']) == 8
+    assert 'spike' in spiked['note'] and 'points 5' in spiked['note']
+    single = ['lift', '--answer', spike, '--width', '512', '--height', '384']
+    single += ['--intrinsics', '421.66', '421.66', '253.93', '192.12', '--filter']
+    assert main(single) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out['status'], out['note']) == (spiked['status'], spiked['note'])
+
+
+def test_lift_reads_0_1_answers_when_told(capsys):
+    answer = '[(0.5, 0.5, 1.0), (0.75, 0.25, 2.0)]'
+    assert main(['lift', '--answer', answer, *CAM]) == 1
+    assert 'coordinates: normalized_1' in capsys.readouterr().err
+    assert main(['lift', '--answer', answer, *CAM, '--coordinates', 'normalized_1']) == 0
+    assert json.loads(capsys.readouterr().out)['pixels'] == [[320.0, 240.0], [480.0, 120.0]]
 
 
 @pytest.fixture
@@ -228,6 +271,22 @@ def test_query_with_replay(scene_files, tmp_path, capsys):
         == 0
     )
     assert json.loads(capsys.readouterr().out)['points'] == [[0.0, 0.0, 2.0]]
+
+
+def test_query_replays_a_published_evaluation_output_as_it_is(scene_files, capsys):
+    data = pathlib.Path(__file__).resolve().parents[1] / 'data'
+    path = data / 'RoboTracer_Intrinsics_Depth_2D.jsonl'
+    rec = json.loads(path.read_text().splitlines()[5])
+    base = ['query', '--backend', 'replay', '--replay', str(path)]
+    base += ['--image', str(scene_files / 'rgb.png'), '--depth', str(scene_files / 'depth.png')]
+    base += ['--intrinsics', '600', '600', '320', '240', '--2d']
+    assert main([*base, '--instruction', rec['prompt']]) == 0  # matched by its prompt
+    out = json.loads(capsys.readouterr().out)
+    assert out['raw_answer'] == rec['model_prediction']
+    assert out['model_id'] == 'replay:RoboTracer_Intrinsics_Depth_2D'
+    assert out['status'] == 'valid' and len(out['points']) == rec['model_prediction'].count('(')
+    assert main([*base, '--instruction', 'anything', '--question-id', '5']) == 0
+    assert json.loads(capsys.readouterr().out)['raw_answer'] == rec['model_prediction']
 
 
 def test_ask_without_a_node_says_so():

@@ -32,7 +32,13 @@ from robotracer_msgs.msg import SpatialTrace  # noqa: E402
 from robotracer_msgs.srv import GetTrace  # noqa: E402
 from robotracer_ros import images  # noqa: E402
 from robotracer_ros.testing.camera_publisher import BOX_M, WALL_M, scene  # noqa: E402
-from robotracer_ros.testing.model_server import ModelServer, Reply, free_port  # noqa: E402
+from robotracer_ros.testing.model_server import (  # noqa: E402
+    FLASK_ERROR_PAGES,
+    FLASK_HTML,
+    ModelServer,
+    Reply,
+    free_port,
+)
 from robotracer_ros.transforms import (  # noqa: E402
     apply_transform,
     transform_from_translation_quaternion,
@@ -53,8 +59,10 @@ def reply_for(req: dict) -> Reply:
     text = req.get('text') or ''
     if 'nonsense' in text:
         return Reply("I'm sorry, I cannot find the box in this image.")
-    if 'server error' in text:
-        return Reply(status=500, body=b'{"detail": "CUDA out of memory"}')
+    if 'babble' in text:
+        return Reply('The box should be moved somewhere else.')
+    if 'server error' in text:  # the authors' Flask server raised
+        return Reply(status=500, body=FLASK_ERROR_PAGES[500], content_type=FLASK_HTML)
     if 'slow' in text:
         return Reply(delay_s=3.0)
     if 'far away' in text:
@@ -222,11 +230,11 @@ def test_trace_in_the_robot_frame_and_every_bad_answer_over_dds(spawn, client):
         assert list(t.depth_source) == [1, 0, 0, 1]
         assert t.status == SpatialTrace.STATUS_VALID and t.raw_answer == GOOD
         assert t.model_id == 'robotracer_http:RoboTracer' and t.inference_time > 0
-        # the model saw exactly the camera's frame
+        # the model saw exactly the camera's frame, in the authors' base64 form (no intrinsics)
         req = server.requests[-1]
         np.testing.assert_array_equal(req['rgb'], RGB)
         np.testing.assert_array_equal(req['depth_mm'], images.depth_to_millimetres(DEPTH_M))
-        np.testing.assert_allclose(req['K'], K)
+        assert list(req['json']) == ['image_url', 'depth_url', 'enable_depth', 'text']
         # latched outputs: trace, markers (line strip + numbered spheres), annotated image
         client.spin_for(1.0)
         assert len(client.traces) == 1 and len(client.markers) == 1
@@ -247,8 +255,9 @@ def test_trace_in_the_robot_frame_and_every_bad_answer_over_dds(spawn, client):
 
         E = GetTrace.Response
         cases = [
-            (dict(instruction='say nonsense'), E.ERROR_BAD_ANSWER, 'no trace found'),
-            (dict(instruction='server error please'), E.ERROR_MODEL, 'HTTP 500'),
+            (dict(instruction='say nonsense'), E.ERROR_NOT_VISIBLE, 'object not visible'),
+            (dict(instruction='babble'), E.ERROR_BAD_ANSWER, 'no trace found'),
+            (dict(instruction='server error please'), E.ERROR_MODEL, 'model error'),
             (dict(instruction='be slow'), E.ERROR_MODEL, 'within 1 s'),
             (
                 dict(instruction='far away', depth_source=GetTrace.Request.DEPTH_MODEL),
@@ -284,7 +293,7 @@ def test_trace_in_the_robot_frame_and_every_bad_answer_over_dds(spawn, client):
         np.testing.assert_allclose(json.loads(res.stdout)['trace']['points'], want, atol=1e-3)
         res = subprocess.run([*ask, 'say nonsense'], capture_output=True, text=True, timeout=60)
         assert res.returncode == 1
-        assert res.stderr.startswith('robotracer ask: bad_answer: the model answer could not')
+        assert res.stderr.startswith('robotracer ask: not_visible: object not visible')
 
 
 def test_missing_camera_info_is_reported_by_topic(spawn, client):
@@ -309,3 +318,34 @@ def test_stale_frames_then_model_server_down(spawn, client):
     assert 'connection refused' in resp.error_msg and dead in resp.error_msg
     client.spin_for(0.5)
     assert client.traces == []
+
+
+def test_rgb_only_model_config_runs_with_no_depth_topic(spawn, client, tmp_path):
+    """config/models/robotracer_rgb.yaml: no depth camera at all; the model's d for every point."""
+    model_config = CONFIG.parent / 'models' / 'robotracer_rgb.yaml'
+    with ModelServer(reply_for) as server:
+        out = start(
+            spawn,
+            server.url,
+            '--no-depth',  # the camera publishes colour and camera_info only
+            params_file=str(model_config),
+            node_params={'shared_dir': str(tmp_path)},
+        )
+        assert any('depth (off)' in line for line in out.lines)
+        resp = client.call_when_ready('put the red box on the wall')
+        assert resp.success, resp.error_msg
+        got = np.array([[p.x, p.y, p.z] for p in resp.trace.points])
+        want = expected_points(
+            [(450, 700, 0.9), (500, 600, 0.7), (600, 500, 0.7), (700, 300, 1.2)]
+        )
+        np.testing.assert_allclose(got, want, atol=1e-3)
+        assert list(resp.trace.depth_source) == [0, 0, 0, 0]  # all the model's
+        req = server.requests[-1]
+        assert req['json']['enable_spatial'] == 0
+        assert req['json']['depth_z_paths'] is None and req['json']['intrinsics'] is None
+        assert req['json']['image_paths'][0].startswith(str(tmp_path))
+        np.testing.assert_array_equal(req['rgb'], RGB)
+        assert list(tmp_path.iterdir()) == []  # the client cleaned up
+        resp = client.call('2D please', trace_2d=True)
+        assert resp.error_code == GetTrace.Response.ERROR_BAD_REQUEST
+        assert 'needs a depth image' in resp.error_msg

@@ -1,24 +1,6 @@
 """The G1 head camera in its own process, fed the world's state through shared memory.
 
-Why a process: ``rt/lowstate`` must keep its rate (a real G1 publishes at 500 Hz and the
-executor stops everything after 0.1 s without a sample). Rendering a 640×480 RGB-D frame and
-publishing it over ROS costs ~50 ms of CPU, much of it holding Python's GIL, so a render thread
-next to the physics thread stalls ``rt/lowstate`` for tens of milliseconds on a loaded 2-core
-machine. Here the physics + DDS process only copies the state that rendering needs (``qpos``,
-the mocap pelvis pose, times: ~100 numbers) into shared memory after every physics tick; a child
-process renders that state and publishes the images, and reports each published frame's camera
-pose back (the oracle answers for the pose of the last frame).
-
-ROS-free. Parent side: :class:`CameraFeed` (start, :meth:`~CameraFeed.write_state` from the
-physics thread, :meth:`~CameraFeed.last_frame`, supervision and restart of the child). Child
-side: :class:`CameraLink` (the shared memory, the model, the parent-alive pipe) and
-:class:`StateRenderer` (applies a state, renders RGB + metric depth, returns the optical pose).
-The child's ROS publishing lives with the node (``robotracer_sim.nodes.g1_world_node``).
-
-Shared memory: anonymous files (``memfd``) handed to the child as inherited file descriptors;
-nothing is left behind if either process dies. Each record is a seqlock: the single writer
-makes the sequence odd, writes, makes it even; a reader retries when it saw an odd or changed
-sequence, so the physics thread never waits for the camera.
+Design notes: docs/design-notes.md (robotracer_sim.g1.camera_process).
 """
 
 from __future__ import annotations

@@ -1,32 +1,6 @@
 """The simulated G1's Unitree DDS interface (as unitree_mujoco does), over unitree_sdk2py.
 
-What a client sees (CycloneDDS, domain and network interface configurable, ``lo`` for the
-simulator) — the same topics, types and RPC service as the real G1:
-
-======================== ============================= =======================================
-``rt/lowstate``          unitree_hg ``LowState_``      published at ``lowstate_rate`` (SDK
-                                                       joint order, IMU, tick in ms, valid CRC)
-``rt/arm_sdk``           unitree_hg ``LowCmd_``        subscribed: waist + arm targets, weight
-                                                       in ``motor_cmd[29].q``; CRC checked
-``rt/dex3/<side>/cmd``   unitree_hg ``HandCmd_``       subscribed: 7 Dex3 finger motors
-``rt/dex3/<side>/state`` unitree_hg ``HandState_``     published at ``hand_state_rate``
-``rt/odommodestate``     unitree_go ``SportModeState_`` published at ``odom_rate``: base
-                                                       position, world velocity, yaw rate, IMU
-``rt/api/<svc>/request`` unitree_api ``Request_``      the locomotion RPC ``LocoClient`` calls
-``rt/api/<svc>/response`` unitree_api ``Response_``    (service ``sport`` as in the pinned SDK;
-                                                       ``loco`` on older firmware)
-======================== ============================= =======================================
-
-Locomotion RPC (``unitree_sdk2py.g1.loco.g1_loco_api`` ids), served by a
-``unitree_sdk2py.rpc.server.Server``: 7101 SetFsmId (``Damp`` = 1, ``Start`` = 200, ...),
-7102 SetBalanceMode (``BalanceStand``), 7103 SetSwingHeight, 7104 SetStandHeight,
-7105 SetVelocity (``Move``/``StopMove``; ``{"velocity": [vx, vy, wz], "duration": s}``), and
-the getters 7001-7005 (``{"data": value}``). A malformed parameter answers
-``RPC_ERR_SERVER_API_PARAMETER`` (3204); SetArmTask (7106) answers "not implemented" (3203).
-
-``rt/lowstate`` is encoded by :mod:`robotracer_sim.g1.lowstate_codec` (same bytes as the SDK,
-~30× cheaper) and written with cyclonedds' writer on the SDK's domain; everything else goes
-through the SDK's own ``ChannelPublisher``/``ChannelSubscriber`` and IDL classes.
+Design notes: docs/design-notes.md (robotracer_sim.g1.dds_peer).
 """
 
 from __future__ import annotations

@@ -1,17 +1,6 @@
 """Fast encoder of unitree_hg ``LowState_`` samples: CDR bytes and the SDK's CRC from numpy.
 
-``rt/lowstate`` goes out at hundreds of hertz. Through the SDK's Python objects each sample
-costs ~1.4 ms on this machine (0.4 ms for ``CRC().Crc`` packing 700 fields one by one, 0.9 ms
-for cyclonedds' pure-Python serializer), which a 2-core laptop cannot spare at 500 Hz. This
-module writes the same bytes with numpy views into preallocated buffers (~30 µs):
-
-- the CDR (XCDR1, little-endian) serialization that ``cyclonedds`` puts on the wire, with
-  its 4-byte encapsulation header, exactly as ``LowState_.serialize()`` produces it;
-- the CRC the robot computes (``unitree_sdk2py.utils.crc.CRC``): CRC-32 (poly 0x04C11DB7,
-  MSB first, per 32-bit little-endian word) over the C-struct memory image of the message
-  without its final ``crc`` word, using the SDK's own ``crc32_core`` library when present.
-
-Both are checked byte for byte against the SDK in ``g1/test_lowstate_codec.py``.
+Design notes: docs/design-notes.md (robotracer_sim.g1.lowstate_codec).
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
 """Gaps between ``rt/lowstate`` samples: ``python -m robotracer_sim.g1.lowstate_probe``.
 
-A real G1 publishes ``rt/lowstate`` at 500 Hz and the executor treats a sample older than
-0.1 s as a fault, so the simulator's figure of merit is the longest gap between two samples.
-This probe joins the Unitree DDS domain, takes the raw samples (no deserialisation, so it costs
-the machine little) and reports two gap distributions:
-
-- ``source``: between the writer's source timestamps, i.e. what the publisher achieved (free of
-  the probe's own scheduling);
-- ``receive``: between the probe's wake-ups that found new samples, i.e. what a Python
-  subscriber on this machine sees (includes the probe's scheduling delays).
-
-It prints one JSON line ``LOWSTATE_GAPS {...}`` (see :func:`gap_summary`) when ``--duration``
-is over or on SIGINT/SIGTERM, and ``LOWSTATE_PROBE_READY`` once the reader exists. Used by
-``bench/sim_g1.py`` and the simulator tests.
+Design notes: docs/design-notes.md (robotracer_sim.g1.lowstate_probe).
 """
 
 from __future__ import annotations

@@ -1,27 +1,6 @@
 """Build the MuJoCo model of the G1 room from example-robot-data's URDF and a scene file.
 
-Two stages:
-
-1. :func:`convert_g1_urdf` turns ``g1_29dof_with_hand_rev_1_0.urdf`` (29 body joints + 2 × 7
-   Dex3 finger joints) into MJCF once and caches it in
-   :func:`robotracer_sim.common.mjcf.cache_dir` (keyed by the URDF text and the MuJoCo version):
-   ``package://`` URLs become absolute paths, static links (``d435_link``, the palms, ...)
-   stay bodies and the visual meshes are kept for rendering.
-2. :func:`build_g1_spec` adds the world with ``mujoco.MjSpec``: floor, walls, the scene's
-   tables and objects (free bodies), lights, the head camera on ``d435_link``, one grasp site
-   per palm, inactive weld equalities (one per hand and object) for the grasp model, and the
-   actuators. The pelvis is made a *mocap* body: it is moved kinematically (see
-   :mod:`robotracer_sim.g1.world`) and everything below it is simulated relative to it.
-
-Actuation: every waist, arm and finger joint has one general actuator configured as a PD
-servo whose gains the world rewrites each step (``force = kp (q* - q) + kd (dq* - dq) + tau``,
-with the damping integrated implicitly), limited to the URDF effort. Legs have no actuators:
-they are held kinematically in the standing pose. Upper-body and leg links are gravity
-compensated (as if the controller fed the gravity torque forward), so PD targets are tracked.
-
-Collision groups: the room, tables and objects collide with everything; the waist, arm and
-hand links collide with the room, tables and objects but not with each other; pelvis and legs
-collide with nothing (the kinematic base would otherwise drag its feet).
+Design notes: docs/design-notes.md (robotracer_sim.g1.model).
 """
 
 from __future__ import annotations

@@ -1,21 +1,6 @@
 """Real-time loop of the G1 world: physics steps paced to the wall clock, periodic publishers.
 
-One thread advances :class:`~robotracer_sim.g1.world.G1World` in ticks of ``1 / tick_rate``
-seconds (a tick is one or more 2 ms physics steps) and, after each tick, calls the
-publishers whose period has elapsed (``rt/lowstate`` every tick, hand state and odometry
-slower). When the machine cannot keep up, the loop never tries to catch up more than
-``max_lag`` seconds: it drops the backlog, counts an overrun and runs slower than real time
-(the real-time factor in :attr:`RealtimeRunner.stats` says by how much).
-
-On a loaded machine a normally scheduled thread can wait tens of milliseconds for a CPU, far
-longer than a 500 Hz robot ever leaves its clients without ``rt/lowstate``. Like
-``ros2_control``'s controller manager, the loop therefore asks for real-time scheduling
-(``SCHED_FIFO`` at ``priority``) when it may (root, ``CAP_SYS_NICE`` or an ``rtprio`` limit) and
-runs normally otherwise, saying which in :attr:`RealtimeRunner.scheduling`. A tick costs well
-under its period and the loop sleeps in between; should the loop itself use most of a CPU (its
-thread's CPU time over more than ``max_cpu_share`` of a second: the machine cannot simulate in
-real time), it drops back to normal scheduling so that it can never starve the machine. Waiting
-(for the GIL, the world lock, a CPU) uses no CPU time and never counts.
+Design notes: docs/design-notes.md (robotracer_sim.g1.runner).
 """
 
 from __future__ import annotations

@@ -1,40 +1,6 @@
 """The G1 room scene file (``config/scenes/g1_room.yaml``): schema, loader and validation.
 
-A scene file declares the room, its tables, the named objects on them, the robot's start
-stance, the head camera and the grasp model's thresholds. Every mistake is reported as a
-:class:`~robotracer_sim.common.scene_schema.SceneError` naming the file and the field
-(``objects[1] (plate).position: [3.0, 0.0] is on no table (tables: near_table, far_table)``).
-
-Schema (lengths in metres, angles in degrees; the world frame is the odometry frame)::
-
-    world_frame: odom               # frame of object poses and of the base odometry
-    room: {size: [6.0, 5.0], wall_height: 1.2, center: [0.8, 0.0]}
-    robot:
-      start: [0.0, 0.0, 0.0]        # x, y, yaw_deg of the pelvis in world_frame
-      grasp_distance: 0.05          # hand grasps an object whose surface is this close
-      close_threshold: 0.5          # commanded finger closure (0 open .. 1 closed) to grasp
-      open_threshold: 0.3           # ... and to release
-    camera:                         # the head D435 (on d435_link), RGB-D aligned to colour
-      width: 640
-      height: 480
-      fovy_deg: 58.0
-      depth_max: 6.0                # farther = "no return" (0)
-    tables:
-      - name: near_table            # [a-z][a-z0-9_]*, unique among tables and objects
-        center: [0.55, 0.0]         # x, y of the top's centre
-        size: [0.6, 1.0]            # x, y extent of the top
-        height: 0.72                # top surface height above the floor
-        color: wood
-    objects:                        # same fields as the UR5 scene's objects, plus ``table``
-      - name: red_cup
-        shape: cup                  # box | cylinder | sphere | cup | bowl | plate
-        color: red
-        size: [0.035, 0.09]
-        position: [0.42, 0.12]      # x, y: resting on the table under it; or x, y, z (centre)
-        words: [mug]
-
-Objects become :class:`~robotracer_sim.common.scene_schema.ObjectSpec` (the type the oracle
-reads), with ``position`` the centre of the bounding box in the world frame.
+Design notes: docs/design-notes.md (robotracer_sim.g1.scene).
 """
 
 from __future__ import annotations

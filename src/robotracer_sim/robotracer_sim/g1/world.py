@@ -1,42 +1,6 @@
 """The simulated G1 room: MuJoCo physics, kinematic base, upper-body PD, hands and grasping.
 
-ROS-free and DDS-free: :class:`G1World` takes joint-space commands (the DDS peer in
-:mod:`robotracer_sim.g1.dds_peer` converts ``rt/arm_sdk``, ``rt/dex3/*/cmd`` and the
-``LocoClient`` RPC into them) and reports joint, IMU, base and object state.
-
-What is simulated (MuJoCo, 2 ms steps):
-
-- Waist (3), arms (2 × 7) and Dex3 fingers (2 × 7) are physical joints driven by PD servos like
-  the robot's motor drivers: ``tau = kp (q* - q) + kd (dq* - dq) + tau_ff`` (damping integrated
-  implicitly), limited to the URDF effort limits, with rotor armature. With ``rt/arm_sdk``
-  weight ``w`` (``motor_cmd[29].q``, clamped to 0..1), the waist and arm targets and gains blend
-  from the standing controller's (pose :data:`~robotracer_sim.g1.joints.STANDING_POSE`, default
-  gains) to the commanded ones: ``q* = (1 - w) q_stand + w q_cmd`` (likewise kp, kd; ``tau_ff``
-  and ``dq*`` are scaled by ``w``). Targets outside the joint limits are clamped and reported.
-- Links are gravity compensated (the controller's gravity feed-forward), so a PD target is
-  reached to within ~0.01 rad; objects, contacts and friction are fully simulated.
-- Objects are free bodies that rest, slide and fall under physics; the waist, arm and hand
-  links collide with them, with the tables and with the walls (not with each other).
-- Grasp model: a hand *grasps* when its commanded finger closure (mean of the thumb-2, middle
-  and index targets as a fraction of their closing range, 0 open .. 1 fist) rises to
-  ``close_threshold`` while an object's bounding box is within ``grasp_distance`` of the
-  hand's grasp point (between thumb and fingers, :data:`~robotracer_sim.g1.model.GRASP_POINT`):
-  a weld constraint then attaches the object to the palm where it is, and its contacts with
-  the robot are switched off. The hand *releases* when the commanded closure falls to
-  ``open_threshold``: the weld goes and the object falls/rests under physics.
-- Head camera: MuJoCo rendering from ``d435_link`` (RGB + metric z-depth, pinhole intrinsics
-  from the vertical FOV).
-
-What is not simulated:
-
-- Walking. The pelvis is a kinematic (mocap) body at standing height that follows the
-  commanded body-frame velocity (``LocoClient.SetVelocity``/``Move``) under speed limits
-  (≤ 0.5 m/s, ≤ 1 rad/s) and acceleration limits; the legs hold the standing pose and the
-  pelvis and legs collide with nothing (the base can pass through a table: plan stances).
-  No balance: ``Damp``/``ZeroTorque`` stop the base and make the upper body passive
-  (kp = 0) instead of collapsing the robot.
-- Motor temperatures, voltages, battery, foot forces, the wireless remote (zeros).
-- Tactile sensors of the Dex3 hands (zeros).
+Design notes: docs/design-notes.md (robotracer_sim.g1.world).
 """
 
 from __future__ import annotations

@@ -1,41 +1,6 @@
 """ROS 2 node ``g1_world``: the G1 room simulator behind the real robot's interfaces.
 
-It wraps :class:`robotracer_sim.g1.world.G1World` (what is and is not simulated is written
-there), serves it on the Unitree DDS interface (:mod:`robotracer_sim.g1.dds_peer`: ``rt/lowstate``,
-``rt/arm_sdk``, ``rt/dex3/*``, ``rt/odommodestate`` and the ``LocoClient`` RPC, on DDS domain
-``domain_id`` over ``network_interface``), runs the ground-truth oracle model server for the
-head camera, and publishes for ROS (all names are parameters):
-
-Publishes
-    ``/joint_states`` (all 43 joints: 29 body + 2 × 7 Dex3 fingers), ``/odom``
-    (nav_msgs/Odometry, ``odom`` → ``pelvis``, twist in the pelvis frame), the head camera
-    RGB-D in the RealSense layout under ``camera_namespace`` (``<ns>/color/image_raw`` rgb8,
-    ``<ns>/aligned_depth_to_color/image_raw`` 16UC1 mm, both ``camera_info``), the camera's
-    optical-frame pose in ``odom`` at each frame's stamp on ``camera_pose_topic``
-    (geometry_msgs/PoseStamped; on a real robot this comes from TF), a JSON status on
-    ``status_topic`` (std_msgs/String: FSM, base command, arm_sdk weight and counters, grasp
-    state, lowstate rate), and ``/clock`` when ``use_sim_time`` is true.
-Services
-    ``/sim/get_object_poses`` (robotracer_msgs/GetObjectPoses; ``held`` = grasped by a hand),
-    ``/sim/set_object_pose`` (robotracer_msgs/SetObjectPose; refused for a held object),
-    ``/sim/g1/pause_lowstate`` (std_srvs/SetBool: true stops ``rt/lowstate`` while the world
-    goes on, to test a client's stale-state handling).
-
-Processes and priorities (``rt/lowstate`` must keep its rate: a real G1 publishes at 500 Hz and
-the executor stops everything after 0.1 s without a sample):
-
-- this process: the physics loop and the Unitree DDS peer, the ROS topics above except the
-  camera's (published from a plain thread, not rclpy timers), the services and the oracle. It
-  asks for ``process_nice`` (-10) and for ``SCHED_FIFO`` ``physics_priority`` on the physics
-  thread, as a robot controller does; without the privilege (``CAP_SYS_NICE``) it says so and
-  runs at normal priority.
-- the head camera renders and publishes in a child process (a second ROS node,
-  ``<name>_camera``, at ``camera_nice`` 0) fed the world's state through shared memory after
-  every physics tick (:mod:`robotracer_sim.g1.camera_process`), so rendering never holds this
-  process's GIL. The child exits with this process and is restarted if it dies.
-
-When everything is up it prints one line:
-``g1_world ready: oracle at http://127.0.0.1:25547, DDS domain 0 on lo, camera 640x480 @ 10 Hz``.
+Design notes: docs/design-notes.md (robotracer_sim.nodes.g1_world_node).
 """
 
 from __future__ import annotations

@@ -1,21 +1,6 @@
 """What every simulator node does, whatever the robot: :class:`SimWorldNode` and its ``main``.
 
-A world node serves a MuJoCo world behind a real robot's interfaces. The parts that do not
-depend on the robot live here:
-
-- parameters declared from a table (:mod:`robotracer_sim.nodes.parameters`), image QoS checked
-  before anything starts, ``/clock`` under ``use_sim_time``;
-- the RGB-D camera's four publishers (colour, aligned depth, two ``camera_info``) and the
-  camera thread's paced loop (keeps running after an error, saves PNG frames when asked);
-- the ground-truth oracle server, the optional MuJoCo viewer;
-- the ``SetObjectPose`` service;
-- :func:`run_world_node`: ``main()`` with the ready line, Ctrl-C and clean shutdown.
-
-Each robot's node adds its own interfaces (trajectory topic and gripper for the UR5, the
-Unitree DDS peer and odometry for the G1) and says how to grab a camera frame. The camera parts
-are also plain helpers (:class:`RgbdPublishers`, :func:`run_camera_loop`, :func:`save_frames`)
-for a camera that runs in a process of its own (the G1's, see
-:mod:`robotracer_sim.g1.camera_process`).
+Design notes: docs/design-notes.md (robotracer_sim.nodes.world_node).
 """
 
 from __future__ import annotations

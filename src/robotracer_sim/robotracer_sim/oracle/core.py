@@ -8,12 +8,15 @@ into the image with the request's intrinsics and the world's camera pose.
 
 It answers like a model would:
 
-- a correct trace ``[(x, y, d), ...]`` (``[(x, y), ...]`` when the prompt asks for 2D);
+- a correct trace ``[(x, y, d), ...]`` (``[(x, y), ...]`` when the prompt asks for 2D),
+  holding only what can be seen: x, y inside 0–1000, every point in front of the camera (a
+  trace that leaves the view ends on the image border, see
+  :func:`~robotracer_sim.oracle.trace.visible_trace`);
 - an unusable answer when it does not understand (``"I'm not sure how to do that: ..."``),
   cannot find an object or the object is out of view (``"I cannot find that object in the
   image."``), or the reference is ambiguous;
-- with probability ``malformed_rate``, a malformed answer (truncated list, out-of-range
-  coordinates, prose, non-numeric depth);
+- with probability ``malformed_rate``, a malformed answer of a kind real models give
+  (truncated list, 0–1 coordinates, prose, non-numeric depth, a point with a missing value);
 - with Gaussian noise of ``noise_std`` metres on every 3D point when asked.
 
 Latency is the HTTP server's business (:mod:`robotracer_sim.oracle.server`).
@@ -36,6 +39,7 @@ from robotracer_sim.oracle.trace import (
     in_view,
     plan_trace,
     project_trace,
+    visible_trace,
 )
 
 NOT_UNDERSTOOD = "I'm not sure how to do that. Could you rephrase the task?"
@@ -171,7 +175,8 @@ class Oracle:
                 noisy = pts + self._rng.normal(0.0, self.config.noise_std, pts.shape)
             malformed = self._rng.random() < self.config.malformed_rate
             choice = int(self._rng.integers(0, 5))
-        xyd = project_trace(noisy, k, snap.t_world_camera, width, height)
+        seen = visible_trace(noisy, k, snap.t_world_camera, width, height)
+        xyd = project_trace(seen, k, snap.t_world_camera, width, height)
         text = format_answer(xyd, three_d)
         if malformed:
             return OracleAnswer(
@@ -184,8 +189,12 @@ def _malform(text: str, choice: int) -> str:
     """A plausible broken answer (the kinds VLMs produce)."""
     if choice == 0:  # cut off mid-tuple (token limit)
         return text[: max(3, len(text) // 2)]
-    if choice == 1:  # coordinates outside 0-1000
-        return re.sub(r'\((\d+)', lambda m: f'({int(m.group(1)) + 1500}', text, count=1)
+    if choice == 1:  # x, y normalised to 0-1 (RoboRefer's convention), not 0-1000
+        return re.sub(
+            r'\((\d+), (\d+)',
+            lambda m: f'({int(m.group(1)) / 1000:.3f}, {int(m.group(2)) / 1000:.3f}',
+            text,
+        )
     if choice == 2:  # prose, no numbers
         return 'The object should be picked up and moved to the target location.'
     if choice == 3 and re.search(r', \d+\.\d{3}\)', text):

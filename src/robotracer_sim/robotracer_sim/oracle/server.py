@@ -1,32 +1,46 @@
-"""HTTP server speaking RoboTracer's model API, answered by the :class:`Oracle`.
+"""HTTP server that behaves like the authors' model servers, answered by the :class:`Oracle`.
 
-``POST /query`` with a JSON body, in either of the API's two forms:
+It accepts exactly what the authors' client (RoboTracer ``Evaluation/query_model.py``) sends and
+their servers read, and fails the way their Flask servers fail -- not the way this project's
+client would like:
 
-- paths (client and server share a folder)::
+- ``POST /query``, base64 form (``query_server``; read by RoboTracer's ``API/Qwen3VL.py`` and
+  RoboRefer's ``API/api.py``)::
 
-    {"text": "<prompt>", "image_paths": ["/shared/rgb.png"],
-     "depth_z_paths": ["/shared/depth.png"], "intrinsics": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]],
-     "enable_spatial": 1}
+    {"image_url": ["<base64>"], "depth_url": ["<base64>"] or [], "enable_depth": 1 or 0,
+     "text": "<prompt>"}
 
-- base64 (server elsewhere)::
+  Every ``image_url`` entry goes through ``base64.b64decode`` (not validating, as there) and
+  must then open as an image; so must every ``depth_url`` entry when ``enable_depth`` is 1,
+  and there must be as many as images. A ``data:image/png;base64,`` prefix therefore fails, as
+  it does there. This form carries no intrinsics: the oracle projects with the world camera's
+  (what the real model would have to estimate).
+- ``POST /query``, paths form (``query_server_spatial_encoder``, RoboTracer's spatial encoder)::
 
-    {"text": "<prompt>", "image_url": ["data:image/png;base64,..."],
-     "depth_url": ["data:image/png;base64,..."], "intrinsics": [...], "enable_depth": 1}
+    {"image_paths": ["/abs/rgb.png"], "depth_z_paths": ["/abs/depth.png"] or null,
+     "intrinsics": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] or null, "enable_spatial": 1 or 0,
+     "text": "<prompt>"}
 
-Answer: ``200 {"result": 1, "answer": "[(x, y, d), ...]"}``. A request the server cannot use
-(not JSON, no text, no or unreadable image, bad intrinsics, unreadable depth) gets
-``400 {"result": 0, "error": "<what was wrong>"}``; an unknown path 404, the same shape.
-``GET /health`` answers ``{"status": "ok"}``.
+  The files are opened by absolute path; a depth file must be a 16-bit single-channel PNG. With
+  ``enable_spatial`` 1 the intrinsics, when given, are the ones the trace is projected with.
+  Keys are read with ``data.get``: a missing optional key is ``null``/``[]``, as there.
+
+Answers: ``200 {"answer":"[(x, y, d), ...]","result":1}`` as Flask's ``jsonify`` writes it. A
+request the server cannot serve gets Flask's own HTML pages (``text/html; charset=utf-8``):
+500 "Internal Server Error" for everything that raises inside the authors' handler (an image it
+cannot decode or open, a body that is JSON but not an object, a bad field), 400 for a body that
+is not JSON, 415 without ``Content-Type: application/json``, 405 for ``GET /query``, 404 for
+other paths. The reason is logged (as Flask logs the traceback) and kept in
+:attr:`OracleServer.last_error`. ``GET /`` answers ``Hello, World!`` as RoboRefer's server does.
 
 The path form reads only files inside the server's shared folder (``shared_dir``, default the
 system temp folder, where the ``robotracer_http`` backend writes its PNGs by default): a path
-that is relative, holds a ``..`` component, or resolves (symlinks followed) outside the folder is
-refused with ``403 {"result": 0, "error": ...}`` before the file is opened.
+that is relative, holds a ``..`` component, or resolves (symlinks followed) outside the folder
+fails (HTTP 500, the reason in the log) before the file is opened.
 
-The image is read to learn its size (the trace is projected for that size and the request's
-intrinsics; without intrinsics, the world camera's scaled to the size). The depth image, when
-sent, must decode as a single-channel 16-bit PNG (millimetres); the oracle does not need it
-(it knows the ground truth). The server binds 127.0.0.1 by default.
+What it answers is what a model could answer (:mod:`robotracer_sim.oracle.core`): a trace in
+0–1000 with every point in front of the camera, or prose ("I cannot find that object in the
+image." when the object is out of view). The server binds 127.0.0.1 by default.
 """
 
 from __future__ import annotations
@@ -37,7 +51,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import io
 import json
-import math
+import logging
 import os
 from pathlib import Path
 import tempfile
@@ -50,21 +64,47 @@ from PIL import Image, UnidentifiedImageError
 
 from robotracer_sim.oracle.core import Oracle
 
+LOG = logging.getLogger(__name__)
 DEFAULT_HOST = '127.0.0.1'
 DEFAULT_PORT = 25547
 MAX_BODY = 64 * 1024 * 1024
+#: what the model answers a prompt without any image
+NO_IMAGE = 'I need an image of the scene to point at the trace.'
+
+#: Flask's (Werkzeug 3) default error pages, byte for byte
+FLASK_ERROR_PAGES: dict[int, bytes] = {
+    400: b'<!doctype html>\n<html lang=en>\n<title>400 Bad Request</title>\n<h1>Bad Request</h1>\n'
+    b'<p>The browser (or proxy) sent a request that this server could not understand.</p>\n',
+    404: b'<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n'
+    b'<p>The requested URL was not found on the server. If you entered the URL manually please '
+    b'check your spelling and try again.</p>\n',
+    405: b'<!doctype html>\n<html lang=en>\n<title>405 Method Not Allowed</title>\n'
+    b'<h1>Method Not Allowed</h1>\n<p>The method is not allowed for the requested URL.</p>\n',
+    413: b'<!doctype html>\n<html lang=en>\n<title>413 Request Entity Too Large</title>\n'
+    b'<h1>Request Entity Too Large</h1>\n<p>The data value transmitted exceeds the capacity '
+    b'limit.</p>\n',
+    415: b'<!doctype html>\n<html lang=en>\n<title>415 Unsupported Media Type</title>\n'
+    b'<h1>Unsupported Media Type</h1>\n<p>Did not attempt to load JSON data because the request '
+    b'Content-Type was not &#39;application/json&#39;.</p>\n',
+    500: b'<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n'
+    b'<h1>Internal Server Error</h1>\n<p>The server encountered an internal error and was unable '
+    b'to complete your request. Either the server is overloaded or there is an error in the '
+    b'application.</p>\n',
+}
+FLASK_HTML = 'text/html; charset=utf-8'
 
 
-class RequestError(ValueError):
-    """A request the API rejects with HTTP 400; the message says what was wrong."""
-
-    status = 400
+class ServerFailure(RuntimeError):
+    """What makes the authors' handler raise: Flask answers its 500 page."""
 
 
-class ForbiddenPath(RequestError):
-    """A path outside the shared folder (HTTP 403); the file is not opened."""
+class ForbiddenPath(ServerFailure):
+    """A path outside the shared folder; the file is not opened."""
 
-    status = 403
+
+def flask_json(value: dict[str, Any]) -> bytes:
+    """A body as Flask's ``jsonify`` writes it: sorted keys, compact, a final newline."""
+    return (json.dumps(value, sort_keys=True, separators=(',', ':')) + '\n').encode()
 
 
 def check_shared_path(source: str, key: str, shared_dir: str) -> Path:
@@ -102,66 +142,75 @@ def check_shared_path(source: str, key: str, shared_dir: str) -> Path:
 
 @dataclass(frozen=True)
 class Query:
-    """A decoded ``/query`` request."""
+    """A decoded ``/query`` request: what the model sees.
+
+    Attributes:
+        text: the prompt.
+        width: width of the (first) image, pixels; 0 without an image.
+        height: its height.
+        k: the intrinsics the model was given (paths form, ``enable_spatial`` 1), or None.
+        has_depth: a depth image came with the request.
+        form: ``'base64'`` or ``'paths'``.
+    """
 
     text: str
     width: int
     height: int
     k: np.ndarray | None
     has_depth: bool
+    form: str
 
 
-def _one(body: dict, key: str) -> Any:
-    v = body.get(key)
-    if isinstance(v, list):
-        if not v:
-            raise RequestError(f'{key} is an empty list')
-        return v[0]
-    return v
-
-
-def _open_image(source: str, key: str, shared_dir: str | None = None) -> Image.Image:
-    if source.startswith('data:'):
-        head, _, data = source.partition(',')
-        if ';base64' not in head:
-            raise RequestError(f'{key}: only base64 data URLs are supported')
-        try:
-            raw = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise RequestError(f'{key}: invalid base64 data') from None
-        stream: Any = io.BytesIO(raw)
-        where = f'{key} (data URL)'
-    else:
-        p = Path(source) if shared_dir is None else check_shared_path(source, key, shared_dir)
-        if not p.is_file():
-            raise RequestError(f'{key}: file not found: {source}')
-        stream = p
-        where = f'{key} ({source})'
+def _image(stream: Any, where: str) -> Image.Image:
     try:
         img = Image.open(stream)  # reads the header: size and mode
         img.verify()  # checks the file's integrity without decoding the pixels
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise RequestError(f'{where} is not a readable image: {exc}') from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ServerFailure(f'{where} is not a readable image: {exc}') from None
     return img
+
+
+def _decoded(value: Any, key: str) -> Image.Image:
+    """``base64.b64decode(value)`` then an image, as the authors' ``decode_base64_to_file``."""
+    try:
+        raw = base64.b64decode(value)  # not validating: other characters are dropped
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ServerFailure(f'{key}: base64.b64decode failed: {exc}') from None
+    return _image(io.BytesIO(raw), f'{key} (decoded base64)')
+
+
+def _opened(value: Any, key: str, shared_dir: str | None) -> Image.Image:
+    if not isinstance(value, str):
+        raise ServerFailure(f'{key}: expected a path string, got {type(value).__name__}')
+    path = Path(value) if shared_dir is None else check_shared_path(value, key, shared_dir)
+    if not path.is_file():
+        raise ServerFailure(f'{key}: No such file: {value!r}')
+    return _image(path, f'{key} ({value})')
+
+
+def _list(data: dict, key: str, default: Any) -> list:
+    value = data.get(key, default)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ServerFailure(f'{key}: expected a list, got {type(value).__name__}')
+    return value
 
 
 def _intrinsics(value: Any) -> np.ndarray:
     try:
         k = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        raise RequestError(f'intrinsics must be a 3x3 list of numbers, got {value!r}') from None
-    if k.shape == (4,):  # tolerate [fx, fy, cx, cy]
-        fx, fy, cx, cy = k
-        k = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
+        raise ServerFailure(f'intrinsics must be a 3x3 list of numbers, got {value!r}') from None
     if k.shape != (3, 3) or not np.all(np.isfinite(k)):
-        raise RequestError(f'intrinsics must be a 3x3 list of finite numbers, got {value!r}')
+        raise ServerFailure(f'intrinsics must be a 3x3 list of finite numbers, got {value!r}')
     if k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise RequestError(f'intrinsics: fx and fy must be > 0, got {k[0, 0]}, {k[1, 1]}')
+        raise ServerFailure(f'intrinsics: fx and fy must be > 0, got {k[0, 0]}, {k[1, 1]}')
     return k
 
 
 def parse_query(body: Any, shared_dir: str | None = None) -> Query:
-    """Validate and decode a ``/query`` body (either form).
+    """Read a decoded ``/query`` body the way the authors' servers do (either form).
 
     Args:
         body: the decoded JSON.
@@ -171,44 +220,52 @@ def parse_query(body: Any, shared_dir: str | None = None) -> Query:
         The :class:`Query`.
 
     Raises:
-        RequestError: anything the API cannot use; the message names the field
-            (:class:`ForbiddenPath` for a path outside ``shared_dir``).
-
+        ServerFailure: what makes the authors' handler raise (Flask: HTTP 500); the message
+            names the field (:class:`ForbiddenPath` for a path outside ``shared_dir``).
     """
     if not isinstance(body, dict):
-        raise RequestError('the body must be a JSON object')
-    text = body.get('text')
-    if not isinstance(text, str) or not text.strip():
-        raise RequestError('text (the prompt) is missing or empty')
-    if body.get('image_paths') is not None:
-        key = 'image_paths'
-    elif body.get('image_url') is not None:
-        key = 'image_url'
-    else:
-        raise RequestError('no image: give image_paths (files) or image_url (base64 data URLs)')
-    src = _one(body, key)
-    if not isinstance(src, str):
-        raise RequestError(f'{key} must be a list of strings')
-    img = _open_image(src, key, shared_dir)
+        raise ServerFailure(f"'{type(body).__name__}' object has no attribute 'get'")
+    data = body
+    text = data.get('text', '')
+    if not isinstance(text, str):
+        raise ServerFailure(f'text must be a string, got {type(text).__name__}')
     has_depth = False
-    for dkey in ('depth_z_paths', 'depth_url'):
-        if body.get(dkey) is None:
-            continue
-        dsrc = _one(body, dkey)
-        if not isinstance(dsrc, str):
-            raise RequestError(f'{dkey} must be a list of strings')
-        depth = _open_image(dsrc, dkey, shared_dir)
-        if depth.mode not in ('I;16', 'I;16B', 'I;16L', 'I'):
-            raise RequestError(
-                f'{dkey}: expected a 16-bit single-channel PNG, got mode {depth.mode}'
-            )
-        has_depth = True
-    k = None if body.get('intrinsics') is None else _intrinsics(body['intrinsics'])
-    for flag in ('enable_spatial', 'enable_depth'):
-        v = body.get(flag, 0)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise RequestError(f'{flag} must be 0 or 1, got {v!r}')
-    return Query(text=text, width=img.width, height=img.height, k=k, has_depth=has_depth)
+    k = None
+    if data.get('image_paths') is not None:  # query_server_spatial_encoder
+        form = 'paths'
+        imgs = [_opened(v, 'image_paths', shared_dir) for v in _list(data, 'image_paths', [])]
+        for v in _list(data, 'depth_z_paths', None):
+            depth = _opened(v, 'depth_z_paths', shared_dir)
+            if depth.mode not in ('I;16', 'I;16B', 'I;16L', 'I'):
+                raise ServerFailure(
+                    f'depth_z_paths: expected a 16-bit single-channel PNG, got mode {depth.mode}'
+                )
+            has_depth = True
+        spatial = data.get('enable_spatial', 0)
+        if data.get('intrinsics') is not None:
+            intrinsics = _intrinsics(data['intrinsics'])
+            k = intrinsics if spatial == 1 else None
+    else:  # query_server (base64)
+        form = 'base64'
+        urls = _list(data, 'image_url', [])
+        imgs = [_decoded(v, 'image_url') for v in urls]
+        depth_urls = _list(data, 'depth_url', [])
+        if data.get('enable_depth', 0) == 1 and depth_urls:
+            if len(depth_urls) != len(urls):
+                raise ServerFailure(
+                    "AssertionError: Depth URL's number is not equal to Image URL's number"
+                )
+            for v in depth_urls:
+                _decoded(v, 'depth_url')
+            has_depth = True
+    width, height = (imgs[0].width, imgs[0].height) if imgs else (0, 0)
+    return Query(text=text, width=width, height=height, k=k, has_depth=has_depth, form=form)
+
+
+def is_json_mimetype(content_type: str) -> bool:
+    """Flask's ``request.is_json``: ``application/json`` or ``application/*+json``."""
+    mt = content_type.split(';', 1)[0].strip().lower()
+    return mt == 'application/json' or (mt.startswith('application/') and mt.endswith('+json'))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -220,55 +277,74 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             super().log_message(format, *args)
 
-    def _send(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
+    def _send(
+        self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
-        self.send_header('Content-Type', 'application/json')
-        self.send_header('Content-Length', str(len(data)))
+        self.send_header('Content-Type', ctype)
+        self.send_header('Content-Length', str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        self.wfile.write(body)
+
+    def _page(self, status: int, why: str = '', headers: dict[str, str] | None = None) -> None:
+        if why:
+            self.server.last_error = why
+            LOG.error('oracle: %s %s -> HTTP %d: %s', self.command, self.path, status, why)
+        self._send(status, FLASK_ERROR_PAGES[status], FLASK_HTML, headers)
 
     def do_GET(self) -> None:  # noqa: N802 (stdlib name)
-        if self.path.rstrip('/') in ('/health', ''):
-            self._send(200, {'status': 'ok', 'model': 'robotracer_sim oracle'})
+        path = self.path.split('?', 1)[0]
+        if path == '/':
+            self._send(200, b'Hello, World!', FLASK_HTML)
+        elif path == '/query':
+            self._page(405, headers={'Allow': 'OPTIONS, POST'})
         else:
-            self._send(404, {'result': 0, 'error': f'no such endpoint: GET {self.path}'})
+            self._page(404)
 
     def do_POST(self) -> None:  # noqa: N802 (stdlib name)
-        if self.path.rstrip('/') != '/query':
-            self._send(404, {'result': 0, 'error': f'no such endpoint: POST {self.path}'})
-            return
+        path = self.path.split('?', 1)[0]
         try:
             length = int(self.headers.get('Content-Length', '0'))
         except ValueError:
             length = -1
-        if length <= 0 or length > MAX_BODY:
+        if length < 0 or length > MAX_BODY:
             self.close_connection = True
-            self._send(400, {'result': 0, 'error': f'bad Content-Length (1..{MAX_BODY} bytes)'})
+            self._page(413 if length > MAX_BODY else 400, f'Content-Length {length}')
             return
         raw = self.rfile.read(length)
+        if path != '/query':
+            self._page(405 if path == '/' else 404)
+            return
+        if not is_json_mimetype(self.headers.get('Content-Type', '')):
+            self._page(415, 'the request Content-Type is not application/json')
+            return
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            self._send(400, {'result': 0, 'error': f'the body is not JSON: {exc}'})
+            self._page(400, f'the body is not JSON: {exc}')
             return
         try:
             q = parse_query(body, self.server.shared_dir)
-        except RequestError as exc:
-            self._send(exc.status, {'result': 0, 'error': str(exc)})
+        except ServerFailure as exc:
+            self._page(500, str(exc))
             return
         started = time.monotonic()
-        try:
-            ans = self.server.oracle.answer(q.text, q.width, q.height, q.k)
-        except Exception as exc:  # an oracle bug: a 500 that says what, not a dropped socket
-            self.log_error('oracle failed: %r', exc)
-            self._send(500, {'result': 0, 'error': f'oracle failed: {type(exc).__name__}'})
-            return
+        if q.width == 0:
+            text = NO_IMAGE
+        else:
+            try:
+                ans = self.server.oracle.answer(q.text, q.width, q.height, q.k)
+            except Exception as exc:  # an oracle bug: Flask's 500 page, the reason in the log
+                self._page(500, f'oracle failed: {type(exc).__name__}: {exc}')
+                return
+            self.server.last_answer = ans
+            text = ans.text
         remaining = self.server.oracle.config.latency - (time.monotonic() - started)
         if remaining > 0:
             time.sleep(remaining)
-        self.server.last_answer = ans
-        self._send(200, {'result': 1, 'answer': ans.text})
+        self._send(200, flask_json({'result': 1, 'answer': text}), 'application/json')
 
 
 class _OracleHTTPServer(ThreadingHTTPServer):
@@ -283,10 +359,11 @@ class _OracleHTTPServer(ThreadingHTTPServer):
         self.verbose = verbose
         self.shared_dir = shared_dir
         self.last_answer = None
+        self.last_error = ''
 
 
 class OracleServer:
-    """The oracle behind RoboTracer's HTTP API, served from a background thread.
+    """The oracle behind the authors' HTTP API, served from a background thread.
 
     Args:
         oracle: the oracle that answers.
@@ -330,6 +407,11 @@ class OracleServer:
     def last_answer(self):
         """The last :class:`OracleAnswer` served (for logs and tests), or None."""
         return self._httpd.last_answer
+
+    @property
+    def last_error(self) -> str:
+        """Why the last failed request failed (what Flask would log), or ''."""
+        return self._httpd.last_error
 
     def start(self) -> OracleServer:
         """Start serving in a daemon thread; returns self."""

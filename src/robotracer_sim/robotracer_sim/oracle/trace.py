@@ -12,6 +12,11 @@ A trace is the path of the moved object's *centre* (RoboTracer's traces are obje
 Points are projected with the requesting image's intrinsics into RoboTracer's answer format
 ``[(x, y, d), ...]``: ``x = 1000·u/W``, ``y = 1000·v/H`` (integers), ``d`` the point's
 z-depth in metres (3 decimals).
+
+The answer holds only what a model looking at the image could say (:func:`visible_trace`): x
+and y inside 0–1000 (a point beside the image is clipped to its border) and every point in
+front of the camera -- where the trace passes behind the camera the answer stops at the last
+point the camera can see, on the image border.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ GAP = 0.03  # m between objects set down beside each other
 CLEARANCE = 0.04  # m of free space under a carried object over the others
 MIN_LIFT = 0.10  # m the object is raised at least
 ARC = 0.03  # m extra height in the middle of the travel
+MIN_ANSWER_DEPTH = 0.1  # m: the nearest depth a model answers (nothing closer is in view)
 
 
 class Unanswerable(ValueError):
@@ -204,12 +210,64 @@ def project_trace(
     return np.stack([x, y, uvz[:, 2]], axis=1)
 
 
+def visible_trace(
+    points_world: np.ndarray,
+    k: np.ndarray,
+    t_world_camera: np.ndarray,
+    width: int,
+    height: int,
+    min_depth: float = MIN_ANSWER_DEPTH,
+) -> np.ndarray:
+    """The part of a world trace a model looking at the image can answer.
+
+    Points in front of the camera are kept (a point beside the image is clipped to its border
+    later, by :func:`project_trace`). Where the trace passes behind the camera (depth below
+    ``min_depth``), it ends at the last point along it that lies inside the image and in front
+    of the camera: a model cannot place what it cannot see, and never answers a depth at or
+    behind the camera.
+
+    Args:
+        points_world: (N, 3) trace in the world.
+        k: 3×3 intrinsics of the image.
+        t_world_camera: 4×4 optical camera → world.
+        width: image width, pixels.
+        height: image height, pixels.
+        min_depth: the nearest depth answered, metres.
+
+    Returns:
+        (M, 3) world points, M <= N + 1 (the first point is assumed to be in view).
+
+    """
+    pts = np.asarray(points_world, dtype=float)
+    z = project(pts, k, t_world_camera)[:, 2]
+    behind = np.flatnonzero(z < min_depth)
+    if behind.size == 0 or behind[0] == 0:
+        return pts
+    i = int(behind[0])
+    a, b = pts[i - 1], pts[i]
+    ts = np.linspace(0.0, 1.0, 201)
+    seg = a[None, :] + ts[:, None] * (b - a)[None, :]
+    uvz = project(seg, k, t_world_camera)
+    with np.errstate(invalid='ignore'):
+        inside = (
+            (uvz[:, 2] >= min_depth)
+            & (uvz[:, 0] >= 0.0)
+            & (uvz[:, 0] <= width)
+            & (uvz[:, 1] >= 0.0)
+            & (uvz[:, 1] <= height)
+        )
+    last = int(np.flatnonzero(inside)[-1]) if inside.any() else 0
+    if last == 0:  # the previous point is the last one in view
+        return pts[:i]
+    return np.vstack([pts[:i], seg[last][None, :]])
+
+
 def in_view(
     point_world: np.ndarray, k: np.ndarray, t_world_camera: np.ndarray, width: int, height: int
 ) -> bool:
     """True when a world point projects inside the image, in front of the camera."""
     u, v, z = project(np.asarray(point_world)[None, :], k, t_world_camera)[0]
-    return bool(z > 0 and -0.5 <= u <= width - 0.5 and -0.5 <= v <= height - 0.5)
+    return bool(z >= MIN_ANSWER_DEPTH and -0.5 <= u <= width - 0.5 and -0.5 <= v <= height - 0.5)
 
 
 def format_answer(trace_xyd: np.ndarray, three_d: bool = True) -> str:

@@ -1,29 +1,6 @@
 """Build the MuJoCo model of the UR5 tabletop world from example-robot-data's URDF and a scene.
 
-Two stages:
-
-1. :func:`convert_ur5_urdf` turns ``ur5_robot.urdf`` into MJCF once and caches it (``out/cache``
-   of the workspace when it exists, else ``<tmp>/robotracer_sim_cache``; never inside
-   ``src``; see :func:`robotracer_sim.common.mjcf.cache_dir`):
-   ``package://example-robot-data/robots/`` URLs become absolute paths and the ``.dae`` visual
-   meshes (MuJoCo cannot read COLLADA) are replaced by the ``.stl`` collision meshes. Static
-   links (``base_link``, ``tool0``, ...) are kept as bodies.
-2. :func:`build_ur5_model` adds the world around it with ``mujoco.MjSpec``: floor, table (top
-   at z = 0, the UR5 base on it at the origin), the scene's objects (free bodies), the fixed
-   camera, the gripper and the actuators, then compiles.
-
-The actuation is the simulated equivalent of a UR joint position controller: per arm joint a
-position servo (``kp``) plus a velocity servo (``kv``, fed the trajectory's velocity), gravity
-compensation on the arm links, forces limited to the UR5's joint efforts (150 / 28 N m). The
-world (:mod:`robotracer_sim.ur5.world`) adds what a real UR's joint servo has and a PD lacks:
-integral action while it holds a position (``KI``, bounded to ``INTEGRAL_EFFORT_FRACTION`` of the
-joint effort), and compensation of the held object's weight (a UR's payload setting), so the arm
-settles on its goal within a few milliradians even when a held object touches the table.
-
-The gripper is a simple parallel gripper on ``tool0``: a palm and two fingers on slide joints
-(position servos; 0 = closed, ``FINGER_OPEN`` = open). Its geoms do not collide; grasping is a
-weld equality (see :mod:`robotracer_sim.ur5.world`). The TCP site sits ``tcp_offset`` along
-tool0's z axis, between the fingertips.
+Design notes: docs/design-notes.md (robotracer_sim.ur5.model).
 """
 
 from __future__ import annotations

@@ -1,40 +1,6 @@
 """The UR5 tabletop scene file (``config/scenes/*.yaml``): schema, loader and validation.
 
-A scene file declares the table, the camera and the named objects. Every mistake is reported
-as a :class:`SceneError` that names the file and the field (``objects[2].shape: unknown shape
-'pyramid' (known: box, bowl, ...)``).
-
-Schema (all lengths in metres, angles in degrees, frames as in the module ``geometry``)::
-
-    world_frame: world            # the world frame == the UR5 base frame
-    base_frame: base_link
-    robot:
-      home: [0, -1.57, 1.57, -1.57, -1.57, 0]   # initial joint positions, rad
-      tcp_offset: 0.15            # TCP = tool0 + tcp_offset along tool0's z axis
-      grasp_radius: 0.03          # closed gripper grasps an object within this of the TCP
-    table: {center: [0.3, 0.0], size: [1.2, 1.4], thickness: 0.04, height: 0.75, color: wood}
-    camera:
-      frame_id: camera_color_optical_frame
-      width: 640
-      height: 480
-      fovy_deg: 45.0
-      position: [x, y, z]         # optical-frame origin in world_frame
-      quat_xyzw: [x, y, z, w]     # optical frame (x right, y down, z forward) in world_frame
-      depth_max: 6.0              # depth beyond this is "no return" (0)
-    objects:
-      - name: red_cube            # [a-z][a-z0-9_]*, unique
-        shape: box                # box | cylinder | sphere | cup | bowl | plate
-        color: red                # a palette name (see PALETTE); used by the oracle's language
-        size: [0.045, 0.045, 0.045]   # box: [x, y, z] full sizes (or one number: a cube)
-                                  # cylinder/cup/bowl/plate: [radius, height]; sphere: [radius]
-        position: [0.45, -0.15]   # [x, y] resting on the table, or [x, y, z] of its centre
-        yaw_deg: 0                # optional rotation about z
-        mass: 0.1                 # optional, kg
-        words: [block]            # optional extra words the oracle accepts for this object
-
-The object's frame origin is the centre of its bounding box, so an object resting on the table
-has its centre at ``z = height / 2``. Cups and bowls are open containers (a base and a ring of
-walls) that other objects can be placed in.
+Design notes: docs/design-notes.md (robotracer_sim.ur5.scene).
 """
 
 from __future__ import annotations

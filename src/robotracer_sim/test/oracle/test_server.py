@@ -1,4 +1,8 @@
-"""The oracle's HTTP server speaks RoboTracer's API: both request forms, errors as HTTP 400."""
+"""The oracle's HTTP server behaves like the authors' Flask servers: their payloads, their errors.
+
+The reference bodies are what the authors' client (RoboTracer ``Evaluation/query_model.py``)
+sends; the error pages are Flask's own (Werkzeug 3), byte for byte.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +22,9 @@ import pytest
 
 from robotracer_sim.oracle import Oracle, OracleConfig, OracleServer
 from robotracer_sim.oracle import server as server_module
-from robotracer_sim.oracle.core import NOT_UNDERSTOOD
+from robotracer_sim.oracle.core import NOT_FOUND, NOT_UNDERSTOOD
 from robotracer_sim.oracle.geometry import transform_points
+from robotracer_sim.oracle.server import FLASK_ERROR_PAGES, NO_IMAGE
 from robotracer_sim.ur5.world import Ur5World
 
 PROMPT = (
@@ -55,20 +60,35 @@ def server(world):
         yield s
 
 
-def post(url: str, body: bytes | dict, path: str = '/query') -> tuple[int, dict]:
+def post(
+    url: str,
+    body: bytes | dict | list,
+    path: str = '/query',
+    content_type: str = 'application/json',
+) -> tuple[int, dict | bytes]:
+    """POST like ``requests.post(json=...)``; the JSON answer, or the raw body of an error."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     req = urllib.request.Request(
-        url + path, data=data, headers={'Content-Type': 'application/json'}, method='POST'
+        url + path, data=data, headers={'Content-Type': content_type}, method='POST'
     )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
+            raw = r.read()
+            assert r.headers['Content-Type'] == 'application/json'
+            assert raw.endswith(b'\n')  # as Flask's jsonify writes it
+            return r.status, json.loads(raw)
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+        assert e.headers['Content-Type'] == 'text/html; charset=utf-8'
+        return e.code, e.read()
+
+
+def b64(path: Path) -> str:
+    """The authors' ``encode_image``: raw base64 of the file, no data: prefix."""
+    return base64.b64encode(path.read_bytes()).decode('utf-8')
 
 
 def data_url(path: Path) -> str:
-    return 'data:image/png;base64,' + base64.b64encode(path.read_bytes()).decode()
+    return 'data:image/png;base64,' + b64(path)
 
 
 def lift_first_and_last(answer: str, world: Ur5World) -> np.ndarray:
@@ -89,18 +109,32 @@ def test_binds_loopback_by_default(world):
         s.stop()
 
 
+def spatial_body(frames: dict, world: Ur5World, instruction: str, **changes) -> dict:
+    """``query_server_spatial_encoder``'s request_data (RoboTracer_Intrinsics_Depth)."""
+    return {
+        'image_paths': [str(frames['rgb'])],
+        'depth_z_paths': [str(frames['depth'])],
+        'intrinsics': world.k.tolist(),
+        'enable_spatial': 1,
+        'text': PROMPT.format(instruction),
+        **changes,
+    }
+
+
+def base64_body(frames: dict, instruction: str, **changes) -> dict:
+    """``query_server``'s request_data (raw base64 images)."""
+    return {
+        'image_url': [b64(frames['rgb'])],
+        'depth_url': [b64(frames['depth'])],
+        'enable_depth': 1,
+        'text': PROMPT.format(instruction),
+        **changes,
+    }
+
+
 def test_paths_form_answers_with_a_trace_from_the_object(server, frames, world):
-    status, body = post(
-        server.url,
-        {
-            'text': PROMPT.format('put the blue cube on the plate'),
-            'image_paths': [str(frames['rgb'])],
-            'depth_z_paths': [str(frames['depth'])],
-            'intrinsics': world.k.tolist(),
-            'enable_spatial': 1,
-        },
-    )
-    assert status == 200 and body['result'] == 1
+    status, body = post(server.url, spatial_body(frames, world, 'put the blue cube on the plate'))
+    assert status == 200 and body == {'result': 1, 'answer': body['answer']}
     assert TRACE_RE.fullmatch(body['answer']), body['answer']
     start, end = lift_first_and_last(body['answer'], world)
     poses = world.object_poses()
@@ -108,22 +142,33 @@ def test_paths_form_answers_with_a_trace_from_the_object(server, frames, world):
     assert np.linalg.norm(end[:2] - poses['plate'].position[:2]) < 0.02
 
 
-def test_base64_form_gives_the_same_answer(server, frames, world):
-    common = {
-        'text': PROMPT.format('move the cup next to the bowl'),
-        'intrinsics': world.k.tolist(),
-    }
-    s1, b1 = post(server.url, {**common, 'image_paths': [str(frames['rgb'])]})
-    s2, b2 = post(
-        server.url,
-        {
-            **common,
-            'image_url': [data_url(frames['rgb'])],
-            'depth_url': [data_url(frames['depth'])],
-            'enable_depth': 1,
-        },
+@pytest.mark.parametrize(
+    'changes',
+    [
+        {'depth_z_paths': None},  # RoboTracer_Intrinsics
+        {'depth_z_paths': None, 'intrinsics': None},  # RoboTracer (spatial encoder, RGB)
+        {'depth_z_paths': None, 'intrinsics': None, 'enable_spatial': 0},  # RoboTracer_RGB
+        {'intrinsics': None},  # depth without intrinsics
+    ],
+)
+def test_every_mode_of_the_authors_evaluation_is_served(server, frames, world, changes):
+    status, body = post(
+        server.url, spatial_body(frames, world, 'put the blue cube on the plate', **changes)
     )
-    assert s1 == s2 == 200 and b1['answer'] == b2['answer'] and TRACE_RE.fullmatch(b2['answer'])
+    assert status == 200 and TRACE_RE.fullmatch(body['answer']), body
+
+
+def test_base64_form_gives_the_same_answer(server, frames, world):
+    instruction = 'move the cup next to the bowl'
+    s1, b1 = post(server.url, spatial_body(frames, world, instruction))
+    s2, b2 = post(server.url, base64_body(frames, instruction))
+    s3, b3 = post(server.url, base64_body(frames, instruction, depth_url=[], enable_depth=0))
+    s4, b4 = post(
+        server.url, {'image_url': [b64(frames['rgb'])], 'text': PROMPT.format(instruction)}
+    )
+    assert s1 == s2 == s3 == s4 == 200  # (the last: what RoboTracer's Qwen3VL.py reads)
+    assert b1['answer'] == b2['answer'] == b3['answer'] == b4['answer']
+    assert TRACE_RE.fullmatch(b2['answer'])
 
 
 def test_a_smaller_image_gets_the_same_normalised_trace(server, frames, world):
@@ -132,57 +177,80 @@ def test_a_smaller_image_gets_the_same_normalised_trace(server, frames, world):
     k = world.k.copy()
     k[:2, :] *= 0.5
     k[0, 2], k[1, 2] = (320 - 1) / 2, (240 - 1) / 2
-    text = PROMPT.format('push the red cube 5 cm left')
-    _, full = post(
-        server.url,
-        {'text': text, 'image_paths': [str(frames['rgb'])], 'intrinsics': world.k.tolist()},
-    )
+    text = 'push the red cube 5 cm left'
+    _, full = post(server.url, spatial_body(frames, world, text, depth_z_paths=None))
     _, half = post(
-        server.url, {'text': text, 'image_paths': [str(small)], 'intrinsics': k.tolist()}
+        server.url,
+        spatial_body(
+            frames,
+            world,
+            text,
+            image_paths=[str(small)],
+            depth_z_paths=None,
+            intrinsics=k.tolist(),
+        ),
     )
     a = np.array(re.findall(r'\d+\.?\d*', full['answer']), dtype=float).reshape(-1, 3)
     b = np.array(re.findall(r'\d+\.?\d*', half['answer']), dtype=float).reshape(-1, 3)
     assert np.max(np.abs(a[:, :2] - b[:, :2])) <= 3 and np.allclose(a[:, 2], b[:, 2])
 
 
-def test_unknown_instruction_is_answered_unusably_not_as_an_error(server, frames):
-    status, body = post(
-        server.url,
-        {'text': PROMPT.format('make me a sandwich'), 'image_paths': [str(frames['rgb'])]},
-    )
+def test_unknown_instruction_is_answered_unusably_not_as_an_error(server, frames, world):
+    status, body = post(server.url, spatial_body(frames, world, 'make me a sandwich'))
     assert status == 200 and body == {'result': 1, 'answer': NOT_UNDERSTOOD}
+
+
+def test_an_object_out_of_view_gets_the_plain_text_answer(world, frames):
+    w = Ur5World()
+    try:
+        w.step(0.3)
+        w.set_object_pose('cup', [2.5, 0.0, -0.7])  # behind the camera
+        w.step(0.3)
+        with OracleServer(Oracle(w.snapshot, OracleConfig(latency=0.0)), port=0) as s:
+            status, body = post(s.url, spatial_body(frames, w, 'put the cup on the plate'))
+    finally:
+        w.close()
+    assert status == 200 and body == {'result': 1, 'answer': NOT_FOUND}
+
+
+def test_a_prompt_without_an_image_is_answered_in_words(server):
+    status, body = post(server.url, {'text': PROMPT.format('put the cup on the plate')})
+    assert status == 200 and body == {'result': 1, 'answer': NO_IMAGE}
 
 
 def test_latency_option_delays_the_answer(world, frames):
     with OracleServer(Oracle(world.snapshot, OracleConfig(latency=0.4)), port=0) as s:
         t0 = time.monotonic()
-        status, _ = post(
-            s.url, {'text': 'put the red cube on the plate', 'image_paths': [str(frames['rgb'])]}
-        )
+        status, _ = post(s.url, base64_body(frames, 'put the red cube on the plate'))
         assert status == 200 and time.monotonic() - t0 >= 0.4
 
 
 @pytest.mark.parametrize(
-    'make_body, message',
+    'make_body, reason',
     [
-        (lambda f: b'{not json', 'not JSON'),
-        (lambda f: [1, 2], 'JSON object'),
-        (lambda f: {'image_paths': [str(f['rgb'])]}, 'text'),
-        (lambda f: {'text': 'put the cup on the plate'}, 'no image'),
+        # the request this project used to send: a data: prefix before the base64
+        (lambda f: {'image_url': [data_url(f['rgb'])], 'text': 'x'}, 'image_url'),
+        (lambda f: {'image_url': ['@@@'], 'text': 'x'}, 'image_url'),
         (
-            lambda f: {'text': 'x', 'image_paths': [str(f['folder'] / 'missing.png')]},
-            'file not found',
-        ),
-        (lambda f: {'text': 'x', 'image_paths': [str(f['folder'])]}, 'file not found'),
-        (lambda f: {'text': 'x', 'image_url': ['data:image/png;base64,@@@']}, 'invalid base64'),
-        (
-            lambda f: {
-                'text': 'x',
-                'image_url': ['data:image/png;base64,' + base64.b64encode(b'hello').decode()],
-            },
+            lambda f: {'image_url': [base64.b64encode(b'hello').decode()], 'text': 'x'},
             'not a readable image',
         ),
-        (lambda f: {'text': 'x', 'image_paths': []}, 'empty list'),
+        (
+            lambda f: {
+                'image_url': [b64(f['rgb'])],
+                'depth_url': [b64(f['depth'])] * 2,
+                'enable_depth': 1,
+                'text': 'x',
+            },
+            "Depth URL's number",
+        ),
+        (lambda f: [1, 2], "'list' object has no attribute 'get'"),
+        (
+            lambda f: {'text': 'x', 'image_paths': [str(f['folder'] / 'missing.png')]},
+            'No such file',
+        ),
+        (lambda f: {'text': 'x', 'image_paths': [str(f['folder'])]}, 'No such file'),
+        (lambda f: {'text': 'x', 'image_paths': 'rgb.png'}, 'expected a list'),
         (
             lambda f: {
                 'text': 'x',
@@ -207,18 +275,37 @@ def test_latency_option_delays_the_answer(world, frames):
             },
             '16-bit',
         ),
+        (lambda f: {'text': 5, 'image_url': [b64(f['rgb'])]}, 'text must be a string'),
     ],
 )
-def test_bad_requests_get_http_400_with_the_reason(server, frames, make_body, message):
+def test_what_the_authors_handler_cannot_serve_gets_flasks_500_page(
+    server, frames, make_body, reason
+):
     status, body = post(server.url, make_body(frames))
-    assert status == 400 and body['result'] == 0 and message in body['error'], body
+    assert status == 500 and body == FLASK_ERROR_PAGES[500]
+    assert reason in server.last_error, server.last_error
+    status, _ = post(server.url, base64_body(frames, 'put the red cube on the plate'))
+    assert status == 200  # the next good request is served
 
 
-def test_unknown_endpoint_is_404_and_health_is_ok(server):
-    status, body = post(server.url, {'text': 'x'}, path='/generate')
-    assert status == 404 and 'no such endpoint' in body['error']
-    with urllib.request.urlopen(server.url + '/health', timeout=5) as r:
-        assert json.loads(r.read())['status'] == 'ok'
+def test_flasks_other_error_pages(server, frames):
+    assert post(server.url, b'{not json') == (400, FLASK_ERROR_PAGES[400])
+    good = base64_body(frames, 'put the red cube on the plate')
+    assert post(server.url, good, content_type='text/plain') == (415, FLASK_ERROR_PAGES[415])
+    assert post(server.url, good, path='/generate') == (404, FLASK_ERROR_PAGES[404])
+    status, _ = post(server.url, good, content_type='application/json; charset=utf-8')
+    assert status == 200
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(server.url + '/query', timeout=5)
+    assert info.value.code == 405 and info.value.headers['Allow'] == 'OPTIONS, POST'
+    with urllib.request.urlopen(server.url + '/', timeout=5) as r:  # RoboRefer's index
+        assert r.read() == b'Hello, World!'
+
+
+def test_flask_pages_are_the_same_bytes_the_perception_tests_use():
+    model_server = pytest.importorskip('robotracer_ros.testing.model_server')
+    for code, page in model_server.FLASK_ERROR_PAGES.items():
+        assert FLASK_ERROR_PAGES[code] == page
 
 
 def test_depth_png_round_trips_in_millimetres(frames, world):
@@ -318,8 +405,8 @@ def test_the_path_form_refuses_anything_outside_the_shared_folder(
     body['image_paths'] = [str(shared / 'rgb.png')]
     body[field] = [make_path(shared, outside)]
     status, reply = post(server.url, body)
-    assert status == 403 and reply['result'] == 0, reply
-    assert field in reply['error'] and message in reply['error'], reply['error']
+    assert status == 500 and reply == FLASK_ERROR_PAGES[500], reply
+    assert field in server.last_error and message in server.last_error, server.last_error
     # the file outside was never opened (a readable PNG: had it been read, the answer was 200)
     assert not any(p.startswith(os.path.realpath(outside)) for p in opened), opened
     assert '/etc/passwd' not in opened
@@ -336,3 +423,33 @@ def test_the_path_form_refuses_anything_outside_the_shared_folder(
 def test_a_missing_shared_folder_is_a_clear_error(world, tmp_path):
     with pytest.raises(ValueError, match='not a folder'):
         OracleServer(Oracle(world.snapshot), port=0, shared_dir=str(tmp_path / 'nope'))
+
+
+# ------------------------------------------------------------------ the project's client
+
+
+@pytest.mark.parametrize(
+    ('transport', 'inputs'),
+    [
+        ('base64', 'rgbd'),
+        ('base64', 'rgb_spatial'),
+        ('base64', 'rgb'),
+        ('paths', 'rgbd_intrinsics'),
+        ('paths', 'rgbd'),
+        ('paths', 'rgb_intrinsics'),
+        ('paths', 'rgb_spatial'),
+        ('paths', 'rgb'),
+    ],
+)
+def test_the_robotracer_http_backend_is_served_in_every_form(server, world, transport, inputs):
+    backends = pytest.importorskip('robotracer_ros.backends')
+    parsing = pytest.importorskip('robotracer_ros.parsing')
+    rgb, depth = world.render_rgbd()
+    backend = backends.make_backend(
+        'robotracer_http', url=server.url, transport=transport, inputs=inputs, retries=0
+    )
+    ans = backend(rgb, depth, world.k, 'put the blue cube on the plate')
+    trace = parsing.parse_trace(ans.text, expect_depth=True)
+    assert len(trace) >= 6
+    start, _ = lift_first_and_last(ans.text, world)
+    assert np.linalg.norm(start - world.object_poses()['blue_cube'].position) < 0.02

@@ -10,8 +10,9 @@ import pytest
 
 from robotracer_sim.oracle import Oracle, OracleConfig
 from robotracer_sim.oracle.core import NOT_FOUND, extract_instruction, wants_3d
-from robotracer_sim.oracle.geometry import transform_points
+from robotracer_sim.oracle.geometry import project, transform_points
 from robotracer_sim.oracle.language import LanguageError, Task, parse_instruction
+from robotracer_sim.oracle.trace import MIN_ANSWER_DEPTH, visible_trace
 from robotracer_sim.ur5.world import Ur5World
 
 PROMPT_3D = (
@@ -283,3 +284,48 @@ def test_executing_the_oracles_trace_puts_the_cube_on_the_plate(oracle, world):
     cube, plate = _gt(world, 'red_cube'), _gt(world, 'plate')
     assert np.linalg.norm(cube[:2] - plate[:2]) < 0.03
     assert cube[2] == pytest.approx(0.012 + 0.0225, abs=0.005)
+
+
+# ------------------------------------------------------------------------- what a model can say
+
+
+def _numbers(text: str) -> np.ndarray:
+    rows = re.findall(r'\(([^()]*)\)', text)
+    return np.array([[float(v) for v in r.split(',')] for r in rows])
+
+
+def test_a_trace_leaving_the_view_ends_on_the_border_in_front_of_the_camera(oracle, world):
+    world.set_object_pose('plate', [2.5, 0.0, -0.7])  # behind the camera (x = 1.3, z = 0.8)
+    world.step(0.3)
+    ans = oracle.answer(PROMPT_3D.format('put the red cube on the plate'), 640, 480, world.k)
+    assert ans.usable, ans.reason
+    xyd = _numbers(ans.text)
+    assert np.all((xyd[:, :2] >= 0) & (xyd[:, :2] <= 1000))
+    assert np.all(xyd[:, 2] >= MIN_ANSWER_DEPTH)  # nothing at or behind the camera
+    assert len(xyd) < len(ans.trace_world)  # the part behind the camera is not answered
+    x, y = xyd[-1, :2]
+    assert min(x, y, 1000 - x, 1000 - y) <= 2  # it ends on the image border
+    pts = parse(ans.text)  # and the project's parser takes it as it is
+    assert len(pts) == len(xyd)
+
+
+def test_visible_trace_cuts_where_the_path_passes_behind_the_camera(world):
+    k, t_wc = world.k, world.t_world_camera
+    cam = t_wc[:3, 3]
+    fwd = t_wc[:3, 2]  # optical axis in the world
+    path = np.array([cam + 1.0 * fwd, cam + 0.6 * fwd + [0, 0.05, 0], cam - 0.5 * fwd])
+    seen = visible_trace(path, k, t_wc, 640, 480)
+    uvz = project(seen, k, t_wc)
+    assert len(seen) == 3 and np.all(uvz[:, 2] >= MIN_ANSWER_DEPTH)
+    np.testing.assert_allclose(seen[:2], path[:2])
+    assert np.allclose(visible_trace(path[:2], k, t_wc, 640, 480), path[:2])  # all in front
+
+
+def test_malformed_answers_are_of_kinds_a_model_gives(world):
+    bad = Oracle(world.snapshot, OracleConfig(latency=0.0, malformed_rate=1.0, seed=5))
+    for _ in range(40):
+        text = bad.answer(PROMPT_3D.format('put the red cube on the plate'), 640, 480).text
+        for row in re.findall(r'\(([^()]*)\)', text):
+            values = [float(v) for v in row.split(',') if re.fullmatch(r'\s*[\d.]+\s*', v)]
+            assert all(0 <= v <= 1000 for v in values[:2]), text  # never outside 0-1000
+            assert all(v > 0 for v in values[2:3]), text  # never at or behind the camera

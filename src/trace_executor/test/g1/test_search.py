@@ -26,16 +26,14 @@ from trace_executor.g1.search import (
     Sight,
     View,
     failure_sight,
-    is_not_found_answer,
     object_phrase,
     trace_sight,
 )
 from trace_executor.g1.stance import wrap_angle
 
 NOT_FOUND_MSG = (
-    'perception failed (error 4): the model answer could not be used: no trace found in the '
-    'answer (expected [(x, y, d), ...] or a JSON list [[x, y, d], ...]); the answer starts '
-    "'I cannot find that object in the image.'"
+    'perception failed (error 8): object not visible: no trace found in the answer: the model '
+    "says it cannot see the object ('I cannot find that object in the image.')"
 )
 
 
@@ -118,31 +116,9 @@ def test_config_without_waist_or_base_views():
 # --- what a look says ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    'text',
-    [
-        'I cannot find that object in the image.',
-        "I can't see a red cup here.",
-        'The unicorn is not visible in this image.',
-        'There is no green bowl in the image.',
-        'Sorry, I was unable to locate the plate.',
-        'The object is out of view.',
-    ],
-)
-def test_not_found_answers(text):
-    assert is_not_found_answer(text)
-
-
-@pytest.mark.parametrize(
-    'text',
-    ['[(480, 520, 0.61), (500, 400, 0.7)]', 'The object should be picked up and moved.', ''],
-)
-def test_other_answers_are_not_not_found(text):
-    assert not is_not_found_answer(text)
-
-
 def test_failure_sight_from_the_perception_nodes_messages():
-    assert failure_sight(4, NOT_FOUND_MSG) is Sight.NOTHING
+    assert failure_sight(8, NOT_FOUND_MSG) is Sight.NOTHING  # GetTrace ERROR_NOT_VISIBLE
+    assert failure_sight(8, '') is Sight.NOTHING, 'the code says it, whatever the message'
     behind = 'the model answer could not be used: point 6: d=-0.023 m is outside (0, 100] m'
     assert failure_sight(4, behind) is Sight.OBJECT_ONLY, 'the destination is behind the camera'
     first = 'the model answer could not be used: point 1: d=-0.4 m is outside (0, 100] m'
@@ -156,8 +132,16 @@ def test_failure_sight_from_the_perception_nodes_messages():
     assert failure_sight(4, prose) is None
     # the model server being down says nothing about what is in view
     assert failure_sight(3, 'model backend robotracer_http failed (connection): refused') is None
-    # an answer quoted by the node that says "not found" only further on is not read wrongly
-    assert failure_sight(4, "the answer starts '[(1, 2, 0.5)' ... not found") is None
+    # a bad answer whose message happens to say "not found" is not read as out of view
+    assert failure_sight(4, "the answer starts 'I cannot find that object'") is None
+
+
+def test_the_codes_read_are_the_perception_services():
+    srv = pytest.importorskip('robotracer_msgs.srv')
+    from trace_executor.g1 import search
+
+    assert search.BAD_ANSWER == srv.GetTrace.Response.ERROR_BAD_ANSWER
+    assert search.NOT_VISIBLE == srv.GetTrace.Response.ERROR_NOT_VISIBLE
 
 
 def test_trace_sight_end_on_the_border_means_the_destination_is_out_of_view():

@@ -1,36 +1,6 @@
 """``unitree`` backend: the G1 over unitree_sdk2py and CycloneDDS, as the real robot is driven.
 
-One code path for the simulator's DDS peer (``network_interface: lo``) and the robot (its
-Ethernet interface, DDS domain 0):
-
-- **state**: ``rt/lowstate`` (unitree_hg ``LowState_``) and ``rt/odommodestate`` (unitree_go
-  ``SportModeState_``) are read sparingly: keep-last-1 readers polled by the 50 Hz control
-  loop, which decodes only the newest sample (the SDK decodes a LowState_ in Python in ~1 ms;
-  the robot sends 500 a second). The state is *fresh* when a poll within ``state_timeout_s``
-  (100 ms) got a new sample. No command of any kind is sent before a fresh state arrived.
-- **upper body**: ``rt/arm_sdk`` (``LowCmd_``, weight in ``motor_cmd[29].q``, CRC set) at 50 Hz
-  from one thread with absolute deadlines. :class:`~trace_executor.g1.arm_stream.ArmStreamer`
-  ramps the weight in over ≥ 1 s before a motion (holding the measured pose) and out over ≥ 1 s
-  after (:class:`~trace_executor.g1.planner.ArmRelease`), and rate limits every target to the
-  joint velocity limit. Legs are never commanded.
-- **base**: ``LocoClient`` RPC (service ``sport`` in the pinned SDK; ``loco`` on older
-  firmware): closed loop on the odometry toward the walk goal
-  (:func:`~trace_executor.g1.walk.walk_command`, ≤ 0.5 m/s, ≤ 1 rad/s), velocity commands that
-  expire after ``velocity_hold_s`` (the robot stops by itself if this process dies),
-  ``StopMove`` at the end. The arms do not move while walking (they hold their targets).
-- **hands**: ``rt/dex3/{left,right}/cmd`` (``HandCmd_``), closure ramped over the segment time.
-- **odometry**: ``rt/odommodestate`` comes from the robot's onboard state estimation, which the
-  locomotion (sport) service runs: without that service (debug mode, damping, a robot not yet
-  in a locomotion mode) the robot still sends ``rt/lowstate`` but no odometry. The errors say
-  so (:data:`ODOM_HINT`). Where it is safe the backend goes on without it: arm motions use the
-  last odometry received (the robot cannot have walked since: walking needs fresh odometry and
-  is refused without it), or, when none ever arrived and ``standing_pelvis_z_m`` is set, the
-  standing pose at the odom origin. Walking always needs fresh odometry.
-- **safety**: stale state (> ``state_timeout_s``) ramps the weight out within
-  ``fault_ramp_out_s`` and sends ``StopMove`` at once, from the control loop; a cancel stops the
-  arm smoothly, ramps the weight out and stops the base.
-
-The SDK's ``ChannelFactory`` is a process-wide singleton: one domain/interface per process.
+Design notes: docs/design-notes.md (trace_executor.backends.unitree).
 """
 
 from __future__ import annotations

@@ -1,22 +1,6 @@
 """What the G1's ``rt/arm_sdk`` stream says at each 50 Hz tick: weight ramps and joint targets.
 
-``rt/arm_sdk`` blends the locomotion controller's upper-body targets with ours by a weight
-(``motor_cmd[29].q``, 0..1). :class:`ArmStreamer` decides, tick by tick, the weight and the 17
-upper-body joint targets to send, or that nothing is sent:
-
-- ``idle``: weight 0, nothing is sent (the locomotion controller has the arms);
-- ``ramp_in``: the weight rises to 1 over ``ramp_in_s`` (≥ 1 s) while the targets hold the
-  measured pose at the start of the ramp (so nothing moves when the weight comes in);
-- ``active``: the targets follow the current trajectory (or hold the last target);
-- ``ramp_out``: the weight falls to 0 over ``ramp_out_s`` (≥ 1 s) holding the last target,
-  then ``idle``. A *fault* (stale robot state) ramps out over ``fault_ramp_out_s`` instead.
-
-Every target is rate limited: it moves at most ``velocity_limit · period`` per tick from the
-previous target, whatever the trajectory says, and is clipped to the joint limits. No stream
-starts without a fresh measured state (the caller passes ``fresh``). A trajectory can be
-stopped smoothly: the target keeps its velocity and decelerates to rest within ``stop_s``.
-
-Pure Python + numpy, no DDS: the backend calls :meth:`ArmStreamer.tick` from its 50 Hz loop.
+Design notes: docs/design-notes.md (trace_executor.g1.arm_stream).
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """Self-collision avoidance between the G1's arms and its torso and pelvis.
 
-The geometry is deliberately simple so it can be a *constraint of the IK* (evaluated at every
-IK step, ~20 µs) rather than a check after it:
-
-- the torso and the pelvis are boxes fixed to ``torso_link`` (moves with the waist) and
-  ``pelvis``; their sizes are the bounding boxes of the URDF's collision meshes
-  (``torso_link_rev_1_0.STL``: x −0.067..0.084, y ±0.108, z −0.009..0.312 m;
-  ``pelvis_contour_link.STL``: x −0.058..0.061, y ±0.068, z −0.152..−0.027 m) plus the
-  upper legs below the pelvis;
-- each arm is a chain of spheres: elbow, wrist, palm centre, fingertips and grasp point.
-
-For every sphere/box pair the signed distance ``d(q)`` (sphere surface to box; negative inside)
-must stay ≥ ``margin``. The IK linearises it, ``d + ∇d·Δq ≥ min(margin + 1 cm, d)`` (a pair
-already closer may not get closer; the extra centimetre absorbs the linearisation error of one
-step), as inequality rows of its QP; ``∇d`` is the
-normal at the closest box point times the relative Jacobian of the sphere centre and that box
-point. The upper arms (shoulder to elbow) are not modelled: they hinge at the torso's side and
-cannot reach into it within the shoulder roll limits. Arm-to-arm contact is not modelled: the
-arm that does not work holds its current pose at the side of the body.
-
-:class:`G1BodyMask` describes the arms and the Dex3 hands as spheres in odom, for masking them
-(and, through the scene monitor, what a hand holds) out of the head camera's depth.
+Design notes: docs/design-notes.md (trace_executor.g1.collision).
 """
 
 from __future__ import annotations

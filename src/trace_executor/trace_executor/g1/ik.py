@@ -1,18 +1,6 @@
 """Hand-pose IK for the G1 with pin-pink: waist + one arm, joint limits, self-collision rows.
 
-Each solve moves the upper body from a seed toward a grasp-frame pose by repeated pink steps.
-One step is the QP pink builds for a ``FrameTask`` on the hand's grasp frame (position cost 1,
-anisotropic orientation cost: the hand's yaw about the vertical is cheap, palm tilt is not)
-plus a posture term toward a reference configuration (regularisation: joints that need not
-move stay put; the waist costs more than the arm), with
-
-- box constraints: the joint limits (shrunk by a margin) and a trust region per step; joints
-  that may not move (the other arm, and the waist when disabled) are held;
-- inequality rows: the linearised arm/torso distances of
-  :class:`~trace_executor.g1.collision.BodyCollisionModel`.
-
-The QP is solved by ProxQP through one persistent ``proxqp.dense.QP`` (as the UR5 IK does).
-Joint *velocity* limits are enforced by the time parameterisation of the resulting path.
+Design notes: docs/design-notes.md (trace_executor.g1.ik).
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
 """G1 upper-body kinematics from example-robot-data's 29-DoF URDF, loaded with pinocchio.
 
-The model is the G1 with Dex3 hands (``g1_29dof_with_hand_rev_1_0.urdf``) reduced to the 17
-joints ``rt/arm_sdk`` commands — waist (3), left arm (7), right arm (7), in the order of the
-SDK's motor slots 12..28 — with the pelvis as the fixed root: legs are locked in the standing
-pose and fingers open (legs are never commanded; the fingers do not move the palm).
-
-Frames added to the URDF's:
-
-- ``left_grasp`` / ``right_grasp``: the grasp point of each hand in ``<side>_hand_palm_link``
-  (between thumb and fingers; the simulator's documented grasp points by default);
-- ``camera_optical``: the head D435's optical frame (x right, y down, z forward) on
-  ``d435_link`` (x forward, y left, z up), so ``pelvis_T_camera`` follows the waist joints.
-
-All poses are in the pelvis frame (x forward, y left, z up) unless stated.
+Design notes: docs/design-notes.md (trace_executor.g1.kinematics).
 """
 
 from __future__ import annotations

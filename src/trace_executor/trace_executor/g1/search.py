@@ -11,9 +11,9 @@ Three parts, all ROS-free:
 
 - **what one look gave** (:class:`Sight`): the perception node reports a failure as an error
   code and a message (``robotracer_msgs/srv/GetTrace``); :func:`failure_sight` turns the two
-  into a typed sight once, at that boundary (a not-found answer, a trace point behind the
-  camera), and :func:`trace_sight` does the same for a usable trace whose end lies on the image
-  border (the destination is out of view);
+  into a typed sight once, at that boundary (``ERROR_NOT_VISIBLE``: the model cannot see the
+  object; a trace point behind the camera), and :func:`trace_sight` does the same for a usable
+  trace whose end lies on the image border (the destination is out of view);
 - **the policy** (:class:`LookAround`): which view to try next (waist yaw, base yaw), what to
   say about it, and when to give up (all views tried or the time budget spent);
 - **the runner** (:class:`SearchingGoalRunner`): the :class:`~trace_executor.execution.
@@ -73,6 +73,7 @@ from trace_executor.g1.stance import wrap_angle
 
 #: GetTrace error codes this module reads (robotracer_msgs/srv/GetTrace).
 BAD_ANSWER = 4
+NOT_VISIBLE = 8
 
 # ------------------------------------------------------------------------------------ sight
 
@@ -85,58 +86,31 @@ class Sight(enum.Enum):
     NOTHING = 'the object is not in view'
 
 
-_NOT_FOUND = re.compile(
-    r"\b(?:can\s*not|can'?t|could\s*n[o']t|unable\s+to|do(?:es)?\s*n[o']t|did\s*n[o']t)\s+"
-    r'(?:find|see|locate|spot|detect|identify)\b'
-    r'|\bnot\s+(?:visible|found|present|shown|in\s+(?:the|this)\s+(?:image|picture|view|scene|'
-    r'frame))\b'
-    r'|\bno\s+(?:\w+\s+){0,3}(?:is\s+|are\s+)?(?:visible|in\s+(?:the|this)\s+(?:image|picture|'
-    r'view))\b'
-    r'|\bout\s+of\s+(?:view|frame|the\s+image|sight)\b'
-    r'|\b(?:isn|aren)\'?t\s+(?:visible|in\s+(?:the|this)\s+(?:image|picture|view))\b',
-    re.IGNORECASE,
-)
-_ANSWER_STARTS = re.compile(r"the answer starts '(?P<text>(?:[^'\\]|\\.)*)'")
 _BEHIND = re.compile(r'\bpoint (?P<i>\d+): d=(?P<d>[-+0-9.eE]+) m is outside')
-
-
-def is_not_found_answer(text: str) -> bool:
-    """Whether a model's answer says it cannot find (see) the object in the image.
-
-    Args:
-        text: the model's answer (prose; a trace never matches).
-
-    Returns:
-        True for answers such as ``I cannot find that object in the image.``, ``The red cup is
-        not visible.``, ``There is no cup in this image.``.
-    """
-    return bool(_NOT_FOUND.search(text or ''))
 
 
 def failure_sight(error_code: int, error_msg: str) -> Sight | None:
     """What a failed trace request says about visibility (None: it says nothing about it).
 
-    The perception node reports an unusable answer as ``ERROR_BAD_ANSWER`` with the answer's
-    beginning quoted (``... the answer starts 'I cannot find that object in the image.'``), and
-    a trace point behind the camera as ``point k: d=-0.02 m is outside (0, 100] m``.
+    The perception node reports an answer saying the object cannot be seen as
+    ``ERROR_NOT_VISIBLE``, and a trace point behind the camera as ``ERROR_BAD_ANSWER`` with
+    ``point k: d=-0.02 m is outside (0, 100] m``.
 
     Args:
         error_code: ``GetTrace`` ``error_code``.
         error_msg: its ``error_msg``.
 
     Returns:
-        :attr:`Sight.NOTHING` for a not-found answer (or the first point, the object, behind
-        the camera); :attr:`Sight.OBJECT_ONLY` when a later point (the destination) is behind
-        the camera — the model saw the object, the trace leaves the view; None for every other
-        failure (model down, malformed answer, ...), which looking around would not fix.
+        :attr:`Sight.NOTHING` for ``ERROR_NOT_VISIBLE`` (or the first point, the object,
+        behind the camera); :attr:`Sight.OBJECT_ONLY` when a later point (the destination) is
+        behind the camera — the model saw the object, the trace leaves the view; None for every
+        other failure (model down, malformed answer, ...), which looking around would not fix.
     """
+    if int(error_code) == NOT_VISIBLE:
+        return Sight.NOTHING
     if int(error_code) != BAD_ANSWER:
         return None
-    msg = error_msg or ''
-    quoted = _ANSWER_STARTS.search(msg)
-    if is_not_found_answer(quoted.group('text') if quoted else msg):
-        return Sight.NOTHING
-    behind = _BEHIND.search(msg)
+    behind = _BEHIND.search(error_msg or '')
     if behind is not None:
         try:
             depth = float(behind.group('d'))
@@ -714,7 +688,6 @@ __all__ = [
     'Sight',
     'View',
     'failure_sight',
-    'is_not_found_answer',
     'object_phrase',
     'trace_sight',
 ]

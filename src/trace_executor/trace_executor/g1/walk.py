@@ -1,18 +1,6 @@
 """Closed-loop walking toward a base goal: pose error → ``LocoClient`` body-frame velocity.
 
-The G1's locomotion controller takes a body-frame velocity ``(vx, vy, wz)``; this controller
-turns the error between the measured pelvis pose (odometry) and the goal into one, every
-control period:
-
-- far from the goal (> ``turn_first_m``) the robot turns toward the goal's position while it
-  walks (mostly forward, little sideways); close to it, it aligns with the goal's heading and
-  closes the remaining offset in any direction;
-- speeds are proportional to the error, capped by the limits (≤ 0.5 m/s, ≤ 1 rad/s on the G1)
-  and by what the acceleration limit can stop in the remaining distance;
-- the goal is reached when position and heading are within tolerance; the caller then sends
-  ``StopMove``.
-
-Pure Python, no DDS: :class:`trace_executor.backends.unitree.UnitreeBackend` calls it.
+Design notes: docs/design-notes.md (trace_executor.g1.walk).
 """
 
 from __future__ import annotations

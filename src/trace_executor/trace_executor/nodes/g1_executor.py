@@ -1,28 +1,6 @@
 """``ros2 run trace_executor g1_executor``: G1 humanoid trace execution, walking, replanning.
 
-Serves the same actions as the UR5 executor — ``/robotracer/execute_trace`` (ExecuteTrace) and
-``/robotracer/execute_instruction`` (ExecuteInstruction) — with the same feedback phases plus
-``PHASE_WALKING``, cancel and dry run. The robot is driven by the ``unitree`` backend
-(:mod:`trace_executor.backends.unitree`: unitree_sdk2py over CycloneDDS, domain and network
-interface are parameters), the same for the simulator's DDS peer and the real G1.
-
-The head camera moves with the robot, so the node asks the perception node for traces in the
-camera frame (``GetTrace.target_frame = camera_frame``) and expresses them in odom itself with
-the camera pose at the image's stamp: from ``camera_pose_topic`` (geometry_msgs/PoseStamped,
-the simulator publishes one per frame) when ``camera_pose_source`` is ``topic``, or from
-odometry (``odom_topic``, nav_msgs/Odometry, interpolated at the stamp) and the URDF's head
-camera mount for the current waist joints when it is ``odometry`` (the real robot).
-
-When the model answers that the object is not in the image (or its trace leaves the image), the
-goal runner (:class:`trace_executor.g1.search.SearchingGoalRunner`) looks around — waist left
-and right, then the body turned in place through 360° — asking again after each turn, turns back
-to where it started if it still sees nothing, and fails with ``not found after looking around``;
-the scan is set by the ``search_*`` parameters. This node only asks the perception node and
-says what one look gave (:meth:`G1ExecutorNode.look`).
-
-Publishes the planned whole-body target sequence on ``whole_body_target_topic``
-(robotracer_msgs/WholeBodyTarget, one message per step) and markers (hand path, trace, base
-goals) on ``markers_topic``; a dry run publishes them and sends nothing to the robot.
+Design notes: docs/design-notes.md (trace_executor.nodes.g1_executor).
 """
 
 from __future__ import annotations

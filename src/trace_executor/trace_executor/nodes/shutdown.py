@@ -1,20 +1,6 @@
 """Run an executor node until SIGINT/SIGTERM and stop the robot before anything is destroyed.
 
-rclpy's own signal handlers shut the context down inside the handler: after that no publisher
-can send a stop, and the goal still running raises ``InvalidHandle`` when it publishes its
-result. An executor's ``main()`` therefore initialises rclpy without them
-(``rclpy.init(signal_handler_options=SignalHandlerOptions.NO)``) and uses
-:class:`ShutdownRequest`, whose SIGINT/SIGTERM handlers only record the signal. Then
-:func:`spin_until_shutdown` shuts down in this order:
-
-1. **stop the robot** (``halt(reason)``: the UR5 backend publishes a stop trajectory and waits
-   for the controller's acknowledgement; the G1 backend ramps the arm_sdk weight out and stops
-   the walk) while the context, the node and its publishers are valid;
-2. wait (bounded) for the running goal to end, so its client gets a result;
-3. stop spinning, wait (bounded) for the callbacks its worker threads are running, then shut
-   the executor down.
-
-The caller then destroys the node and calls ``rclpy.try_shutdown()``.
+Design notes: docs/design-notes.md (trace_executor.nodes.shutdown).
 """
 
 from __future__ import annotations
