@@ -59,6 +59,7 @@ PIP_ONLY = {
     'ruckig': 'requirements/requirements.in',
     'mujoco': 'requirements/requirements.in',
     'example_robot_data': 'requirements/requirements.in',
+    'ur_analytic_ik': 'requirements/requirements.in (ur-analytic-ik)',
     'rtde_control': 'requirements/requirements.in (ur-rtde)',
     'rtde_receive': 'requirements/requirements.in (ur-rtde)',
     'rtde_io': 'requirements/requirements.in (ur-rtde)',
