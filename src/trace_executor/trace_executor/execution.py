@@ -14,6 +14,16 @@ While a motion runs the backend polls ``interrupt()`` (cancel or scene change) a
 rate and stops smoothly when it returns a reason. A scene change (or a grasp that closed on
 nothing) re-queries the model with the same instruction on a fresh frame and replans from the
 current joint state, up to ``max_replans`` times.
+
+Replanning without stopping: when the planner can enter a plan from a moving state
+(``planner.blend``) and the backend reports its joint velocities (``joint_state()``), a scene
+change does not brake the arm. The backend hands the running motion over (it keeps following
+its trajectory, :attr:`MotionStatus.HANDED_OVER`); the runner re-perceives, plans from where
+that trajectory will be, blends from the measured state into the new plan and sends it, which
+replaces the running trajectory (as ros2_control's joint trajectory controller does). The arm
+brakes only when the current motion would pass the change (an obstacle within
+``obstacle_clearance_m`` of what remains of its tool path), when the new plan is not ready
+within ``blend_deadline_s`` of the change, or when no blend into it is feasible.
 """
 
 from __future__ import annotations
@@ -92,10 +102,16 @@ class InterruptKind(enum.Enum):
 
 @dataclass(frozen=True)
 class Interrupt:
-    """What ``interrupt()`` hands a backend: the kind, and details for people."""
+    """What ``interrupt()`` hands a backend: the kind, and details for people.
+
+    ``keep_moving``: the runner will send the next motion while this one still runs; a backend
+    that can (see :class:`MotionStatus`) returns ``HANDED_OVER`` at once without stopping.
+    Backends that cannot simply stop, as for any interrupt.
+    """
 
     kind: InterruptKind
     detail: str = ''
+    keep_moving: bool = False
 
     def __str__(self) -> str:
         return self.kind.value + (f': {self.detail}' if self.detail else '')
@@ -167,6 +183,9 @@ class MotionStatus(enum.Enum):
     DONE = 'done'
     STOPPED = 'stopped'
     FAILED = 'failed'
+    #: interrupted with ``keep_moving``: the arm still follows the motion; the runner sends
+    #: the next one (which replaces it) or calls :meth:`RobotBackend.stop`
+    HANDED_OVER = 'handed over'
 
 
 @dataclass
@@ -207,28 +226,6 @@ class RobotBackend(Protocol):
 
     def stop(self) -> None:
         """Bring the robot to rest now (used when a goal crashed or the node shuts down)."""
-
-    def halt(self, reason: str) -> None:
-        """Stop for good (the executor shuts down): stop now and refuse every later motion."""
-
-
-class Halting:
-    """:meth:`RobotBackend.halt` for backends whose :meth:`stop` stops the robot."""
-
-    _halted = ''
-
-    def halt(self, reason: str) -> None:
-        """Stop now; the running motion and every later one end STOPPED with ``reason``."""
-        self._halted = reason or 'halted'
-        self.stop()
-
-    def halted(self) -> MotionResult | None:
-        """The result a motion returns after :meth:`halt` (None until then)."""
-        return (
-            MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
-            if self._halted
-            else None
-        )
 
 
 class SceneWatcher(Protocol):
@@ -283,6 +280,63 @@ def validate_goal(goal: GoalSpec, default_mode: str, default_speed: float) -> Go
 
 
 @dataclass
+class _Moving:
+    """A motion handed over while it still runs: where its trajectory is at any time."""
+
+    segment: Any
+    started: float  # time.monotonic() when the backend was given the segment
+    changed: float  # time.monotonic() when the change was seen
+
+    def state_at(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Commanded joint positions, velocities, accelerations at monotonic time ``t``."""
+        seg = self.segment
+        times = np.asarray(seg.times_s, dtype=float)
+        e = t - self.started
+        if e >= times[-1]:
+            q = np.asarray(seg.positions_rad[-1], dtype=float)
+            return q.copy(), np.zeros_like(q), np.zeros_like(q)
+        e = max(e, 0.0)
+        k = min(max(int(np.searchsorted(times, e, side='right')) - 1, 0), len(times) - 2)
+        f = (e - times[k]) / max(times[k + 1] - times[k], 1e-9)
+
+        def lerp(x: Any) -> np.ndarray:
+            x = np.asarray(x, dtype=float)
+            return x[k] + f * (x[k + 1] - x[k])
+
+        return lerp(seg.positions_rad), lerp(seg.velocities_rad_s), lerp(seg.accelerations_rad_s2)
+
+
+class _Deadline:
+    """Calls ``action`` after ``delay_s`` unless cancelled first (on its own thread)."""
+
+    def __init__(self, delay_s: float, action: Callable[[], None]) -> None:
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._fired = False
+        self._action = action
+        self._timer = threading.Timer(max(delay_s, 0.0), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._cancelled:
+                return
+            self._fired = True
+        self._action()
+
+    def cancel(self) -> bool:
+        """Cancel; True when it had fired (then returns once the action has finished)."""
+        with self._lock:
+            self._cancelled = True
+            fired = self._fired
+        self._timer.cancel()
+        if fired:
+            self._timer.join()
+        return fired
+
+
+@dataclass
 class _Step:
     """How running a plan ended: an outcome, or what to do next and why."""
 
@@ -291,6 +345,7 @@ class _Step:
     then: Continuation | None = None
     reason: str = ''
     obstacles: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    moving: _Moving | None = None  # the arm still follows this motion (handed over)
 
 
 class PerceptionError(RuntimeError):
@@ -313,6 +368,9 @@ class GoalRunner:
         endpoint_margin_m: float = 0.12,
         publish_plan: Callable[[Any], None] | None = None,
         log: Callable[[str], None] | None = None,
+        blend: bool = True,
+        blend_deadline_s: float = 0.5,
+        plan_lead_s: float = 0.02,
     ) -> None:
         self.planner = planner
         self.backend = backend
@@ -325,6 +383,14 @@ class GoalRunner:
         self.endpoint_margin_m = endpoint_margin_m
         self.publish_plan = publish_plan or (lambda plan: None)
         self.log = log or (lambda msg: None)
+        #: replan without stopping where planner and backend allow it (module docstring)
+        self.blend = blend
+        #: brake when the new plan is not ready this long after the change, s
+        self.blend_deadline_s = blend_deadline_s
+        #: plan from where the running trajectory will be this much later, s
+        self.plan_lead_s = plan_lead_s
+        #: the motion still running after a hand-over (None when the arm is not moving)
+        self._moving: _Moving | None = None
         self._lock = threading.Lock()
 
     def run(
@@ -348,6 +414,9 @@ class GoalRunner:
         try:
             return self._run(goal, cancelled)
         finally:
+            if self._moving is not None:  # ended (error, cancel) while a motion still ran
+                self._moving = None
+                self.backend.stop()
             if self.watcher:
                 self.watcher.disarm()
             self.feedback = default_feedback
@@ -364,6 +433,64 @@ class GoalRunner:
             Phase.PERCEIVING, 0.0, replans, f'asking the model: "{goal.instruction}"', None
         )
         return self.perceive(goal.instruction)
+
+    def _can_blend(self) -> bool:
+        return (
+            self.blend
+            and callable(getattr(self.planner, 'blend', None))
+            and callable(getattr(self.backend, 'joint_state', None))
+        )
+
+    def _brake(self, why: str) -> None:
+        """Stop a handed-over motion and wait (bounded) until the arm is at rest."""
+        if self._moving is None:
+            return
+        self._moving = None
+        self.log(f'braking: {why}')
+        self.backend.stop()
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            try:
+                _, v = self.backend.joint_state()
+            except BackendError:
+                return
+            if float(np.max(np.abs(v))) < 0.02:
+                return
+            time.sleep(0.005)
+
+    def _would_hit(self, plan: Plan, seg: Any, started: float, obstacles: np.ndarray) -> bool:
+        """Whether what remains of a running motion passes within the clearance of obstacles."""
+        if not len(obstacles):
+            return False
+        path = np.asarray(plan.tool_path.positions, dtype=float)
+        a, b = getattr(seg, 'path_range', (0, len(path) - 1))
+        frac = (time.monotonic() - started) / max(float(seg.duration_s), 1e-6)
+        first = min(max(a + int(frac * (b - a)) - 1, a), b)
+        rest = path[first : b + 1]
+        d = np.linalg.norm(rest[:, None, :] - obstacles[None, :, :], axis=2)
+        return bool(d.min() < self.obstacle_clearance_m)
+
+    def _plan_start(self) -> np.ndarray:
+        """Where to plan from: the arm at rest, or where the handed-over trajectory will be."""
+        if self._moving is None:
+            return self.backend.joint_positions()
+        return self._moving.state_at(time.monotonic() + self.plan_lead_s)[0]
+
+    def _enter_moving(self, plan: Any) -> Any:
+        """The plan entered from the moving arm's state, or the plan itself after braking."""
+        if self._moving is None:
+            return plan
+        moving = self._moving
+        try:
+            q, v = self.backend.joint_state()
+        except BackendError:
+            q, v = moving.state_at(time.monotonic())[:2]
+        a = moving.state_at(time.monotonic())[2]
+        blended = self.planner.blend(plan, q, v, a)
+        if blended is None:
+            self._brake('no feasible blend into the new plan')
+            return None
+        return blended
 
     def _run(self, goal: GoalSpec, cancelled: Callable[[], bool]) -> Outcome:
         t0 = time.monotonic()
@@ -387,9 +514,18 @@ class GoalRunner:
                 )
             # 1. perceive (first time, or again after a scene change)
             t = time.monotonic()
+            timer = None
+            if self._moving is not None:
+                # the arm keeps moving while the new plan is made, up to the deadline
+                timer = _Deadline(
+                    self._moving.changed + self.blend_deadline_s - time.monotonic(),
+                    lambda: self._brake('the new plan was not ready in time'),
+                )
             try:
                 trace = self._perceive(goal, phase, replans)
             except PerceptionError as exc:
+                if timer is not None:
+                    timer.cancel()
                 return Outcome(
                     False, ErrorCode.PERCEPTION, str(exc), trace, replans, timings=timings
                 )
@@ -403,9 +539,12 @@ class GoalRunner:
                 'planning' + (f' (replan {replans}: {reason})' if replans else ''),
                 trace,
             )
+            was_moving = self._moving is not None
             try:
-                q_now = self.backend.joint_positions()
+                q_now = self._plan_start()
             except BackendError as exc:
+                if timer is not None:
+                    timer.cancel()
                 return Outcome(
                     False,
                     ErrorCode.EXECUTION,
@@ -425,11 +564,35 @@ class GoalRunner:
                     holding=holding,
                 )
             except PlanningError as exc:
+                if timer is not None:
+                    timer.cancel()
                 return Outcome(False, exc.code, exc.message, trace, replans, timings=timings)
-            timings['planning_s'] += time.monotonic() - t
+            if timer is not None:
+                timer.cancel()  # a brake that already began ends before we go on
             blocked = self._blocked(plan, obstacles, trace, holding)
             if blocked:
+                timings['planning_s'] += time.monotonic() - t
                 return Outcome(False, ErrorCode.COLLISION, blocked, trace, replans, plan, timings)
+            if was_moving:
+                # braked meanwhile (deadline), or no feasible blend: plan again from rest
+                entered = self._enter_moving(plan) if self._moving is not None else None
+                if entered is None:
+                    try:
+                        plan = self.planner.plan(
+                            trace.points,
+                            self.backend.joint_positions(),
+                            mode=goal.mode,
+                            speed_scale=goal.speed_scale,
+                            frame_id=trace.frame_id,
+                            transform=trace.transform,
+                            holding=holding,
+                        )
+                    except (PlanningError, BackendError) as exc:
+                        code = getattr(exc, 'code', ErrorCode.EXECUTION)
+                        return Outcome(False, code, str(exc), trace, replans, timings=timings)
+                else:
+                    plan = entered
+            timings['planning_s'] += time.monotonic() - t
             self.publish_plan(plan)
             if goal.dry_run:
                 return Outcome(
@@ -445,6 +608,7 @@ class GoalRunner:
             # 3. execute, watching the scene
             step = self._execute(goal, plan, trace, replans, holding, cancelled, timings)
             holding, reason = step.holding, step.reason
+            self._moving = step.moving
             if step.outcome is not None:
                 step.outcome.timings = timings
                 step.outcome.timings['total_s'] = time.monotonic() - t0
@@ -556,15 +720,25 @@ class GoalRunner:
                     self.watcher.arm(plan, holding)  # the start region no longer matters
                 continue
             scene: list[SceneEvent] = []
+            started = [time.monotonic()]
+            blendable = self._can_blend() and seg.kind is SegmentKind.MOTION
 
-            def interrupt(scene: list[SceneEvent] = scene) -> Interrupt | None:
+            def interrupt(
+                scene: list[SceneEvent] = scene,
+                seg: Any = seg,
+                started: list[float] = started,
+                blendable: bool = blendable,
+            ) -> Interrupt | None:
                 if cancelled():
                     return CANCELED
                 if watch:
                     event = self.watcher.poll()
                     if event is not None:
                         scene.append(event)
-                        return Interrupt(InterruptKind.SCENE_CHANGED, event.reason)
+                        keep = blendable and not self._would_hit(
+                            plan, seg, started[0], event.obstacles
+                        )
+                        return Interrupt(InterruptKind.SCENE_CHANGED, event.reason, keep)
                 return None
 
             walking = seg.kind is SegmentKind.WALK
@@ -581,6 +755,8 @@ class GoalRunner:
                 )
 
             t = time.monotonic()
+            started[0] = t
+            self._moving = None  # this motion replaces any handed-over one
             res = self.backend.execute(seg, interrupt, progress)
             timings['motion_s'] += time.monotonic() - t
             done += seg.duration_s
@@ -588,6 +764,18 @@ class GoalRunner:
                 if walking and seg.look_again:
                     return _Step(None, holding, Continuation.LOOK_AGAIN, 'arrived at a new stance')
                 continue
+            if res.status is MotionStatus.HANDED_OVER:
+                moving = _Moving(seg, started[0], time.monotonic())
+                if cancelled() or not scene:
+                    self._moving = moving
+                    self._brake('canceled')
+                    stopped = f'canceled; the robot stopped ({res.message or "at rest"})'
+                    out = Outcome(False, ErrorCode.CANCELED, stopped, trace, replans)
+                    return _Step(out, holding)
+                event = scene[0]
+                return _Step(
+                    None, holding, Continuation.REPLAN, event.reason, event.obstacles, moving
+                )
             if res.status is MotionStatus.FAILED:
                 failed = f'{self.backend.name}: {res.message}'
                 return _Step(Outcome(False, ErrorCode.EXECUTION, failed, trace, replans), holding)

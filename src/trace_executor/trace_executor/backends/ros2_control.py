@@ -368,6 +368,14 @@ class Ros2ControlBackend:
         """Current joint positions (rad). Raises BackendError when stale."""
         return self.state.get(self.state_timeout_s)[0]
 
+    def joint_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Measured joint positions (rad) and velocities (rad/s), for replanning while moving.
+
+        Raises:
+            BackendError: when no joint state arrived or it is stale.
+        """
+        return self.state.get(self.state_timeout_s)
+
     # --- motion ---------------------------------------------------------------------------
     def _trajectory(
         self, times: np.ndarray, q: np.ndarray, v: np.ndarray | None, a: np.ndarray | None
@@ -479,6 +487,9 @@ class Ros2ControlBackend:
             if self._halted:  # halt() already stopped the arm
                 return MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
             why = interrupt()
+            if why and getattr(why, 'keep_moving', False):
+                # replanning while moving: the runner's next trajectory replaces this one
+                return MotionResult(MotionStatus.HANDED_OVER, str(why), str(why))
             if why:
                 self.stop()
                 self._wait_rest(1.0)

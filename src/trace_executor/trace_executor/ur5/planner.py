@@ -85,6 +85,10 @@ class Ur5PlannerConfig:
         toppra_corner_angle_rad: where the joint path turns by more than this, TOPP-RA's grid
             is refined (its limits hold only at grid points; corners are where they bite).
         toppra_corner_subdivisions: TOPP-RA stages per joint path interval next to a corner.
+        timing_method: ``own`` (closed-form TOPP-RA passes, ~10× faster) or ``toppra``.
+        blend_jerk_rad_s3: jerk limit of the blend that enters a new plan from a moving state.
+        blend_entry_times_s: where on the new plan's first motion a blend may join it (s from
+            its start; the fastest feasible entry is taken).
     """
 
     urdf_path: Optional[str] = None
@@ -120,6 +124,9 @@ class Ur5PlannerConfig:
     sample_period_s: float = 0.01
     toppra_corner_angle_rad: float = 0.25
     toppra_corner_subdivisions: int = 4
+    timing_method: str = 'own'
+    blend_jerk_rad_s3: float = 60.0
+    blend_entry_times_s: tuple[float, ...] = (0.15, 0.3, 0.45, 0.6, 0.8, 1.0)
 
     def __post_init__(self) -> None:
         positive = (
@@ -135,6 +142,7 @@ class Ur5PlannerConfig:
             'sample_period_s',
             'toppra_corner_angle_rad',
             'toppra_corner_subdivisions',
+            'blend_jerk_rad_s3',
         )
         for name in positive:
             value = getattr(self, name)
@@ -158,6 +166,11 @@ class Ur5PlannerConfig:
         if self.ik_solver not in ('analytic', 'pink'):
             raise ValueError(
                 f"Ur5PlannerConfig.ik_solver must be 'analytic' or 'pink', got {self.ik_solver!r}"
+            )
+        if self.timing_method not in ('own', 'toppra'):
+            raise ValueError(
+                f"Ur5PlannerConfig.timing_method must be 'own' or 'toppra', got "
+                f'{self.timing_method!r}'
             )
         if self.carry_height_m < self.min_tcp_height_m:
             raise ValueError(
@@ -354,6 +367,7 @@ class Ur5Planner:
             self.acceleration_limit_rad_s2,
             corner_angle_rad=cfg.toppra_corner_angle_rad,
             corner_subdivisions=cfg.toppra_corner_subdivisions,
+            method=cfg.timing_method,
         )
         self._path_params = ToolPathParams(
             tool_rotation=cfg.tool_rotation_matrix(),
@@ -542,6 +556,95 @@ class Ur5Planner:
             transform=transform,
             holding=holding,
         )
+
+    def blend(
+        self,
+        plan: Plan,
+        q: np.ndarray,
+        v: np.ndarray,
+        a: Optional[np.ndarray] = None,
+    ) -> Optional[Plan]:
+        """Enter ``plan`` from a moving state instead of from rest (replanning while moving).
+
+        The plan was made from about where the arm is (e.g. where its running trajectory will
+        be in a few ms). Its first motion is replaced by a jerk-limited ruckig motion from the
+        state ``(q, v, a)`` to the state of that motion at one of ``blend_entry_times_s``,
+        followed by the rest of it: the arm never stops in between. The entry with the
+        shortest total duration whose blend stays within the joint limits and free of
+        collisions is taken.
+
+        Args:
+            plan: a plan from :meth:`plan` whose first segment is a motion.
+            q: (6,) joint positions now (rad).
+            v: (6,) joint velocities now (rad/s).
+            a: (6,) joint accelerations now (rad/s²); ``None`` = 0.
+
+        Returns:
+            The plan with the blended first motion (``timings_ms['blend']`` added), or ``None``
+            when no entry works (the caller then stops the arm and plans from rest).
+        """
+        from ruckig import InputParameter, Result, Ruckig, Trajectory
+
+        t0 = time.perf_counter()
+        if not plan.segments or not isinstance(plan.segments[0], MotionSegment):
+            return None
+        first = plan.segments[0]
+        q = np.asarray(q, dtype=float)
+        v = np.asarray(v, dtype=float)
+        a = np.zeros(6) if a is None else np.asarray(a, dtype=float)
+        speed = plan.speed_scale
+        vmax = self.velocity_limit_rad_s * speed
+        amax = self.acceleration_limit_rad_s2 * speed**2
+        otg = Ruckig(6)
+        inp = InputParameter(6)
+        inp.current_position = q.tolist()
+        inp.current_velocity = v.tolist()
+        inp.current_acceleration = np.clip(a, -amax, amax).tolist()
+        inp.max_velocity = vmax.tolist()
+        inp.max_acceleration = amax.tolist()
+        inp.max_jerk = [self.config.blend_jerk_rad_s3 * speed**3] * 6
+        times = first.times_s
+        candidates = []
+        for entry in self.config.blend_entry_times_s:
+            k = min(int(np.searchsorted(times, entry / speed)), len(times) - 1)
+            if candidates and candidates[-1][1] == k:
+                continue
+            inp.target_position = first.positions_rad[k].tolist()
+            inp.target_velocity = np.clip(first.velocities_rad_s[k], -vmax, vmax).tolist()
+            inp.target_acceleration = np.clip(first.accelerations_rad_s2[k], -amax, amax).tolist()
+            traj = Trajectory(6)
+            if otg.calculate(inp, traj) != Result.Working:
+                continue
+            total = traj.duration + float(times[-1] - times[k])
+            candidates.append((total, k, traj))
+        period = self.config.sample_period_s
+        for _total, k, traj in sorted(candidates, key=lambda c: c[0]):
+            dur = traj.duration
+            n = max(int(np.ceil(dur / period - 1e-9)), 1)
+            bt = np.append(np.arange(n) * period, dur)
+            states = [traj.at_time(float(t)) for t in bt]
+            bp = np.array([s[0] for s in states])
+            bv = np.array([s[1] for s in states])
+            ba = np.array([s[2] for s in states])
+            bp[-1] = first.positions_rad[k]
+            if np.any(bp < self.lower_rad - 1e-9) or np.any(bp > self.upper_rad + 1e-9):
+                continue
+            if self._collision is not None and any(
+                self._collision.first_collision(x) is not None for x in bp[1::2]
+            ):
+                continue
+            rest_t = times[k + 1 :] - times[k] + dur
+            blended = replace(
+                first,
+                times_s=np.concatenate([bt, rest_t]),
+                positions_rad=np.vstack([bp, first.positions_rad[k + 1 :]]),
+                velocities_rad_s=np.vstack([bv, first.velocities_rad_s[k + 1 :]]),
+                accelerations_rad_s2=np.vstack([ba, first.accelerations_rad_s2[k + 1 :]]),
+            )
+            timings = dict(plan.timings_ms)
+            timings['blend'] = (time.perf_counter() - t0) * 1e3
+            return replace(plan, segments=(blended, *plan.segments[1:]), timings_ms=timings)
+        return None
 
     def retime(self, plan: Plan, speed_scale: float) -> Plan:
         """The same path at another speed (no IK or collision work; ~1 ms).
