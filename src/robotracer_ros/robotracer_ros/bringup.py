@@ -577,7 +577,10 @@ def namespace_params_files(argv: Sequence[str], namespace: str, out_dir: str = '
         qualified_data = {
             (k if str(k).startswith('/') else f'{namespace}/{k}'): v for k, v in data.items()
         }
-        name = f'{namespace.strip("/").replace("/", "_")}_{os.path.basename(src)}'
+        import hashlib
+
+        tag = hashlib.sha1(os.path.abspath(src).encode()).hexdigest()[:8]  # same name, two files
+        name = f'{namespace.strip("/").replace("/", "_")}_{tag}_{os.path.basename(src)}'
         dst = os.path.join(out_dir, name)
         text = yaml.safe_dump(qualified_data, sort_keys=False)
         if not os.path.exists(dst) or open(dst).read() != text:
