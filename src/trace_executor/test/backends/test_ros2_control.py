@@ -211,6 +211,31 @@ def test_arm_that_never_reaches_the_goal_fails_after_the_bounded_wait(rig):
     assert backend.last_settle is not None and not backend.last_settle.settled
 
 
+def test_a_controller_topic_without_subscriber_fails_at_once_and_sends_nothing(rig):
+    """The controller is not running (or listens elsewhere): the goal fails naming the topic,
+    instead of waiting for a motion that never comes; the arm (on its own controller) stays."""
+    controller, backend = rig
+    orphan = Ros2ControlBackend(
+        backend.node,
+        JOINTS,
+        trajectory_topic=backend.trajectory_topic + '_nobody',
+        joint_states_topic=controller.pub.topic_name,
+    )
+    deadline = time.monotonic() + 10
+    while orphan.state.count == 0:
+        assert time.monotonic() < deadline, 'no joint states'
+        time.sleep(0.02)
+    before = len(controller.received)
+    t0 = time.monotonic()
+    res = orphan.execute(segment(HOME + 0.1, 0.5), no_interrupt, lambda _f: None)
+    assert time.monotonic() - t0 < 0.5
+    assert res.status is MotionStatus.FAILED, res
+    assert res.message.startswith(f'no controller subscribes to {orphan.pub.topic_name}')
+    assert len(controller.received) == before
+    q, _ = orphan.state.get(1.0)
+    assert np.allclose(q, HOME, atol=1e-6), 'the arm did not move'
+
+
 def test_halt_stops_the_running_motion_and_refuses_later_ones(rig):
     controller, backend = rig
     goal = HOME + np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
