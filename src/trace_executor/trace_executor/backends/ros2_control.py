@@ -462,6 +462,12 @@ class Ros2ControlBackend:
                 f'the arm is {start_err:.3f} rad away from the planned start: '
                 'it moved since planning',
             )
+        if self.pub.get_subscription_count() == 0:
+            return MotionResult(
+                MotionStatus.FAILED,
+                f'no controller subscribes to {self.pub.topic_name}: is the joint trajectory '
+                'controller active (ros2 control list_controllers)? Nothing was sent',
+            )
         # Skip t = 0 (the current state) so the controller does not see a zero-time point.
         keep = times > 1e-6
         self.pub.publish(
