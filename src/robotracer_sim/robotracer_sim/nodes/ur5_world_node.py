@@ -254,6 +254,7 @@ class Ur5WorldNode(SimWorldNode):
         times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
         positions = [list(p.positions) for p in msg.points]
         velocities = [list(p.velocities) for p in msg.points]
+        accelerations = [list(p.accelerations) for p in msg.points]
         start = None
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         if stamp > 0.0:
@@ -264,7 +265,7 @@ class Ur5WorldNode(SimWorldNode):
                 start = self.world.time + max(0.0, stamp - now) * self.rtf
         try:
             traj = self.world.set_trajectory(
-                list(msg.joint_names), times, positions, velocities, start
+                list(msg.joint_names), times, positions, velocities, start, accelerations
             )
         except TrajectoryError as exc:
             self.get_logger().error(

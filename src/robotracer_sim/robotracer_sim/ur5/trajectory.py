@@ -2,9 +2,19 @@
 
 A trajectory is a list of waypoints with ``time_from_start``; the robot starts from where it is
 when the trajectory arrives. Between waypoints the desired state is interpolated like the JTC
-does: linearly when the waypoints carry positions only, with cubic Hermite splines when they
-carry velocities too. Joints the message does not name keep their current position.
+does (``joint_trajectory_controller/src/trajectory.cpp``, Jazzy): linearly when the waypoints
+carry positions only, with cubic splines when they carry velocities too and quintic ones when
+they carry accelerations as well. Joints the message does not name keep their current position.
 After the last waypoint the last position is held with zero velocity.
+
+Replacing a running trajectory (what replanning while moving relies on): as the JTC does with
+its default ``interpolate_from_desired_state: false``, the new trajectory starts from the
+*measured* state when it arrives, positions and velocities (the UR has no acceleration state
+interface, so the start acceleration is 0), and the first segment runs from that state to the
+first waypoint with the same kind of spline as the rest. A trajectory whose first waypoint
+continues the current motion therefore takes over without a jump in position or velocity.
+As the JTC (``allow_nonzero_velocity_at_trajectory_end: false``), a trajectory that does not
+end at rest is refused.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ class TimedTrajectory:
         times: (N+1,) knot times from start, the first being 0 (the start state).
         positions: (N+1, J) knot positions, the first being the start state.
         velocities: (N+1, J) knot velocities, or None for linear interpolation.
+        accelerations: (N+1, J) knot accelerations (quintic interpolation), or None.
 
     """
 
@@ -43,6 +54,7 @@ class TimedTrajectory:
     times: np.ndarray
     positions: np.ndarray
     velocities: np.ndarray | None
+    accelerations: np.ndarray | None = None
 
     @property
     def end_time(self) -> float:
@@ -67,7 +79,12 @@ class TimedTrajectory:
         s = t - self.start_time
         n = len(self.times)
         if s <= 0.0:
-            return self.positions[0].copy(), np.zeros(self.positions.shape[1])
+            v0 = (
+                np.zeros(self.positions.shape[1])
+                if self.velocities is None
+                else self.velocities[0]
+            )
+            return self.positions[0].copy(), v0.copy()
         if s >= self.times[-1]:
             return self.positions[-1].copy(), np.zeros(self.positions.shape[1])
         i = int(np.searchsorted(self.times, s, side='right')) - 1
@@ -80,6 +97,17 @@ class TimedTrajectory:
         u = (s - t0) / h
         if self.velocities is None:
             return p0 + u * (p1 - p0), (p1 - p0) / h
+        if self.accelerations is not None:
+            return _quintic(
+                p0,
+                self.velocities[i],
+                self.accelerations[i],
+                p1,
+                self.velocities[i + 1],
+                self.accelerations[i + 1],
+                h,
+                s - t0,
+            )
         v0, v1 = self.velocities[i] * h, self.velocities[i + 1] * h
         h00, h10 = 2 * u**3 - 3 * u**2 + 1, u**3 - 2 * u**2 + u
         h01, h11 = -2 * u**3 + 3 * u**2, u**3 - u**2
@@ -88,6 +116,27 @@ class TimedTrajectory:
         d01, d11 = -6 * u**2 + 6 * u, 3 * u**2 - 2 * u
         qd = (d00 * p0 + d10 * v0 + d01 * p1 + d11 * v1) / h
         return q, qd
+
+
+def _quintic(
+    p0: np.ndarray,
+    v0: np.ndarray,
+    a0: np.ndarray,
+    p1: np.ndarray,
+    v1: np.ndarray,
+    a1: np.ndarray,
+    h: float,
+    t: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Position and velocity at ``t`` of the quintic through two states ``h`` apart (JTC's)."""
+    c0, c1, c2 = p0, v0, 0.5 * a0
+    h2, h3, h4, h5 = h * h, h**3, h**4, h**5
+    c3 = (20 * (p1 - p0) - (8 * v1 + 12 * v0) * h - (3 * a0 - a1) * h2) / (2 * h3)
+    c4 = (30 * (p0 - p1) + (14 * v1 + 16 * v0) * h + (3 * a0 - 2 * a1) * h2) / (2 * h4)
+    c5 = (12 * (p1 - p0) - (6 * v1 + 6 * v0) * h - (a0 - a1) * h2) / (2 * h5)
+    q = c0 + t * (c1 + t * (c2 + t * (c3 + t * (c4 + t * c5))))
+    qd = c1 + t * (2 * c2 + t * (3 * c3 + t * (4 * c4 + t * 5 * c5)))
+    return q, qd
 
 
 def build_trajectory(
@@ -100,6 +149,8 @@ def build_trajectory(
     positions: Sequence[Sequence[float]],
     velocities: Sequence[Sequence[float]] | None = None,
     start_time: float | None = None,
+    current_velocity: np.ndarray | None = None,
+    accelerations: Sequence[Sequence[float]] | None = None,
 ) -> TimedTrajectory:
     """Validate a JointTrajectory's content and turn it into a :class:`TimedTrajectory`.
 
@@ -114,13 +165,17 @@ def build_trajectory(
         velocities: per waypoint, one velocity per name, or None/empty (linear interpolation).
             Either every waypoint has velocities or none has.
         start_time: world time of ``time_from_start = 0``; ``now`` when None or in the past.
+        current_velocity: the measured joint velocities (the start state's); None = 0.
+        accelerations: per waypoint, one acceleration per name, or None/empty (then cubic or
+            linear). Only used together with velocities, as the JTC does.
 
     Returns:
         The trajectory over all robot joints.
 
     Raises:
         TrajectoryError: unknown or duplicate joint names, size mismatches, non-finite values,
-            times not increasing, or positions outside the joint limits.
+            times not increasing, positions outside the joint limits, or a last waypoint that
+            is not at rest.
 
     """
     index = {n: i for i, n in enumerate(robot_joints)}
@@ -170,16 +225,40 @@ def build_trajectory(
             if not np.all(np.isfinite(row)):
                 raise TrajectoryError(f'waypoint {k} has non-finite velocities {row.tolist()}')
             vel[k, cols] = row
+        if np.any(np.abs(vel[-1]) > np.finfo(np.float32).eps):
+            raise TrajectoryError(
+                f'the last waypoint has non-zero velocities {vel[-1].tolist()}: a trajectory '
+                'must end at rest'
+            )
+    acc = None
+    acs = [a for a in (accelerations or [])]
+    if vel is not None and acs and any(len(a) for a in acs):
+        if len(acs) != len(t) or any(len(a) != len(names) for a in acs):
+            raise TrajectoryError(
+                'accelerations must be given for every waypoint and every joint, or for none'
+            )
+        acc = np.zeros_like(full)
+        for k, a in enumerate(acs):
+            row = np.asarray(a, dtype=float)
+            if not np.all(np.isfinite(row)):
+                raise TrajectoryError(f'waypoint {k} has non-finite accelerations {row.tolist()}')
+            acc[k, cols] = row
     start = now if start_time is None or start_time < now else float(start_time)
     cur = np.asarray(current, dtype=float)[None, :]
+    cur_v = (
+        np.zeros_like(cur)
+        if current_velocity is None
+        else np.asarray(current_velocity, dtype=float)[None, :]
+    )
     if t[0] > 0.0:
         times_all = np.concatenate([[0.0], t])
         pos_all = np.concatenate([cur, full])
-        vel_all = None if vel is None else np.concatenate([np.zeros_like(cur), vel])
+        vel_all = None if vel is None else np.concatenate([cur_v, vel])
+        acc_all = None if acc is None else np.concatenate([np.zeros_like(cur), acc])
     else:  # the first waypoint is "now": start there (as the JTC does)
-        times_all, pos_all, vel_all = t, full, vel
+        times_all, pos_all, vel_all, acc_all = t, full, vel, acc
         if len(t) == 1:
             times_all = np.array([0.0, 1e-3])
             pos_all = np.concatenate([full, full])
-            vel_all = None
-    return TimedTrajectory(start, times_all, pos_all, vel_all)
+            vel_all = acc_all = None
+    return TimedTrajectory(start, times_all, pos_all, vel_all, acc_all)

@@ -240,8 +240,12 @@ class Ur5World:
         positions: Sequence[Sequence[float]],
         velocities: Sequence[Sequence[float]] | None = None,
         start_time: float | None = None,
+        accelerations: Sequence[Sequence[float]] | None = None,
     ) -> TimedTrajectory:
         """Follow a new joint trajectory from the current state (replaces any running one).
+
+        As ros2_control's JTC, it starts from the measured joint positions and velocities and
+        interpolates like it (see :mod:`robotracer_sim.ur5.trajectory`).
 
         An empty trajectory (no waypoints) stops the arm where it is.
 
@@ -252,6 +256,7 @@ class Ur5World:
             positions: per waypoint, one position (rad) per name.
             velocities: per waypoint, one velocity (rad/s) per name, or None.
             start_time: world time of ``time_from_start = 0`` (None or past: now).
+            accelerations: per waypoint, one acceleration (rad/s²) per name, or None.
 
         Returns:
             The accepted trajectory (over all six joints, starting at the current state).
@@ -267,13 +272,15 @@ class Ur5World:
             traj = build_trajectory(
                 UR5_JOINTS,
                 self.limits,
-                self._desired_now(),
+                self.data.qpos[self.info.arm_qpos].copy(),
                 float(self.data.time),
                 joint_names,
                 times,
                 positions,
                 velocities,
                 start_time,
+                current_velocity=self.data.qvel[self.info.arm_dof].copy(),
+                accelerations=accelerations,
             )
             self._traj = traj
             return traj
