@@ -219,7 +219,7 @@ BAD = [
     (np.array([[0.45, 0.12, 0.77], [0.5, 0.1, 1.4]]), ErrorCode.UNREACHABLE, 'waypoint 1'),
     (np.array([[0.45, 0.12, 0.3], [0.5, 0.1, 0.8]]), ErrorCode.UNREACHABLE, 'waypoint 0'),
     (np.array([[7.0, 0.0, 0.8], [7.1, 0.0, 0.8]]), ErrorCode.WORKSPACE, 'waypoint 0'),
-    (np.array([[0.45, 0.12, 0.77], [2.0, 0.1, 0.8]]), ErrorCode.INVALID_TRACE, 'waypoint 1'),
+    (np.array([[0.45, 0.12, 0.77], [2.6, 0.1, 0.8]]), ErrorCode.INVALID_TRACE, 'waypoint 1'),
     (np.zeros((3, 2)), ErrorCode.INVALID_TRACE, 'N×3'),
 ]
 

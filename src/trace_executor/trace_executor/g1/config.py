@@ -79,7 +79,7 @@ class G1PlannerConfig:
     min_point_height_m: float = 0.45
     max_point_height_m: float = 1.2
     max_walk_m: float = 5.0
-    max_trace_step_m: float = 1.0
+    max_trace_step_m: float = 2.0  # real RoboTracer keypoint legs reach 1.7 m in room scenes
     base_tolerance_m: float = 0.05
     grasp_standoff_m: float = 0.02
     grasp_height_m: float = 0.03
