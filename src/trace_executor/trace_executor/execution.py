@@ -369,7 +369,7 @@ class GoalRunner:
         publish_plan: Callable[[Any], None] | None = None,
         log: Callable[[str], None] | None = None,
         blend: bool = True,
-        blend_deadline_s: float = 0.5,
+        blend_deadline_s: float = 1.5,
         plan_lead_s: float = 0.02,
     ) -> None:
         self.planner = planner
@@ -385,7 +385,9 @@ class GoalRunner:
         self.log = log or (lambda msg: None)
         #: replan without stopping where planner and backend allow it (module docstring)
         self.blend = blend
-        #: brake when the new plan is not ready this long after the change, s
+        #: brake when the new plan is not ready this long after the change, s (the model's
+        #: answer is part of it: ~0.7 s for the simulator's oracle through perception here;
+        #: the arm meanwhile follows its validated motion, which ends at rest if it ends first)
         self.blend_deadline_s = blend_deadline_s
         #: plan from where the running trajectory will be this much later, s
         self.plan_lead_s = plan_lead_s
@@ -490,6 +492,10 @@ class GoalRunner:
         if blended is None:
             self._brake('no feasible blend into the new plan')
             return None
+        self.log(
+            'replanned while moving: new motion '
+            f'{(time.monotonic() - moving.changed) * 1e3:.0f} ms after the change was seen'
+        )
         return blended
 
     def _run(self, goal: GoalSpec, cancelled: Callable[[], bool]) -> Outcome:

@@ -83,6 +83,7 @@ def test_instruction_puts_the_object_where_it_says(fresh, text, obj, target):
 
 
 def test_target_moved_mid_approach_triggers_a_replan_and_still_succeeds(fresh):
+    log_start = len(fresh.log)
     moved = threading.Event()
     started: list[float] = []
 
@@ -107,6 +108,9 @@ def test_target_moved_mid_approach_triggers_a_replan_and_still_succeeds(fresh):
     assert ok and result.success, result.message
     assert result.replans >= 1
     assert _xy_error(fresh, 'green_cube', PLATE) < 0.03
+    # the cube moved away from the approach path: replanned while moving, never braked
+    log = '\n'.join(fresh.log[log_start:])
+    assert 'replanned while moving' in log and 'braking' not in log, log[-3000:]
 
 
 def test_obstacle_in_the_path_replans_or_aborts_cleanly_never_collides(fresh):
