@@ -354,25 +354,44 @@ class AnalyticIk:
             return PathIkResult(qs)
         flanges = self.flange_targets(positions, rotations)
         ik = self._ik_fn
-        prev = np.asarray(q_seed, dtype=float)
+        # every closed-form solution of every sample, (M, 8, 6), NaN where there are fewer
+        cand = np.full((m, 8, 6), np.nan)
         for i in range(1, m):
             sols = ik(flanges[i])
             if not len(sols):
-                return PathIkResult(qs, i, 'unreachable')
-            d = np.asarray(sols).reshape(-1, 6) - prev
-            # each joint to the 2π-equivalent angle nearest the previous sample
+                cand = cand[:i]
+                break
+            cand[i, : len(sols)] = sols
+        reach = len(cand)  # samples 1 .. reach-1 have solutions
+        if reach < 2:
+            return PathIkResult(qs, 1, 'unreachable')
+        # wrapped joint differences between the candidates of consecutive samples, and for
+        # each candidate at i-1 the nearest candidate at i (all samples at once); then the
+        # branch is followed from the seed by chasing those indices
+        seed = np.asarray(q_seed, dtype=float)
+        d0 = cand[1] - seed
+        d0 -= _TWO_PI * np.round(d0 / _TWO_PI)
+        cost0 = np.where(np.isnan(d0).any(axis=1), np.inf, np.einsum('ij,ij->i', d0, d0))
+        if reach > 2:
+            d = cand[2:, None, :, :] - cand[1:-1, :, None, :]  # (M-2, 8 prev, 8 next, 6)
             d -= _TWO_PI * np.round(d / _TWO_PI)
-            cost = np.einsum('ij,ij->i', d, d)
-            k = int(np.argmin(cost))  # NaN rows (none seen) would only ever lose
-            if not math.isfinite(float(cost[k])):
-                return PathIkResult(qs, i, 'unreachable')
-            prev = prev + d[k]
-            qs[i] = prev
+            cost = np.einsum('ijkl,ijkl->ijk', d, d)
+            cost[np.isnan(cost)] = np.inf
+            nearest = np.argmin(cost, axis=2).tolist()  # (M-2, 8)
+        k = int(np.argmin(cost0))
+        chosen = [k]
+        for i in range(reach - 2):
+            k = nearest[i][k]
+            chosen.append(k)
+        picked = cand[np.arange(1, reach), chosen]  # (reach-1, 6), each in (-π, π]
+        steps = np.diff(np.vstack([seed, picked]), axis=0)
+        steps -= _TWO_PI * np.round(steps / _TWO_PI)
+        qs[1:reach] = seed + np.cumsum(steps, axis=0)
         # joint limits: the first sample where the branch leaves them
-        out = (qs[1:] < self._lower - 1e-9) | (qs[1:] > self._upper + 1e-9)
+        out = (qs[1:reach] < self._lower - 1e-9) | (qs[1:reach] > self._upper + 1e-9)
         first_bad = int(np.argmax(out.any(axis=1))) + 1 if out.any() else None
         # accuracy: the closed form near singularities, checked with its own FK
-        n_check = m if first_bad is None else first_bad
+        n_check = reach if first_bad is None else first_bad
         fk = np.array([self._fk_fn(*q) for q in qs[1:n_check]]) if n_check > 1 else None
         if fk is not None:
             target = flanges[1:n_check]
@@ -386,6 +405,8 @@ class AnalyticIk:
         if first_bad is not None:
             row = out[first_bad - 1]
             return PathIkResult(qs, first_bad, 'joint_limit', int(np.argmax(row)))
+        if reach < m:
+            return PathIkResult(qs, reach, 'unreachable')
         return PathIkResult(qs)
 
     def solve(self, position: np.ndarray, rotation: np.ndarray, q_seed: np.ndarray) -> IkResult:
