@@ -185,24 +185,24 @@ def topp_box(
     coef = 1.0 + 2.0 * ds * du
     ok = (coef > eps) & moving
     inv_coef = np.where(ok, 1.0 / np.where(ok, coef, 1.0), 0.0)
-    cu_w = np.where(ok, 2.0 * ds * np.where(ok, cu, 0.0) * inv_coef, 0.0)
-    # per stage, the active terms as Python lists: the passes are sequential and short
-    w_rows = [row[m].tolist() for row, m in zip(inv_coef, ok, strict=True)]
-    c_rows = [row[m].tolist() for row, m in zip(cu_w, ok, strict=True)]
+    # per stage, every term as plain floats (inactive ones: w = 0, c = inf, never the min);
+    # the passes are sequential and short, so Python floats beat numpy calls here
+    w_rows = inv_coef.tolist()
+    c_rows = np.where(ok, 2.0 * ds * np.where(ok, cu, 0.0) * inv_coef, inf).tolist()
     xmax_l = xmax.tolist()
     big = [0.0] * n
     for i in range(n - 2, -1, -1):
         nxt = big[i + 1]
-        bound = min((nxt * w + c for w, c in zip(w_rows[i], c_rows[i], strict=True)), default=inf)
+        bound = min([nxt * w + c for w, c in zip(w_rows[i], c_rows[i], strict=True)])
         big[i] = max(0.0, min(xmax_l[i], bound))
     # forward pass: the largest admissible u that stays controllable
-    cu_rows = [row[m].tolist() for row, m in zip(cu, moving, strict=True)]
-    du_rows = [row[m].tolist() for row, m in zip(du, moving, strict=True)]
+    cu_rows = cu.tolist()  # inf where the joint does not bound u
+    du_rows = du.tolist()
     two_ds = (2.0 * ds[:, 0]).tolist()
     xs = [0.0] * n
     for i in range(n - 1):
         xi = xs[i]
-        u_hi = min((c + d * xi for c, d in zip(cu_rows[i], du_rows[i], strict=True)), default=inf)
+        u_hi = min([c + d * xi for c, d in zip(cu_rows[i], du_rows[i], strict=True)])
         xs[i + 1] = max(0.0, min(xi + two_ds[i] * u_hi, big[i + 1]))
     x = np.asarray(xs)
     x[-1] = 0.0
