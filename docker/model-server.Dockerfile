@@ -15,17 +15,21 @@
 ARG VLLM_IMAGE=vllm/vllm-openai:v0.11.0
 
 # ---------------------------------------------------------------------------------------------
-# Slot: RoboTracer's own server (arXiv 2512.13660). Its weights and server code are not public
-# yet. The authors serve it as `POST <url>/query` with JSON {"text", "image_paths" |
-# "image_url", "depth_z_paths" | "depth_url", "intrinsics", "enable_spatial"} -> {"result": 1,
-# "answer": "[(x, y, d), ...]"}; our `robotracer_http` backend speaks exactly that (the
-# simulator's oracle too, on port 25547). When they are published, replace the CMD below:
-#   1. install the server:  RUN pip install --no-cache-dir <robotracer server package>==<version>
+# Slot: RoboTracer's own server (arXiv 2512.13660). Its weights are not public yet; its server
+# code is (github.com/Zhoues/RoboTracer, API/: a Flask app on transformers, today serving
+# Qwen3-VL as API/Qwen3VL.py): `POST <url>/query` with JSON {"text", "image_url": [raw base64
+# PNG, ...]} -> {"result": 1, "answer": "[(x, y, d), ...]"}. Our `robotracer_http` backend sends
+# exactly that (config/models/robotracer_server.yaml; the simulator's oracle speaks it too, on
+# port 25547). This base image already has what that server needs from the GPU side: torch with
+# CUDA and transformers (vLLM's own). When the weights are published, replace the CMD below:
+#   1. the server:  RUN pip install --no-cache-dir flask termcolor, and COPY API/<server>.py
+#      (from a pinned commit of the authors' repository) with model_name and UPLOAD_FOLDER set
+#      to /models/robotracer and /tmp;
 #   2. weights: mount them at run time (-v /models/robotracer:/models/robotracer) rather than
-#      baking tens of GB into the image; point ROBOTRACER_WEIGHTS at them.
-#   3. CMD ["python3", "-m", "<server module>", "--host", "0.0.0.0", "--port", "25547",
-#           "--model", "/models/robotracer"]
-# Build it with --target robotracer; it reuses the vLLM image's CUDA, torch and transformers.
+#      baking tens of GB into the image; point ROBOTRACER_WEIGHTS at them;
+#   3. CMD ["python3", "/opt/robotracer/<server>.py", "--port", "25547"]
+# Build it with --target robotracer. Until then the README's "Running RoboTracer locally" runs
+# the authors' server in its own environment.
 FROM ${VLLM_IMAGE} AS robotracer
 ENV ROBOTRACER_WEIGHTS=/models/robotracer \
     PORT=25547
