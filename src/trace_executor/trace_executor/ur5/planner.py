@@ -820,10 +820,9 @@ class Ur5Planner:
         closes = [c for _, c in path.events]
         for n, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
             if b > a:
-                keep = [a]
-                for i in range(a + 1, b + 1):
-                    if np.max(np.abs(qs[i] - qs[keep[-1]])) > 1e-9:
-                        keep.append(i)
+                # drop repeated configurations (a timing needs distinct consecutive waypoints)
+                moved = np.abs(np.diff(qs[a : b + 1], axis=0)).max(axis=1) > 1e-9
+                keep = [a, *(a + 1 + np.flatnonzero(moved)).tolist()]
                 if len(keep) >= 2:
                     keep[-1] = b
                     try:
