@@ -52,6 +52,7 @@ from std_msgs.msg import Float64
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from robotracer_commander import wait_future
 from trace_executor.execution import BackendError, Interrupt, MotionResult, MotionStatus
 
 
@@ -106,16 +107,6 @@ class JointStateCache:
             if age > max_age_s:
                 raise BackendError(f'joint state is stale ({age:.2f} s old > {max_age_s} s)')
             return self._q.copy(), self._v.copy()
-
-
-def wait_future(fut: Any, timeout_s: float) -> Any:
-    """Wait for an rclpy future resolved by another executor thread; None on timeout."""
-    deadline = time.monotonic() + timeout_s
-    while not fut.done():
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(0.005)
-    return fut.result()
 
 
 def wait_until_rest(

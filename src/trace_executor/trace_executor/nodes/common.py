@@ -21,12 +21,12 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 
+from robotracer_commander import wait_future
 from robotracer_msgs.action import ExecuteInstruction, ExecuteTrace
 from robotracer_msgs.msg import SpatialTrace
 from robotracer_msgs.srv import GetTrace
 from robotracer_ros.parameters import Param, declare_all
 from robotracer_ros.transforms import transform_from_translation_quaternion
-from trace_executor.backends.ros2_control import wait_future
 from trace_executor.errors import ErrorCode, PlanningError
 from trace_executor.execution import (
     GoalRunner,
