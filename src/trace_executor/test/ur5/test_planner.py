@@ -388,3 +388,31 @@ def test_table_traces_plan_safely_or_are_rejected_with_a_reason(
         assert f'waypoint {err.waypoint_index}' in err.message
         return
     _check_motion_is_safe(planner, plan)
+
+
+def test_a_new_plan_is_entered_from_a_moving_state(planner: Ur5Planner, plans: dict) -> None:
+    # the arm is 40 % into the follow motion, moving fast; a new trace comes in
+    old = plans['follow'].motions[0]
+    k = int(0.4 * len(old.times_s))
+    q, v, a = old.positions_rad[k], old.velocities_rad_s[k], old.accelerations_rad_s2[k]
+    assert np.abs(v).max() > 0.3
+    fresh = planner.plan(FOLLOW_TRACE + [0.0, 0.04, 0.0], q, mode='follow')
+    blended = planner.blend(fresh, q, v, a)
+    assert blended is not None and 'blend' in blended.timings_ms
+    first = blended.motions[0]
+    assert first.entered_moving
+    # starts exactly in the moving state: no jump in position or velocity
+    assert np.allclose(first.positions_rad[0], q) and np.allclose(first.velocities_rad_s[0], v)
+    # within the limits all the way, at rest at the end, on the new path after the blend
+    vmax, amax = planner.velocity_limit_rad_s, planner.acceleration_limit_rad_s2
+    assert np.all(np.abs(first.velocities_rad_s) <= vmax * (1 + 1e-6))
+    assert np.all(np.abs(first.accelerations_rad_s2) <= amax * (1 + 1e-6))
+    dt = np.diff(first.times_s)
+    assert np.all(dt > 0) and np.all(np.abs(np.diff(first.positions_rad, axis=0)) <= vmax * 0.0102)
+    assert np.all(first.velocities_rad_s[-1] == 0)
+    assert np.array_equal(first.positions_rad[-1], fresh.motions[0].positions_rad[-1])
+    for k in range(0, len(first.times_s), 5):
+        assert planner.first_collision(first.positions_rad[k]) is None
+    # a plan that starts moving cannot be re-timed (its start depends on the speed)
+    with pytest.raises(PlanningError, match='moving state'):
+        planner.retime(blended, 0.5)

@@ -211,6 +211,8 @@ class MotionSegment:
         velocities_rad_s: (K, 6) joint velocities (zero at both ends).
         accelerations_rad_s2: (K, 6) joint accelerations.
         path_range: first and last tool path sample this segment moves through.
+        entered_moving: the segment starts with a blend from a moving state
+            (:meth:`Ur5Planner.blend`): it does not start at rest and cannot be re-timed.
     """
 
     kind: ClassVar[SegmentKind] = SegmentKind.MOTION
@@ -222,6 +224,7 @@ class MotionSegment:
     accelerations_rad_s2: np.ndarray
     path_range: tuple[int, int]
     timed: TimedPath = field(repr=False, compare=False)
+    entered_moving: bool = False
 
     @property
     def duration_s(self) -> float:
@@ -640,6 +643,7 @@ class Ur5Planner:
                 positions_rad=np.vstack([bp, first.positions_rad[k + 1 :]]),
                 velocities_rad_s=np.vstack([bv, first.velocities_rad_s[k + 1 :]]),
                 accelerations_rad_s2=np.vstack([ba, first.accelerations_rad_s2[k + 1 :]]),
+                entered_moving=True,
             )
             timings = dict(plan.timings_ms)
             timings['blend'] = (time.perf_counter() - t0) * 1e3
@@ -657,9 +661,14 @@ class Ur5Planner:
             A new :class:`Plan` whose motions are the old ones stretched in time.
 
         Raises:
-            PlanningError: ``BAD_GOAL`` if ``speed_scale`` is outside (0, 1].
+            PlanningError: ``BAD_GOAL`` if ``speed_scale`` is outside (0, 1] or the plan was
+                entered from a moving state (:meth:`blend`: its start depends on the speed).
         """
         speed = self._check_speed(speed_scale)
+        if any(getattr(m, 'entered_moving', False) for m in plan.motions):
+            raise PlanningError(
+                ErrorCode.BAD_GOAL, None, 'a plan entered from a moving state cannot be re-timed'
+            )
         segments: list[Segment] = []
         for seg in plan.segments:
             if isinstance(seg, MotionSegment):
