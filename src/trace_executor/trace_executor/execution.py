@@ -227,6 +227,28 @@ class RobotBackend(Protocol):
     def stop(self) -> None:
         """Bring the robot to rest now (used when a goal crashed or the node shuts down)."""
 
+    def halt(self, reason: str) -> None:
+        """Stop for good (the executor shuts down): stop now and refuse every later motion."""
+
+
+class Halting:
+    """:meth:`RobotBackend.halt` for backends whose :meth:`stop` stops the robot."""
+
+    _halted = ''
+
+    def halt(self, reason: str) -> None:
+        """Stop now; the running motion and every later one end STOPPED with ``reason``."""
+        self._halted = reason or 'halted'
+        self.stop()
+
+    def halted(self) -> MotionResult | None:
+        """The result a motion returns after :meth:`halt` (None until then)."""
+        return (
+            MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
+            if self._halted
+            else None
+        )
+
 
 class SceneWatcher(Protocol):
     """Watches the scene while a plan runs."""
