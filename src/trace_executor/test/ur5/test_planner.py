@@ -416,3 +416,17 @@ def test_a_new_plan_is_entered_from_a_moving_state(planner: Ur5Planner, plans: d
     # a plan that starts moving cannot be re-timed (its start depends on the speed)
     with pytest.raises(PlanningError, match='moving state'):
         planner.retime(blended, 0.5)
+
+
+def test_closed_form_and_pink_ik_plan_the_same_joint_path(planner: Ur5Planner) -> None:
+    from trace_executor.ur5.ik import AnalyticIk, analytic_ik_available
+
+    if not analytic_ik_available():
+        pytest.skip('ur-analytic-ik is not installed: the planner uses pink')
+    assert isinstance(planner._ik, AnalyticIk)  # 'auto' takes the closed form here
+    pink = Ur5Planner(Ur5PlannerConfig(ik_solver='pink', timing_method='toppra'))
+    a = planner.plan(PICK_TRACE, Q_HOME)
+    b = pink.plan(PICK_TRACE, Q_HOME)
+    # same branch, same path (pink stops within its 1 mm / 0.01 rad tolerance)
+    assert np.abs(a.joint_path_rad - b.joint_path_rad).max() < 0.01
+    assert a.duration_s == pytest.approx(b.duration_s, rel=0.02)

@@ -26,7 +26,7 @@ from ..execution import SegmentKind
 from ..timing import TimedPath, TimeParameterizer, TimingError
 from ..trace_check import fmt_point
 from .collision import CollisionChecker
-from .ik import AnalyticIk, PinkIk
+from .ik import AnalyticIk, PinkIk, analytic_ik_available
 from .kinematics import Ur5Kinematics
 from .tool_path import (
     MODES,
@@ -65,8 +65,10 @@ class Ur5PlannerConfig:
             the previous one, so consecutive solutions stay on one IK branch.
         angular_step_rad: tool path sampling step for rotations.
         ik_solver: ``analytic`` (closed-form UR IK, ur-analytic-ik: the branch of the previous
-            sample is kept) or ``pink`` (iterative differential IK seeded from the previous
-            sample; for URDFs that are not a standard UR5, or where ur-analytic-ik is missing).
+            sample is kept), ``pink`` (iterative differential IK seeded from the previous
+            sample; for URDFs that are not a standard UR5) or ``auto`` (analytic where
+            ur-analytic-ik is installed, else pink: it has wheels for CPython 3.10 and 3.11
+            only; elsewhere pip builds it from source, which fetches Eigen while building).
         ik_position_tolerance_m: a sample is reached when the TCP is this close.
         ik_orientation_tolerance_rad: ... and its orientation this close.
         ik_max_iterations: (pink) steps per sample before the sample counts as unreachable.
@@ -107,7 +109,7 @@ class Ur5PlannerConfig:
     push_contact_offset_m: float = 0.04
     cartesian_step_m: float = 0.02
     angular_step_rad: float = 0.1
-    ik_solver: str = 'analytic'
+    ik_solver: str = 'auto'
     ik_position_tolerance_m: float = 0.001
     ik_orientation_tolerance_rad: float = 0.01
     ik_max_iterations: int = 20
@@ -163,9 +165,10 @@ class Ur5PlannerConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f'Ur5PlannerConfig.{name} must be >= 0, got {value}')
-        if self.ik_solver not in ('analytic', 'pink'):
+        if self.ik_solver not in ('auto', 'analytic', 'pink'):
             raise ValueError(
-                f"Ur5PlannerConfig.ik_solver must be 'analytic' or 'pink', got {self.ik_solver!r}"
+                "Ur5PlannerConfig.ik_solver must be 'auto', 'analytic' or 'pink', got "
+                f'{self.ik_solver!r}'
             )
         if self.timing_method not in ('own', 'toppra'):
             raise ValueError(
@@ -334,7 +337,10 @@ class Ur5Planner:
         )
         self.acceleration_limit_rad_s2 = np.full(6, float(cfg.max_joint_acceleration_rad_s2))
         self._ik: AnalyticIk | PinkIk
-        if cfg.ik_solver == 'analytic':
+        solver = cfg.ik_solver
+        if solver == 'auto':
+            solver = 'analytic' if analytic_ik_available() else 'pink'
+        if solver == 'analytic':
             self._ik = AnalyticIk(
                 kin,
                 self.lower_rad,
