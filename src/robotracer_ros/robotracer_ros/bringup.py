@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 import os
 import re
+import shutil
+import sys
 
 TRUE = ('true', '1', 'yes', 'on')
 BOOL_CHOICES = ('true', 'false')
@@ -621,3 +623,17 @@ def _param_str(v: object) -> str:
 def default_config_path(share_dir: str, bringup: Bringup) -> str:
     """Path of the robot's YAML in the package share (or the source tree)."""
     return os.path.join(share_dir, 'config', bringup.config_file)
+
+
+def dies_with_parent(argv: list[str]) -> list[str]:
+    """``argv`` run so that it gets SIGTERM when the process that started it dies.
+
+    Linux's parent-death signal, set by util-linux ``setpriv`` before it executes ``argv``: a
+    bringup or test harness killed with SIGKILL leaves no simulator or executor running (they
+    would drive a robot, or mix their topics into the next run's). Unchanged where ``setpriv``
+    is missing.
+    """
+    setpriv = shutil.which('setpriv')
+    if setpriv is None or not sys.platform.startswith('linux'):
+        return list(argv)
+    return [setpriv, '--pdeathsig', 'TERM', '--', *argv]

@@ -10,7 +10,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import textwrap
+import time
 import types
 
 import pytest
@@ -349,3 +353,47 @@ def test_parameter_files_apply_under_the_namespace(tmp_path):
     assert set(data) == {f'/left/{k}' for k in original}
     assert data['/left/perception_node'] == original['perception_node']
     assert bringup.namespace_params_files(argv, '', str(tmp_path)) == argv  # no namespace
+
+
+def test_a_node_started_by_a_bringup_that_is_killed_dies_with_it(tmp_path):
+    """kill -9 of the process that started the nodes: they get SIGTERM and end (no orphan
+    simulator or executor keeps a robot moving or mixes its topics into the next run)."""
+    from robotracer_ros.bringup import dies_with_parent
+
+    pidfile = tmp_path / 'child.pid'
+    child_code = (
+        f'import os, time; open({str(pidfile)!r}, "w").write(str(os.getpid())); time.sleep(600)'
+    )
+    parent = textwrap.dedent(
+        f"""
+        import subprocess, sys, time
+        from robotracer_ros.bringup import dies_with_parent
+        child = subprocess.Popen(dies_with_parent([sys.executable, '-c', {child_code!r}]))
+        time.sleep(600)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, '-c', parent])
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() or not pidfile.read_text():
+        assert time.monotonic() < deadline, 'the child did not start'
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 5
+    while _alive(child):
+        assert time.monotonic() < deadline, 'the child outlived its killed parent'
+        time.sleep(0.05)
+    assert dies_with_parent(['x'])[-1] == 'x'
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by init) is gone too
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().split()[2] != 'Z'
+    except FileNotFoundError:
+        return False

@@ -23,6 +23,7 @@ from robotracer_ros.bringup import (
     Bringup,
     IncludeSpec,
     NodeSpec,
+    dies_with_parent,
     include_command,
     namespace_params_files,
     parse_launch_args,
@@ -132,7 +133,7 @@ class Child:
             f'{colour}[{spec.name}]{RESET} ' if sys.stdout.isatty() else f'[{spec.name}] '
         )
         self.proc = subprocess.Popen(
-            argv,
+            dies_with_parent(argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

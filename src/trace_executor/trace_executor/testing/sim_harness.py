@@ -27,6 +27,7 @@ from rclpy.executors import MultiThreadedExecutor
 from robotracer_commander import Commander, Feedback, GoalOutcome, RunningGoal
 from robotracer_msgs.action import ExecuteInstruction, ExecuteTrace
 from robotracer_msgs.srv import GetObjectPoses, SetObjectPose
+from robotracer_ros.bringup import dies_with_parent
 
 __all__ = ['ChildProcess', 'ExecuteInstruction', 'ExecuteTrace', 'SimClient', 'free_port']
 
@@ -55,7 +56,7 @@ class ChildProcess:
         if argv and argv[0] == 'python':
             argv = [sys.executable, *argv[1:]]
         self.proc = subprocess.Popen(
-            argv,
+            dies_with_parent(argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
