@@ -149,7 +149,7 @@ NP_INC=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
 FILES=$(grep -rlE "/opt/python/cp3[0-9]+-cp3[0-9]+" "$VENV/share" --include='*.cmake' 2>/dev/null || true)
 if [ -n "$FILES" ]; then
   # shellcheck disable=SC2086
-  sed -i -E -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$NP_INC#g" \
+  sed -i -E -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_?core/include#$NP_INC#g" \
          -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$PY_INC#g" $FILES
   step_done "patched $(echo "$FILES" | wc -l) files"
 else
