@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 import shutil
 import signal
 import socket
@@ -32,6 +33,8 @@ import textwrap
 import time
 
 import numpy as np
+
+from robotracer_sim.g1.peer_process import spawn_peer, stop_peer
 
 CLIENT = textwrap.dedent(
     """
@@ -148,29 +151,9 @@ def in_process() -> dict:
 
 def across_processes(domain: int) -> dict:
     """Lowstate rate, RPC and command→state round trips against a run_peer process."""
-    log = tempfile.NamedTemporaryFile('w+', suffix='.log', delete=False)
-    peer = subprocess.Popen(
-        [
-            sys.executable,
-            '-m',
-            'robotracer_sim.g1.run_peer',
-            '--domain',
-            str(domain),
-            '--interface',
-            'lo',
-            '--lowstate-rate',
-            '250',
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log = Path(tempfile.mkdtemp()) / 'peer.log'
+    peer = spawn_peer(domain, log, '--lowstate-rate', '250')
     try:
-        deadline = time.time() + 90
-        while 'G1_PEER_READY' not in open(log.name).read():
-            if peer.poll() is not None or time.time() > deadline:
-                raise RuntimeError('peer did not start: ' + open(log.name).read())
-            time.sleep(0.2)
         out = subprocess.run(
             [sys.executable, '-c', CLIENT, str(domain)],
             capture_output=True,
@@ -182,11 +165,9 @@ def across_processes(domain: int) -> dict:
             raise RuntimeError('client failed: ' + out.stdout + out.stderr)
         r = json.loads(line[7:])
     finally:
-        if peer.poll() is None:
-            os.killpg(peer.pid, signal.SIGINT)
-            peer.wait(timeout=15)
-    text = open(log.name).read()
-    os.unlink(log.name)
+        stop_peer(peer)
+    text = log.read_text()
+    log.unlink()
     stats = json.loads(text.split('G1_PEER_STATS ', 1)[1].splitlines()[0])
     return {
         'lowstate_rate_hz_nominal': 250.0,

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 pytest.importorskip('unitree_sdk2py', reason='needs unitree-sdk2py (scripts/setup_cyclonedds.sh)')
+
+from robotracer_sim.g1.peer_process import spawn_peer, stop_peer  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -90,38 +90,11 @@ def _run_client(body: str, timeout: float = 90.0) -> dict:
 @pytest.fixture(scope='module')
 def peer(tmp_path_factory):
     log = tmp_path_factory.mktemp('g1peer') / 'peer.log'
-    with open(log, 'w') as f:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                '-m',
-                'robotracer_sim.g1.run_peer',
-                '--domain',
-                str(DOMAIN),
-                '--interface',
-                'lo',
-                '--lowstate-rate',
-                '250',
-            ],
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = spawn_peer(DOMAIN, log, '--lowstate-rate', '250')
     try:
-        deadline = time.time() + 90
-        while 'G1_PEER_READY' not in log.read_text():
-            if proc.poll() is not None or time.time() > deadline:
-                raise AssertionError(f'peer did not start:\n{log.read_text()}')
-            time.sleep(0.2)
         yield proc, log
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_peer(proc)
 
 
 def test_lowstate_arrives_at_200hz_with_valid_crc(peer):

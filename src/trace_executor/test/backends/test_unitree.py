@@ -13,8 +13,6 @@ import json
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -110,46 +108,23 @@ def test_smooth_stop_and_ramp_out_and_fault():
 # --- real DDS against the simulator's peer -------------------------------------------------------
 
 pytest.importorskip('unitree_sdk2py', reason='needs unitree-sdk2py (scripts/setup_cyclonedds.sh)')
+from robotracer_sim.g1.peer_process import spawn_peer, stop_peer  # noqa: E402
+
 DOMAIN = (int(os.environ.get('ROS_DOMAIN_ID', '0') or 0) + 101) % 230
 
 
 @pytest.fixture(scope='module')
 def peer(tmp_path_factory):
     log = tmp_path_factory.mktemp('g1peer') / 'peer.log'
-    with open(log, 'w') as f:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                '-m',
-                'robotracer_sim.g1.run_peer',
-                '--domain',
-                str(DOMAIN),
-                '--interface',
-                'lo',
-            ],
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = spawn_peer(DOMAIN, log)
     try:
-        deadline = time.time() + 90
-        while 'G1_PEER_READY' not in log.read_text():
-            assert proc.poll() is None and time.time() < deadline, log.read_text()
-            time.sleep(0.2)
         yield proc, log
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_peer(proc)
 
 
 def peer_stats(proc, log) -> dict:
-    os.killpg(proc.pid, signal.SIGINT)
-    proc.wait(timeout=15)
+    stop_peer(proc)
     line = next(ln for ln in log.read_text().splitlines() if ln.startswith('G1_PEER_STATS'))
     return json.loads(line.split(' ', 1)[1])
 
@@ -263,28 +238,6 @@ def test_backend_over_dds_drives_the_simulated_g1_safely(peer, backend):
     assert stats['rpc_calls'].get('set_velocity', 0) > 5
 
 
-def _spawn_peer(log_path) -> subprocess.Popen:
-    with open(log_path, 'w') as f:
-        proc = subprocess.Popen(
-            [sys.executable, '-m', 'robotracer_sim.g1.run_peer', '--domain', str(DOMAIN)]
-            + ['--interface', 'lo'],
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.time() + 90
-    while 'G1_PEER_READY' not in log_path.read_text():
-        assert proc.poll() is None and time.time() < deadline, log_path.read_text()
-        time.sleep(0.2)
-    return proc
-
-
-def _end(proc: subprocess.Popen, sig=signal.SIGINT) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        proc.wait(timeout=15)
-
-
 @pytest.mark.slow
 def test_a_robot_that_dies_mid_motion_ends_the_motion_and_the_next_goal_works_again(
     peer, backend, tmp_path
@@ -294,8 +247,8 @@ def test_a_robot_that_dies_mid_motion_ends_the_motion_and_the_next_goal_works_ag
     that comes back is driven again."""
     from trace_executor.g1.plan_types import ArmMotion, WalkSegment
 
-    _end(peer[0])  # the module's peer: this test brings its own
-    robot = _spawn_peer(tmp_path / 'dies.log')
+    stop_peer(peer[0])  # the module's peer: this test brings its own
+    robot = spawn_peer(DOMAIN, tmp_path / 'dies.log')
     try:
         assert backend.wait_for_state(10), 'rt/lowstate from the new peer'
         q0 = backend.upper_body()
@@ -333,14 +286,14 @@ def test_a_robot_that_dies_mid_motion_ends_the_motion_and_the_next_goal_works_ag
         walk = backend.walk(WalkSegment((0.0, 0.0, 0.0), 'odom', 1.0), lambda: None, print)
         assert walk.status is MotionStatus.FAILED and 'rt/lowstate' in walk.message, walk
     finally:
-        _end(robot, signal.SIGKILL)
-    back = _spawn_peer(tmp_path / 'back.log')
+        stop_peer(robot, signal.SIGKILL)
+    back = spawn_peer(DOMAIN, tmp_path / 'back.log')
     try:
         assert backend.wait_for_state(10), 'the robot is back'
         res = backend.walk(WalkSegment((-0.2, 0.1, 0.0), 'odom', 2.0), lambda: None, print)
         assert res.status is MotionStatus.DONE, res.message
     finally:
-        _end(back)
+        stop_peer(back)
 
 
 # --- odometry: the robot's onboard state estimation ----------------------------------------------

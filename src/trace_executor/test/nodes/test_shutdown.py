@@ -219,28 +219,11 @@ def g1(tmp_path):
     # The Unitree SDK's channel factory is initialised once per process: every test of this
     # pytest run that talks to a G1 peer uses the same domain (backends/test_unitree.py: + 101).
     domain = (int(os.environ.get('ROS_DOMAIN_ID', '0') or 0) + 101) % 230
-    log = tmp_path / 'peer.log'
-    with open(log, 'w') as f:
-        peer = subprocess.Popen(
-            [
-                sys.executable,
-                '-m',
-                'robotracer_sim.g1.run_peer',
-                '--domain',
-                str(domain),
-                '--interface',
-                'lo',
-            ],
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    from robotracer_sim.g1.peer_process import spawn_peer, stop_peer
+
+    peer = spawn_peer(domain, tmp_path / 'peer.log')
     backend = None
     try:
-        deadline = time.monotonic() + 90
-        while 'G1_PEER_READY' not in log.read_text():
-            assert peer.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
         backend = UnitreeBackend(
             # a lenient stale limit: this test is about the halt, not about a loaded machine
             G1Planner().kinematics,
@@ -252,13 +235,7 @@ def g1(tmp_path):
     finally:
         if backend is not None:
             backend.close()
-        if peer.poll() is None:
-            os.killpg(peer.pid, signal.SIGINT)
-            try:
-                peer.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(peer.pid, signal.SIGKILL)
-                peer.wait()
+        stop_peer(peer)
 
 
 def _base_xy(g1) -> tuple[float, float]:

@@ -319,7 +319,9 @@ class UnitreeBackend:
         while time.monotonic() < deadline:
             with self._lock:
                 ok = self._q29 is not None and self._odom is not None
-            if ok and self._fresh(time.monotonic()):
+            now = time.monotonic()
+            # both fresh: after a robot restart, odometry from before it is not a state
+            if ok and self._fresh(now) and self._odom_reader.age(now) <= self._odom_max_age():
                 return True
             time.sleep(0.02)
         why = self.missing_state()
