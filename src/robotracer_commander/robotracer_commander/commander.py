@@ -368,7 +368,7 @@ class RunningGoal:
             status,
             message,
             error_code=int(res.error_code),
-            replans=int(getattr(res, 'replans', 0)),
+            replans=int(res.replans),
             executed_trace=res.executed_trace,
             feedback=self.feedback,
             accepted=True,

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import enum
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -250,6 +250,22 @@ class Halting:
         )
 
 
+@runtime_checkable
+class MeasuringBackend(Protocol):
+    """A backend that reports joint velocities too (needed to blend into a new plan)."""
+
+    def joint_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Joint positions (rad) and velocities (rad/s), planner order."""
+
+
+@runtime_checkable
+class BlendingPlanner(Protocol):
+    """A planner that can enter a new plan from a moving state (replanning without stopping)."""
+
+    def blend(self, plan: Any, q: np.ndarray, v: np.ndarray, a: np.ndarray) -> Any:
+        """``plan`` entered from positions ``q``, velocities ``v``, accelerations ``a``."""
+
+
 class SceneWatcher(Protocol):
     """Watches the scene while a plan runs."""
 
@@ -458,11 +474,15 @@ class GoalRunner:
         )
         return self.perceive(goal.instruction)
 
+    def plan_options(self, holding: bool) -> dict[str, Any]:
+        """More keyword arguments of the planner's ``plan`` (a subclass's policy; none here)."""
+        return {}
+
     def _can_blend(self) -> bool:
         return (
             self.blend
-            and callable(getattr(self.planner, 'blend', None))
-            and callable(getattr(self.backend, 'joint_state', None))
+            and isinstance(self.planner, BlendingPlanner)
+            and isinstance(self.backend, MeasuringBackend)
         )
 
     def _brake(self, why: str) -> None:
@@ -487,7 +507,7 @@ class GoalRunner:
         if not len(obstacles):
             return False
         path = np.asarray(plan.tool_path.positions, dtype=float)
-        a, b = getattr(seg, 'path_range', (0, len(path) - 1))
+        a, b = seg.path_range  # a blending planner's motions know their part of the path
         frac = (time.monotonic() - started) / max(float(seg.duration_s), 1e-6)
         first = min(max(a + int(frac * (b - a)) - 1, a), b)
         rest = path[first : b + 1]
@@ -590,6 +610,7 @@ class GoalRunner:
                     frame_id=trace.frame_id,
                     transform=trace.transform,
                     holding=holding,
+                    **self.plan_options(holding),
                 )
             except PlanningError as exc:
                 if timer is not None:
@@ -614,10 +635,15 @@ class GoalRunner:
                             frame_id=trace.frame_id,
                             transform=trace.transform,
                             holding=holding,
+                            **self.plan_options(holding),
                         )
-                    except (PlanningError, BackendError) as exc:
-                        code = getattr(exc, 'code', ErrorCode.EXECUTION)
-                        return Outcome(False, code, str(exc), trace, replans, timings=timings)
+                    except PlanningError as exc:
+                        return Outcome(False, exc.code, str(exc), trace, replans, timings=timings)
+                    except BackendError as exc:
+                        failed = f'{self.backend.name}: {exc}'
+                        return Outcome(
+                            False, ErrorCode.EXECUTION, failed, trace, replans, timings=timings
+                        )
                 else:
                     plan = entered
             timings['planning_s'] += time.monotonic() - t

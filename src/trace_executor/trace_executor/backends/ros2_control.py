@@ -484,7 +484,7 @@ class Ros2ControlBackend:
             if self._halted:  # halt() already stopped the arm
                 return MotionResult(MotionStatus.STOPPED, self._halted, self._halted)
             why = interrupt()
-            if why and getattr(why, 'keep_moving', False):
+            if isinstance(why, Interrupt) and why.keep_moving:
                 # replanning while moving: the runner's next trajectory replaces this one
                 return MotionResult(MotionStatus.HANDED_OVER, str(why), str(why))
             if why:

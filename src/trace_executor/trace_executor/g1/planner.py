@@ -10,9 +10,10 @@ the look-again rule: docs/architecture.md ("The G1 planner"). ROS-free; one plan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import math
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -48,8 +49,14 @@ class G1Planner:
         ValueError: the URDF is not a G1 or a parameter is invalid.
     """
 
-    def __init__(self, config: Optional[G1PlannerConfig] = None) -> None:
+    def __init__(
+        self,
+        config: Optional[G1PlannerConfig] = None,
+        log_rejection: Optional[Callable[[str], None]] = None,
+    ) -> None:
         self.config = config or G1PlannerConfig()
+        #: called with the inputs of every rejected plan (to reproduce it offline)
+        self.log_rejection = log_rejection
         cfg = self.config
         self.kinematics = G1Kinematics(
             cfg.urdf_path, {'left': cfg.grasp_point_left, 'right': cfg.grasp_point_right}
@@ -237,7 +244,7 @@ class G1Planner:
         return self.config.reach.excess(to_pelvis(point, self._stance(base)), side) <= 1e-9
 
     # --- planning ------------------------------------------------------------------------
-    def plan(
+    def _plan(
         self,
         points: np.ndarray,
         q_start: np.ndarray,
@@ -317,6 +324,25 @@ class G1Planner:
             timings_ms=timings,
             note='; '.join(builder.notes),
         )
+
+    def plan(self, points: np.ndarray, q_start: np.ndarray, **kw: Any) -> G1Plan:
+        """Plan the whole-body motion that carries out a trace (see :meth:`_plan`).
+
+        A rejection is also reported to ``log_rejection`` with the inputs that caused it.
+        """
+        try:
+            return self._plan(points, q_start, **kw)
+        except PlanningError as exc:
+            if self.log_rejection is not None:
+                tf = kw.get('transform')
+                self.log_rejection(
+                    f'plan rejected ({exc.code.name}): points {np.round(points, 4).tolist()} in '
+                    f'{kw.get("frame_id")} (transform '
+                    f'{None if tf is None else np.round(tf, 4).tolist()}), state '
+                    f'{np.round(q_start, 4).tolist()}, holding {kw.get("holding")} '
+                    f'({self.holding_side})'
+                )
+            raise
 
     def solve_target(
         self, side: str, hand_pose_odom: np.ndarray, base: np.ndarray, q_seed: np.ndarray

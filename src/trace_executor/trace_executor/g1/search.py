@@ -50,7 +50,7 @@ import enum
 import math
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -70,6 +70,9 @@ from trace_executor.execution import (
 from trace_executor.g1.camera import at_image_border, continue_trace
 from trace_executor.g1.plan_types import ArmRelease, WalkSegment
 from trace_executor.g1.stance import wrap_angle
+
+if TYPE_CHECKING:
+    from trace_executor.g1.planner import G1Planner
 
 #: GetTrace error codes this module reads (robotracer_msgs/srv/GetTrace).
 BAD_ANSWER = 4
@@ -407,22 +410,6 @@ class _GoalMemory:
     replans: int = 0
 
 
-class _DestinationAwarePlanner:
-    """Passes ``destination_known=False`` to the planner for a pick-first trace."""
-
-    def __init__(self, planner: Any, memory: Callable[[], _GoalMemory]) -> None:
-        self.planner = planner
-        self._memory = memory
-
-    def plan(self, points: np.ndarray, q_start: np.ndarray, **kw: Any) -> Any:
-        if self._memory().pick_only and not kw.get('holding'):
-            kw['destination_known'] = False
-        return self.planner.plan(points, q_start, **kw)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.planner, name)
-
-
 class SearchingGoalRunner(GoalRunner):
     """The G1's goal runner: a perception step that looks around for what it cannot see.
 
@@ -442,7 +429,7 @@ class SearchingGoalRunner(GoalRunner):
 
     def __init__(
         self,
-        planner: Any,
+        planner: G1Planner,
         backend: Any,
         *,
         look: Callable[[str], Seen],
@@ -453,9 +440,7 @@ class SearchingGoalRunner(GoalRunner):
         **kwargs: Any,
     ) -> None:
         self._memory = _GoalMemory()
-        super().__init__(
-            _DestinationAwarePlanner(planner, lambda: self._memory), backend, **kwargs
-        )
+        super().__init__(planner, backend, **kwargs)
         self.look = look
         self.holding = holding
         self.search = search or SearchConfig()
@@ -464,6 +449,10 @@ class SearchingGoalRunner(GoalRunner):
         self._cancelled: Callable[[], bool] = lambda: False
 
     # --- goal ----------------------------------------------------------------------------
+    def plan_options(self, holding: bool) -> dict[str, Any]:
+        """A pick-first trace (the destination not seen yet): pick, lift and look again."""
+        return {'destination_known': False} if self._memory.pick_only and not holding else {}
+
     def _run(self, goal: GoalSpec, cancelled: Callable[[], bool]) -> Outcome:
         self._memory = _GoalMemory()
         self._cancelled = cancelled
@@ -647,7 +636,7 @@ class SearchingGoalRunner(GoalRunner):
     def _turn_base(self, origin: tuple[float, float, float], yaw: float, what: str) -> None:
         state = np.asarray(self.backend.joint_positions(), dtype=float)
         turn = abs(wrap_angle(origin[2] + yaw - state[3]))
-        side = getattr(self.planner, 'holding_side', None) if self.holding() else None
+        side = self.planner.holding_side if self.holding() else None
         seg = WalkSegment(
             (origin[0], origin[1], float(wrap_angle(origin[2] + yaw))),
             self.odom_frame,

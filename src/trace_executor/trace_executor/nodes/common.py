@@ -205,7 +205,7 @@ class ExecutorNode(Node):
     # --- actions ---------------------------------------------------------------------------
     def _on_goal(self, goal: Any) -> GoalResponse:
         if self._busy.locked():
-            if getattr(goal, 'preempt', False) and self._current_goal is not None:
+            if goal.preempt and self._current_goal is not None:
                 self.get_logger().info('new goal preempts the running one')
                 self.end_running_goal(ErrorCode.PREEMPTED)
                 return GoalResponse.ACCEPT

@@ -152,31 +152,6 @@ def _pose_msg(t: np.ndarray) -> Pose:
     return p
 
 
-class _LoggingPlanner:
-    """The planner, logging the inputs of a rejected plan (to reproduce it offline)."""
-
-    def __init__(self, planner: G1Planner, logger: Any) -> None:
-        self.planner = planner
-        self.logger = logger
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.planner, name)  # waist_turn, holding_side, ...
-
-    def plan(self, points: np.ndarray, q_start: np.ndarray, **kw: Any) -> G1Plan:
-        try:
-            return self.planner.plan(points, q_start, **kw)
-        except PlanningError as exc:
-            tf = kw.get('transform')
-            self.logger.warning(
-                f'plan rejected ({exc.code.name}): points {np.round(points, 4).tolist()} in '
-                f'{kw.get("frame_id")} (transform '
-                f'{None if tf is None else np.round(tf, 4).tolist()}), state '
-                f'{np.round(q_start, 4).tolist()}, holding {kw.get("holding")} '
-                f'({self.planner.holding_side})'
-            )
-            raise
-
-
 class G1ExecutorNode(ExecutorNode):
     """G1 executor: planner + unitree backend + moving-camera scene watcher."""
 
@@ -217,7 +192,8 @@ class G1ExecutorNode(ExecutorNode):
                 max_joint_acceleration_rad_s2=p['max_joint_acceleration_rad_s2'],
                 collision_margin_m=p['collision_margin_m'],
                 sample_period_s=1.0 / p['arm_rate_hz'],
-            )
+            ),
+            log_rejection=self.get_logger().warning,
         )
         # FK for the camera mount and the robot mask (the planner's model is the goal thread's)
         self._fk = G1Kinematics(camera_link=p['camera_link'])
@@ -278,7 +254,7 @@ class G1ExecutorNode(ExecutorNode):
                 CameraInfo, p['camera_info_topic'], self._on_info, qos, callback_group=depth_group
             )
             self.runner = SearchingGoalRunner(
-                _LoggingPlanner(self.planner, self.get_logger()),
+                self.planner,
                 self.backend,
                 look=self.look,
                 holding=lambda: self.backend.holding() is not None,

@@ -671,7 +671,7 @@ class Ur5Planner:
                 entered from a moving state (:meth:`blend`: its start depends on the speed).
         """
         speed = self._check_speed(speed_scale)
-        if any(getattr(m, 'entered_moving', False) for m in plan.motions):
+        if any(m.entered_moving for m in plan.motions):
             raise PlanningError(
                 ErrorCode.BAD_GOAL, None, 'a plan entered from a moving state cannot be re-timed'
             )
