@@ -207,8 +207,9 @@ def _closure(report: dict, roots: list[Requirement]) -> set[str]:
 def _key(pythons: dict[str, str]) -> str:
     h = hashlib.sha256()
     for name in ('requirements.in', 'local-model.in', 'constraints.txt'):
-        with open(os.path.join(REQ, name), 'rb') as f:
-            h.update(f.read())
+        with open(os.path.join(REQ, name)) as f:  # the requirements, not the comments
+            lines = [ln.split('#', 1)[0].strip() for ln in f]
+        h.update(f'{name}:{[ln for ln in lines if ln]}'.encode())
     pip = subprocess.run(
         [sys.executable, '-m', 'pip', '--version'], capture_output=True, text=True
     ).stdout.split()[1]
