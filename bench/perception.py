@@ -10,7 +10,10 @@
    and returned. The server's own handling time is subtracted. Markers and the annotated image
    are published by a worker after the reply; their cost is reported separately. The same with
    the replay backend (no request encoding) shows the floor.
-3. Image transport: 640x480 rgb8 + 16UC1 + camera_info at 30 Hz from another process into the
+3. ``request_encoding``: the robotracer_http request alone (PNG + base64, PNG files, the JSON
+   body) at 640x480 and 1280x720, with its goal and the previous version's method measured in
+   the same run (``baseline``); ``--only request_encoding`` runs just this part.
+4. Image transport: 640x480 rgb8 + 16UC1 + camera_info at 30 Hz from another process into the
    node's subscriptions (reliable vs best effort): delivered fraction, synchronised sets,
    latency (receive time - header stamp).
 
@@ -172,6 +175,171 @@ def bench_node_overhead(n: int) -> dict:
     return out
 
 
+REQUEST_ENCODING_GOAL = 'p95 <= 2 ms at 640x480 (idle), each form'
+
+
+def _old_png_stored(arr: np.ndarray) -> bytes:
+    """The request encoder's PNG writer before this version (baseline, same run)."""
+    import struct
+    import zlib
+
+    from robotracer_ros.images import _png_chunk
+
+    h, w = arr.shape[:2]
+    if arr.dtype == np.uint16:
+        rows = arr.astype('>u2').reshape(h, -1).view(np.uint8)
+        depth = 16
+    else:
+        rows = arr.reshape(h, -1)
+        depth = 8
+    raw = np.empty((h, rows.shape[1] + 1), np.uint8)
+    raw[:, 0] = 0
+    raw[:, 1:] = rows
+    header = struct.pack('>IIBBBBB', w, h, depth, 2 if arr.ndim == 3 else 0, 0, 0, 0)
+    return (
+        b'\x89PNG\r\n\x1a\n'
+        + _png_chunk(b'IHDR', header)
+        + _png_chunk(b'IDAT', zlib.compress(raw.data, 0))
+        + _png_chunk(b'IEND', b'')
+    )
+
+
+def _old_encode_json(payload: dict) -> bytes:
+    """The body encoder before this version: big strings checked with str.isprintable."""
+    import json
+    import uuid
+
+    big: list[str] = []
+    tag = uuid.uuid4().hex
+
+    def swap(v):
+        if isinstance(v, dict):
+            return {k: swap(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [swap(x) for x in v]
+        if (
+            isinstance(v, str)
+            and len(v) > 4096
+            and v.isascii()
+            and v.isprintable()
+            and '"' not in v
+            and '\\' not in v
+        ):
+            big.append(v)
+            return f'@@{tag}-{len(big) - 1}@@'
+        return v
+
+    text = json.dumps(swap(payload), allow_nan=False)
+    parts: list[bytes] = []
+    rest = text
+    for i, value in enumerate(big):
+        head, rest = rest.split(f'@@{tag}-{i}@@', 1)
+        parts += [head.encode('utf-8'), value.encode('ascii')]
+    parts.append(rest.encode('utf-8'))
+    return b''.join(parts)
+
+
+def bench_request_encoding(n: int) -> dict:
+    """Request encoding of a stored RGB-D frame (rgb8 + 16-bit mm depth), no ROS, no HTTP.
+
+    ``build_payload`` per form (base64: PNG + base64; paths: PNG files written to the shared
+    folder) and the request body (JSON) of the base64 form, each next to the previous
+    version's method measured in the same run (``baseline``), interleaved sample by sample so
+    that load from other work hits both alike.
+    """
+    import shutil
+
+    shared = tempfile.mkdtemp(prefix='robotracer_bench_')
+    out: dict = {'goal': REQUEST_ENCODING_GOAL}
+    try:
+        for width, height in ((640, 480), (1280, 720)):
+            out[f'{width}x{height}'] = _request_encoding_at(width, height, n, shared)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+    return out
+
+
+def _request_encoding_at(width: int, height: int, n: int, shared: str) -> dict:
+    import base64
+    import uuid
+
+    from robotracer_ros import images
+    from robotracer_ros.backends._http import encode_json
+    from robotracer_ros.backends.robotracer_http import RoboTracerHttpBackend
+    from robotracer_ros.prompts import robotracer_prompt
+    from robotracer_ros.testing.camera_publisher import scene
+
+    rgb, depth_m, K = scene(width, height)
+    depth = images.depth_to_millimetres(depth_m)
+    b64 = RoboTracerHttpBackend()
+    paths = RoboTracerHttpBackend(transport='paths', inputs='rgbd', shared_dir=shared)
+
+    def old_base64():
+        prompt = robotracer_prompt('x')
+        return {
+            'image_url': [base64.b64encode(_old_png_stored(rgb)).decode('utf-8')],
+            'depth_url': [base64.b64encode(_old_png_stored(depth)).decode('utf-8')],
+            'enable_depth': 1,
+            'text': prompt,
+        }
+
+    def old_paths():
+        robotracer_prompt('x')
+        stem = os.path.join(shared, f'robotracer_{uuid.uuid4().hex}')
+        files = []
+        for suffix, arr in (('_rgb.png', rgb), ('_depth.png', depth)):
+            with open(stem + suffix, 'wb') as f:
+                f.write(_old_png_stored(arr))
+            files.append(stem + suffix)
+        for path in files:
+            os.remove(path)
+
+    def new_paths():
+        _, files = paths.build_payload(rgb, depth, K, 'x')
+        paths._cleanup(files)
+
+    payload, _ = b64.build_payload(rgb, depth, K, 'x')
+    old_payload = old_base64()
+    for key in ('image_url', 'depth_url'):  # the same pixels reach the server
+        new_px = images.decode_image(base64.b64decode(payload[key][0]))
+        old_px = images.decode_image(base64.b64decode(old_payload[key][0]))
+        assert np.array_equal(new_px, old_px)
+    assert encode_json(payload) == _old_encode_json(payload)
+    cases = {
+        'base64_build_payload': (lambda: b64.build_payload(rgb, depth, K, 'x'), old_base64),
+        'paths_build_payload': (new_paths, old_paths),
+        'base64_body_json': (
+            lambda: encode_json(payload),
+            lambda: _old_encode_json(old_payload),
+        ),
+    }
+    res: dict = {}
+    for name, (new, old) in cases.items():
+        for _ in range(5):
+            new(), old()
+        t_new, t_old = [], []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            new()
+            t1 = time.perf_counter()
+            old()
+            t_old.append(time.perf_counter() - t1)
+            t_new.append(t1 - t0)
+        res[name] = {
+            'now': stats_ms(t_new),
+            'baseline': stats_ms(t_old),
+            'p95_ratio': round(float(np.percentile(t_old, 95) / np.percentile(t_new, 95)), 2),
+        }
+    res['bytes'] = {
+        'rgb_png': len(images.encode_png_buffer(rgb)),
+        'depth_png': len(images.encode_png_buffer(depth)),
+        'base64_body': len(encode_json(payload)),
+        'rgb_png_level1': len(images.encode_png(rgb, compression=1)),
+        'depth_png_level1': len(images.encode_png(depth, compression=1)),
+    }
+    return res
+
+
 def bench_transport(qos: str, seconds: float, rate: float = 30.0) -> dict:
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
@@ -245,14 +413,27 @@ def bench_transport(qos: str, seconds: float, rate: float = 30.0) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument('--quick', action='store_true', help='fewer iterations (smoke run)')
+    ap.add_argument(
+        '--only',
+        choices=['request_encoding'],
+        help='run one part alone (request_encoding: no ROS, ~1 min)',
+    )
     args = ap.parse_args()
     # a private DDS domain: a running simulator or camera must not feed the benchmark
     os.environ['ROS_DOMAIN_ID'] = str(101 + os.getpid() % 100)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     n_pipe, n_node, secs = (200, 20, 3.0) if args.quick else (2000, 100, 10.0)
+    n_enc = 50 if args.quick else 150
+    machine = {'cpus': os.cpu_count(), 'loadavg_1min_at_start': os.getloadavg()[0]}
+    if args.only == 'request_encoding':
+        out = {'machine': machine, 'request_encoding': bench_request_encoding(n_enc)}
+        out['machine']['loadavg_1min_at_end'] = os.getloadavg()[0]
+        print(json.dumps(out, indent=1))
+        return 0
     out = {
-        'machine': {'cpus': os.cpu_count(), 'loadavg_1min_at_start': os.getloadavg()[0]},
+        'machine': machine,
         'pipeline': bench_pipeline(n_pipe),
+        'request_encoding': bench_request_encoding(n_enc),
         'node_request': bench_node_overhead(n_node),
         'transport_640x480_rgbd_30hz': {
             'reliable': bench_transport('reliable', secs),

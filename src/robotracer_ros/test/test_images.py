@@ -82,6 +82,39 @@ def test_colour_conversions_to_rgb():
         images.to_rgb(SAMPLES['16UC1'], '16UC1')
 
 
+@pytest.mark.parametrize(
+    ('shape', 'dtype'),
+    [
+        ((480, 640, 3), np.uint8),  # 34 scanlines per stored block, a short last block
+        ((480, 640), np.uint16),
+        ((720, 1280, 3), np.uint8),
+        ((68, 640, 3), np.uint8),  # whole blocks only: the last full one is final
+        ((1, 1, 3), np.uint8),
+        ((35, 641), np.uint8),
+        ((3, 22000, 3), np.uint8),  # a scanline longer than a stored block: zlib's writer
+    ],
+)
+def test_the_fast_uncompressed_png_decodes_to_exactly_the_pixels(shape, dtype):
+    """PIL (what the authors' servers open images with) and OpenCV read the same pixels back,
+    and the file is a valid PNG (PIL checks every chunk CRC, zlib the Adler-32)."""
+    from PIL import Image
+
+    arr = np.random.default_rng(3).integers(0, np.iinfo(dtype).max + 1, shape, dtype=dtype)
+    buf = images.encode_png_buffer(arr)
+    data = images.encode_png(arr, compression=0)
+    assert bytes(buf) == data and buf.readonly
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    assert im.mode == {np.uint16: 'I;16', np.uint8: 'RGB' if len(shape) == 3 else 'L'}[dtype]
+    np.testing.assert_array_equal(np.array(im), arr)
+    np.testing.assert_array_equal(images.decode_image(data), arr)
+    if len(shape) == 3:
+        np.testing.assert_array_equal(np.array(im.convert('RGB')), arr)  # Qwen3VL.py's way
+    # a strided view (a crop) encodes as its pixels
+    crop = arr[::2, 1:] if shape[1] > 1 else arr[::2]
+    np.testing.assert_array_equal(images.decode_image(bytes(images.encode_png_buffer(crop))), crop)
+
+
 @pytest.mark.parametrize('compression', [0, 1, 9])
 def test_png_round_trips_keep_colour_order_and_16_bits(compression):
     from PIL import Image

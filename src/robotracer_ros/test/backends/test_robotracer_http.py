@@ -129,6 +129,32 @@ def test_base64_form_is_byte_for_byte_the_authors_client(
         assert 'depth_mm' not in req and req['json']['depth_url'] == []
 
 
+@pytest.mark.parametrize('transport', ['base64', 'paths'])
+def test_the_server_decodes_exactly_the_frames_pixels_the_authors_way(tmp_path, transport):
+    """What RoboTracer's ``API/Qwen3VL.py`` does with a request: ``base64.b64decode`` of the raw
+    string into a .png file (paths form: the file itself), ``PIL.Image.open(...).convert('RGB')``;
+    the 16-bit millimetre depth PNG read by PIL as well. Every pixel must come back."""
+    from PIL import Image
+
+    backend = make_backend(
+        'robotracer_http', transport=transport, shared_dir=str(tmp_path), inputs='rgbd'
+    )
+    payload, files = backend.build_payload(RGB, DEPTH_M, K, INSTRUCTION)
+    if transport == 'base64':
+        rgb_file, depth_file = tmp_path / 'image.png', tmp_path / 'depth.png'
+        rgb_file.write_bytes(base64.b64decode(payload['image_url'][0]))
+        depth_file.write_bytes(base64.b64decode(payload['depth_url'][0]))
+        assert json.loads(encode_json(payload)) == payload  # the body carries the same text
+    else:
+        rgb_file, depth_file = payload['image_paths'][0], payload['depth_z_paths'][0]
+    with Image.open(rgb_file) as im:
+        np.testing.assert_array_equal(np.array(im.convert('RGB')), RGB)
+    with Image.open(depth_file) as im:
+        assert im.mode == 'I;16'
+        np.testing.assert_array_equal(np.array(im), DEPTH_MM)
+    backend._cleanup(files)
+
+
 @pytest.mark.parametrize('inputs', INPUTS)
 def test_paths_form_is_byte_for_byte_the_authors_client(server, tmp_path, inputs):
     shared = tmp_path / 'shared'
