@@ -9,6 +9,9 @@ Figures:
 - ``world_ur5``: simulator episodes per minute (randomised scene, render, mask, oracle answer
   over HTTP through the product's backend, all metrics), with the world already built; and the
   world's build time.
+- ``world_g1_execute``: ``--world g1 --execute`` episodes per minute (the same, plus lifting,
+  the G1 planner and the in-process G1 walking, reaching, grasping and placing), and its
+  execution success rate (zero-noise oracle).
 
 Usage: ``python bench/eval.py [--quick]``.
 """
@@ -63,18 +66,18 @@ def bench_3d(tmp: Path) -> dict:
     }
 
 
-def bench_world(episodes: int) -> dict:
+def bench_world(episodes: int, world: str = 'ur5', execute: bool = False) -> dict:
     t0 = time.perf_counter()
-    scenes = sim_scenes.Ur5Scenes()
+    scenes = sim_scenes.WORLDS[world]()
     build = time.perf_counter() - t0
     args = argparse.Namespace(
-        world='ur5',
+        world=world,
         model='oracle',
         episodes=episodes,
         seed=0,
         noise=0.0,
         failure_rate=0.0,
-        execute=False,
+        execute=execute,
         limit=None,
         model_name=None,
         quiet=True,
@@ -86,13 +89,17 @@ def bench_world(episodes: int) -> dict:
         dt = time.perf_counter() - t0
     finally:
         scenes.close()
-    return {
+    out = {
         'episodes': summary['n'],
         'seconds': round(dt, 2),
         'episodes_per_min': per_minute(summary['n'], dt),
         'world_build_s': round(build, 2),
         'success_rate_zero_noise': summary['success_rate'],
     }
+    if execute:
+        out['execution_success_rate'] = summary['execution_success_rate']
+        out['execution_final_error_m'] = summary['execution_final_error_m']
+    return out
 
 
 def main() -> int:
@@ -104,6 +111,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out['predictions_3d_with_bench'] = bench_3d(Path(tmp))
     out['world_ur5'] = bench_world(5 if args.quick else 30)
+    out['world_g1_execute'] = bench_world(2 if args.quick else 10, 'g1', execute=True)
     out['machine']['loadavg_1min_at_end'] = os.getloadavg()[0]
     print(json.dumps(out, indent=1))
     return 0

@@ -208,14 +208,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help='--world ur5: std of the camera centre and look-at point per episode (default 0.03)',
     )
     src.add_argument(
-        '--execute', action='store_true', help='--world ur5: the robot also executes each trace'
+        '--execute', action='store_true', help='--world: the robot also executes each trace'
     )
     src.add_argument(
         '--depth-source',
         choices=['fused', 'model', 'sensor'],
-        default='fused',
-        help='--execute: how the perception pipeline lifts the answer (default fused, as '
-        'config/perception.yaml)',
+        default=None,
+        help='--execute: how the perception pipeline lifts the answer (default: ur5 fused, as '
+        'config/perception.yaml; g1 as config/g1.yaml, model)',
     )
     src.add_argument('--limit', type=int, help='score only the first N questions / episodes')
     how = p.add_argument_group('how to score')

@@ -20,10 +20,10 @@ count a 4.5 cm cube resting on the table as ~25 % inside it, so that even exact 
 occupancy the oracle scores 100 %.
 
 The UR5 camera is jittered per episode (``--camera-jitter``, metres of noise on its centre and
-look-at point); the G1's head camera stays where the standing robot holds it. ``--execute``
-(UR5): the answer is lifted by the perception pipeline, planned by the executor's planner and
-run in the simulator; success when the object ends within 3 cm of the goal. Not yet: ``--execute``
-for the G1.
+look-at point); the G1's head camera stays where the standing robot holds it. ``--execute``:
+the answer is lifted by the perception pipeline, planned by the executor's planner (UR5:
+:func:`execute_ur5`; G1: :func:`robotracer_eval.g1_execute.execute_g1`) and run in the
+in-process simulator; success when the object ends within 3 cm of the goal.
 """
 
 from __future__ import annotations
@@ -200,8 +200,8 @@ WORLDS = {'ur5': Ur5Scenes, 'g1': G1Scenes}
 EXECUTE_TOLERANCE_M = 0.03  # the object must end this close to the goal
 
 
-def executor_parameters(name: str = 'ur5.yaml') -> dict[str, Any]:
-    """The UR5 executor's parameters from the workspace's ``config/ur5.yaml``.
+def executor_parameters(name: str = 'ur5.yaml', node: str = 'ur5_executor') -> dict[str, Any]:
+    """An executor's parameters from the workspace's ``config/<name>`` (``<node>`` block).
 
     Raises:
         FileNotFoundError: the config folder cannot be found.
@@ -212,7 +212,7 @@ def executor_parameters(name: str = 'ur5.yaml') -> dict[str, Any]:
 
     path = scene_file_path('ur5_tabletop.yaml').parents[1] / name
     with open(path, encoding='utf-8') as f:
-        return yaml.safe_load(f)['ur5_executor']['ros__parameters']
+        return yaml.safe_load(f)[node]['ros__parameters']
 
 
 def execute_ur5(
@@ -450,10 +450,14 @@ def _model(args: argparse.Namespace, scenes: Any) -> tuple[Any, Any]:
         raise ModelError(str(exc)) from exc
 
 
-def _execute(
-    scenes: Any, ep: dict, answer: str, depth_mm: np.ndarray, depth_source: str = 'fused'
-) -> dict[str, Any]:
-    """Lift the answer as the perception node does, then execute it (UR5)."""
+def _lift(
+    scenes: Any,
+    answer: str,
+    depth_mm: np.ndarray,
+    t_world_camera: np.ndarray,
+    depth_source: str = 'fused',
+) -> tuple[np.ndarray | None, str]:
+    """Lift an answer as the perception node does: ``(world trace or None, why not)``."""
     from robotracer_ros.filtering import FilterOptions
     from robotracer_ros.lifting import LiftOptions
     from robotracer_ros.pipeline import PipelineOptions, answer_to_trace
@@ -468,14 +472,64 @@ def _execute(
             options=PipelineOptions(
                 lift=LiftOptions(depth_source=depth_source), filter=FilterOptions()
             ),
-            T_target_camera=ep['t_world_camera'],
+            T_target_camera=t_world_camera,
             expect_depth=True,
         )
     except ValueError as exc:
-        return {'executed': False, 'success': False, 'final_error_m': None, 'reason': str(exc)}
+        return None, str(exc)
     if tr.status_name == 'invalid':
-        return {'executed': False, 'success': False, 'final_error_m': None, 'reason': tr.note}
-    return execute_ur5(scenes, tr.points, ep['target'], ep['goal_world'])
+        return None, tr.note
+    return tr.points, ''
+
+
+def _execute(
+    scenes: Any,
+    ep: dict,
+    answer: str,
+    depth_mm: np.ndarray,
+    depth_source: str = 'fused',
+    backend: Any = None,
+) -> dict[str, Any]:
+    """Lift the answer as the perception node does, then execute it (UR5 or G1).
+
+    ``backend`` (G1): the model, asked again from the robot's new stance when the plan was cut
+    at a look-again walk.
+    """
+    pts, why = _lift(scenes, answer, depth_mm, ep['t_world_camera'], depth_source)
+    if pts is None:
+        return {'executed': False, 'success': False, 'final_error_m': None, 'reason': why}
+    if not isinstance(scenes, G1Scenes):
+        return execute_ur5(scenes, pts, ep['target'], ep['goal_world'])
+    from robotracer_eval.g1_execute import execute_g1
+
+    def perceive() -> np.ndarray | None:
+        from robotracer_ros.backends import BackendError
+
+        rgb, depth, t_wc = scenes.render()
+        mm = np.clip(np.round(depth * 1000.0), 0, 65535).astype(np.uint16)
+        try:
+            ans = backend(rgb, mm, scenes.k, ep['row']['prompt'], mode_3d=True)
+        except BackendError:
+            return None
+        return _lift(scenes, ans.text, mm, t_wc, depth_source)[0]
+
+    return execute_g1(
+        scenes, pts, ep['target'], ep['goal_world'], perceive if backend is not None else None
+    )
+
+
+def default_depth_source(world: str) -> str:
+    """``--depth-source`` when none is given.
+
+    The UR5: ``fused`` (``config/perception.yaml``); the G1: that of ``config/g1.yaml``'s
+    perception node (``model``: the trace is the object's centre path).
+    """
+    if world != 'g1':
+        return 'fused'
+    try:
+        return str(executor_parameters('g1.yaml', 'perception_node').get('depth_source', 'model'))
+    except (OSError, KeyError):
+        return 'model'
 
 
 def evaluate_world(
@@ -503,8 +557,7 @@ def evaluate_world(
         raise ValueError('--noise must be in [0, 1] m and --failure-rate in [0, 1]')
     if not 0.0 <= getattr(args, 'camera_jitter', 0.0) <= 0.2:
         raise ValueError('--camera-jitter must be in [0, 0.2] m')
-    if args.execute and args.world != 'ur5':
-        raise ValueError('--execute is implemented for --world ur5 only')
+    depth_source = getattr(args, 'depth_source', None) or default_depth_source(args.world)
     own = scenes is None
     if own:
         scenes = WORLDS[args.world]()
@@ -544,7 +597,8 @@ def evaluate_world(
                     ep,
                     row.get('model_prediction', ''),
                     depth_mm,
-                    getattr(args, 'depth_source', 'fused'),
+                    depth_source,
+                    backend,
                 )
             scores.append(sc)
             rows.append(row)
@@ -563,6 +617,7 @@ def evaluate_world(
         )
         errs = [e['final_error_m'] for e in ex if e.get('final_error_m') is not None]
         summary['execution_final_error_m'] = float(np.median(errs)) if errs else None
+        summary['depth_source'] = depth_source
     summary.update(
         world=args.world,
         seed=args.seed,

@@ -66,8 +66,6 @@ def test_the_robot_executes_the_oracle_trace(runs):
 def test_bad_options():
     with pytest.raises(ValueError, match='episodes'):
         sim_scenes.evaluate_world(_args(episodes=0))
-    with pytest.raises(ValueError, match='execute'):
-        sim_scenes.evaluate_world(_args(world='g1', execute=True))
 
 
 def test_ground_truth_obstacles_leave_contact_free():
