@@ -1,24 +1,6 @@
 """One bringup description, two runners.
 
-The set of nodes, their parameters and remappings for each robot lives here, as data. Both
-runners read it:
-
-- ``launch/ur5.launch.py`` / ``launch/g1.launch.py`` (``ros2 launch robotracer_ros ur5.launch.py``
-  on a ROS install) turn each :class:`NodeSpec` into a ``launch_ros.actions.Node``;
-- ``robotracer launch ur5|g1 [name:=value ...]`` (here, where ``launch`` is not installable)
-  turns each into a supervised child process with the same ``--ros-args``.
-
-Namespaces: ``namespace:=left`` (or ``/left``) runs every node under ``/left``. The executor
-and the perception node use relative names; for names that other nodes (the simulator, a camera
-driver) write absolute, :data:`NAMESPACE_REMAPS` remaps them into the namespace, as nav2_bringup
-remaps ``/tf``. ``/clock`` stays global. Two bringups with different namespaces (and oracle ports)
-run side by side, each serving its own instructions.
-
-MoveIt: with ``robot_backend:=moveit`` the UR MoveIt configuration's move_group is started
-(``ur_moveit_config/launch/ur_moveit.launch.py``, :class:`IncludeSpec`) unless
-``launch_move_group:=false``.
-
-ROS-free: this module imports neither rclpy nor launch.
+Design notes: docs/design-notes.md (robotracer_ros.bringup).
 """
 
 from __future__ import annotations

@@ -1,31 +1,6 @@
 """Clean up a lifted 3D trace and give a quality verdict.
 
-The default keeps every plausible model answer intact and removes only what is physically
-impossible. Real answers are sparse keypoints: RoboTracer answers 4-10 points whose legs are
-often 0.3-1 m and more in room scenes, with repeated points; Gemini's and Qwen's are similar. So
-by default nothing is merged or resampled and no leg is too long; what goes is:
-
-1. points that cannot be where a camera sees (non-finite, depth Z outside ``[min_depth_m,
-   max_depth_m]``: behind or at the camera, beyond the depth range) -- dropped;
-2. a single interior point far off the path its neighbours make (a depth glitch: one point
-   metres behind its neighbours): dropped when its distance from the segment joining its two
-   neighbours is over ``spike_min_m`` *and* over ``spike_factor`` times that segment's length.
-   Detours a real trace makes (lifting over an obstacle, an arc, a turn) stay well inside this
-   (measured on RoboTracer's and Gemini 3 Pro's published 3D answers on TraceSpatial-Bench: at
-   most 0.41 m and 2.4 chords off).
-
-Optional, for a workspace that needs them: merging consecutive points closer than
-``merge_distance_m``, a longest allowed step ``max_step_m`` (a longer leg makes the trace
-invalid: the robot must not be sent across it), resampling to ``resample_spacing_m``.
-
-The result is expressed as *positions* into the input sequence (floats: integer positions are
-input points, fractional ones lie between two kept points after resampling), so callers can
-carry per-point attributes (pixels, depth source, ...) along with :func:`take_at`.
-
-Verdict: ``STATUS_INVALID`` when fewer than ``min_points`` remain, more than
-``max_drop_fraction`` of the points were removed, or a step is over ``max_step_m``;
-``STATUS_DEGRADED`` when anything was dropped or merged; ``STATUS_VALID`` otherwise. Codes match
-``robotracer_msgs/SpatialTrace``.
+Design notes: docs/design-notes.md (robotracer_ros.filtering).
 """
 
 from __future__ import annotations

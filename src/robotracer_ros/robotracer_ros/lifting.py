@@ -1,35 +1,6 @@
 """Lift a normalised 2D/3D trace to metric 3D points in the camera optical frame.
 
-Convention (RoboTracer's): ``u = x / 1000 * W``, ``v = y / 1000 * H`` (pixels of the colour
-image, continuous coordinates, 0 = left/top edge), then the pinhole model
-``X = (u - cx) * d / fx``, ``Y = (v - cy) * d / fy``, ``Z = d`` in the camera optical frame
-(x right, y down, z forward). ``K`` is the colour camera's 3x3 intrinsic matrix.
-
-Depth per point comes from one of three sources:
-
-- ``model``: the d the model answered;
-- ``sensor``: a robust median of the depth image in a small window around (u, v) (zeros, NaN
-  and values outside the valid range ignored). The depth image must be registered to the colour
-  image (e.g. RealSense ``aligned_depth_to_color``); if its resolution differs, (u, v) is scaled
-  by the resolution ratio (``u_d = u * W_d / W``) before sampling;
-- ``fused``: the rule below. ``s`` = sensor depth, ``m`` = model depth,
-  ``t = max(threshold_m, threshold_rel * s)``:
-
-  * no sensor depth at the point -> ``m`` (code MODEL);
-  * no model depth (2D answer) -> ``s`` (code SENSOR);
-  * ``|m - s| <= t``: the point lies on the visible surface -> ``s`` (code SENSOR; the sensor
-    is more precise than the model there);
-  * ``m < s - t``: the point is in free space in front of the visible surface (e.g. the object
-    lifted above the table) -> ``m`` (code MODEL);
-  * ``m > s + t``: the model puts the point behind the surface the camera sees (occluded, or a
-    wrong depth) -> ``s`` (code SENSOR), the conservative choice: never inside what the camera
-    sees as solid. These points are counted as ``behind_surface`` (the pipeline reports the
-    trace as degraded).
-
-  ``disagreement`` is True wherever ``|m - s| > t`` (both present), whichever was used.
-
-Per-point depth source codes say where each point's depth came from (``DEPTH_MODEL`` or
-``DEPTH_SENSOR``; the values match ``robotracer_msgs/SpatialTrace``).
+Design notes: docs/design-notes.md (robotracer_ros.lifting).
 """
 
 from __future__ import annotations

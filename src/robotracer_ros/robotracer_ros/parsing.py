@@ -1,42 +1,6 @@
 """Strict parser for trace answers of RoboTracer and general vision-language models.
 
-Accepted forms (2D ``(x, y)`` or 3D ``(x, y, d)``; d in metres; x, y in the model's coordinate
-convention, see below):
-
-- RoboTracer tuples: ``[(726, 624, 1.533), (738, 574, 1.499)]`` (a trailing comma is allowed);
-- JSON lists: ``[[726, 624, 1.533], ...]``;
-- either of those inside prose or a fenced block (```` ```json ... ``` ````);
-- point objects: ``[{"point": [x, y], "depth": d}, ...]`` (also ``point_2d``/``point_3d``,
-  ``x``/``y``/``d`` keys), optionally wrapped as ``{"trace": [...]}`` / ``{"points": [...]}``;
-- bare tuple runs without an outer list: ``(1, 2, 0.5), (3, 4, 0.6)``.
-
-Which list is the answer, when there are several (general VLMs quote single points in their
-analysis before the full trace, or give no fence at all): reasoning sections
-(``<think>...</think>``, also ``<thinking>``/``<reasoning>``) are skipped; then the most
-complete valid list wins -- a fenced block's if any fenced block holds a valid trace, else the
-longest list anywhere (ties: the last one, the model's conclusion). When no list is valid, the
-most complete one's problem is reported; so is a longer broken list when the best valid one is
-a single point (a quoted point is not the answer).
-
-Coordinates (``coordinates=``, a model-config setting):
-
-- ``normalized_1000`` (RoboTracer, Gemini, Qwen3-VL with our prompts): x, y in 0-1000. An
-  answer whose every x, y lies in 0-1 with a fractional value among them is RoboRefer's 0-1
-  style: refused with a reason naming the setting;
-- ``normalized_1``: x, y in 0-1 (RoboRefer); converted to 0-1000;
-- ``pixels``: absolute pixel coordinates of the image the model was sent (Qwen2.5-VL's native
-  grounding); converted with ``image_size``;
-- ``auto``: 0-1000, except an answer in the 0-1 style above, which is converted with a note.
-
-The parsed trace is always in 0-1000 (``ParsedTrace.xy``); ``ParsedTrace.note`` says when a
-conversion happened.
-
-An answer without any trace that says the object cannot be seen ("I cannot find that object in
-the image.") raises :class:`ObjectNotVisible`. Anything else unusable raises
-:class:`TraceParseError`, a ``ValueError`` whose message says what was wrong (too long, empty,
-truncated, only reasoning, non-finite number, out-of-range value, wrong number of values, mixed
-2D/3D points, no trace at all). The parser never evaluates the text: it uses ``json`` and a
-small tokenizer.
+Design notes: docs/design-notes.md (robotracer_ros.parsing).
 """
 
 from __future__ import annotations

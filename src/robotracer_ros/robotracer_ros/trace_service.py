@@ -1,23 +1,6 @@
 """The perception node's request logic, without ROS: frame + request -> trace or a clear error.
 
-The node converts messages into a :class:`Frame` and a :class:`TraceRequest`, calls
-:meth:`TraceService.handle`, and converts the :class:`TraceOutcome` back. Error codes match
-``robotracer_msgs/srv/GetTrace``. Order of checks (cheap and local first, so a model is never
-asked when the answer could not be used anyway): request -> frame present -> frame age ->
-transform to the target frame -> model -> parse/lift/filter -> verdict.
-
-:meth:`TraceService.handle` never raises and never waits longer than the backend's own deadline
-(the HTTP backends end every request within their per-attempt timeout times the attempts, plus
-back-off). What the model server does wrong maps to two codes, ``ERROR_MODEL`` when no answer
-came (server down, connection reset, timeout, HTTP error status, the server's own failure
-flag, a reasoning model that spent its token limit) and ``ERROR_BAD_ANSWER`` when an answer
-came but cannot be used (not JSON, no answer field, oversized, empty, prose without a trace,
-values out of range or not finite, too many points, 2D points for a 3D request). An answer that
-says the model cannot see the object ("I cannot find that object in the image.") is
-``ERROR_NOT_VISIBLE``: the object is not in view, which looking elsewhere may fix.
-Instructions are data: at most ``prompts.MAX_INSTRUCTION_CHARS`` (1000) characters, no control
-characters (:func:`~robotracer_ros.backends.base.check_instruction`), else
-``ERROR_BAD_REQUEST``.
+Design notes: docs/design-notes.md (robotracer_ros.trace_service).
 """
 
 from __future__ import annotations

@@ -1,29 +1,6 @@
 """The goal runner: perceive → plan → execute → (scene changed) → re-perceive → replan → ...
 
-Robot-agnostic and ROS-free. The executor nodes inject:
-
-- a *planner* (``plan(points, q, mode, speed_scale, frame_id, transform, holding) -> Plan``),
-- a *robot backend* (:class:`RobotBackend`: joint state, timed motion with smooth stop,
-  gripper),
-- a *perceive* callable (instruction → :class:`TraceInput`, e.g. a GetTrace service call),
-- a *scene watcher* (:class:`SceneWatcher`: armed with a plan, reports a scene change),
-- a *feedback* callable (phase, progress, replans, message, trace).
-
-Nothing moves before a plan was validated: planning errors end the goal before any motion.
-While a motion runs the backend polls ``interrupt()`` (cancel or scene change) at its control
-rate and stops smoothly when it returns a reason. A scene change (or a grasp that closed on
-nothing) re-queries the model with the same instruction on a fresh frame and replans from the
-current joint state, up to ``max_replans`` times.
-
-Replanning without stopping: when the planner can enter a plan from a moving state
-(``planner.blend``) and the backend reports its joint velocities (``joint_state()``), a scene
-change does not brake the arm. The backend hands the running motion over (it keeps following
-its trajectory, :attr:`MotionStatus.HANDED_OVER`); the runner re-perceives, plans from where
-that trajectory will be, blends from the measured state into the new plan and sends it, which
-replaces the running trajectory (as ros2_control's joint trajectory controller does). The arm
-brakes only when the current motion would pass the change (an obstacle within
-``obstacle_clearance_m`` of what remains of its tool path), when the new plan is not ready
-within ``blend_deadline_s`` of the change, or when no blend into it is feasible.
+Design notes: docs/design-notes.md (trace_executor.execution).
 """
 
 from __future__ import annotations

@@ -1,25 +1,6 @@
 """Time-optimal parameterisation of joint paths, and sampling at a fixed period.
 
-A joint path (the IK solutions along the tool path) is interpolated by a cubic spline in a
-path parameter (cumulative joint-space distance) and timed under per-joint velocity and
-acceleration limits, starting and ending at rest.
-
-Two solvers give the same kind of profile (path velocities at grid points, constant path
-acceleration in between, the limits imposed at the grid points):
-
-- ``'own'`` (default): the reachability recursion of TOPP-RA written out for box limits on the
-  joints, where each stage's LP is one-dimensional and has a closed-form answer: a backward pass
-  over the grid computes the largest controllable ``ṡ²`` at every point, a forward pass takes
-  the largest admissible path acceleration. The spline is a natural cubic spline evaluated in
-  vectorised numpy. ~10× faster than ``'toppra'`` on the UR5's paths (a few hundred µs).
-- ``'toppra'``: TOPP-RA itself (toppra's seidel solver on scipy's cubic spline), kept to check
-  the own solver against (their durations agree within a few per cent).
-
-Speed scaling is exact time scaling: ``speed_scale = s`` stretches time by ``1/s``, so velocities
-scale by ``s`` and accelerations by ``s²`` (both limits are respected for every ``s ∈ (0, 1]``,
-and halving ``s`` doubles the duration). TOPP-RA only enforces the limits at its grid points, so
-the timed spline is also checked between them and, where it overshoots a limit between grid
-points, stretched uniformly until it does not.
+Design notes: docs/design-notes.md (trace_executor.timing).
 """
 
 from __future__ import annotations

@@ -1,21 +1,6 @@
 """A small JSON-over-HTTP client with deadlines, bounded retries and errors that say why.
 
-What it guarantees, whatever the server does:
-
-- **a deadline per attempt**: ``timeout_s`` bounds the whole attempt (connect, send, headers and
-  body), not each socket read: a server that drips one byte a second is cut off at the deadline
-  by a watchdog that shuts the socket down. A request therefore ends within
-  :func:`worst_case_s` (every attempt plus the back-off waits);
-- **bounded memory**: a response body over ``max_response_bytes`` (default 1 MiB; model answers
-  are a few hundred bytes) is refused, by its ``Content-Length`` before it is read or by a
-  bounded read;
-- **errors, never other exceptions**: every failure is a :class:`BackendError` whose kind says
-  what went wrong (``server_down``, ``timeout``, ``http_status``, ``non_json``,
-  ``bad_response``) and whose message names the URL and the reason, with what the server sent
-  shortened and stripped of control characters (an HTML error page is summarised by its title);
-- **no secrets in messages or logs**: sensitive header values (``Authorization``, API-key
-  headers) are scrubbed from every message and log line, URLs are shown without user info and
-  query string, and redirects are not followed (they would carry the key to another host).
+Design notes: docs/design-notes.md (robotracer_ros.backends._http).
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """Any OpenAI-compatible chat-completions server (vLLM, SGLang, hosted gateways).
 
-``POST <url>/chat/completions`` with one user message holding the colour image as a data URL and
-the general-VLM JSON prompt (or RoboTracer's tuple prompt, ``prompt_style='robotracer'``, for a
-RoboTracer checkpoint served by vLLM). The API key is read from the environment variable named
-by ``api_key_env`` at each request and sent as a Bearer token -- there is deliberately no
-option that takes the key itself, and a URL with ``user:password@`` is refused. The key is never
-logged or put into an error message, and is scrubbed from the answer text too, should a server
-echo it (answers end up in recordings). Without the variable no Authorization header is sent
-(local servers).
-
-Generation limits come from the model config: ``max_tokens`` (default 8192, room for a reasoning
-model's thinking before its answer; 0 = not sent, the server's default), sent as
-``max_tokens`` or, for OpenAI's reasoning models, ``max_completion_tokens``
-(``max_tokens_field``), and ``temperature`` (0; negative = not sent, for models that accept
-only their default).
-
-Reasoning models: the answer is ``choices[0].message.content``; a separate reasoning text
-(``reasoning_content`` from vLLM/SGLang/DeepSeek, ``reasoning`` from newer vLLM and gateways)
-is kept apart and never parsed, and ``<think>...</think>`` inside the content is skipped by the
-parser. A reply with no content -- the model spent ``max_tokens`` on reasoning
-(``finish_reason`` ``length``), or the server put everything into the reasoning field -- is an
-error that says so; an answer cut off at the limit is marked ``truncated``.
+Design notes: docs/design-notes.md (robotracer_ros.backends.openai_chat).
 """
 
 from __future__ import annotations

@@ -1,19 +1,6 @@
 """Recorded answers from a JSONL file, for regression tests, benchmarks and demos offline.
 
-Two line formats, read as they are:
-
-- the project's own: ``{"instruction": "...", "answer": "...", "model_id": "...",
-  "elapsed_s": 0.5}`` (only ``answer`` is required);
-- the evaluation outputs the RoboTracer authors publish (``Evaluation/outputs/*.jsonl``:
-  TraceSpatial-Bench, one question a line): the instruction is ``prompt``, the answer
-  ``model_prediction``; ``question_id`` and the rest are kept. A question whose request failed
-  there (an empty or null ``model_prediction``, with its ``error``) answers as a model error.
-  The model id is the file's name (``replay:RoboTracer_Intrinsics_Depth_3D``).
-
-``match='instruction'`` answers with the first line whose instruction equals the request's
-(whitespace-normalised, case-insensitive), falling back to lines without an instruction;
-``match='sequence'`` plays the lines in order (``loop`` to wrap); ``match='question_id'``
-answers with the line whose ``question_id`` is ``question_id``, whatever the instruction.
+Design notes: docs/design-notes.md (robotracer_ros.backends.replay).
 """
 
 from __future__ import annotations

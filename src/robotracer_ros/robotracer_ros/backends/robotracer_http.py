@@ -1,51 +1,6 @@
 """The authors' HTTP API (RoboTracer's evaluation client and servers, RoboRefer's server).
 
-``POST <url>/query`` with the JSON body the authors' own client sends (``Evaluation/
-query_model.py`` in github.com/Zhoues/RoboTracer), byte for byte: the keys in their order,
-``requests``' JSON encoding (``json.dumps``: ``", "`` and ``": "`` separators, ASCII escapes).
-Two forms, two functions of that client:
-
-- ``transport='base64'`` (default): ``query_server``::
-
-    {"image_url": ["<base64 of the PNG>"], "depth_url": ["<base64 of the 16-bit PNG>"] or [],
-     "enable_depth": 1 or 0, "text": "<prompt>"}
-
-  Raw base64, no ``data:`` prefix: the authors' servers call ``base64.b64decode`` on the string.
-  This is the form the released server code reads -- RoboTracer's ``API/Qwen3VL.py`` (which
-  reads ``image_url`` and ``text``) and RoboRefer's ``API/api.py`` (which also reads
-  ``depth_url``, and with ``enable_depth`` 1 and no depth estimates depth itself) -- so it is
-  the default. It carries no intrinsics.
-- ``transport='paths'``: ``query_server_spatial_encoder``, the form RoboTracer's evaluation uses
-  for its spatial encoder (that server is not released yet)::
-
-    {"image_paths": ["/abs/rgb.png"], "depth_z_paths": ["/abs/depth.png"] or null,
-     "intrinsics": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] or null, "enable_spatial": 1 or 0,
-     "text": "<prompt>"}
-
-  The client writes the PNGs (depth: 16-bit, millimetres) into ``shared_dir`` -- a folder the
-  server reads at the same absolute path -- and deletes them afterwards.
-
-What the model is given (``inputs``, the evaluation's modes):
-
-===================  ============================================  =========================
-``inputs``           paths form                                    base64 form
-===================  ============================================  =========================
-``rgbd_intrinsics``  depth + intrinsics, ``enable_spatial`` 1      (no intrinsics: refused)
-``rgbd``             depth, no intrinsics, ``enable_spatial`` 1    depth, ``enable_depth`` 1
-``rgb_intrinsics``   intrinsics, no depth, ``enable_spatial`` 1    (refused)
-``rgb_spatial``      neither, ``enable_spatial`` 1                 no depth, ``enable_depth``
-                                                                   1 (the server estimates it)
-``rgb``              neither, ``enable_spatial`` 0 (RGB only)      no depth, ``enable_depth`` 0
-===================  ============================================  =========================
-
-Without a depth image for a request (the camera's is unusable and the request lifts with the
-model's depth), the depth is left out and the rest sent as configured.
-
-Answer: ``{"result": 1, "answer": "<text>"}``. The authors' servers are Flask apps: an
-exception while serving (an image they cannot decode or open, the model failing) is an HTML
-"500 Internal Server Error" page; that, and ``result`` other than 1, are reported as ``model``
-errors saying what usually causes them; a reply without an ``answer`` string is a bad
-response (see :meth:`RoboTracerHttpBackend.answer_from_reply`).
+Design notes: docs/design-notes.md (robotracer_ros.backends.robotracer_http).
 """
 
 from __future__ import annotations

@@ -1,50 +1,6 @@
 """Perception node: RGB-D topics + a model backend -> ``/robotracer/get_trace`` and trace topics.
 
-Thin ROS glue around :class:`robotracer_ros.trace_service.TraceService`: it declares the
-parameters, keeps the latest colour + depth + camera_info set (approximately synchronised with
-:class:`robotracer_ros.sync.ApproximateSynchronizer`; ``message_filters`` is not on PyPI),
-converts messages with :mod:`robotracer_ros.images`, and publishes the results.
-
-Interfaces (names are parameters; topics are also remappable):
-
-- subscribes ``color_topic`` (sensor_msgs/Image rgb8/bgr8/...), ``depth_topic`` (16UC1 mm or
-  32FC1 m, registered to colour), ``camera_info_topic`` (sensor_msgs/CameraInfo);
-- serves ``service_name`` (robotracer_msgs/srv/GetTrace) in its own callback group, on a
-  MultiThreadedExecutor, so a slow model never blocks the image callbacks;
-- publishes ``trace_topic`` (robotracer_msgs/SpatialTrace, transient local = latched),
-  ``markers_topic`` (visualization_msgs/MarkerArray: line strip + numbered spheres, start green,
-  end red), ``annotated_image_topic`` (sensor_msgs/Image rgb8) -- only for successful requests.
-
-Without a depth camera (``use_depth`` false, e.g. ``config/models/robotracer_rgb.yaml``) no
-depth topic is subscribed at all: colour and camera_info make a frame, every point takes the
-model's depth, and a request that needs sensor depth (a 2D trace) is refused.
-
-Sensor faults end a request before the model is asked, with a reason that names the topic and
-the value (see ``_frame_for`` and ``_stream_diagnosis``):
-
-- a stream that stopped (colour, depth or camera_info): once the last synchronised set is older
-  than ``max_frame_age_s``, ``ERROR_STALE_FRAME`` names each silent topic and how long ago its
-  last message came; with nothing received yet on a topic, ``ERROR_NO_FRAME`` names it;
-- stamps further apart than ``sync_slop_s``: nothing is paired, and the error gives the
-  tightest set the queued stamps could form and each stream's offset;
-- camera_info with a zero, negative or non-finite focal length (or another malformed K), or
-  sized for another image: ``ERROR_NO_FRAME`` with fx, fy, cx, cy;
-- a depth image with fewer than ``lifting.MIN_VALID_DEPTH_FRACTION`` usable readings (all
-  zeros, all NaN, all out of [min_depth_m, max_depth_m]), an unknown depth encoding, or a depth
-  image whose aspect ratio differs from colour's (not registered): ``ERROR_NO_FRAME`` when the
-  request needs sensor depth (``sensor``, ``fused`` and 2D traces). A ``model``-depth request
-  does not: it goes on without the broken depth image (the model is not fed a garbage depth
-  input either) and the trace's ``quality_note`` says so. ``fused`` does not silently fall
-  back to the model's depth: the node was configured with a depth camera (``use_depth``) and a
-  broken one is a fault to report, not to hide;
-- a depth image of another resolution but the same aspect ratio (e.g. 320x240 depth for
-  640x480 colour) is fine: it is resampled, nearest neighbour, onto the colour grid, so the model
-  and the lifting see a registered pair;
-- no transform from the camera frame to the target frame: ``ERROR_TRANSFORM`` naming both.
-
-A plain node, not a lifecycle node: its only costly resource is the model backend, created once
-at start-up (a configuration error stops the node with the reason), and the bringup runs the
-same executables with and without ``launch`` (no lifecycle manager is available here).
+Design notes: docs/design-notes.md (robotracer_ros.nodes.perception_node).
 """
 
 from __future__ import annotations

@@ -1,25 +1,6 @@
 """A synthetic RGB-D camera in its own process (for the perception DDS tests and benchmark).
 
-Run: ``python -m robotracer_ros.testing.camera_publisher [--control] ...`` (``--help``).
-Publishes, RealSense-style: colour (rgb8/bgr8), aligned depth (16UC1 mm or 32FC1 m) and
-camera_info, with identical stamps, at ``--rate`` Hz. Scene: a wall at ``WALL_M`` with a box
-face at ``BOX_M`` in the image region ``BOX`` (rows, cols as fractions of the image); the
-intrinsics are fx = fy = 600 * W / 640, cx = W / 2, cy = H / 2. Prints ``ready`` once the first
-set is out, and a JSON summary ``{"published": N}`` when it stops (SIGINT or ``--count``).
-
-With ``--control`` it also reads fault commands from stdin, one per line, applies each before
-the next set is published and prints ``ok <command>`` (or ``error <command>: why``) once every
-later set carries it -- for the sensor fault tests:
-
-====================================  ==========================================================
-``stop color|depth|info``             stop publishing that stream (``start ...`` resumes it)
-``intrinsics fx=V fy=V cx=V cy=V``    publish these K values (any subset; ``nan`` allowed)
-``depth ok|zeros|nan``                the scene's depth, all zeros, or all NaN (32FC1 only)
-``depth_size WxH``                    render the depth image at another resolution
-``offset color|depth|info S``         add S seconds to that stream's stamps
-``frame_id NAME``                     the frame_id of every message
-``reset``                             undo every fault
-====================================  ==========================================================
+Design notes: docs/design-notes.md (robotracer_ros.testing.camera_publisher).
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """A real HTTP model server on 127.0.0.1 that misbehaves on request.
 
-:class:`FaultServer` answers ``POST .../query`` (RoboTracer's API: ``{"result": 1, "answer":
-...}``) and ``POST .../chat/completions`` (OpenAI's: ``choices[0].message.content``) with a good
-trace, until :meth:`FaultServer.set_fault` tells it to do one of :data:`FAULT_KINDS` instead:
-
-==============  ===========================================================================
-``none``        answer normally (``answer`` sets the text, default :data:`GOOD_3D`)
-``reset``       read the request, then reset the connection (TCP RST, no response)
-``close``       read the request, then close the connection without a response
-``slow``        wait ``delay_s``, then answer normally
-``drip``        send the headers, then the body one byte every ``drip_s`` seconds
-``status``      answer HTTP ``status`` with a JSON error body (``body`` overrides it)
-``html``        answer HTTP ``status`` (default 502) with an HTML error page (``body``
-                overrides it, e.g. Flask's 500 page: ``model_server.FLASK_ERROR_PAGES``)
-``raw``         answer HTTP ``status`` (default 200) with ``body`` as is (non-JSON, ...)
-``no_answer``   answer 200 with a well-formed envelope that lacks the answer field
-``echo_key``    answer HTTP ``status`` (default 401) echoing the request's Authorization
-                header in the reason phrase and the body (a careless or hostile server)
-==============  ===========================================================================
-
-Every request is recorded (path, headers, decoded JSON) in :attr:`FaultServer.requests`. The
-server binds 127.0.0.1 only.
+Design notes: docs/design-notes.md (robotracer_ros.testing.fault_server).
 """
 
 from __future__ import annotations

@@ -1,23 +1,6 @@
 """Fuzzing the answer parser and the backends' response handling (issue 11, item 8).
 
-Targets, each fed by a hypothesis strategy:
-
-- ``parser``: :func:`~robotracer_ros.parsing.parse_trace` on answer texts -- arbitrary text,
-  trace look-alikes in every form the parser knows (tuples, JSON lists, point objects, bare
-  tuples, fenced, in prose) built from awkward numbers (NaN, inf, 1e999, out of range,
-  negative), then cut short or mutated;
-- ``pipeline``: :func:`~robotracer_ros.pipeline.answer_to_trace` (parse, lift with a depth
-  image, filter) on the same texts;
-- ``robotracer_http`` and ``openai``: a response body (random bytes, random JSON, the API's
-  envelope around a random answer or a random value) through the backend's own response
-  handling -- :func:`~robotracer_ros.backends._http.decode_json_body`, the backend's
-  ``answer_from_reply`` -- and then the parser.
-
-Each input must end as a **valid trace** (finite, in range, at most ``MAX_POINTS`` points, 3D
-when 3D was asked) or a **clean error** (:class:`TraceParseError` or :class:`BackendError` with a
-one-line printable message); anything else is a crash, and an input that takes longer than the
-per-input bound is a hang. :func:`run_fuzz_campaign` runs a campaign and returns the counts;
-the number of inputs defaults to ``$ROBOTRACER_FUZZ_EXAMPLES`` (300 when unset).
+Design notes: docs/design-notes.md (robotracer_ros.testing.fuzz).
 """
 
 from __future__ import annotations

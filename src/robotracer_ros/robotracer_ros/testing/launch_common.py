@@ -1,22 +1,6 @@
 """launch_testing body for `ros2 launch robotracer_ros <robot>.launch.py sim:=true` (shared).
 
-A launch test file names its robot and takes the rest from here::
-
-    @pytest.mark.launch_test
-    def generate_test_description():
-        return launch_common.bringup_description('ur5')
-
-    class TestBringup(launch_common.BringupChecks, unittest.TestCase):
-        robot = 'ur5'
-
-    TestShutdown = launch_common.TestShutdown
-
-Needs `launch`, `launch_ros` and `launch_testing` (a full ROS 2 install, as in the docker
-image: `colcon test --packages-select robotracer_ros`, or `launch_test` on
-src/robotracer_ros/test/launch_files/test_ur5_launch.py); they are not on PyPI, so importers
-skip first (`pytest.importorskip`). Here test_bringup.py proves that the launch files start
-the same nodes with the same parameters as `robotracer launch`; the end-to-end tests run that
-bringup.
+Design notes: docs/design-notes.md (robotracer_ros.testing.launch_common).
 """
 
 from __future__ import annotations

@@ -1,19 +1,6 @@
 """MuJoCo model pieces both worlds build: URDF -> MJCF conversion and caching, and the scene.
 
-- :func:`convert_urdf` loads a URDF (with a ``<mujoco>`` compiler block from
-  :func:`urdf_with_compiler_block`) into MuJoCo once and caches the MJCF in :func:`cache_dir`,
-  keyed by the URDF text and the MuJoCo version.
-- :func:`world_spec` opens the cached robot as the spec of a world (timestep, implicit-fast
-  integrator, elliptic friction cones); :func:`add_floor`, :func:`add_table`,
-  :func:`add_object`, :func:`add_grasp_weld`, :func:`add_light` and
-  :func:`set_offscreen_view` add what the UR5 tabletop and the G1 room have in common.
-- Objects: boxes, cylinders, plates and spheres are one geom; cups and bowls are open
-  containers (a base disc and :data:`CONTAINER_WALLS` box walls) that things can be put in;
-  :func:`container_floor_offset` is where their inner floor is.
-- :func:`name_ids` and :func:`object_indices` look names up in the compiled model.
-
-Collision groups (``contype``/``conaffinity`` bits): :data:`GROUP_WORLD` (floor, tables,
-objects: collide with everything) and a robot bit chosen by each world.
+Design notes: docs/design-notes.md (robotracer_sim.common.mjcf).
 """
 
 from __future__ import annotations

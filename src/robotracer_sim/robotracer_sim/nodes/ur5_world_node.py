@@ -1,32 +1,6 @@
 """ROS 2 node ``ur5_world``: the UR5 tabletop simulator behind a real robot's interfaces.
 
-It wraps :class:`robotracer_sim.ur5.world.Ur5World` and, in the same process, the ground-truth
-oracle model server (RoboTracer's HTTP API). Interfaces (all names are parameters):
-
-Publishes
-    ``/camera/camera/color/image_raw`` (sensor_msgs/Image ``rgb8``),
-    ``/camera/camera/aligned_depth_to_color/image_raw`` (``16UC1``, millimetres, 0 = no return),
-    ``/camera/camera/color/camera_info`` and ``.../aligned_depth_to_color/camera_info``
-    (pinhole K from the rendered camera's FOV, ``cx = (W-1)/2``), all with one stamp per frame,
-    at ``rate`` Hz; ``/joint_states`` at ``joint_state_rate`` Hz; ``/clock`` when
-    ``use_sim_time`` is true (stamps are then simulated time); ``/tf_static`` with the
-    camera → world transform when ``tf2_msgs`` is importable (a ROS install). Without it, the
-    transform is logged once and exposed as the read-only parameters
-    ``camera_extrinsics.translation`` / ``camera_extrinsics.rotation_xyzw`` (the same numbers
-    as the scene file's ``camera`` block, the "static path").
-Subscribes
-    ``/scaled_joint_trajectory_controller/joint_trajectory`` (trajectory_msgs/JointTrajectory),
-    as ros2_control's joint trajectory controller's topic interface: a new trajectory replaces
-    the running one, an empty one stops the arm, an invalid one is refused (logged; the arm
-    keeps doing what it did).
-Services
-    ``/robotracer/gripper`` (std_srvs/SetBool: true = close/grasp, false = open/release; the
-    message says what was grasped), ``/sim/get_object_poses`` (robotracer_msgs/GetObjectPoses),
-    ``/sim/set_object_pose`` (robotracer_msgs/SetObjectPose; refused for a held object).
-
-Physics runs in its own thread at ``real_time_factor`` × real time; rendering and image
-publishing in another, at ``rate``. When everything is up it prints one line:
-``ur5_world ready: oracle at http://127.0.0.1:25547, camera 640x480 @ 15 Hz``.
+Design notes: docs/design-notes.md (robotracer_sim.nodes.ur5_world_node).
 """
 
 from __future__ import annotations

@@ -1,25 +1,6 @@
 """The ground-truth "model": answers RoboTracer prompts about a simulated scene.
 
-Given the prompt text and the size (and intrinsics) of the image it is asked about, the oracle
-extracts the instruction (RoboTracer's prompt quotes it: ``... for the task "<instruction>".
-...``), parses it (:mod:`robotracer_sim.oracle.language`), plans the object-centric trace from
-the world's ground truth at that moment (:mod:`robotracer_sim.oracle.trace`) and projects it
-into the image with the request's intrinsics and the world's camera pose.
-
-It answers like a model would:
-
-- a correct trace ``[(x, y, d), ...]`` (``[(x, y), ...]`` when the prompt asks for 2D),
-  holding only what can be seen: x, y inside 0–1000, every point in front of the camera (a
-  trace that leaves the view ends on the image border, see
-  :func:`~robotracer_sim.oracle.trace.visible_trace`);
-- an unusable answer when it does not understand (``"I'm not sure how to do that: ..."``),
-  cannot find an object or the object is out of view (``"I cannot find that object in the
-  image."``), or the reference is ambiguous;
-- with probability ``malformed_rate``, a malformed answer of a kind real models give
-  (truncated list, 0–1 coordinates, prose, non-numeric depth, a point with a missing value);
-- with Gaussian noise of ``noise_std`` metres on every 3D point when asked.
-
-Latency is the HTTP server's business (:mod:`robotracer_sim.oracle.server`).
+Design notes: docs/design-notes.md (robotracer_sim.oracle.core).
 """
 
 from __future__ import annotations

@@ -1,33 +1,6 @@
 """The oracle's instruction language: a small, documented grammar over object names and colours.
 
-Sentences (case-insensitive; articles, "please" and final punctuation are ignored; X and Y are
-object phrases):
-
-======================================================  =========================================
-sentence                                                meaning
-======================================================  =========================================
-put|place|move|set|drop|stack|bring|carry|transfer X    carry X and set it down **on** Y (its
-on|onto|on top of Y                                     top; a cup/bowl: its inner floor)
-... X in|into|inside Y                                  the same, **in** Y
-... X to the left of|left of Y                          set it down beside Y, on the image's left
-... X to the right of|right of Y                        ... on the image's right
-... X in front of Y                                     ... between Y and the camera
-... X behind Y                                          ... on Y's far side from the camera
-... X next to|beside|near|close to|by Y                 ... on the side of Y that faces X
-push|slide|nudge|shift X [by] N cm|mm|m DIR             slide X along the table by N (default
-push ... X DIR [by N cm] / X N cm to the DIR            10 cm) in DIR
-move X [by] N cm DIR                                    carry X by N in DIR (lift, travel, set
-                                                        down)
-pick up|lift|raise X [by N cm] / pick X up              lift X straight up (default 10 cm)
-======================================================  =========================================
-
-Directions are the viewer's (the camera that took the image): ``left``/``right`` along the
-image's horizontal axis, ``forward``/``away``/``back``-of-the-scene away from the camera, and
-``backward``/``toward(s) the camera``/``closer`` toward it, all in the table plane.
-
-Object phrases are matched word by word: every word must describe the object (its name's
-words, its colour, words for its shape such as cube/block/box, cup/mug, plate/dish, and the
-scene file's extra ``words``). A phrase that matches no object, or several, cannot be resolved.
+Design notes: docs/design-notes.md (robotracer_sim.oracle.language).
 """
 
 from __future__ import annotations

@@ -1,46 +1,6 @@
 """HTTP server that behaves like the authors' model servers, answered by the :class:`Oracle`.
 
-It accepts exactly what the authors' client (RoboTracer ``Evaluation/query_model.py``) sends and
-their servers read, and fails the way their Flask servers fail -- not the way this project's
-client would like:
-
-- ``POST /query``, base64 form (``query_server``; read by RoboTracer's ``API/Qwen3VL.py`` and
-  RoboRefer's ``API/api.py``)::
-
-    {"image_url": ["<base64>"], "depth_url": ["<base64>"] or [], "enable_depth": 1 or 0,
-     "text": "<prompt>"}
-
-  Every ``image_url`` entry goes through ``base64.b64decode`` (not validating, as there) and
-  must then open as an image; so must every ``depth_url`` entry when ``enable_depth`` is 1,
-  and there must be as many as images. A ``data:image/png;base64,`` prefix therefore fails, as
-  it does there. This form carries no intrinsics: the oracle projects with the world camera's
-  (what the real model would have to estimate).
-- ``POST /query``, paths form (``query_server_spatial_encoder``, RoboTracer's spatial encoder)::
-
-    {"image_paths": ["/abs/rgb.png"], "depth_z_paths": ["/abs/depth.png"] or null,
-     "intrinsics": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] or null, "enable_spatial": 1 or 0,
-     "text": "<prompt>"}
-
-  The files are opened by absolute path; a depth file must be a 16-bit single-channel PNG. With
-  ``enable_spatial`` 1 the intrinsics, when given, are the ones the trace is projected with.
-  Keys are read with ``data.get``: a missing optional key is ``null``/``[]``, as there.
-
-Answers: ``200 {"answer":"[(x, y, d), ...]","result":1}`` as Flask's ``jsonify`` writes it. A
-request the server cannot serve gets Flask's own HTML pages (``text/html; charset=utf-8``):
-500 "Internal Server Error" for everything that raises inside the authors' handler (an image it
-cannot decode or open, a body that is JSON but not an object, a bad field), 400 for a body that
-is not JSON, 415 without ``Content-Type: application/json``, 405 for ``GET /query``, 404 for
-other paths. The reason is logged (as Flask logs the traceback) and kept in
-:attr:`OracleServer.last_error`. ``GET /`` answers ``Hello, World!`` as RoboRefer's server does.
-
-The path form reads only files inside the server's shared folder (``shared_dir``, default the
-system temp folder, where the ``robotracer_http`` backend writes its PNGs by default): a path
-that is relative, holds a ``..`` component, or resolves (symlinks followed) outside the folder
-fails (HTTP 500, the reason in the log) before the file is opened.
-
-What it answers is what a model could answer (:mod:`robotracer_sim.oracle.core`): a trace in
-0–1000 with every point in front of the camera, or prose ("I cannot find that object in the
-image." when the object is out of view). The server binds 127.0.0.1 by default.
+Design notes: docs/design-notes.md (robotracer_sim.oracle.server).
 """
 
 from __future__ import annotations

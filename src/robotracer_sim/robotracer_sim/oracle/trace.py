@@ -1,22 +1,6 @@
 """Ground-truth traces: where an object's centre should go for a task, in the world and the image.
 
-A trace is the path of the moved object's *centre* (RoboTracer's traces are object-centric):
-
-- ``place`` / ``carry``: start at the centre, rise to a travel height that clears every other
-  object, travel on a gentle arc, descend, and end where the centre rests at the destination
-  (on Y: on its top surface; in a cup/bowl: on its inner floor; beside Y: on the surface Y
-  stands on). 6–9 points.
-- ``slide``: a straight line along the table at the centre's height. 6 points.
-- ``lift``: straight up. 5 points.
-
-Points are projected with the requesting image's intrinsics into RoboTracer's answer format
-``[(x, y, d), ...]``: ``x = 1000·u/W``, ``y = 1000·v/H`` (integers), ``d`` the point's
-z-depth in metres (3 decimals).
-
-The answer holds only what a model looking at the image could say (:func:`visible_trace`): x
-and y inside 0–1000 (a point beside the image is clipped to its border) and every point in
-front of the camera -- where the trace passes behind the camera the answer stops at the last
-point the camera can see, on the image border.
+Design notes: docs/design-notes.md (robotracer_sim.oracle.trace).
 """
 
 from __future__ import annotations

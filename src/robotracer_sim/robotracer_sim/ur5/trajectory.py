@@ -1,20 +1,6 @@
 """Time-interpolated joint trajectories, followed as ros2_control's trajectory controller does.
 
-A trajectory is a list of waypoints with ``time_from_start``; the robot starts from where it is
-when the trajectory arrives. Between waypoints the desired state is interpolated like the JTC
-does (``joint_trajectory_controller/src/trajectory.cpp``, Jazzy): linearly when the waypoints
-carry positions only, with cubic splines when they carry velocities too and quintic ones when
-they carry accelerations as well. Joints the message does not name keep their current position.
-After the last waypoint the last position is held with zero velocity.
-
-Replacing a running trajectory (what replanning while moving relies on): as the JTC does with
-its default ``interpolate_from_desired_state: false``, the new trajectory starts from the
-*measured* state when it arrives, positions and velocities (the UR has no acceleration state
-interface, so the start acceleration is 0), and the first segment runs from that state to the
-first waypoint with the same kind of spline as the rest. A trajectory whose first waypoint
-continues the current motion therefore takes over without a jump in position or velocity.
-As the JTC (``allow_nonzero_velocity_at_trajectory_end: false``), a trajectory that does not
-end at rest is refused.
+Design notes: docs/design-notes.md (robotracer_sim.ur5.trajectory).
 """
 
 from __future__ import annotations

@@ -1,32 +1,6 @@
 """The UR5 tabletop world: MuJoCo physics, the arm's trajectory following, the grasp model, RGB-D.
 
-ROS-free; the node (``robotracer_sim.nodes.ur5_world_node``) wraps it. Every public method is
-thread-safe (one re-entrant lock guards ``MjData``), so a physics thread, a render thread, ROS
-callbacks and the oracle server can share one world.
-
-Arm
-    Six joints (``UR5_JOINTS``) under position + velocity servos (see ``model.py``), following
-    the latest trajectory (:meth:`Ur5World.set_trajectory`); a new trajectory replaces the
-    running one, :meth:`Ur5World.stop` holds the current position. Like a real UR's joint servo
-    the controller settles on the goal: once a trajectory has ended, integral action (bounded,
-    see ``model.KI``) removes the steady error a load or a contact leaves, and the held object's
-    weight is compensated (a UR's payload setting). :meth:`Ur5World.tracking_error` gives the
-    error from the commanded position.
-
-Grasp model
-    The gripper has two fingers that open and close, but its geoms do not collide. Closing it
-    (:meth:`Ur5World.set_gripper` with ``close=True``) grasps the object nearest to the TCP
-    among those whose bounding box is within ``grasp_radius`` (scene file, default 3 cm) of the
-    TCP: a MuJoCo weld equality between the object and ``tool0`` is activated at their current
-    relative pose, so the object follows the hand (its collisions with the table and other
-    objects stay active). Opening the gripper deactivates the weld: the object falls and
-    comes to rest under physics. Closing on nothing closes the fingers and grasps nothing.
-
-Camera
-    A fixed RGB-D camera (scene file): :meth:`Ur5World.render_rgbd` gives colour and metric
-    z-depth aligned to it, :attr:`Ur5World.k` the intrinsics (``cx = (W-1)/2`` convention, see
-    :mod:`robotracer_sim.oracle.geometry`) and :attr:`Ur5World.t_world_camera` the optical
-    frame's pose.
+Design notes: docs/design-notes.md (robotracer_sim.ur5.world).
 """
 
 from __future__ import annotations

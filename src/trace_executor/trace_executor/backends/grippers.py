@@ -1,31 +1,6 @@
 """Gripper adapters for a real UR, selected by the executor's ``gripper`` parameter.
 
-Every adapter is a callable ``close: bool → (ok, message)``: closing answers whether an object is
-held (where the gripper can tell), opening whether it let go. The backends take one as their
-``gripper=``.
-
-| ``gripper``         | what it drives                                                       |
-|---------------------|----------------------------------------------------------------------|
-| ``service``         | a ``std_srvs/SetBool`` service (true = close): the simulator's       |
-|                     | ``robotracer/gripper``, or your own adapter node                     |
-| ``ur_tool_output``  | the UR tool's digital output through the UR driver's                 |
-|                     | ``io_and_status_controller/set_io`` (``ur_msgs/srv/SetIO``; tool     |
-|                     | outputs are pins 16 and 17): pneumatic or electric on/off grippers   |
-| ``robotiq_socket``  | a Robotiq 2F-85/140 or Hand-E over the Robotiq URCap's socket on the |
-|                     | UR controller (port 63352), as ur_rtde's Robotiq example does        |
-| ``none``            | no gripper: ``follow`` and ``push`` run, ``pick_place`` is refused   |
-|                     | before anything moves                                                |
-
-The Robotiq socket speaks ASCII lines: ``SET <VAR> <n> [<VAR> <n> ...]`` answered ``ack``, and
-``GET <VAR>`` answered ``<VAR> <n>``. Variables: ``ACT`` (activate), ``GTO`` (go to), ``ATR``
-(auto-release), ``POS``/``SPE``/``FOR`` (requested position/speed/force, 0-255, 0 = open), and
-read-only ``STA`` (0 reset, 1 activating, 3 active), ``PRE`` (echo of the requested position),
-``OBJ`` (0 moving, 1 stopped on contact while opening, 2 stopped on contact while closing = an
-object is held, 3 at the requested position), ``FLT`` (fault, 0 = none).
-
-``ur_msgs`` is not installable here: :class:`SetIoClient` imports it when built and refuses with
-a clear :class:`~trace_executor.execution.BackendError` where it is missing; tests hand
-:class:`ToolOutputGripper` a stand-in link with the driver's behaviour.
+Design notes: docs/design-notes.md (trace_executor.backends.grippers).
 """
 
 from __future__ import annotations

@@ -1,42 +1,6 @@
 """``moveit`` backend: Cartesian paths planned and executed by MoveIt (needs a MoveIt install).
 
-For each motion segment of a plan:
-
-1. the segment's tool path — forward kinematics of its joint samples, thinned to the fewest
-   poses whose straight legs stay within ``waypoint_tolerance_m`` of it, expressed for MoveIt's
-   tip link (``tool0``: the planner's TCP moved back by ``tcp_offset_m``) in the planning frame
-   — goes to MoveIt's ``/compute_cartesian_path`` service (``moveit_msgs/srv/GetCartesianPath``,
-   start state = the measured joint state, ``max_step``, jump thresholds,
-   ``avoid_collisions=true``), so MoveIt's planning scene, joint limits and IK are respected;
-2. a partial path (``fraction`` < 1) is rejected, naming how far MoveIt got; so is a path that
-   ends in another arm configuration than the planned one, and one whose consecutive points
-   jump (:func:`joint_jumps`): Jazzy's ``/compute_cartesian_path`` reads its jump thresholds
-   but never applies them, so a wrist flip half-way would otherwise be executed;
-3. the trajectory, stretched in time if MoveIt timed it faster than the plan (the plan carries
-   the goal's speed scale), runs through MoveIt's ``/execute_trajectory`` action
-   (``moveit_msgs/action/ExecuteTrajectory``), so MoveIt's controllers and execution monitoring
-   are used. ``interrupt()`` is polled every control period.
-
-Stopping. Cancelling the ExecuteTrajectory goal is not enough: in Jazzy the action's cancel
-callback only answers ACCEPT and the trajectory runs on (moveit2 issue 2808). On an interrupt
-the backend cancels the goal *and* publishes ``stop`` on ``trajectory_execution_event`` (the
-TrajectoryExecutionManager's event topic: it cancels the controller's goal), then confirms from
-``/joint_states`` that the arm came to rest. If it did not within ``stop_timeout_s``, it
-replaces the controller's trajectory with a stop on the controller's own topic (as the
-``ros2_control`` backend does) and confirms again. The motion ends STOPPED only once the joint
-states show the arm at rest; otherwise FAILED, naming the joint still moving.
-
-The move_group side (service, action, message types) is a :class:`MoveGroupClient`; tests pass
-a stand-in with the same interface (``trace_executor.testing.move_group``) because
-``moveit_msgs`` is not installable here.
-
-Progress and the end state come from ``/joint_states``; the gripper is the same
-``std_srvs/SetBool`` service as the ``ros2_control`` backend's. moveit_py has no Cartesian API of
-its own, hence the service. ``moveit_msgs`` is imported when the backend is built: this module
-imports without it, and the constructor refuses with a clear :class:`BackendError` where it is
-missing.
-
-The node is injected and must be spun by a MultiThreadedExecutor (the backend never spins it).
+Design notes: docs/design-notes.md (trace_executor.backends.moveit).
 """
 
 from __future__ import annotations

@@ -1,27 +1,6 @@
 """``moveit_py`` backend: MoveIt in-process through moveit_py (MoveIt 2 Jazzy's Python API).
 
-Where ``moveit_py`` is importable (a ROS 2 install with MoveIt: the docker image), the executor
-can use MoveIt without move_group's services (``robot_backend:=moveit_py``):
-
-1. each motion segment's timed joint path (the planner's, carrying the goal's speed scale) is
-   checked for joint continuity (:func:`~trace_executor.backends.moveit.joint_jumps`) and then
-   against MoveIt's planning scene (``PlanningScene.is_path_valid``: collision objects, octomap,
-   joint limits, the robot's own links) before anything moves; an invalid path is refused,
-   naming the first invalid waypoint;
-2. it runs through MoveIt's TrajectoryExecutionManager (``push`` + ``execute``: MoveIt's
-   controller manager, its execution monitoring);
-3. an interrupt calls ``stop_execution()`` directly (no action cancel to be ignored) and the
-   motion ends STOPPED once ``/joint_states`` shows the arm at rest.
-
-Jazzy's moveit_py binds no Cartesian interpolator (``computeCartesianPath``), so the tool path
-comes from our planner and MoveIt checks and executes it; the ``moveit`` backend asks
-move_group's ``/compute_cartesian_path`` instead. ``MoveItPy`` reads the robot description and
-MoveIt configuration from the node's parameters (``ros2 launch`` with ur_moveit_config's
-parameters, as moveit_py's own examples do).
-
-Not importable here (moveit_py is not on PyPI): the constructor refuses with a clear
-:class:`~trace_executor.execution.BackendError`; the tests that need it are skipped with that
-reason, and the same stop/refusal behaviour is covered on the ``moveit`` backend's stand-ins.
+Design notes: docs/design-notes.md (trace_executor.backends.moveit_py).
 """
 
 from __future__ import annotations

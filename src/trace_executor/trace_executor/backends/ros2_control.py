@@ -1,36 +1,6 @@
 """``ros2_control`` backend: timed ``JointTrajectory`` on the joint trajectory controller's topic.
 
-Drives the simulator and a real UR through the official UR ROS 2 driver
-(``/scaled_joint_trajectory_controller/joint_trajectory``; the topic is a parameter because
-controller names differ between driver versions). Progress, completion and deviation come from
-``/joint_states``. A stop sends a short decelerating trajectory from the current state (the
-controller replaces the running trajectory with it); without a fresh joint state it sends an
-empty trajectory, on which a joint trajectory controller holds its current position. The gripper
-is a ``std_srvs/SetBool`` service (true = close), the interface the simulator offers and a small
-adapter gives a real gripper.
-
-Speed scaling: the UR driver's ``scaled_joint_trajectory_controller`` advances its trajectory by
-``period × speed scaling``, the pendant's speed slider times the controller's own scaling (e.g.
-in reduced mode). The driver publishes that factor, in percent, on
-``speed_scaling_state_broadcaster/speed_scaling`` (``std_msgs/Float64``). The backend runs the
-same clock (:class:`ScaledClock`): the desired state for the deviation check, the progress and
-the trajectory's end are taken at the scaled time, so a slider at 40 % makes a 2 s trajectory
-last 5 s instead of aborting it as a deviation. Without that topic (the simulator, a plain
-JTC) the scaling is 1.
-
-End of a trajectory: as the joint trajectory controller's ``constraints.goal_time`` and
-``stopped_velocity_tolerance`` do, the backend waits after the trajectory's end until every joint
-is within ``goal_tolerance_rad`` of the goal and slower than ``stopped_velocity_tolerance_rad_s``,
-for at most ``goal_time_tolerance_s``. It logs how long that took (``settled in 0.18 s``) and
-keeps it in :attr:`Ros2ControlBackend.last_settle`; past the bound the motion fails naming the
-joint, its error, its speed, the tolerance and the wait (:class:`SettleCheck`).
-
-Shutdown: :meth:`Ros2ControlBackend.halt` stops the arm, waits (bounded) until the controller
-acknowledged the stop, and makes the running and every later motion end at once; the executor
-node calls it before anything is destroyed.
-
-The node is injected (``node=``); the backend never spins it: the node must run in a
-MultiThreadedExecutor so joint states and service responses arrive while a goal executes.
+Design notes: docs/design-notes.md (trace_executor.backends.ros2_control).
 """
 
 from __future__ import annotations

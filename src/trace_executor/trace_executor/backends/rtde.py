@@ -1,36 +1,6 @@
 """``rtde`` backend: a UR controller (or URSim) driven directly with ur_rtde, no ROS driver.
 
-The two RTDE interfaces are injected (``control``: ``rtde_control.RTDEControlInterface``,
-``receive``: ``rtde_receive.RTDEReceiveInterface``); :meth:`RtdeBackend.connect` opens the real
-ones. Tuning values live in :class:`RtdeConfig` (validated there), what must agree with the
-planner in :class:`ArmModel`. Two modes (``RtdeConfig.mode``):
-
-- ``servoj`` (default): the segment's timed joint trajectory is resampled at the controller
-  rate (500 Hz e-Series, 125 Hz CB3; chosen by ur_rtde unless ``frequency_hz`` is set) by
-  cubic Hermite interpolation of its positions and velocities, checked against the joint
-  position and velocity limits *before anything is sent*, and streamed with
-  ``servoJ(q, v, a, dt, lookahead_time, gain)``, one command per period, paced by
-  ``initPeriod()``/``waitPeriod()``. The first command is the measured joint state: a small
-  offset between it and the planned start (≤ ``start_tolerance_rad``, e.g. sensor noise since
-  planning) is blended out over ``start_blend_s``. The last target is held until the arm has
-  settled on it, then ``servoStop`` leaves servo mode.
-- ``movel``: the segment's tool path (forward kinematics of its samples, thinned to the fewest
-  poses whose straight legs stay within ``waypoint_tolerance_m`` of it) is sent as one
-  asynchronous ``moveL`` path with blend radii and per-leg speeds taken from the planned timing.
-
-Every control period the backend checks the connection (both interfaces), the controller's
-timestamp (stale state), emergency and protective stops, the safety mode and that the ur_rtde
-control script still runs; any problem ends the motion as FAILED naming it. ``interrupt()`` is
-polled every period too: a reason stops the arm with ``servoStop(a)`` (servoj; ``a`` is a tool
-deceleration in m/s²) or ``stopJ(a)`` (movel; rad/s²) and the motion ends as STOPPED.
-
-Frames (movel). ur_rtde poses are ``[x, y, z, rx, ry, rz]`` (m, axis-angle) of the controller's
-*active TCP* in the controller's *base* frame. The planner works in ``base_link`` with the TCP at
-``tcp_offset_m`` along tool0's z. So: (1) at construction the controller's TCP is set to the
-planner's (``setTcp([0, 0, tcp_offset_m, 0, 0, 0])``, read back with ``getTCPOffset()``; tool0
-of ur_description is the controller's flange with a zero TCP), and (2) poses are mapped from
-``base_link`` to the controller's base (``base_T_controller``: by default read from the URDF's
-``base`` frame, which ur_description defines as ``base_link`` turned by π about z).
+Design notes: docs/design-notes.md (trace_executor.backends.rtde).
 """
 
 from __future__ import annotations

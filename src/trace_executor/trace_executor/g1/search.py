@@ -1,45 +1,6 @@
 """Looking for what the G1 cannot see: a bounded scan with the waist, then the base.
 
-A humanoid that is asked about an object it cannot see looks for it. When the model answers
-that the object is not in the image (or its trace leaves the image), the executor turns the
-head camera — first with the waist (left, then right), then by turning the whole robot in place
-in steps through 360° — asks the model again after each turn, and, if the object is still not
-found, turns back to where it started and only then fails with ``not found after looking
-around: <what was tried>``.
-
-Three parts, all ROS-free:
-
-- **what one look gave** (:class:`Sight`): the perception node reports a failure as an error
-  code and a message (``robotracer_msgs/srv/GetTrace``); :func:`failure_sight` turns the two
-  into a typed sight once, at that boundary (``ERROR_NOT_VISIBLE``: the model cannot see the
-  object; a trace point behind the camera), and :func:`trace_sight` does the same for a usable
-  trace whose end lies on the image border (the destination is out of view);
-- **the policy** (:class:`LookAround`): which view to try next (waist yaw, base yaw), what to
-  say about it, and when to give up (all views tried or the time budget spent);
-- **the runner** (:class:`SearchingGoalRunner`): the :class:`~trace_executor.execution.
-  GoalRunner` whose perception step looks around with the policy. It moves the robot through
-  the backend it already drives (waist turns are :class:`~trace_executor.g1.planner.ArmMotion`
-  segments from :meth:`~trace_executor.g1.planner.G1Planner.waist_turn`, base turns are
-  :class:`~trace_executor.g1.planner.WalkSegment` turns in place) and feeds back what it does
-  (``looking for the red cup: turning the waist left 60°``).
-
-What counts as found depends on what the robot holds:
-
-=================================  =====================================================
-the look gave                      the runner
-=================================  =====================================================
-object and destination in view     plans with that trace
-object in view, destination not    with the destination seen earlier in this goal: that
-                                   destination; empty-handed: picks the object up first
-                                   and looks for the destination holding it
-                                   (``G1Planner.plan(destination_known=False)``); holding
-                                   it, with no destination seen yet: looks on
-nothing                            looks on (holding, with a destination seen earlier:
-                                   keeps that trace, as before)
-=================================  =====================================================
-
-A dry run never moves: it fails on the first look as before. A look that fails for another
-reason (model down, bad answer) fails the goal at once with the perception node's reason.
+Design notes: docs/design-notes.md (trace_executor.g1.search).
 """
 
 from __future__ import annotations

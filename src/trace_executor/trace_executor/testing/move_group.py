@@ -1,28 +1,6 @@
 """A move_group stand-in that behaves as moveit2 Jazzy's does, for tests where MoveIt cannot run.
 
-``moveit_msgs`` is not installable here, so the service and the action cannot cross DDS; the
-stand-in is handed to :class:`~trace_executor.backends.moveit.MoveItBackend` as its
-``move_group`` link, with message types that carry the same fields as moveit_msgs'
-(:data:`STAND_IN_TYPES`). Everything else is real ROS: the arm is a
-:class:`~trace_executor.testing.ur_driver.UrDriverStandIn` publishing ``/joint_states``, and the
-stand-in listens for ``trajectory_execution_event`` over DDS.
-
-What it reproduces, from moveit2's Jazzy sources:
-
-- ``/compute_cartesian_path`` (``cartesian_path_service_capability.cpp``): the tip link is
-  interpolated between the waypoints in steps of ``max_step`` and each step solved by IK seeded
-  with the previous one; ``fraction`` says how far it got; ``jump_threshold`` and
-  ``revolute_jump_threshold`` are read and **not applied**. ``flip_window`` makes the stand-in
-  return a wrist flip (same tool poses, wrist on the other IK branch) over a part of the path,
-  as the real service can.
-- ``/execute_trajectory`` (``execute_trajectory_action_capability.cpp``): the goal is accepted
-  and executed on the controller; the cancel callback answers ACCEPT **and does nothing** (the
-  trajectory runs to its end and the result is SUCCESS); the result is PREEMPTED when the
-  TrajectoryExecutionManager was stopped.
-- ``trajectory_execution_event`` (``trajectory_execution_manager.cpp``): ``stop`` stops the
-  execution (the controller's goal is cancelled: the arm holds where it is).
-  ``honour_stop=False`` makes it a move_group that misses the event (it stops only through the
-  controller).
+Design notes: docs/design-notes.md (trace_executor.testing.move_group).
 """
 
 from __future__ import annotations

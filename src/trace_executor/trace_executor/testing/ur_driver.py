@@ -1,20 +1,6 @@
 """A stand-in for the UR ROS 2 driver's controllers, behaving as the real ones do.
 
-What :class:`UrDriverStandIn` reproduces, each from the driver's published code (Jazzy,
-Universal_Robots_ROS2_Driver ``ur_controllers``):
-
-- ``scaled_joint_trajectory_controller``: a ``JointTrajectory`` on its ``joint_trajectory`` topic
-  replaces the running trajectory and starts now (header stamp zero), interpolated from the
-  current state; an empty one stops the arm where it is (the JTC holds its position). The
-  trajectory's clock advances by ``period × speed scaling`` every control cycle: with the
-  pendant's speed slider at 40 % a 2 s trajectory takes 5 s.
-- ``speed_scaling_state_broadcaster``: ``std_msgs/Float64`` on
-  ``speed_scaling_state_broadcaster/speed_scaling``, in **percent** (the driver publishes
-  ``speed_scaling_factor * 100``).
-- ``joint_state_broadcaster``: ``sensor_msgs/JointState`` (positions and velocities).
-
-Names are relative, as the driver's are under a namespace. The controller runs on its own
-thread at ``rate_hz``; :meth:`set_slider` moves the pendant's slider.
+Design notes: docs/design-notes.md (trace_executor.testing.ur_driver).
 """
 
 from __future__ import annotations

@@ -1,20 +1,6 @@
 """Self and table collision check for the UR5 with pinocchio + coal (hpp-fcl), and its depth mask.
 
-Geometry:
-
-- the links' collision meshes from the URDF (``meshes/ur5/collision/*.stl``);
-- a gripper proxy: a capsule of radius ``gripper_radius_m`` along tool0's z axis from tool0 to
-  ``gripper_length_m`` (the gripper body and finger roots; the fingertips below it are kept off
-  the table by the planner's minimum TCP height instead);
-- the table: a box whose top is ``table_clearance_m`` above the table top, so a link closer to
-  the table than that counts as a collision.
-
-Pairs: every pair except those the UR5 SRDF disables (adjacent links), the base and the
-shoulder against the table (they stand on it / turn in place above it), and the gripper against
-wrist_2/wrist_3 (it is bolted to them). The URDF's 1 cm ``ee_link`` box is dropped.
-
-:class:`Ur5BodyMask` is the same arm as spheres for the scene monitor: what the camera sees of
-the robot and its gripper, to be ignored when looking for scene changes.
+Design notes: docs/design-notes.md (trace_executor.ur5.collision).
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """Inverse kinematics for the UR5 TCP: closed form (ur-analytic-ik), or pin-pink.
 
-:class:`AnalyticIk` (the planner's default) solves every tool path sample in closed form with
-``ur_analytic_ik`` (the UR's eight IK branches from its DH parameters, ~15 µs a pose) and keeps
-the branch of the previous sample: among the solutions it takes the one closest to the previous
-one (wrapping each joint by 2π to the nearest equivalent angle), so a dense path stays on one
-branch; the result is checked against the target with the analytic forward kinematics and
-against the joint limits. Frames: ur_analytic_ik works in UR's DH base frame, which the URDF
-calls ``base`` (``base_link`` turned by π about z); its flange is the URDF's ``tool0``. The
-transforms between them are read from the pinocchio model and verified at construction.
-
-:class:`PinkIk` (kept as the fallback and for other URDFs) is differential IK with pin-pink:
-
-Each call moves the configuration from a seed towards one TCP pose by repeated pink steps: the
-QP of a ``FrameTask`` on the TCP (pink's objective ``‖J Δq + e‖²`` plus its Tikhonov damping, as
-``pink.build_ik`` assembles it) with time step 1, i.e. damped Gauss-Newton steps, and with the
-joint limits and a per-step trust region as box constraints. Seeding every sample of a finely
-interpolated tool path from the previous one keeps the solution on one IK branch.
-
-The QP is solved by ProxQP (proxsuite, the backend qpsolvers would call) through one persistent
-``proxqp.dense.QP``: the problem ``pink.solve_ik`` solves with a ``ConfigurationLimit``, at a
-quarter of the cost per step (no per-call solver construction, no conversion of the box into
-general inequalities), which matters at ~50-100 tool path samples per plan.
+Design notes: docs/design-notes.md (trace_executor.ur5.ik).
 """
 
 from __future__ import annotations

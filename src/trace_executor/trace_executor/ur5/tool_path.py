@@ -1,29 +1,6 @@
 """Trace (object-centre path) → validated, densely interpolated TCP path for the UR5.
 
-A trace is the path of the *object's centre* in the robot base frame (metres): the first point
-is where the object is now, the last where it should end. The modes:
-
-``pick_place``
-    rise (if low) → above the object (``approach_height_m``) → descend to the object's centre →
-    **grasp** → lift to the carry level → follow the trace, each point raised to at least the
-    carry level (``carry_height_m`` above the higher of the start and end resting heights, so
-    the carried object clears the table; a trace that arcs higher keeps its arc) → descend to
-    the last point → **release** → retreat up by ``approach_height_m``.
-    With ``holding=True`` (replanning while the object is in the gripper) the approach and
-    grasp are skipped: from the current pose straight to the carry level along the trace.
-``push``
-    the TCP follows the trace at contact height (trace z clamped to ≥ ``min_tcp_height_m`` above
-    the table), ``push_contact_offset_m`` behind the object's centre along the local push
-    direction; it approaches from above a point ``push_backoff_m`` further behind the first
-    contact point, descends there, pushes, then retreats up. No grasp.
-``follow``
-    above the first point → descend to it → the TCP follows the trace points; it stays at the
-    last point.
-
-The tool orientation is constant (top-down by default) except on the way from the start pose,
-where it is interpolated (slerp) towards it. Straight segments between key poses are sampled
-every ``cartesian_step_m`` / ``angular_step_rad`` so IK seeded from the previous sample cannot
-jump between branches.
+Design notes: docs/design-notes.md (trace_executor.ur5.tool_path).
 """
 
 from __future__ import annotations
