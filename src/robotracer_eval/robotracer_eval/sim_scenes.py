@@ -171,6 +171,20 @@ class G1Scenes:
         q = (0.0, 0.0, float(np.sin(yaw / 2)), float(np.cos(yaw / 2)))
         self.world.set_object_pose(name, position, q)
 
+    def supports(self, p: np.ndarray, margin: float = 0.03) -> bool:
+        """Whether a table lies under ``p`` (``margin`` m inside its edges).
+
+        The G1 room's tables end where the floor begins, 0.7 m below; the UR5's table is
+        larger than its reach, so it has no such check.
+        """
+        for t in self.world.scene.tables:
+            if (
+                abs(p[0] - t.center[0]) <= t.size[0] / 2 - margin
+                and abs(p[1] - t.center[1]) <= t.size[1] / 2 - margin
+            ):
+                return True
+        return False
+
     def static_boxes(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """None beyond the snapshot: the G1 room's tables are in it (shape ``table``)."""
         return []
@@ -295,8 +309,16 @@ def phrase(obj: Any) -> str:
     return f'{obj.color} {noun}'
 
 
-def draw_task(snap: Any, rng: np.random.Generator) -> tuple[str, str, np.ndarray] | None:
+def draw_task(
+    snap: Any, rng: np.random.Generator, supports: Any = None
+) -> tuple[str, str, np.ndarray] | None:
     """A random answerable instruction with its ground truth.
+
+    Args:
+        snap: the scene's ground truth.
+        rng: random source.
+        supports: ``supports(point) -> bool``: something holds an object whose centre ends
+            there (else the draw is rejected: the object would fall); None: no check.
 
     Returns:
         ``(instruction, target name, world trace)`` or None (nothing answerable drawn).
@@ -327,6 +349,8 @@ def draw_task(snap: Any, rng: np.random.Generator) -> tuple[str, str, np.ndarray
             obj, pts = plan_trace(parse_instruction(text), snap)
         except (LanguageError, Unanswerable):
             continue
+        if supports is not None and not supports(pts[-1]):
+            continue  # e.g. "in front of" past the table's edge
         return text, obj, pts
     return None
 
@@ -360,7 +384,7 @@ def make_episode(
     if camera_jitter > 0 and hasattr(scenes, 'jitter_camera'):
         scenes.jitter_camera(rng, camera_jitter)
     snap = scenes.snapshot()
-    task = draw_task(snap, rng)
+    task = draw_task(snap, rng, getattr(scenes, 'supports', None))
     if task is None:
         return None
     text, name, pts = task
