@@ -1,24 +1,6 @@
-r"""``robotracer eval``: score a trace model with TraceSpatial-Bench's metrics.
+"""``robotracer eval``: score a trace model with TraceSpatial-Bench's metrics.
 
-Three sources of predictions, one set of metrics (:mod:`robotracer_eval.scoring`)::
-
-    # a predictions file in the published format (RoboTracer's Evaluation/outputs/*.jsonl)
-    robotracer eval --predictions RoboTracer_3D.jsonl [--bench-dir TraceSpatial-Bench] [--3d]
-    robotracer eval --compare A_2D.jsonl B_2D.jsonl --bench-dir TraceSpatial-Bench
-
-    # a live model over the benchmark folder (writes the predictions file, then scores it)
-    robotracer eval --model robotracer_http --url http://127.0.0.1:25547 \
-        --bench-dir TraceSpatial-Bench   # asks DIR/trajectory_dataset.json's questions
-
-    # randomised simulator scenes, ground truth from the simulator
-    robotracer eval --world ur5 --model oracle --episodes 50 --seed 1 [--noise 0.05]
-
-Writes ``--out`` (default ``out/eval/<name>/``): ``scores.jsonl`` (per question),
-``summary.json``, ``table.txt`` and a PNG chart per metric. ``--json`` prints the summary object
-(keys ``n``, ``skipped``, ``dfd``, ``hd``, ``rmse``, ``mae``, ``start_rate``, ``end_rate``,
-``no_collision_rate``, ``success_rate`` and more) instead of the table.
-
-Exit codes: 0 scored; 2 bad arguments or unreadable input; 1 the model could not be run.
+Design notes: docs/design-notes.md (robotracer_eval.cli).
 """
 
 from __future__ import annotations

@@ -1,24 +1,6 @@
 """``robotracer eval --world g1 --execute``: a G1 plan carried out in process on ``G1World``.
 
-The product's planner (:class:`trace_executor.g1.planner.G1Planner`, the ``g1_executor``
-parameters of ``config/g1.yaml``) turns the lifted trace (odom = the simulator's world frame)
-into segments; :class:`G1InProcess` sends each one to the world as the unitree backend sends
-it over DDS and the simulator's DDS peer applies it (no ROS, no DDS):
-
-- ``WalkSegment``: the executor's walk controller (:func:`trace_executor.g1.walk.walk_command`)
-  at 20 Hz on the base pose, each velocity held 0.5 s (``LocoClient.SetVelocity`` →
-  ``G1World.set_base_velocity``), then a stop and a wait for the base to be still;
-- ``ArmMotion``: the arm_sdk weight ramped in over ``ramp_in_s`` (holding the first sample),
-  then one sample per 20 ms (``G1World.apply_arm_sdk``, weight 1, the backend's gains);
-- ``HandSegment``: the Dex3 finger targets ramped as the backend ramps them (closing to
-  ``closure`` of the closed hand; opening gently to ``release_closure`` first);
-- ``ArmRelease``: the weight ramped out over ``ramp_out_s``.
-
-After a walk marked ``look_again`` the robot does what the executor does: it asks the model
-again from where it now stands (``perceive``: render, ask, lift) and plans the new trace from
-the stance actually reached (the walk stops within ``walk_position_tolerance_m`` of its goal),
-up to ``max_replans`` times; without ``perceive`` or a usable answer, the trace in odom is
-planned again from there when nothing is held yet (else the episode fails).
+Design notes: docs/design-notes.md (robotracer_eval.g1_execute).
 """
 
 from __future__ import annotations

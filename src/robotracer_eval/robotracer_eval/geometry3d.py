@@ -1,26 +1,6 @@
 """The benchmark's 3D geometry: the target's point cloud, a TSDF of the scene, collisions.
 
-Numpy and scipy only. Each step follows what RoboTracer's ``summarize_acc.py`` gets from
-Open3D (0.18/0.19), so the figures agree:
-
-- :func:`object_cloud`: mask pixels with ``0 < depth < 15 m`` back-projected; statistical
-  outlier removal (10 neighbours, the point itself included, std ratio 1.2; points whose mean
-  neighbour distance is 0 are dropped, as Open3D does); voxel downsampling at
-  ``max(0.01, (3 |std| + 1e-6) / 40)`` m (the std of the raw cloud); DBSCAN (eps 0.02 m,
-  10 points) keeping the largest cluster when it has at least 5 points.
-- :func:`tsdf_surface`: a scalable TSDF as Open3D's ``ScalableTSDFVolume`` builds it from one
-  depth image at the identity pose: 0.02 m voxels in blocks of 16³, blocks allocated around
-  the depth points sampled every 4th pixel (± the truncation, 0.08 m), depth beyond 5 m
-  dropped, signed distance along the ray scaled by the pixel's ray length, surface points
-  where neighbouring voxels' TSDF values change sign (both within ±0.98).
-- :class:`OccupancyGrid`: those points on a 0.02 m voxel grid (origin: their minimum minus
-  half a voxel); a query point's voxel is ``int((p - origin) / voxel)`` (truncation, as the
-  benchmark does).
-- :func:`collision_ratios`: for each predicted point ``p_k`` the cloud moved by
-  ``p_k - p_0``; the fraction of its points in occupied voxels.
-
-Open3D 0.20's ``ScalableTSDFVolume.extract_point_cloud`` returns no points, and the benchmark
-then scores every trace collision-free; this module does not depend on Open3D.
+Design notes: docs/design-notes.md (robotracer_eval.geometry3d).
 """
 
 from __future__ import annotations

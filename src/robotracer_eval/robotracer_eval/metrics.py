@@ -1,23 +1,6 @@
 """TraceSpatial-Bench's path metrics and 2D/3D checks (numpy and scipy, no ROS).
 
-Reimplements the metrics of RoboTracer's ``Evaluation/summarize_acc.py`` (Apache-2.0) with the
-same rules, so that a score here is a score there:
-
-- both traces are resampled to :data:`RESAMPLE_POINTS` points evenly along their arc length
-  (a zero-length trace repeats its point; a trace of fewer than 2 points is left as it is);
-- **DFD**: discrete Fréchet distance; **HD**: the larger of the two directed Hausdorff
-  distances; **RMSE**: ``sqrt(mean_i |P_i - Q_i|^2)``; **MAE**: the mean over points *and
-  coordinates* of ``|P_i - Q_i|`` (per coordinate, not Euclidean);
-- per-question figures are averaged leaving out questions whose DFD exceeds
-  :data:`DFD_OUTLIER` (in the unit of the trace: normalised image units in 2D, metres in 3D);
-- 2D: the first predicted point must round to a pixel inside the target's mask; one of the
-  last three points (the last one when fewer than three) must lie in the 2D box spanned by
-  the projected corners of the destination's 3D box (bounds inclusive);
-- 3D: start within :data:`START_THRESHOLD_M` of the target (its point cloud, or the ground
-  truth start), end within :data:`END_THRESHOLD_M` of the destination box.
-
-Conventions: camera optical frame (x right, y down, z forward), metres; pixels ``(u, v)``;
-answers in RoboTracer's 0–1000 normalised image coordinates.
+Design notes: docs/design-notes.md (robotracer_eval.metrics).
 """
 
 from __future__ import annotations

@@ -1,22 +1,6 @@
 """Score questions and summarise a run, with TraceSpatial-Bench's rules.
 
-:func:`score_2d` and :func:`score_3d` score one question; :func:`summarise` averages a run into
-the summary object (keys :data:`SUMMARY_KEYS`). What the benchmark folder is needed for:
-
-====================  ==========================================================
-2D path metrics       the image size (W, H); without it: estimated as (2 cx, 2 cy)
-2D start in mask      the mask
-2D end in box         nothing (the box and the intrinsics are in the JSON)
-3D path metrics       the depth image's size (W, H); without it: as above
-3D start              the target's cloud (mask + depth); without it: the distance to
-                      the ground-truth start alone
-3D end                nothing
-3D collision          depth + mask (TSDF); without them: not computed
-====================  ==========================================================
-
-Denominators follow the benchmark: 2D rates over every question; 3D start / end /
-no-collision rates over the questions that could be scored (a row without intrinsics, without
-a parse or without depths is skipped); the overall success rate over every question.
+Design notes: docs/design-notes.md (robotracer_eval.scoring).
 """
 
 from __future__ import annotations

@@ -1,29 +1,6 @@
 """Randomised simulator scenes scored with the benchmark's metrics (``--world ur5|g1``).
 
-Each episode: the world's objects are scattered at random on the table (random yaw; the other
-objects are the distractors), a random instruction is drawn (put X on / in / left of / right
-of / in front of / behind Y), the camera renders RGB-D, the target's mask comes from rendering
-again without it, and the ground truth comes from the simulator (the oracle's planner: the
-object-centric trace; the destination box: the target's box at the trace's end). The model is
-asked through the product's backend (``robotracer_http`` to an in-process oracle server for
-``--model oracle``, with ``--noise`` metres of Gaussian noise per point and ``--failure-rate``
-malformed answers) and the answer scored as a benchmark question: the same parsing, path
-metrics, start (the target's cloud from the rendered depth and mask), end and collision rule
-(the target's cloud moved along the trace, more than 20 % of its points inside obstacles).
-
-Obstacles (``--occupancy``): ``simulator`` (default) takes them from the simulator's ground
-truth: the other objects' boxes (a cup's or bowl's base below its inner floor) and the table,
-each shrunk by :data:`CONTACT_MARGIN` so that an object resting on a surface is not in
-collision; ``tsdf`` uses the benchmark's TSDF of the rendered depth instead, whose 2 cm voxels
-count a 4.5 cm cube resting on the table as ~25 % inside it, so that even exact ground truth
-"collides" in some scenes (13 % of UR5 scenes, seed 0). With zero noise and simulator
-occupancy the oracle scores 100 %.
-
-The UR5 camera is jittered per episode (``--camera-jitter``, metres of noise on its centre and
-look-at point); the G1's head camera stays where the standing robot holds it. ``--execute``:
-the answer is lifted by the perception pipeline, planned by the executor's planner (UR5:
-:func:`execute_ur5`; G1: :func:`robotracer_eval.g1_execute.execute_g1`) and run in the
-in-process simulator; success when the object ends within 3 cm of the goal.
+Design notes: docs/design-notes.md (robotracer_eval.sim_scenes).
 """
 
 from __future__ import annotations

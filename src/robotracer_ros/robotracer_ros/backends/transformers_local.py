@@ -1,22 +1,6 @@
 """A local checkpoint run in-process with Hugging Face transformers (Qwen2.5-VL, Qwen3-VL, ...).
 
-The model (``AutoModelForImageTextToText``) and processor (``AutoProcessor``) are loaded once,
-when the backend is created, from a local folder (``local_files_only`` by default: nothing is
-downloaded at run time). The weights are placed on ``device`` in ``dtype`` while they load
-(``device_map``/``dtype`` at ``from_pretrained``; never loaded on the CPU and moved after).
-Only the colour image is given to the model: transformers has no standard input for
-RoboTracer's depth encoder, so metric depth comes from the depth image when the answer is
-lifted (``fused``/``sensor``), or from the model's own d.
-
-No torchvision is needed. The processor's images go through the PIL/numpy image processor
-(``backend='pil'``, what ``use_fast=False`` selected in transformers 4). The Qwen-VL processors
-also carry a *video* processor, which in transformers 5 exists only for torchvision; when it
-cannot load, the backend loads the same processor class without its video part
-(:func:`load_processor`): the tokenizer, chat template, image processor and the processor's
-own image-token expansion are the checkpoint's, unchanged.
-
-Install: ``make setup EXTRAS=local-model`` (torch, transformers, accelerate); the robot-side
-install leaves them out.
+Design notes: docs/design-notes.md (robotracer_ros.backends.transformers_local).
 """
 
 from __future__ import annotations
