@@ -126,12 +126,7 @@ def standin(planner: Ur5Planner) -> Iterator[Any]:
         driver = UrDriverStandIn(driver_node, UR5_JOINT_NAMES, Q_HOME)
         move_group = MoveGroupStandIn(driver_node, driver, planner, **kwargs)
         backend = MoveItBackend(
-            exec_node,
-            UR5_JOINT_NAMES,
-            planner,
-            move_group=move_group,
-            stop_timeout_s=1.0,
-            state_timeout_s=1.5,  # the stand-in's joint states came 0.66 s apart on loaded CI
+            exec_node, UR5_JOINT_NAMES, planner, move_group=move_group, stop_timeout_s=1.0
         )
         made.append(driver)
         deadline = time.monotonic() + 10
