@@ -131,8 +131,10 @@ class UrDriverStandIn:
                 msg.header.stamp = self.node.get_clock().now().to_msg()
                 self.state_pub.publish(msg)
                 self.scaling_pub.publish(Float64(data=100.0 * self.scaling))
-            except Exception:  # noqa: BLE001 - the context went away: the test is over
-                return
+            except Exception:  # noqa: BLE001 - the context went away, or a transient error
+                if not self.node.context.ok():
+                    return  # the test is over
+                # keep controlling: a control loop that stops leaves its trajectory unfinished
             next_t += self.period_s
             time.sleep(max(0.0, next_t - time.monotonic()))
 
