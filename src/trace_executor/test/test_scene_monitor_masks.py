@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from trace_executor import scene_monitor
+from trace_executor.execution import SceneEvent
 from trace_executor.scene_monitor import (
     BodyMaskHistory,
     MonitorConfig,
@@ -168,6 +169,54 @@ def test_a_late_frame_is_masked_with_where_the_robot_was_when_it_was_taken():
 
     assert run(0.3) is None
     assert run(0.0) is not None, 'a mask of the robot now misses where it was'
+
+
+def test_a_frame_later_than_the_latency_window_is_masked_from_its_stamp():
+    """A starved camera or subscriber delivers a frame 0.8 s after it was taken (the window is
+    0.3 s): masked from when it was taken, going by its age, it shows no change; without its age
+    the robot's pose then is missed and the hand reads as something that appeared."""
+
+    def run(with_age: bool) -> SceneEvent | None:
+        robot = FakeRobot()
+        robot.hand = START + [0, 0, 0.2]
+        w = watcher(robot, mask_latency_s=0.3)
+        w.on_frame(render(robot.boxes(0.06)), T_BASE_CAM)
+        w.arm(PLAN, holding=True)
+        out = None
+        for s in np.linspace(0.0, 1.0, 12):
+            robot.t += 0.1
+            robot.hand = (1 - s) * (START + [0, 0, 0.2]) + s * (END + [0, 0, 0.2])
+            w.poll()  # the goal thread samples the mask
+            frames.append((robot.t, render(robot.boxes(0.06))))
+            taken, frame = frames[0]
+            if robot.t - taken >= 0.8:
+                frames.pop(0)
+                w.on_frame(frame, T_BASE_CAM, robot.t - taken if with_age else None)
+                out = out or w.poll()
+        return out
+
+    frames: list = []
+    assert run(with_age=True) is None
+    frames.clear()
+    event = run(with_age=False)
+    assert event is not None and 'appeared' in event.reason, event
+
+
+def test_a_frame_older_than_max_frame_age_is_not_compared_and_a_foreign_clock_is_ignored():
+    robot = FakeRobot()
+    logs: list[str] = []
+    w = watcher(robot, max_frame_age_s=1.0, log=logs.append)
+    w.on_frame(render(robot.boxes(0.06)), T_BASE_CAM)
+    w.arm(PLAN, holding=True)
+    block = (0.50, 0.0, 0.025, 0.0, 0.16)
+    robot.t += 0.1
+    w.on_frame(render(robot.boxes(0.06) + [block]), T_BASE_CAM, 1.5)
+    assert w.poll() is None and w.stats['skipped_stale'] == 1, 'a 1.5 s old frame tells nothing'
+    robot.t += 0.1
+    w.on_frame(render(robot.boxes(0.06) + [block]), T_BASE_CAM, 0.1)
+    assert w.poll() is not None, 'a fresh frame with the block is a change'
+    w.on_frame(render(robot.boxes(0.06)), T_BASE_CAM, -3600.0)  # sim time vs wall time
+    assert any('clocks disagree' in m for m in logs), logs
 
 
 def test_a_starved_goal_thread_still_masks_where_the_hand_passed_between_samples():

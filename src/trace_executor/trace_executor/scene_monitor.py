@@ -567,6 +567,8 @@ class BodyMaskHistory:
         self.window_s = window_s
         self.min_period_s = min_period_s
         self.clock = clock
+        #: samples are kept at least this long (s): a frame up to that old can be masked
+        self.keep_s = window_s
         #: the held object's centre in the hand frame (None: nothing held)
         self.held_offset: np.ndarray | None = None
         self._samples: list[tuple[float, float, np.ndarray]] = []  # first t, last t, spheres
@@ -596,7 +598,7 @@ class BodyMaskHistory:
             self._samples[-1] = (last[0], now, last[2])  # the robot did not move
         else:
             self._samples.append((now, now, spheres))
-        keep_after = now - 2 * self.window_s - 1.0
+        keep_after = now - max(2 * self.window_s, self.keep_s) - 1.0
         self._samples = [s for s in self._samples if s[1] >= keep_after]
 
     def spheres_since(self, t: float) -> np.ndarray:
@@ -669,7 +671,10 @@ class PlanSceneWatcher:
         settle_frames: frames at an unchanged new pose before it gets a new reference.
         held_object_radius_m: radius of the sphere masked around a held object.
         mask_latency_s: how late a depth frame may arrive after it was taken (the robot's masks
-            of that long before a frame's arrival are applied to it).
+            of that long before a frame's arrival are applied to it); a frame that comes with
+            its age (:meth:`on_frame`) is masked from when it was taken, however late.
+        max_frame_age_s: frames older than this on arrival (a starved camera or subscriber)
+            are not compared: the robot has moved on since (s).
         max_reproject_m: a frame from a camera pose this close to the reference's (and
             ``max_reproject_rad``) is compared with the reference re-projected to its pose
             (:meth:`SceneMonitor.seen_from`); farther ones (a walk) are skipped.
@@ -692,6 +697,7 @@ class PlanSceneWatcher:
         mask_latency_s: float = 0.3,
         max_reproject_m: float = 0.15,
         max_reproject_rad: float = 0.3,
+        max_frame_age_s: float = 2.0,
         log: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -712,8 +718,12 @@ class PlanSceneWatcher:
             window_s=mask_latency_s,
             clock=clock,
         )
+        self.max_frame_age_s = max_frame_age_s
+        self._clock_warned = False
+        self.masks.keep_s = max(mask_latency_s, max_frame_age_s) + 0.1
         self._lock = threading.Lock()
-        self._frame: tuple[np.ndarray, np.ndarray, int, float] | None = None  # depth, pose, seq, t
+        # depth, pose, seq, arrival time, time taken (the watcher's clock)
+        self._frame: tuple[np.ndarray, np.ndarray, int, float, float] | None = None
         self._seq = 0
         self._checked = 0
         self._K: np.ndarray | None = None
@@ -733,6 +743,7 @@ class PlanSceneWatcher:
             'skipped_moving': 0,
             'references': 0,
             'changes': 0,
+            'skipped_stale': 0,
         }
 
     # --- input ---------------------------------------------------------------------------
@@ -740,14 +751,38 @@ class PlanSceneWatcher:
         """The depth image's 3×3 intrinsics."""
         self._K = np.asarray(k, dtype=float).reshape(3, 3)
 
-    def on_frame(self, depth_m: np.ndarray, t_base_camera: np.ndarray | None) -> None:
-        """A new depth frame (metres) and the camera pose at its stamp (None: unknown)."""
+    def on_frame(
+        self, depth_m: np.ndarray, t_base_camera: np.ndarray | None, age_s: float | None = None
+    ) -> None:
+        """A new depth frame (metres) and the camera pose at its stamp (None: unknown).
+
+        ``age_s``: how long ago the frame was taken (arrival time minus its stamp, on the
+        caller's clock); None when unknown (then ``mask_latency_s`` is assumed).
+        """
         if t_base_camera is None:
             return
         now = self.clock()
+        if age_s is not None and not -0.5 <= age_s <= 30.0:
+            # Not a late frame but another clock (sim time against wall time, no time sync):
+            # mask by arrival time, as without stamps.
+            if not self._clock_warned:
+                self._clock_warned = True
+                self.log(
+                    f'scene monitor: a depth frame is stamped {age_s:+.1f} s from now: camera '
+                    'and node clocks disagree (use_sim_time, time sync); masking the robot by '
+                    'arrival time'
+                )
+            age_s = None
+        age = self.masks.window_s if age_s is None else max(float(age_s), 0.0)
         with self._lock:
             self._seq += 1
-            self._frame = (depth_m, np.asarray(t_base_camera, dtype=float), self._seq, now)
+            self._frame = (
+                depth_m,
+                np.asarray(t_base_camera, dtype=float),
+                self._seq,
+                now,
+                now - age,
+            )
 
     @property
     def has_frame(self) -> bool:
@@ -788,11 +823,13 @@ class PlanSceneWatcher:
         self._armed = True
         self._reference(frame)
 
-    def _mask_for(self, arrived: float) -> np.ndarray:
-        return self.masks.spheres_since(arrived - self.masks.window_s)
+    def _mask_for(self, arrived: float, taken: float) -> np.ndarray:
+        """Every pose the robot had from (a little before) the frame was taken until now."""
+        since = min(arrived - self.masks.window_s, taken - self.masks.min_period_s)
+        return self.masks.spheres_since(since)
 
-    def _reference(self, frame: tuple[np.ndarray, np.ndarray, int, float]) -> None:
-        depth, pose, seq, arrived = frame
+    def _reference(self, frame: tuple[np.ndarray, np.ndarray, int, float, float]) -> None:
+        depth, pose, seq, arrived, taken = frame
         h, w = depth.shape
         assert self._K is not None
         if self._monitor is None or (self._monitor.width, self._monitor.height) != (w, h):
@@ -800,7 +837,7 @@ class PlanSceneWatcher:
         else:
             self._monitor.set_camera(pose)
         self._monitor.set_regions(self._regions)
-        self._monitor.set_reference(depth, self._mask_for(arrived))
+        self._monitor.set_reference(depth, self._mask_for(arrived, taken))
         self._moved = None
         self._ref_pose = pose
         self._checked = seq
@@ -829,8 +866,11 @@ class PlanSceneWatcher:
             frame = self._frame
         if frame is None or frame[2] == self._checked:
             return None
-        depth, pose, seq, arrived = frame
+        depth, pose, seq, arrived, taken = frame
         self._checked = seq
+        if arrived - taken > self.max_frame_age_s:
+            self.stats['skipped_stale'] += 1  # the robot has moved on since: nothing to tell
+            return None
         monitor: SceneMonitor | None = self._monitor
         if not self._same(pose, self._ref_pose):
             # The camera moved (waist, base): compare with the reference re-projected to the
@@ -850,7 +890,7 @@ class PlanSceneWatcher:
         else:
             self._candidate = None
         self.stats['compared'] += 1
-        change = monitor.check(depth, self._mask_for(arrived))
+        change = monitor.check(depth, self._mask_for(arrived, taken))
         if change is None:
             if self._candidate is not None and self._candidate[1] >= self.settle_frames:
                 self._candidate = None

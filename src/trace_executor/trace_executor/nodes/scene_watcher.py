@@ -95,7 +95,11 @@ class DepthSceneWatcher:
         raw = image_to_numpy(
             msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian
         )
-        self.core.on_frame(depth_to_metres(raw, depth_scale_for(msg.encoding)), self.T_base_cam)
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        age = self.node.get_clock().now().nanoseconds * 1e-9 - stamp if stamp > 0 else None
+        self.core.on_frame(
+            depth_to_metres(raw, depth_scale_for(msg.encoding)), self.T_base_cam, age
+        )
 
     def arm(self, plan: Any, holding: bool) -> None:
         """New reference (robot at rest) and regions for ``plan``."""
