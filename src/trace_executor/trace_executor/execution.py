@@ -746,8 +746,15 @@ class GoalRunner:
                     return _Step(
                         Outcome(False, ErrorCode.EXECUTION, failed, trace, replans), False
                     )
+                released = holding and not seg.close
                 holding = bool(seg.close and ok)
-                if watch:
+                if watch and released:
+                    # The object is where it was put: what remains (the retreat) has nothing
+                    # to replan for. Watching on would read the placed object at the
+                    # destination as a change, and a fresh trace would pick it up again.
+                    self.watcher.disarm()
+                    watch = False
+                elif watch:
                     self.watcher.arm(plan, holding)  # the start region no longer matters
                 continue
             scene: list[SceneEvent] = []
@@ -759,10 +766,11 @@ class GoalRunner:
                 seg: Any = seg,
                 started: list[float] = started,
                 blendable: bool = blendable,
+                watching: bool = watch,
             ) -> Interrupt | None:
                 if cancelled():
                     return CANCELED
-                if watch:
+                if watching:
                     event = self.watcher.poll()
                     if event is not None:
                         scene.append(event)

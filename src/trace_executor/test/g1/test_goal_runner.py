@@ -98,3 +98,61 @@ def test_a_trace_goal_walks_and_plans_again_from_the_same_trace():
     walks = [c for c in backend.calls if c[0] == 'walk']
     assert len(walks) == 2
     assert np.linalg.norm(backend.state[:2] - PLATE[:2]) < 0.5
+
+
+class PlacedObjectWatcher:
+    """Reports what a camera sees once the object is put down: it sits at the destination
+    (a change there, compared with the frame before it arrived) and is gone from the start."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.held = False
+        self.released = False
+        self.arms: list[bool] = []
+
+    def arm(self, plan, holding: bool) -> None:
+        self.released = self.released or (self.held and not holding)
+        self.held = holding
+        self.armed = True
+        self.arms.append(holding)
+
+    def poll(self):
+        from trace_executor.execution import SceneEvent
+
+        if self.armed and self.released:
+            return SceneEvent('destination: 26% of 541 pixels changed (something appeared)')
+        return None
+
+    def disarm(self) -> None:
+        self.armed = False
+
+
+class WatchedG1(SimpleG1):
+    """Polls the scene once per motion, as a backend does while it streams."""
+
+    def execute(self, segment, interrupt, progress) -> MotionResult:
+        if segment.kind.value == 'motion' and interrupt() is not None:
+            self.calls.append(('interrupted',))
+            return MotionResult(MotionStatus.STOPPED, 'stopped')
+        return super().execute(segment, interrupt, progress)
+
+
+def test_after_the_release_the_placed_object_is_no_reason_to_replan():
+    """The object just put on the plate reads as a change at the destination: a watcher still
+    armed then would replan and pick it up again (seen on the G1 in the simulator)."""
+    backend = WatchedG1()
+    watcher = PlacedObjectWatcher()
+    runner = GoalRunner(
+        G1Planner(),
+        backend,
+        perceive=lambda _i: TraceInput(trace(CUP, PLATE), 'odom'),
+        watcher=watcher,
+    )
+    goal = GoalSpec('put the red cup on the plate', None, False, 1.0, True, 'pick_place')
+    out = runner.run(goal, lambda: False)
+    assert out.success and out.replans == 0, out.message
+    assert ('interrupted',) not in backend.calls
+    grips = [c for c in backend.calls if c[0] == 'gripper']
+    assert grips == [('gripper', True, 'left'), ('gripper', False, 'left')], 'picked once'
+    assert not watcher.armed, 'not watching after the release'
+    assert True in watcher.arms, 'watched while carrying'
