@@ -322,11 +322,9 @@ def test_far_object_moved_during_the_walk_replans_new_base_goal(home):
     mover = threading.Thread(target=move_when_walking, daemon=True)
     mover.start()
     try:
-        # The new base goal comes from looking again after the walk (not the scene watcher,
-        # whose false changes near the hand still make replans fail now and then: issue 11).
-        res, fb = _run_ok(
-            sim, 'put the red cup on the plate', replanning=False, on_feedback=on_feedback
-        )
+        # The new base goal comes from looking again after the walk (the camera is not still
+        # during a walk, so the scene watcher does not compare); replanning stays on.
+        res, fb = _run_ok(sim, 'put the red cup on the plate', on_feedback=on_feedback)
     finally:
         walking.set()
         mover.join(15)
@@ -343,10 +341,11 @@ def test_far_object_moved_during_the_walk_replans_new_base_goal(home):
 
 def test_near_instruction_places_next_to_the_block(home):
     sim = home
-    # Without replanning: what this tests is where "next to" puts the cup. With replanning on,
-    # the G1 still sees false scene changes as its hand arrives (issue 11; the reasons are in
-    # the failure message) and the replans from mid-motion states fail in 2 of 4 runs here.
-    res, _ = _run_ok(sim, 'put the red cup next to the blue block', replanning=False)
+    # Replanning on: the G1's own hands, the cup it carries and the cup it just put down are
+    # no scene change (a replan's reasons would be in the failure message).
+    res, fb = _run_ok(sim, 'put the red cup next to the blue block')
+    assert not [f for _, f in fb if f.phase == PHASE_REPLANNING], 'no false scene change'
+
     cup, block = sim.position('red_cup'), sim.position('blue_block')
     gap = np.linalg.norm(cup[:2] - block[:2])
     assert 0.06 < gap < 0.13, f'next to the block: centres {gap:.3f} m apart'
@@ -388,9 +387,7 @@ def test_turned_away_it_looks_around_for_the_cup_and_finds_it(home):
     sim = home
     sim.walk_back(route=((0.0, 0.0, math.pi),))  # turn in place: the tables are behind it
     sim.wait_idle()
-    # about the search, not about replanning: a false "destination changed" as the hand
-    # arrives (README, Known limits) would make this test about something else
-    res, fb = _run_ok(sim, 'put the red cup next to the blue block', replanning=False)
+    res, fb = _run_ok(sim, 'put the red cup next to the blue block')
     looking = [f.message for _, f in fb if f.message.startswith('looking for the red cup')]
     assert 'looking for the red cup: turning the waist left 60°' in looking, looking
     assert any('turning the body left' in m for m in looking), looking
