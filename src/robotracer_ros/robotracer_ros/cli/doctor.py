@@ -16,6 +16,7 @@ OPTIONAL = [
     ('cv2', 'image encoding, annotated images'),
     ('torch', 'transformers backend'),
     ('transformers', 'transformers backend (local checkpoints)'),
+    ('accelerate', 'transformers backend: weights loaded straight onto the GPU (device_map)'),
     ('mujoco', 'simulator'),
     ('pinocchio', 'UR5/G1 kinematics'),
     ('pink', 'IK (pin-pink)'),

@@ -49,6 +49,7 @@ def test_doctor_reports_a_working_core():
     for name in (
         'torch',
         'transformers',
+        'accelerate',
         'mujoco',
         'unitree_sdk2py',
         'rtde_control',
