@@ -222,8 +222,8 @@ class Ur5WorldNode(SimWorldNode):
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         if not msg.points:
-            self.world.stop()
-            self.get_logger().info('empty trajectory: stopping the arm')
+            # As Jazzy's joint_trajectory_controller: rejected, the running motion goes on.
+            self.get_logger().error('Empty trajectory received.')
             return
         times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
         positions = [list(p.positions) for p in msg.points]

@@ -105,7 +105,7 @@ def standin(planner: Ur5Planner) -> Iterator[Any]:
 
     import rclpy
     from rclpy.context import Context
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     from trace_executor.testing.move_group import MoveGroupStandIn
     from trace_executor.testing.ur_driver import UrDriverStandIn
@@ -115,7 +115,10 @@ def standin(planner: Ur5Planner) -> Iterator[Any]:
     ns = f'/moveit_standin_{uuid.uuid4().hex[:8]}'  # relative names resolve under it
     driver_node = rclpy.create_node('ur_driver', namespace=ns, context=ctx)
     exec_node = rclpy.create_node('ur5_executor', namespace=ns, context=ctx)
-    executor = MultiThreadedExecutor(num_threads=4, context=ctx)
+    # One thread is enough (the backend blocks in the test's thread, never in a callback);
+    # rclpy 7.1's MultiThreadedExecutor here slowed the driver stand-in's control loop to a
+    # fifth of real time within 10 s (GIL), and the joint states went stale.
+    executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(driver_node)
     executor.add_node(exec_node)
     spin = threading.Thread(target=executor.spin, daemon=True)

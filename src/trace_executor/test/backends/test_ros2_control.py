@@ -90,6 +90,9 @@ class FakeController:
         self.t0 = self.t_end = time.monotonic()
         self.behaviour = Behaviour(np.zeros(6), 0.0)
         self.received: list[JointTrajectory] = []
+        self.rejected: list[str] = []
+        #: stop publishing joint states (a driver whose state stream is lost)
+        self.mute = False
         self.pub = node.create_publisher(JointState, states, 10)
         node.create_subscription(JointTrajectory, topic, self._on_trajectory, 10)
         node.create_timer(0.01, self._publish)
@@ -110,17 +113,19 @@ class FakeController:
         now = time.monotonic()
         q, _ = self.state(now)
         self.received.append(msg)
+        if not msg.points:  # as Jazzy's JTC: rejected, the running trajectory goes on
+            self.rejected.append('Empty trajectory received.')
+            return
         with self.lock:
             self.q0 = q
-            if not msg.points:  # empty: hold
-                self.goal, self.t0, self.t_end = q, now, now
-                return
             last = msg.points[-1]
             dur = last.time_from_start.sec + last.time_from_start.nanosec * 1e-9
             self.goal = np.array(last.positions, dtype=float)
             self.t0, self.t_end = now, now + dur
 
     def _publish(self) -> None:
+        if self.mute:
+            return
         q, v = self.state(time.monotonic())
         msg = JointState(name=list(JOINTS), position=q.tolist(), velocity=v.tolist())
         msg.header.stamp = self.node.get_clock().now().to_msg()
@@ -239,6 +244,32 @@ def test_a_controller_topic_without_subscriber_fails_at_once_and_sends_nothing(r
     assert len(controller.received) == before
     q, _ = orphan.state.get(1.0)
     assert np.allclose(q, HOME, atol=1e-6), 'the arm did not move'
+
+
+def test_lost_joint_state_mid_motion_holds_the_arm_on_its_path_not_at_the_goal(rig):
+    """The joint states stop halfway through a 3 s motion: the motion fails naming the lost
+    state, and the arm stops where the commanded path has it then (a one-point trajectory the
+    controller accepts; Jazzy's JTC rejects an empty one and the arm would run to the goal)."""
+    controller, backend = rig
+    backend.state_timeout_s = 0.3
+    goal = HOME + np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    timer = threading.Timer(1.0, lambda: setattr(controller, 'mute', True))
+    timer.start()
+    try:
+        res = backend.execute(segment(goal, 3.0), no_interrupt, lambda _f: None)
+    finally:
+        timer.cancel()
+    assert res.status is MotionStatus.FAILED and 'joint state' in res.message, res.message
+    deadline = time.monotonic() + 3.0
+    while len(controller.received) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert controller.rejected == [], 'nothing the controller rejects was sent'
+    assert len(controller.received) == 2, 'the motion, then a hold'
+    assert len(controller.received[-1].points) == 1
+    time.sleep(0.8)  # the hold trajectory (0.5 s) runs out
+    q, _ = controller.state(time.monotonic())
+    assert 0.2 < q[0] - HOME[0] < 0.8, f'stopped on the path, short of the goal: {q[0]:.2f}'
+    assert np.allclose(q[1:], HOME[1:], atol=1e-6), 'along the commanded path only'
 
 
 def test_halt_stops_the_running_motion_and_refuses_later_ones(rig):

@@ -295,6 +295,8 @@ class Ros2ControlBackend:
         #: how the last motion ended (None before the first)
         self.last_settle: SettleReport | None = None
         self._halted = ''
+        #: the last trajectory sent: (time sent, times from 0, positions from the start state)
+        self._commanded: tuple[float, np.ndarray, np.ndarray] | None = None
         group = MutuallyExclusiveCallbackGroup()
         self.pub = node.create_publisher(
             JointTrajectory,
@@ -357,22 +359,47 @@ class Ros2ControlBackend:
     def stop(self) -> None:
         """Decelerate to rest from the current state (a short replacing trajectory).
 
-        Without a fresh joint state it publishes an empty trajectory: a joint trajectory
-        controller (and the simulator) then holds its current position.
+        Without a fresh joint state (the state is what was lost) it holds where the last
+        commanded trajectory says the arm is now: a one-point trajectory to that point on the
+        validated path. (An empty trajectory is no stop: Jazzy's joint trajectory controller
+        rejects it with "Empty trajectory received." and the arm runs on.) When nothing was
+        commanded, nothing of ours is moving and nothing is sent.
         """
         try:
             q, v = self.state.get(self.state_timeout_s)
         except BackendError:
-            msg = JointTrajectory()
-            msg.joint_names = list(self.joint_names)
-            self.pub.publish(msg)
+            hold = self._commanded_now()
+            if hold is not None:
+                self._publish(np.array([0.5]), hold[None], np.zeros((1, len(hold))), None, hold)
             return
         vmax = float(np.max(np.abs(v))) if v.size else 0.0
         t_stop = min(max(vmax / self.stop_deceleration, 0.05), 0.5)
         q_stop = q + 0.5 * v * t_stop
-        self.pub.publish(
-            self._trajectory(np.array([t_stop]), q_stop[None], np.zeros((1, len(q))), None)
+        self._publish(np.array([t_stop]), q_stop[None], np.zeros((1, len(q))), None, q)
+
+    def _publish(
+        self,
+        times: np.ndarray,
+        q: np.ndarray,
+        v: np.ndarray | None,
+        a: np.ndarray | None,
+        q_start: np.ndarray,
+    ) -> None:
+        """Send a trajectory (times > 0) and remember it as the commanded motion."""
+        self.pub.publish(self._trajectory(times, q, v, a))
+        self._commanded = (
+            time.monotonic(),
+            np.concatenate([[0.0], np.asarray(times, dtype=float)]),
+            np.vstack([np.asarray(q_start, dtype=float)[None], np.asarray(q, dtype=float)]),
         )
+
+    def _commanded_now(self) -> np.ndarray | None:
+        """Where the last commanded trajectory has the arm now (its end once it is over)."""
+        if self._commanded is None:
+            return None
+        sent, times, qs = self._commanded
+        t = min(max(time.monotonic() - sent, 0.0), float(times[-1]))
+        return np.array([np.interp(t, times, qs[:, j]) for j in range(qs.shape[1])])
 
     def halt(self, reason: str, ack_timeout_s: float = 1.0) -> bool:
         """Stop the arm for good (executor shutdown): stop now, refuse every later motion.
@@ -431,13 +458,12 @@ class Ros2ControlBackend:
             )
         # Skip t = 0 (the current state) so the controller does not see a zero-time point.
         keep = times > 1e-6
-        self.pub.publish(
-            self._trajectory(
-                times[keep],
-                qs[keep],
-                np.asarray(segment.velocities_rad_s)[keep],
-                np.asarray(segment.accelerations_rad_s2)[keep],
-            )
+        self._publish(
+            times[keep],
+            qs[keep],
+            np.asarray(segment.velocities_rad_s)[keep],
+            np.asarray(segment.accelerations_rad_s2)[keep],
+            q_now,
         )
         t0 = time.monotonic()
         clock = ScaledClock(self.speed_scaling)

@@ -57,7 +57,10 @@ class UrDriverStandIn:
         self._times: np.ndarray | None = None  # running trajectory: sample times, s
         self._points: np.ndarray | None = None  # (K, J) positions, first = state at receipt
         self._t = 0.0  # the trajectory's (scaled) clock
+        self._last = time.monotonic()  # wall time of the last control step
         self.received: list[JointTrajectory] = []
+        #: why messages were rejected, as the real controller logs them
+        self.rejected: list[str] = []
         self.period_s = 1.0 / rate_hz
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.state_pub = node.create_publisher(JointState, joint_states_topic, 10)
@@ -79,15 +82,17 @@ class UrDriverStandIn:
         """A JointTrajectory for the controller (topic callback; callable directly)."""
         self.received.append(msg)
         with self.lock:
-            if not msg.points:  # empty: stop and hold where it is
-                self._times = self._points = None
-                self.v[:] = 0.0
+            if not msg.points:
+                # Jazzy's joint_trajectory_controller: "Empty trajectory received." - rejected,
+                # the running trajectory goes on
+                self.rejected.append('Empty trajectory received.')
                 return
             index = {n: i for i, n in enumerate(msg.joint_names)}
             order = [index[n] for n in self.joint_names]
             times = [0.0] + [_seconds(p.time_from_start) for p in msg.points]
             pts = [self.q.copy()] + [np.asarray(p.positions, float)[order] for p in msg.points]
             self._times, self._points, self._t = np.array(times), np.array(pts), 0.0
+            self._last = time.monotonic()
 
     def hold(self) -> None:
         """Cancel the running trajectory: the arm stays where it is (a cancelled JTC goal)."""
@@ -110,12 +115,18 @@ class UrDriverStandIn:
         with self.lock:
             if self._times is None or self._points is None:
                 return
-            self._t += self.period_s * self.scaling
+            # The real controller's clock is the wall clock (a 500 Hz real-time loop): a step
+            # that comes late (this thread starved of the GIL) catches up, it does not slow
+            # the trajectory down.
+            now = time.monotonic()
+            dt = max(now - self._last, 1e-6)
+            self._last = now
+            self._t += dt * self.scaling
             t = min(self._t, float(self._times[-1]))
             q = np.array(
                 [np.interp(t, self._times, self._points[:, j]) for j in range(len(self.q))]
             )
-            self.v = (q - self.q) / self.period_s
+            self.v = (q - self.q) / dt
             self.q = q
             if self._t >= self._times[-1]:
                 self._times = self._points = None
