@@ -13,8 +13,11 @@
   :mod:`robotracer_sim.g1.lowstate_probe`. The executor's safety limit is 100 ms; the goal is
   a p99 gap of at most 20 ms.
 
-Run: ``source setup.bash && python bench/sim_g1.py`` (~2.5 min); ``--only stack`` runs just the
-bringup part.
+- ``idle``: the CPU share of each process of the G1 end-to-end test stack while the robot
+  stands idle (what every test and goal runs on top of).
+
+Run: ``source setup.bash && python bench/sim_g1.py`` (~3 min); ``--only stack`` runs just the
+bringup part, ``--only idle`` the idle CPU shares.
 """
 
 from __future__ import annotations
@@ -295,10 +298,78 @@ def whole_stack(domain: int, instructions: tuple[str, ...] = STACK_INSTRUCTIONS)
     }
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    with open(f'/proc/{pid}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/stat') as f:
+                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+        except OSError:
+            continue
+        if ppid == pid:
+            out += [int(entry), *_children(int(entry))]
+    return out
+
+
+def idle_cpu(window_s: float = 10.0) -> dict:
+    """CPU share of each process of the G1 end-to-end stack while the robot stands idle.
+
+    The stack the end-to-end tests start (``trace_executor.testing.g1_sim.G1Sim``: simulator
+    with its camera process at 4 Hz, perception node, executor) plus this process as the test
+    client; /proc CPU times over ``window_s`` after a 5 s settle. Idle cost is what every test
+    and every goal runs on top of, on a 2-core machine.
+    """
+    from trace_executor.testing.g1_sim import G1Sim
+
+    sim = G1Sim(executor_args=('-p', 'state_timeout_s:=1.0'), camera_rate=4.0)
+    try:
+        time.sleep(5.0)
+        pids = [os.getpid(), *_children(os.getpid())]
+        before = {p: _cpu_s(p) for p in pids}
+        t0 = time.monotonic()
+        time.sleep(window_s)
+        dt = time.monotonic() - t0
+        shares: dict[str, float] = {}
+        for p in pids:
+            try:
+                with open(f'/proc/{p}/cmdline') as f:
+                    cmd = f.read().replace('\0', ' ')
+                share = (_cpu_s(p) - before[p]) / dt * 100.0
+            except OSError:
+                continue
+            name = (
+                'test_client'
+                if p == os.getpid()
+                else 'camera_process'
+                if '--camera-process' in cmd
+                else cmd.split(' -m ', 1)[1].split()[0].rsplit('.', 1)[-1]
+                if ' -m ' in cmd
+                else cmd.split()[0]
+            )
+            shares[name] = round(shares.get(name, 0.0) + share, 1)
+        rtf = sim.real_time_factor(t0)
+    finally:
+        sim.close()
+    return {
+        'idle_cpu_percent_of_a_core': shares,
+        'idle_cpu_total_cores': round(sum(shares.values()) / 100.0, 2),
+        'idle_real_time_factor': None if rtf is None else round(rtf, 3),
+    }
+
+
 def main() -> None:
     """Run the parts asked for and print the JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--only', choices=('in_process', 'peer', 'stack'), help='run one part')
+    ap.add_argument('--only', choices=('in_process', 'peer', 'stack', 'idle'), help='run one part')
     args = ap.parse_args()
     domain = int(os.environ.get('ROBOTRACER_BENCH_DOMAIN', str(100 + os.getpid() % 100)))
     result = {'benchmark': 'sim_g1', 'machine_load_1min': round(os.getloadavg()[0], 2)}
@@ -308,6 +379,8 @@ def main() -> None:
         result.update(across_processes(domain))
     if args.only in (None, 'stack'):
         result.update(whole_stack(domain + 1))
+    if args.only in (None, 'idle'):
+        result.update(idle_cpu())
     result['machine_load_1min_after'] = round(os.getloadavg()[0], 2)
     print(json.dumps(result))
 
