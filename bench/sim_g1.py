@@ -305,21 +305,6 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f'/proc/{entry}/stat') as f:
-                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
-        except OSError:
-            continue
-        if ppid == pid:
-            out += [int(entry), *_children(int(entry))]
-    return out
-
-
 def idle_cpu(window_s: float = 10.0) -> dict:
     """CPU share of each process of the G1 end-to-end stack while the robot stands idle.
 
@@ -328,12 +313,14 @@ def idle_cpu(window_s: float = 10.0) -> dict:
     client; /proc CPU times over ``window_s`` after a 5 s settle. Idle cost is what every test
     and every goal runs on top of, on a 2-core machine.
     """
+    from reliability import descendants  # (bench/ is the script's folder: on sys.path)
+
     from trace_executor.testing.g1_sim import G1Sim
 
     sim = G1Sim(executor_args=('-p', 'state_timeout_s:=1.0'), camera_rate=4.0)
     try:
         time.sleep(5.0)
-        pids = [os.getpid(), *_children(os.getpid())]
+        pids = descendants(os.getpid())
         before = {p: _cpu_s(p) for p in pids}
         t0 = time.monotonic()
         time.sleep(window_s)
