@@ -168,12 +168,15 @@ def test_backend_over_dds_drives_the_simulated_g1_safely(peer, backend):
     assert res.status is MotionStatus.DONE, res.message
     x, y, _, yaw = backend.base_pose()
     assert math.hypot(x + 0.35, y - 0.15) < 0.05 and abs(yaw - 0.3) < 0.08
-    speeds = [
-        math.dist(a[1][:2], b[1][:2]) / (b[0] - a[0])
-        for a, b in zip(poses, poses[1:], strict=False)
-        if b[0] - a[0] > 0.04
-    ]
-    assert max(speeds) <= 0.55
+    # Speeds over windows of >= 0.3 s: the sample times are when the progress callback ran
+    # (a callback 20 ms late over a 40 ms window read 0.57 m/s on a 0.5 m/s walk in CI).
+    speeds = []
+    for i, (t_a, pose_a) in enumerate(poses):
+        later = [(t_b, pose_b) for t_b, pose_b in poses[i + 1 :] if t_b - t_a >= 0.3]
+        if later:
+            t_b, pose_b = later[0]
+            speeds.append(math.dist(pose_a[:2], pose_b[:2]) / (t_b - t_a))
+    assert speeds and max(speeds) <= 0.55, max(speeds or [0.0])
     time.sleep(0.5)
     assert math.dist(backend.base_pose()[:2], (x, y)) < 0.01, 'the base stopped'
 
