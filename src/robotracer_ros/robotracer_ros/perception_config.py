@@ -60,6 +60,13 @@ PARAMETERS: list[Param] = [
         3600.0,
         read_only=False,
     ),
+    Param(
+        'fresh_frame_timeout_s',
+        2.0,
+        'a request with not_before: longest wait for a frame taken at or after it, s',
+        0.0,
+        60.0,
+    ),
     Param('camera_frame', '', "optical frame of the camera ('' = the colour image's frame_id)"),
     Param('target_frame', '', "frame of the returned points ('' = the camera frame)"),
     Param('use_tf2', True, 'look transforms up with tf2_ros when it is importable'),

@@ -119,6 +119,7 @@ class PerceptionNode(Node):
         }
         self._latest: dict[str, tuple[float, Any]] | None = None
         self._lock = threading.Lock()
+        self._new_frame = threading.Condition(self._lock)
         qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=p['image_depth'],
@@ -246,6 +247,7 @@ class PerceptionNode(Node):
         if matched is not None:
             with self._lock:
                 self._latest = matched
+                self._new_frame.notify_all()
 
     def _stream_name(self, stream: str) -> str:
         return f'{STREAM_LABELS[stream]} on {self.resolve_topic_name(self._topics[stream])}'
@@ -321,6 +323,39 @@ class PerceptionNode(Node):
             needs_sensor_depth=self.p['depth_source'] != 'model'
         )
         return frame, reason, header
+
+    def _latest_stamp_s(self) -> float | None:
+        """Stamp of the latest synchronised set's colour image (call with the lock held)."""
+        return None if self._latest is None else self._latest['color'][0]
+
+    def _wait_for_frame_after(self, not_before: float) -> bool:
+        """Wait up to ``fresh_frame_timeout_s`` for a synchronised set taken at/after a stamp."""
+        deadline = time.monotonic() + self.p['fresh_frame_timeout_s']
+        with self._new_frame:
+            while (stamp := self._latest_stamp_s()) is None or stamp < not_before:
+                left = deadline - time.monotonic()
+                if left <= 0 or not rclpy.ok(context=self.context):
+                    return False
+                self._new_frame.wait(min(left, 0.1))
+        return True
+
+    def _answer_stale_wait(self, request: Any, response: Any, not_before: float) -> Any:
+        with self._lock:
+            stamp = self._latest_stamp_s()
+        latest = 'no frame yet' if stamp is None else f'the latest was taken at {stamp:.3f} s'
+        why = self._stream_diagnosis()
+        response.success = False
+        response.error_code = ERROR_STALE_FRAME
+        response.error_msg = (
+            f'no frame taken at or after not_before = {not_before:.3f} s arrived within '
+            f'fresh_frame_timeout_s = {self.p["fresh_frame_timeout_s"]:g} s ({latest})'
+            + (f' -- {why}' if why else '')
+        )
+        self.get_logger().warn(
+            f'get_trace {request.instruction!r} failed (error {ERROR_STALE_FRAME}): '
+            f'{response.error_msg}'
+        )
+        return response
 
     def _frame_for(self, *, needs_sensor_depth: bool) -> tuple[Frame | None, str, Any, str]:
         """Convert and check the latest synchronised set.
@@ -437,6 +472,9 @@ class PerceptionNode(Node):
             int(request.depth_source), f'code {int(request.depth_source)}'
         )
         effective = 'sensor' if request.trace_2d else (depth_source or self.p['depth_source'])
+        not_before = _stamp_s(request.not_before)
+        if not_before and not self._wait_for_frame_after(not_before):
+            return self._answer_stale_wait(request, response, not_before)
         frame, reason, header, note = self._frame_for(needs_sensor_depth=effective != 'model')
         req = TraceRequest(
             request.instruction,

@@ -21,6 +21,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
+from builtin_interfaces.msg import Time as TimeMsg  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
@@ -318,6 +319,33 @@ def test_stale_frames_then_model_server_down(spawn, client):
     assert 'connection refused' in resp.error_msg and dead in resp.error_msg
     client.spin_for(0.5)
     assert client.traces == []
+
+
+def _time(t: float) -> TimeMsg:
+    return TimeMsg(sec=int(t), nanosec=int(round((t - int(t)) * 1e9)))
+
+
+def test_not_before_answers_on_a_frame_taken_after_it_or_says_none_came(spawn, client):
+    """A robot that just stopped walking asks for a frame taken after it stopped."""
+    with ModelServer(reply_for) as server:
+        start(spawn, server.url, node_params={'fresh_frame_timeout_s': 1.5})
+        assert client.call_when_ready('put the red box on the wall').success
+        for ahead_s in (0.5, 1.0):
+            not_before = time.time() + ahead_s
+            resp = client.call('put the red box on the wall', not_before=_time(not_before))
+            assert resp.success, resp.error_msg
+            stamp = resp.trace.header.stamp.sec + resp.trace.header.stamp.nanosec * 1e-9
+            assert not_before <= stamp < not_before + 0.5, (not_before, stamp)
+        # the camera cannot deliver a frame from 5 s ahead within 1.5 s: a clear stale error
+        t0 = time.monotonic()
+        resp = client.call('put the red box on the wall', not_before=_time(time.time() + 5.0))
+        waited = time.monotonic() - t0
+        assert not resp.success and resp.error_code == GetTrace.Response.ERROR_STALE_FRAME
+        assert 'arrived within fresh_frame_timeout_s = 1.5 s (the latest was taken at' in (
+            resp.error_msg
+        )
+        assert 1.4 < waited < 5.0, waited
+        assert len(server.requests) == 3  # the model was never asked on a frame it refused
 
 
 def test_rgb_only_model_config_runs_with_no_depth_topic(spawn, client, tmp_path):

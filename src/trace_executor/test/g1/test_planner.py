@@ -224,6 +224,26 @@ BAD = [
 ]
 
 
+@pytest.mark.parametrize('roll', [-0.09, -0.1])
+def test_an_arm_left_inside_the_margin_by_a_stopped_goal_does_not_block_every_plan(planner, roll):
+    """Soak: a stopped goal left the left hand 0.3-0.7 cm from the legs (margin 2 cm); every
+    later plan's first motion was refused, goal after goal. Motions that come no closer than
+    the start are allowed; none may come closer or touch."""
+    q = standing_upper_body()
+    q[ARM['left']][1] += roll  # shoulder roll: the hand down beside the thigh
+    start = planner.collision.distances(q)
+    assert planner.collision.closest(q).distance_m < planner.collision.margin_m - 0.01
+    far_cup = np.array([1.5, -0.6, 0.765])
+    plan = planner.plan(place_trace(far_cup, CUP), pack_state((0, 0, PELVIS_Z, 0), q))
+    assert [s.kind.value for s in plan.segments][:2] == ['motion', 'walk']
+    for m in plan.segments:
+        if isinstance(m, ArmMotion):
+            for qk in m.positions_rad:
+                d = planner.collision.distances(qk)
+                closer = np.minimum(start, planner.collision.margin_m) - d
+                assert d.min() > 0 and closer.max() < 0.005
+
+
 @pytest.mark.parametrize('points,code,words', BAD)
 def test_bad_traces_are_rejected_naming_the_waypoint(planner, points, code, words):
     with pytest.raises(PlanningError) as err:

@@ -159,17 +159,39 @@ class BodyCollisionModel:
         closest_w = np.einsum('bij,sbj->sbi', rot, closest) + trans[None]
         return d, normal, closest_w
 
-    def closest(self, q: np.ndarray) -> Contact:
-        """The closest sphere/box pair at configuration ``q`` (17,)."""
+    def distances(self, q: np.ndarray) -> np.ndarray:
+        """Signed distances (S, B) of every arm sphere to every body box at ``q`` (17,), m."""
         self.kin.forward(q)
-        d = self._pairs(self.kin.data, np.arange(len(self._sphere_frames)))[0]
-        si, bi = np.unravel_index(int(np.argmin(d)), d.shape)
+        return self._pairs(self.kin.data, np.arange(len(self._sphere_frames)))[0]
+
+    def _contact(self, d: np.ndarray, si: int, bi: int) -> Contact:
         return Contact(self.sphere_names[si], self.boxes[bi].name, float(d[si, bi]))
 
-    def first_collision(self, q: np.ndarray, tolerance_m: float = 0.005) -> Contact | None:
-        """The closest pair when it is closer than ``margin - tolerance``, else None."""
-        c = self.closest(q)
-        return c if c.distance_m < self.margin_m - tolerance_m else None
+    def closest(self, q: np.ndarray) -> Contact:
+        """The closest sphere/box pair at configuration ``q`` (17,)."""
+        d = self.distances(q)
+        return self._contact(d, *np.unravel_index(int(np.argmin(d)), d.shape))
+
+    def first_collision(
+        self, q: np.ndarray, tolerance_m: float = 0.005, start: np.ndarray | None = None
+    ) -> Contact | None:
+        """The pair that breaks the margin (by more than ``tolerance_m``) most, else None.
+
+        Args:
+            q: (17,) configuration.
+            tolerance_m: how far inside the margin a pair may come (the IK's linearisation).
+            start: the distances (:meth:`distances`) where the motion started: a pair that
+                already started inside the margin (an arm left low beside the legs by a
+                stopped goal) may stay there as long as it comes no closer than it was; moving
+                out is what the IK constraints steer towards.
+        """
+        d = self.distances(q)
+        limit = np.full(d.shape, self.margin_m - tolerance_m)
+        if start is not None:
+            limit = np.minimum(limit, start - tolerance_m)
+        excess = limit - d
+        si, bi = np.unravel_index(int(np.argmax(excess)), d.shape)
+        return self._contact(d, si, bi) if excess[si, bi] > 0 else None
 
     def constraint_rows(
         self, model: pin.Model, data: pin.Data, side: str | None = None

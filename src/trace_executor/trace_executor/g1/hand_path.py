@@ -61,6 +61,7 @@ class HandPathSolver:
         self.speed = speed
         self.ik_s = 0.0
         self.timing_s = 0.0
+        self._start_distances: np.ndarray | None = None  # arm/body distances at the plan's start
 
     def joint_path(
         self,
@@ -87,6 +88,8 @@ class HandPathSolver:
             PlanningError: UNREACHABLE / JOINT_LIMIT / COLLISION naming the waypoint.
         """
         cfg, planner = self.cfg, self.planner
+        if self._start_distances is None:
+            self._start_distances = planner.collision.distances(q)
         stance = stance_matrix(*base)
         stance_inv = np.linalg.inv(stance)
         start = stance @ planner.kinematics.grasp_pose(q, side)
@@ -167,7 +170,7 @@ class HandPathSolver:
                 f'{cfg.ik_position_tolerance_m * 1e3:.0f} mm (closest '
                 f'{res.position_error_m * 1e3:.0f} mm, palm tilt {res.tilt_error_rad:.2f} rad)',
             )
-        hit = planner.collision.first_collision(res.q)
+        hit = planner.collision.first_collision(res.q, start=self._start_distances)
         if hit is not None:
             raise PlanningError(
                 ErrorCode.COLLISION,

@@ -20,6 +20,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
+from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
@@ -441,8 +442,10 @@ class G1ExecutorNode(ExecutorNode):
                 f'trace service {self.p["trace_service"]} is not available '
                 '(is the perception node running?)'
             )
-        self._wait_for_new_frame()
         req = GetTrace.Request(instruction=instruction, target_frame=self.camera_frame)
+        not_before = self._wait_for_new_frame()
+        if not_before is not None:  # a frame taken after the robot stopped, with a known pose
+            req.not_before = Time(nanoseconds=int(not_before * 1e9)).to_msg()
         res = wait_future(self.trace_client.call_async(req), self.p['trace_timeout_s'])
         if res is None:
             raise PerceptionError(f'trace service did not answer in {self.p["trace_timeout_s"]} s')
@@ -460,8 +463,14 @@ class G1ExecutorNode(ExecutorNode):
         sight = trace_sight(msg.pixel_u, msg.pixel_v, msg.image_width, msg.image_height)
         return Seen(sight, trace, msg.quality_note)
 
-    def _wait_for_new_frame(self) -> None:
-        """Wait for a camera frame taken after now (the robot may have just stopped walking)."""
+    def _wait_for_new_frame(self) -> float | None:
+        """Wait for a camera pose taken after now (the robot may have just stopped walking).
+
+        Returns:
+            The stamp the trace's image must not predate (now, or the oldest pose known when
+            this node started later: an older image could not be placed in odom), or None when
+            no newer pose came within ``fresh_frame_timeout_s`` (then the latest image is used).
+        """
         buffer = self.camera_poses if self.p['camera_pose_source'] == 'topic' else self.odom_poses
         timeout_s = self.p['fresh_frame_timeout_s']
         now = self.get_clock().now().nanoseconds * 1e-9
@@ -469,12 +478,12 @@ class G1ExecutorNode(ExecutorNode):
         while time.monotonic() < deadline:
             latest = buffer.latest()
             if latest is not None and latest[0] >= now:
-                time.sleep(0.1)  # the image itself reaches the perception node meanwhile
-                return
+                return max(now, buffer.span()[0])
             time.sleep(0.02)
         self.get_logger().warning(
             f'no camera frame newer than {now:.2f} s after {timeout_s} s: asking anyway'
         )
+        return None
 
     # --- scene monitor -------------------------------------------------------------------
     def _on_info(self, msg: CameraInfo) -> None:
