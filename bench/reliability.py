@@ -303,7 +303,10 @@ def _classify(outcome, expect_ok: bool, at_target: bool | None) -> str:
     return 'failed_expected' if not expect_ok else 'failed'
 
 
-def soak_ur5(n: int, rng: random.Random) -> dict:
+SOAK_KINDS = {'plain': 6, 'moved': 2, 'out_of_view': 1, 'odd': 1}
+
+
+def soak_ur5(n: int, rng: random.Random, kinds: dict[str, int] = SOAK_KINDS) -> dict:
     from std_srvs.srv import SetBool
 
     from trace_executor.testing.ur5_sim import Ur5Sim
@@ -311,6 +314,7 @@ def soak_ur5(n: int, rng: random.Random) -> dict:
     sim = Ur5Sim()
     watch = ProcessWatch(descendants(sim.proc.pid))
     rows = []
+    log_start = len(sim.log)
     try:
         for i in range(n):
             if i == 10:
@@ -322,7 +326,7 @@ def soak_ur5(n: int, rng: random.Random) -> dict:
                     sim.move(name, xyz)
             time.sleep(0.5)
             obj = rng.choice(UR5_OBJECTS)
-            kind = rng.choices(['plain', 'moved', 'out_of_view', 'odd'], [6, 2, 1, 1])[0]
+            kind = rng.choices(list(kinds), list(kinds.values()))[0]
             if kind == 'odd':
                 dest = rng.choice([o for o in UR5_OBJECTS if o != obj])
                 text = f'put the {UR5_WORDS[obj]} on the {UR5_WORDS[dest]}'
@@ -349,10 +353,16 @@ def soak_ur5(n: int, rng: random.Random) -> dict:
                 outcome = None
                 print(f'  {i}: harness error {exc!r}', file=sys.stderr)
             at_target = None
+            log_from = len(sim.log)
             if outcome is not None and outcome.success and kind in ('plain', 'moved'):
                 p = sim.poses()
-                at_target = bool(np.linalg.norm(p[obj][0][:2] - p[dest][0][:2]) < 0.06)
+                off = float(np.linalg.norm(p[obj][0][:2] - p[dest][0][:2]))
+                at_target = off < 0.06
             rows.append(_row('ur5', i, text, kind, outcome, expect_ok, at_target, t0))
+            if at_target is False:  # what the executor did, for the report
+                rows[-1]['ended_m_from_destination'] = round(off, 3)
+                rows[-1]['log'] = [ln.rstrip() for ln in sim.log[log_start:log_from]][-40:]
+            log_start = len(sim.log)
             if sim.proc.poll() is not None:
                 rows[-1]['verdict'] = 'crash'
                 break
@@ -455,7 +465,11 @@ def summarise(rows: list[dict]) -> dict:
         'false_replans': sum(r['replans'] for r in rows if r['kind'] == 'plain'),
         'failure_reasons': dict(reasons),
         'failures': [
-            {k: r[k] for k in ('text', 'kind', 'verdict', 'message')}
+            {
+                k: r[k]
+                for k in ('text', 'kind', 'verdict', 'message', 'ended_m_from_destination', 'log')
+                if k in r
+            }
             for r in rows
             if r['verdict'] not in ('succeeded', 'failed_expected')
         ],
@@ -468,6 +482,11 @@ def main() -> None:
     ap.add_argument('--g1', type=int, default=30, help='G1 soak instructions')
     ap.add_argument('--fuzz', type=int, default=100_000, help='fuzz inputs')
     ap.add_argument('--race-goals', type=int, default=300, help='client race goals')
+    ap.add_argument(
+        '--ur5-kinds',
+        default=','.join(f'{k}:{w}' for k, w in SOAK_KINDS.items()),
+        help='UR5 soak instruction kinds and weights, e.g. moved:1 for moved targets only',
+    )
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--skip', default='', help='comma-separated sections to skip')
     ap.add_argument('--out', default='', help='also write the JSON to this file')
@@ -491,7 +510,11 @@ def main() -> None:
     if 'soak' not in skip:
         soak = {}
         if args.ur5:
-            ur5 = soak_ur5(args.ur5, rng)
+            kinds = {k: int(w) for k, w in (kw.split(':') for kw in args.ur5_kinds.split(','))}
+            unknown = set(kinds) - set(SOAK_KINDS)
+            if unknown:
+                ap.error(f'--ur5-kinds: unknown {sorted(unknown)}; known: {sorted(SOAK_KINDS)}')
+            ur5 = soak_ur5(args.ur5, rng, kinds)
             soak['ur5'] = {**summarise(ur5['rows']), 'processes': ur5['processes']}
         if args.g1:
             g1 = soak_g1(args.g1, rng)

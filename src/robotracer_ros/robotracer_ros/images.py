@@ -12,6 +12,7 @@ Depth conventions: ``16UC1``/``mono16`` hold millimetres (scale 0.001 to metres)
 from __future__ import annotations
 
 import base64
+import binascii
 from dataclasses import dataclass
 import struct
 from typing import Any
@@ -19,6 +20,14 @@ import zlib
 
 import cv2
 import numpy as np
+
+try:  # SIMD base64 straight into a str: ~0.1 ms for a 640x480 RGB-D request, binascii 3-5 ms
+    from pybase64 import b64encode_as_string as _b64encode_as_string
+except ImportError:  # pragma: no cover - pybase64 is pinned; the stdlib gives the same text
+
+    def _b64encode_as_string(data: bytes | memoryview) -> str:
+        return binascii.b2a_base64(data, newline=False).decode('ascii')
+
 
 # encoding -> (dtype, channels)
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -489,6 +498,15 @@ def read_depth(path: str) -> np.ndarray:
     return arr
 
 
+def b64_text(data: bytes | memoryview) -> str:
+    """Standard base64 (RFC 4648, padded, no newlines) of ``data``, as text.
+
+    The same characters as ``base64.b64encode(data).decode('ascii')``, from pybase64's SIMD
+    encoder without the bytes-to-str copy.
+    """
+    return _b64encode_as_string(data)
+
+
 def to_data_url(data: bytes, mime: str = 'image/png') -> str:
     """Wrap file bytes in a ``data:`` URL (base64).
 
@@ -499,7 +517,7 @@ def to_data_url(data: bytes, mime: str = 'image/png') -> str:
     Returns:
         ``data:<mime>;base64,<...>``.
     """
-    return f'data:{mime};base64,' + base64.b64encode(data).decode('ascii')
+    return f'data:{mime};base64,' + b64_text(data)
 
 
 def from_data_url(url: str) -> tuple[str, bytes]:

@@ -137,6 +137,18 @@ def test_png_round_trips_keep_colour_order_and_16_bits(compression):
         images.decode_image(b'not an image')
 
 
+def test_b64_text_is_the_standard_base64_the_authors_servers_decode():
+    import base64
+
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 2, 3, 4, 57, 1000, 1_540_321):  # every padding case and a full frame
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        want = base64.b64encode(data).decode('utf-8')  # the authors' encode_image
+        assert images.b64_text(data) == want
+        assert images.b64_text(memoryview(data)) == want
+        assert base64.b64decode(images.b64_text(data)) == data
+
+
 def test_depth_scaling_between_metres_and_millimetres():
     m = np.array([[1.2345, np.nan, 0.0, 70.0]], dtype=np.float32)
     mm = images.depth_to_millimetres(m)

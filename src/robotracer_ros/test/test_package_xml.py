@@ -56,6 +56,7 @@ PIP_ONLY = {
     'pink': 'requirements/requirements.in (pin-pink)',
     'proxsuite': 'requirements/requirements.in (qpsolvers[proxqp])',
     'toppra': 'requirements/requirements.in',
+    'pybase64': 'requirements/requirements.in (without it the stdlib encodes the same text)',
     'ruckig': 'requirements/requirements.in',
     'mujoco': 'requirements/requirements.in',
     'example_robot_data': 'requirements/requirements.in',

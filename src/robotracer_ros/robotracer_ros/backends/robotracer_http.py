@@ -5,7 +5,6 @@ Design notes: docs/design-notes.md (robotracer_ros.backends.robotracer_http).
 
 from __future__ import annotations
 
-import binascii
 import os
 import tempfile
 import time
@@ -342,12 +341,8 @@ class RoboTracerHttpBackend:
 
 
 def _b64(data: bytes | memoryview) -> str:
-    """The authors' ``encode_image``: standard base64 of the file bytes, as text.
-
-    ``base64.b64encode(data).decode('utf-8')`` without the wrapper: binascii's C encoder,
-    decoded as ASCII (a plain copy).
-    """
-    return binascii.b2a_base64(data, newline=False).decode('ascii')
+    """The authors' ``encode_image``: ``base64.b64encode(data).decode('utf-8')``, faster."""
+    return images.b64_text(data)
 
 
 def _is_one(value: Any) -> bool:

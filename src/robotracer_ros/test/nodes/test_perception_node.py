@@ -328,7 +328,7 @@ def _time(t: float) -> TimeMsg:
 def test_not_before_answers_on_a_frame_taken_after_it_or_says_none_came(spawn, client):
     """A robot that just stopped walking asks for a frame taken after it stopped."""
     with ModelServer(reply_for) as server:
-        start(spawn, server.url, node_params={'fresh_frame_timeout_s': 1.5})
+        start(spawn, server.url, node_params={'fresh_frame_timeout_s': 4.0})
         assert client.call_when_ready('put the red box on the wall').success
         for ahead_s in (0.5, 1.0):
             not_before = time.time() + ahead_s
@@ -336,15 +336,15 @@ def test_not_before_answers_on_a_frame_taken_after_it_or_says_none_came(spawn, c
             assert resp.success, resp.error_msg
             stamp = resp.trace.header.stamp.sec + resp.trace.header.stamp.nanosec * 1e-9
             assert not_before <= stamp < not_before + 0.5, (not_before, stamp)
-        # the camera cannot deliver a frame from 5 s ahead within 1.5 s: a clear stale error
+        # the camera cannot deliver a frame from 30 s ahead within 4 s: a clear stale error
         t0 = time.monotonic()
-        resp = client.call('put the red box on the wall', not_before=_time(time.time() + 5.0))
+        resp = client.call('put the red box on the wall', not_before=_time(time.time() + 30.0))
         waited = time.monotonic() - t0
         assert not resp.success and resp.error_code == GetTrace.Response.ERROR_STALE_FRAME
-        assert 'arrived within fresh_frame_timeout_s = 1.5 s (the latest was taken at' in (
+        assert 'arrived within fresh_frame_timeout_s = 4 s (the latest was taken at' in (
             resp.error_msg
         )
-        assert 1.4 < waited < 5.0, waited
+        assert 3.9 < waited < 10.0, waited
         assert len(server.requests) == 3  # the model was never asked on a frame it refused
 
 

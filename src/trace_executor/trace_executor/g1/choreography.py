@@ -352,11 +352,15 @@ class Choreography:
             meas = self.hand_position() - pts[0]
             nominal = self.planner.grasp_offset(side, self.base[3])
             off = meas if np.linalg.norm(meas - nominal) < 0.08 else nominal
-            if off is nominal:
-                self.notes.append(
-                    f'the perceived object is {np.linalg.norm(meas - nominal) * 100:.0f} cm '
-                    'from the hand: using the nominal grasp offset'
+            self.notes.append(
+                f'the perceived held object is {np.linalg.norm(meas - nominal) * 100:.1f} cm '
+                'from the nominal grasp point ('
+                + (
+                    'using the nominal grasp offset)'
+                    if off is nominal
+                    else 'carrying it from there)'
                 )
+            )
         else:
             off = offset if offset is not None else self.planner.grasp_offset(side, self.base[3])
         end = pts[-1]
