@@ -307,6 +307,66 @@ def test_halt_stops_the_running_motion_and_refuses_later_ones(rig):
     assert res.status is MotionStatus.STOPPED and len(controller.received) == n
 
 
+def test_waiting_for_the_stop_acknowledgement_does_not_freeze_the_other_threads(tmp_path):
+    """rclpy's wait_for_all_acked holds the GIL: halt() froze the motion loop and every callback
+    of the process for up to its 1 s ack wait (CI: the loop returned 1.65 s after halt). A
+    subscriber that never acknowledges (its process stopped): the other thread keeps running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from std_msgs.msg import String
+
+    from trace_executor.backends.ros2_control import wait_acked
+
+    topic = f'/ack_{uuid.uuid4().hex[:8]}'
+    code = (
+        'import sys, time, threading, rclpy\n'
+        'from std_msgs.msg import String\n'
+        'rclpy.init(); n = rclpy.create_node("acker")\n'
+        f'n.create_subscription(String, "{topic}", lambda m: None, 10)\n'
+        'threading.Thread(target=rclpy.spin, args=(n,), daemon=True).start()\n'
+        'print("up", flush=True); time.sleep(120)\n'
+    )
+    sub = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+    ctx = Context()
+    rclpy.init(context=ctx)
+    try:
+        assert sub.stdout.readline().strip() == 'up'
+        node = rclpy.create_node('ack_test', context=ctx)
+        pub = node.create_publisher(String, topic, 10)
+        deadline = time.monotonic() + 15
+        while pub.get_subscription_count() < 1:
+            assert time.monotonic() < deadline, 'the subscriber never matched'
+            time.sleep(0.05)
+        pub.publish(String(data='hello'))
+        assert wait_acked(pub, 5.0), 'a live subscriber acknowledges'
+        os.kill(sub.pid, signal.SIGSTOP)
+        ticks, stop = [0], threading.Event()
+
+        def count() -> None:
+            while not stop.is_set():
+                ticks[0] += 1
+                time.sleep(0.001)
+
+        th = threading.Thread(target=count)
+        th.start()
+        for _ in range(20):
+            pub.publish(String(data='x' * 1000))
+        t0 = time.monotonic()
+        acked = wait_acked(pub, 0.5)
+        waited = time.monotonic() - t0
+        stop.set()
+        th.join()
+        assert not acked and 0.45 < waited < 2.0
+        assert ticks[0] > 50, f'the other thread ran {ticks[0]} times in {waited:.2f} s'
+    finally:
+        sub.kill()
+        sub.wait()
+        rclpy.shutdown(context=ctx)
+
+
 # ----------------------------------------------------------------------------- speed scaling
 
 

@@ -79,6 +79,30 @@ class JointStateCache:
             return self._q.copy(), self._v.copy()
 
 
+def wait_acked(pub: Any, timeout_s: float, poll_s: float = 0.005) -> bool:
+    """Wait until every subscriber acknowledged what ``pub`` sent, without holding the GIL.
+
+    rclpy's ``Publisher.wait_for_all_acked`` keeps the GIL for the whole wait: every other
+    Python thread of the process (the motion loop, the node's callbacks) stands still until
+    the acknowledgement or the timeout (measured: 1 tick of a 1 ms loop in a 1 s wait). So
+    ask with a zero timeout and sleep in between.
+
+    Returns:
+        True once acknowledged, False on timeout or when the publisher cannot tell.
+    """
+    now = RosDuration(nanoseconds=0)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if pub.wait_for_all_acked(now):
+                return True
+        except Exception:  # noqa: BLE001 - best effort: the message was published
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+
+
 def wait_until_rest(
     state: JointStateCache,
     state_timeout_s: float,
@@ -416,11 +440,7 @@ class Ros2ControlBackend:
         """
         self._halted = reason or 'halted'
         self.stop()
-        try:
-            timeout = RosDuration(nanoseconds=int(ack_timeout_s * 1e9))
-            return bool(self.pub.wait_for_all_acked(timeout))
-        except Exception:  # noqa: BLE001 - best effort: the stop was published
-            return False
+        return wait_acked(self.pub, ack_timeout_s)
 
     def execute(
         self,
