@@ -103,6 +103,15 @@ def test_the_fast_uncompressed_png_decodes_to_exactly_the_pixels(shape, dtype):
     buf = images.encode_png_buffer(arr)
     data = images.encode_png(arr, compression=0)
     assert bytes(buf) == data and buf.readonly
+    # into a reused buffer (dirty from a previous frame): the same file; one too small is left
+    scratch = np.full(len(data) + 100, 0xAB, np.uint8)
+    assert bytes(images.encode_png_buffer(arr, scratch)) == data
+    line = 1 + arr[0].size * arr.itemsize
+    if line <= 65535:  # (a longer scanline goes through zlib's own writer)
+        view = images.encode_png_buffer(arr, scratch)
+        assert np.shares_memory(np.frombuffer(view, np.uint8), scratch)
+    small = np.zeros(len(data) // 2, np.uint8)
+    assert bytes(images.encode_png_buffer(arr, small)) == data and not small.any()
     im = Image.open(io.BytesIO(data))
     im.load()
     assert im.mode == {np.uint16: 'I;16', np.uint8: 'RGB' if len(shape) == 3 else 'L'}[dtype]

@@ -56,6 +56,7 @@ PIP_ONLY = {
     'pink': 'requirements/requirements.in (pin-pink)',
     'proxsuite': 'requirements/requirements.in (qpsolvers[proxqp])',
     'toppra': 'requirements/requirements.in',
+    'isal': 'requirements/requirements.in (without it zlib computes the same checksums)',
     'pybase64': 'requirements/requirements.in (without it the stdlib encodes the same text)',
     'ruckig': 'requirements/requirements.in',
     'mujoco': 'requirements/requirements.in',

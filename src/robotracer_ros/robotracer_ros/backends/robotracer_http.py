@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from typing import Any
 import uuid
@@ -141,6 +142,7 @@ class RoboTracerHttpBackend:
         self.timeout_s = float(timeout_s)
         self.retries = int(retries)
         self.png_compression = int(png_compression)
+        self._scratch = threading.local()  # per-thread PNG buffers, reused request to request
         self.keep_files = keep_files
         self.max_response_bytes = int(max_response_bytes)
 
@@ -185,10 +187,10 @@ class RoboTracerHttpBackend:
         except ValueError as exc:
             raise BackendError(CONFIG, f'bad instruction: {exc}') from exc
         send_depth, send_k, enable_spatial = INPUT_PARTS[self.inputs]
-        rgb_png = self._png(rgb)
+        rgb_png = self._png(rgb, 'rgb')
         depth_png = None
         if depth is not None and send_depth:
-            depth_png = self._png(images.depth_to_millimetres(depth))
+            depth_png = self._png(images.depth_to_millimetres(depth), 'depth')
         if self.transport == 'base64':  # query_server's request_data, in its key order
             payload: dict[str, Any] = {
                 'image_url': [_b64(rgb_png)],
@@ -222,10 +224,19 @@ class RoboTracerHttpBackend:
         }
         return payload, files
 
-    def _png(self, image: np.ndarray) -> bytes | memoryview:
-        """The PNG file of ``image`` at ``png_compression`` (level 0: no copy of the buffer)."""
+    def _png(self, image: np.ndarray, slot: str) -> bytes | memoryview:
+        """The PNG file of ``image`` at ``png_compression``.
+
+        Level 0 writes into this thread's buffer for ``slot`` (``rgb``/``depth``), reused by
+        the next request: the caller base64-encodes or writes the view before that.
+        """
         if self.png_compression == 0:
-            return images.encode_png_buffer(image)
+            scratch = self._scratch.__dict__
+            buf = scratch.get(slot)
+            view = images.encode_png_buffer(image, buf)
+            if buf is None or buf.size < view.nbytes:
+                scratch[slot] = np.empty(view.nbytes + 4096, np.uint8)  # from the next call on
+            return view
         return images.encode_png(image, compression=self.png_compression)
 
     def _cleanup(self, files: list[str]) -> None:
