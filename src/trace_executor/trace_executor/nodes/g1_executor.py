@@ -447,6 +447,16 @@ class G1ExecutorNode(ExecutorNode):
         if not_before is not None:  # a frame taken after the robot stopped, with a known pose
             req.not_before = Time(nanoseconds=int(not_before * 1e9)).to_msg()
         res = wait_future(self.trace_client.call_async(req), self.p['trace_timeout_s'])
+        if (
+            res is not None
+            and not_before is not None
+            and res.error_code == GetTrace.Response.ERROR_STALE_FRAME
+        ):
+            # No fresh frame reached the perception node in time (a starved camera or node):
+            # the latest one it has will do when this node knows the pose it was taken from.
+            self.get_logger().warning(f'{res.error_msg}: asking with the latest frame')
+            req.not_before = Time().to_msg()
+            res = wait_future(self.trace_client.call_async(req), self.p['trace_timeout_s'])
         if res is None:
             raise PerceptionError(f'trace service did not answer in {self.p["trace_timeout_s"]} s')
         if not res.success:
