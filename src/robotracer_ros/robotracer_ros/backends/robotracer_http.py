@@ -193,8 +193,8 @@ class RoboTracerHttpBackend:
             depth_png = self._png(images.depth_to_millimetres(depth), 'depth')
         if self.transport == 'base64':  # query_server's request_data, in its key order
             payload: dict[str, Any] = {
-                'image_url': [images.b64_text(rgb_png)],
-                'depth_url': [images.b64_text(depth_png)] if depth_png is not None else [],
+                'image_url': [_b64(rgb_png)],
+                'depth_url': [_b64(depth_png)] if depth_png is not None else [],
                 'enable_depth': enable_spatial,
                 'text': prompt,
             }
@@ -349,6 +349,11 @@ class RoboTracerHttpBackend:
             )
             raise BackendError(BAD_RESPONSE, f'{url} answered {what} (keys: {keys})')
         return answer
+
+
+def _b64(data: bytes | memoryview) -> str:
+    """The authors' ``encode_image``: ``base64.b64encode(data).decode('utf-8')``, faster."""
+    return images.b64_text(data)
 
 
 def _is_one(value: Any) -> bool:

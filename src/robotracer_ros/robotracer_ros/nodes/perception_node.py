@@ -339,19 +339,23 @@ class PerceptionNode(Node):
                 self._new_frame.wait(min(left, 0.1))
         return True
 
-    def _stale_wait_outcome(self, not_before: float) -> TraceOutcome:
-        """The failure of a request whose ``not_before`` frame never came."""
+    def _answer_stale_wait(self, request: Any, response: Any, not_before: float) -> Any:
         with self._lock:
             stamp = self._latest_stamp_s()
         latest = 'no frame yet' if stamp is None else f'the latest was taken at {stamp:.3f} s'
         why = self._stream_diagnosis()
-        return TraceOutcome(
-            False,
-            ERROR_STALE_FRAME,
+        response.success = False
+        response.error_code = ERROR_STALE_FRAME
+        response.error_msg = (
             f'no frame taken at or after not_before = {not_before:.3f} s arrived within '
             f'fresh_frame_timeout_s = {self.p["fresh_frame_timeout_s"]:g} s ({latest})'
-            + (f' -- {why}' if why else ''),
+            + (f' -- {why}' if why else '')
         )
+        self.get_logger().warn(
+            f'get_trace {request.instruction!r} failed (error {ERROR_STALE_FRAME}): '
+            f'{response.error_msg}'
+        )
+        return response
 
     def _frame_for(self, *, needs_sensor_depth: bool) -> tuple[Frame | None, str, Any, str]:
         """Convert and check the latest synchronised set.
@@ -470,22 +474,21 @@ class PerceptionNode(Node):
         effective = 'sensor' if request.trace_2d else (depth_source or self.p['depth_source'])
         not_before = _stamp_s(request.not_before)
         if not_before and not self._wait_for_frame_after(not_before):
-            outcome, header, note = self._stale_wait_outcome(not_before), None, ''
-        else:
-            frame, reason, header, note = self._frame_for(needs_sensor_depth=effective != 'model')
-            req = TraceRequest(
-                request.instruction,
-                mode_3d=not request.trace_2d,
-                target_frame=request.target_frame,
-                depth_source=depth_source,
+            return self._answer_stale_wait(request, response, not_before)
+        frame, reason, header, note = self._frame_for(needs_sensor_depth=effective != 'model')
+        req = TraceRequest(
+            request.instruction,
+            mode_3d=not request.trace_2d,
+            target_frame=request.target_frame,
+            depth_source=depth_source,
+        )
+        outcome = self.service.handle(req, frame, no_frame_reason=reason)
+        if outcome.error_code == ERROR_STALE_FRAME:
+            diagnosis = self._stream_diagnosis() or (
+                'every topic is arriving and pairing, so the camera stamps and the node clock '
+                'disagree (use_sim_time, time sync)'
             )
-            outcome = self.service.handle(req, frame, no_frame_reason=reason)
-            if outcome.error_code == ERROR_STALE_FRAME:
-                diagnosis = self._stream_diagnosis() or (
-                    'every topic is arriving and pairing, so the camera stamps and the node '
-                    'clock disagree (use_sim_time, time sync)'
-                )
-                outcome.error_msg = f'{outcome.error_msg} -- {diagnosis}'
+            outcome.error_msg = f'{outcome.error_msg} -- {diagnosis}'
         response.success = outcome.success
         response.error_code = outcome.error_code
         response.error_msg = outcome.error_msg
