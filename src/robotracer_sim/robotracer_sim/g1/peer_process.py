@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
 import signal
@@ -10,12 +11,26 @@ import sys
 import time
 
 READY = 'G1_PEER_READY'
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the process that started it dies.
+
+    A crashed test run would otherwise leave its peers running, a third of a core each.
+    """
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the peer outlives a crashed parent
+        pass
 
 
 def spawn_peer(
     domain: int, log_path: Path, *args: str, interface: str = 'lo', timeout_s: float = 90.0
 ) -> subprocess.Popen:
     """Start the G1 peer in its own session and return once it printed ``G1_PEER_READY``.
+
+    The peer gets SIGTERM when this process dies.
 
     Args:
         domain: DDS domain id.
@@ -35,6 +50,7 @@ def spawn_peer(
             stdout=f,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     deadline = time.monotonic() + timeout_s
     while READY not in log_path.read_text():

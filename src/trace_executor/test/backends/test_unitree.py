@@ -299,6 +299,49 @@ def test_a_robot_that_dies_mid_motion_ends_the_motion_and_the_next_goal_works_ag
         stop_peer(back)
 
 
+_DROP_BACKENDS = """
+import gc, sys, time
+from pathlib import Path
+from robotracer_sim.g1.peer_process import spawn_peer, stop_peer
+from trace_executor.backends.unitree import UnitreeBackend, UnitreeConfig
+from trace_executor.g1.kinematics import G1Kinematics
+
+domain, logs = int(sys.argv[1]), Path(sys.argv[2])
+for n in range(2):  # a node restarted in the same process: a second backend after the first
+    peer = spawn_peer(domain, logs / f'peer{n}.log')
+    b = UnitreeBackend(G1Kinematics(), UnitreeConfig(domain_id=domain, state_timeout_s=0.1))
+    b.start()
+    assert b.wait_for_state(10), 'rt/lowstate'
+    stop_peer(peer)
+    b.close()
+    del b
+    gc.collect()
+for _ in range(12):  # CycloneDDS's gc thread finishes the writers' deletion within seconds
+    gc.collect()
+    time.sleep(0.5)
+print('ALIVE')
+"""
+
+
+@pytest.mark.slow
+def test_a_closed_backend_that_is_dropped_does_not_take_the_process_down(tmp_path):
+    """Dropping a closed backend (its robot gone) crashed the process with SIGSEGV ~5 s later,
+    in CycloneDDS's gc thread: its DDS writers had been deleted while CycloneDDS still held
+    them. The run goes in a child process, so a crash fails this test, not the test session."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, '-c', _DROP_BACKENDS, str((DOMAIN + 1) % 230), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and 'ALIVE' in proc.stdout, (
+        f'exit code {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}'
+    )
+
+
 # --- odometry: the robot's onboard state estimation ----------------------------------------------
 
 

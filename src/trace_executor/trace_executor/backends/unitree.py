@@ -36,6 +36,30 @@ LOCO_GET_FSM_ID = 7001
 LOCO_SET_VELOCITY = 7105
 
 
+#: unitree_sdk2py publishers of this process, by topic (see :func:`_publisher`)
+_PUBLISHERS: dict[str, Any] = {}
+
+
+def _publisher(topic: str, idl: Any) -> Any:
+    """The process's ``ChannelPublisher`` for ``topic``, created on first use and kept.
+
+    The SDK's channels are process-wide (its ChannelFactory is a singleton joined once per
+    process). A publisher that is garbage-collected deletes its DDS writer while CycloneDDS
+    still holds it (lingering for acknowledgements, matched readers); a few seconds later
+    CycloneDDS's ``gc`` thread calls into the freed writer and the process dies with SIGSEGV
+    (reproduced: drop a closed backend whose robot has gone, collect, wait ~5 s). So every
+    backend of a process shares one publisher per topic, alive until the process exits.
+    """
+    from unitree_sdk2py.core.channel import ChannelPublisher
+
+    pub = _PUBLISHERS.get(topic)
+    if pub is None:
+        pub = ChannelPublisher(topic, idl)
+        pub.Init()
+        _PUBLISHERS[topic] = pub
+    return pub
+
+
 ODOM_HINT = (
     "rt/odommodestate (unitree_go SportModeState_) is published by the G1's onboard state "
     'estimation, which runs with its locomotion (sport) service: it is absent in debug mode '
@@ -243,7 +267,7 @@ class UnitreeBackend:
         cfg = self.config
         try:
             from cyclonedds.domain import DomainParticipant
-            from unitree_sdk2py.core.channel import ChannelFactoryInitialize, ChannelPublisher
+            from unitree_sdk2py.core.channel import ChannelFactoryInitialize
             from unitree_sdk2py.g1.loco.g1_loco_api import LOCO_API_VERSION
             from unitree_sdk2py.idl.default import (
                 unitree_hg_msg_dds__HandCmd_,
@@ -269,13 +293,8 @@ class UnitreeBackend:
         self._lowstate = _LatestReader(dp, 'rt/lowstate', LowState_)
         self._odom_reader = _LatestReader(dp, cfg.odom_topic, SportModeState_)
         self._crc = CRC()
-        self._arm_pub = ChannelPublisher('rt/arm_sdk', LowCmd_)
-        self._arm_pub.Init()
-        self._hand_pubs = {}
-        for side in SIDES:
-            pub = ChannelPublisher(f'rt/dex3/{side}/cmd', HandCmd_)
-            pub.Init()
-            self._hand_pubs[side] = pub
+        self._arm_pub = _publisher('rt/arm_sdk', LowCmd_)
+        self._hand_pubs = {side: _publisher(f'rt/dex3/{side}/cmd', HandCmd_) for side in SIDES}
         self._lowcmd = unitree_hg_msg_dds__LowCmd_()
         self._hand_msgs = {s: unitree_hg_msg_dds__HandCmd_() for s in SIDES}
         kp = np.array([cfg.kp_waist] * 3 + [cfg.kp_arm] * 14)
