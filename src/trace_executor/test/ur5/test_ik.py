@@ -1,12 +1,14 @@
-"""Closed-form UR5 IK (ur-analytic-ik) against pinocchio's forward kinematics of the URDF.
+"""Closed-form UR IK (:mod:`trace_executor.ur5.closed_form`) against pinocchio's forward
+kinematics of the URDF, and against ur-analytic-ik (a compiled implementation) where installed.
 
-Frames: ur_analytic_ik works in UR's DH base frame, which the URDF calls ``base`` (``base_link``
+Frames: the closed form works in UR's DH base frame, which the URDF calls ``base`` (``base_link``
 turned by π about z), and its flange is the URDF's ``tool0``; the planner's targets are the
 ``tcp`` (tool0 + 0.15 m along its z) in ``base_link``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -16,14 +18,13 @@ import numpy as np
 import pinocchio as pin
 import pytest
 
-from trace_executor.ur5 import UR5_HOME, Ur5Kinematics, top_down_rotation
-from trace_executor.ur5.ik import AnalyticIk, analytic_ik_available
+from trace_executor.ur5 import UR5_HOME, Ur5Kinematics, closed_form, top_down_rotation
+from trace_executor.ur5.ik import AnalyticIk
 
-pytestmark = pytest.mark.skipif(
-    not analytic_ik_available(), reason='ur-analytic-ik is not installed (pip install it)'
+needs_reference = pytest.mark.skipif(
+    importlib.util.find_spec('ur_analytic_ik') is None,
+    reason='ur-analytic-ik (the reference implementation) is not installed on this Python',
 )
-
-import ur_analytic_ik  # noqa: E402  (after the skip marker: the module may be missing)
 
 Q_HOME = np.array(UR5_HOME)
 
@@ -74,11 +75,47 @@ def test_dh_base_is_the_urdf_base_frame_turned_from_base_link(
 @settings(max_examples=40, deadline=None)
 @given(q=joint_q)
 def test_closed_form_fk_is_pinocchios_base_to_tool0(kin: Ur5Kinematics, q: tuple) -> None:
-    # ur_analytic_ik's FK == the URDF's base → tool0, to 1e-6, for any configuration
+    # the DH forward kinematics == the URDF's base → tool0, to 1e-6, for any configuration
     base = _frame(kin, np.array(q), 'base')
     tool0 = _frame(kin, np.array(q), 'tool0')
-    ours = ur_analytic_ik.ur5.forward_kinematics(*q)
+    ours = closed_form.forward(closed_form.UR_DH['ur5'], np.array(q))
     assert np.allclose(np.linalg.inv(base) @ tool0, ours, atol=1e-6)
+
+
+@needs_reference
+@pytest.mark.parametrize('robot', sorted(closed_form.UR_DH))
+def test_every_dh_table_and_its_solutions_agree_with_ur_analytic_ik(robot: str) -> None:
+    import ur_analytic_ik
+
+    ref = getattr(ur_analytic_ik, robot)
+    dh = closed_form.UR_DH[robot]
+    qs = np.random.default_rng(7).uniform(-math.pi, math.pi, (300, 6))
+    poses = np.array([ref.forward_kinematics(*q) for q in qs])
+    assert np.allclose(closed_form.forward(dh, qs), poses, atol=1e-12)
+    sols = closed_form.inverse(dh, poses)
+    found = np.isfinite(sols).all(axis=2)
+    # as many branches as the reference finds, each reaching the pose, the original among them
+    assert found.sum(axis=1).tolist() == [len(ref.inverse_kinematics(p)) for p in poses]
+    reached = closed_form.forward(dh, np.where(found[..., None], sols, 0.0))
+    assert np.abs(reached - poses[:, None])[found].max() < 1e-9
+    wrapped = np.abs((sols - qs[:, None] + math.pi) % (2 * math.pi) - math.pi).max(axis=2)
+    assert np.nanmin(wrapped, axis=1).max() < 1e-9
+
+
+def test_a_whole_path_is_solved_in_one_batch_with_nan_for_missing_branches() -> None:
+    dh = closed_form.UR_DH['ur5']
+    q = np.array([[0.3, -1.2, 1.4, -1.7, -1.5, 0.2], [0.3, -1.2, 1.4, -1.7, 0.0, 0.2]])
+    poses = closed_form.forward(dh, q)
+    far = poses[0].copy()
+    far[:3, 3] = [2.0, 0.0, 0.3]  # beyond the reach of the arm
+    sols = closed_form.inverse(dh, np.stack([poses[0], far, poses[1]]))
+    assert sols.shape == (3, 8, 6)
+    assert np.isnan(sols[1]).all()
+    assert np.isfinite(sols[0]).all(axis=1).sum() == 8
+    # the straight-up wrist (q5 = 0) is singular: the branches there still reach the pose
+    ok = np.isfinite(sols[2]).all(axis=1)
+    assert ok.any()
+    assert np.allclose(closed_form.forward(dh, sols[2][ok]), poses[1], atol=1e-6)
 
 
 @settings(max_examples=40, deadline=None)
@@ -177,5 +214,5 @@ def test_a_urdf_with_other_link_lengths_is_refused(tmp_path: Path, kin: Ur5Kinem
     other = tmp_path / 'ur5_long_forearm.urdf'
     other.write_text(text.replace('xyz="0.0 0.0 0.39225"', 'xyz="0.0 0.0 0.45"'))
     longer = Ur5Kinematics(other)
-    with pytest.raises(ValueError, match='does not match ur_analytic_ik.ur5'):
+    with pytest.raises(ValueError, match='does not match the ur5 DH parameters'):
         AnalyticIk(longer, longer.lower_rad, longer.upper_rad)

@@ -425,10 +425,8 @@ def test_a_new_plan_is_entered_from_a_moving_state(planner: Ur5Planner, plans: d
 
 
 def test_closed_form_and_pink_ik_plan_the_same_joint_path(planner: Ur5Planner) -> None:
-    from trace_executor.ur5.ik import AnalyticIk, analytic_ik_available
+    from trace_executor.ur5.ik import AnalyticIk
 
-    if not analytic_ik_available():
-        pytest.skip('ur-analytic-ik is not installed: the planner uses pink')
     assert isinstance(planner._ik, AnalyticIk)  # 'auto' takes the closed form here
     pink = Ur5Planner(Ur5PlannerConfig(ik_solver='pink', timing_method='toppra'))
     a = planner.plan(PICK_TRACE, Q_HOME)

@@ -1,4 +1,4 @@
-"""Inverse kinematics for the UR5 TCP: closed form (ur-analytic-ik), or pin-pink.
+"""Inverse kinematics for the UR5 TCP: closed form (vectorised, :mod:`.closed_form`), or pin-pink.
 
 Design notes: docs/design-notes.md (trace_executor.ur5.ik).
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-from typing import Any
 
 import numpy as np
 import pink
@@ -15,11 +14,7 @@ from pink.tasks import FrameTask
 import pinocchio as pin
 from proxsuite import proxqp
 
-try:  # cp310/cp311 wheels on PyPI; elsewhere pip builds it from its sdist
-    import ur_analytic_ik as _ur_analytic_ik
-except ImportError:  # pragma: no cover - depends on the install
-    _ur_analytic_ik = None
-
+from . import closed_form
 from .kinematics import Ur5Kinematics
 
 
@@ -173,11 +168,6 @@ class PinkIk:
 _TWO_PI = 2.0 * math.pi
 
 
-def analytic_ik_available() -> bool:
-    """True when the ``ur_analytic_ik`` package can be imported here."""
-    return _ur_analytic_ik is not None
-
-
 @dataclass(frozen=True)
 class PathIkResult:
     """Outcome of solving a whole tool path (see :meth:`AnalyticIk.solve_path`).
@@ -225,23 +215,18 @@ class AnalyticIk:
             upper_rad: (6,) upper joint limits (rad).
             position_tolerance_m: a solution must put the TCP this close to the target (m).
             orientation_tolerance_rad: ... and its orientation this close (rad).
-            robot: the ur_analytic_ik model (``ur5``, ``ur5e``, ...).
+            robot: the UR model whose DH table to use (``ur5``, ``ur5e``, ...).
 
         Raises:
-            ImportError: if ``ur_analytic_ik`` is not installed.
             ValueError: if the URDF's kinematics differ from that model's DH parameters (the
                 closed form would solve another robot), or the robot is unknown.
         """
-        if _ur_analytic_ik is None:
-            raise ImportError(
-                'ur_analytic_ik is not installed (pip install ur-analytic-ik); '
-                "use ik_solver='pink'"
+        dh = closed_form.UR_DH.get(robot)
+        if dh is None:
+            raise ValueError(
+                f'no DH parameters for {robot!r} (known: {", ".join(closed_form.UR_DH)})'
             )
-        ur = getattr(_ur_analytic_ik, robot, None)
-        if ur is None:
-            raise ValueError(f'ur_analytic_ik has no robot model {robot!r}')
-        self._ik_fn = ur.inverse_kinematics
-        self._fk_fn = ur.forward_kinematics
+        self._dh = dh
         self._lower = np.asarray(lower_rad, dtype=float)
         self._upper = np.asarray(upper_rad, dtype=float)
         self._pos_tol = float(position_tolerance_m)
@@ -256,16 +241,16 @@ class AnalyticIk:
         #: tcp_T_tool0: from a TCP target to the flange target
         self._tcp_t_tool0 = np.linalg.inv(world_t_tcp) @ world_t_tool0
         # DH base in the model's world frame, from one configuration, then verified on others
-        self._world_t_dh = world_t_tool0 @ np.linalg.inv(self._fk_fn(*q_zero))
+        self._world_t_dh = world_t_tool0 @ np.linalg.inv(closed_form.forward(dh, q_zero))
         self._dh_t_world = np.linalg.inv(self._world_t_dh)
         rng = np.random.default_rng(0)
         for q in rng.uniform(-math.pi, math.pi, (8, 6)):
             pin.framesForwardKinematics(model, data, q)
-            ours = self._world_t_dh @ self._fk_fn(*q)
+            ours = self._world_t_dh @ closed_form.forward(dh, q)
             err = float(np.abs(ours - data.oMf[tool0].homogeneous).max())
             if err > 1e-6:
                 raise ValueError(
-                    f'{kinematics.urdf_path} does not match ur_analytic_ik.{robot}: tool0 '
+                    f'{kinematics.urdf_path} does not match the {robot} DH parameters: tool0 '
                     f'differs by {err:.2e} at q={np.round(q, 3).tolist()}'
                 )
 
@@ -304,14 +289,8 @@ class AnalyticIk:
         flange = self.flange_targets(
             np.asarray(position, dtype=float)[None], np.asarray(rotation, dtype=float)[None]
         )[0]
-        return self._finite(self._ik_fn(flange))
-
-    @staticmethod
-    def _finite(sols: Any) -> np.ndarray:
-        if not len(sols):
-            return np.zeros((0, 6))
-        arr = np.asarray(sols, dtype=float).reshape(-1, 6)
-        return arr[np.all(np.isfinite(arr), axis=1)]
+        sols = closed_form.inverse(self._dh, flange[None])[0]
+        return sols[np.all(np.isfinite(sols), axis=1)]
 
     def solve_path(
         self, positions: np.ndarray, rotations: np.ndarray, q_seed: np.ndarray
@@ -333,16 +312,12 @@ class AnalyticIk:
         if m < 2:
             return PathIkResult(qs)
         flanges = self.flange_targets(positions, rotations)
-        ik = self._ik_fn
-        # every closed-form solution of every sample, (M, 8, 6), NaN where there are fewer
+        # every closed-form solution of every sample, (M, 8, 6), NaN rows where there are fewer
         cand = np.full((m, 8, 6), np.nan)
-        for i in range(1, m):
-            sols = ik(flanges[i])
-            if not len(sols):
-                cand = cand[:i]
-                break
-            cand[i, : len(sols)] = sols
-        reach = len(cand)  # samples 1 .. reach-1 have solutions
+        cand[1:] = closed_form.inverse(self._dh, flanges[1:])
+        none = np.flatnonzero(~np.isfinite(cand[1:]).all(axis=2).any(axis=1))
+        reach = m if none.size == 0 else int(none[0]) + 1  # samples 1 .. reach-1 have solutions
+        cand = cand[:reach]
         if reach < 2:
             return PathIkResult(qs, 1, 'unreachable')
         # wrapped joint differences between the candidates of consecutive samples, and for
@@ -372,7 +347,7 @@ class AnalyticIk:
         first_bad = int(np.argmax(out.any(axis=1))) + 1 if out.any() else None
         # accuracy: the closed form near singularities, checked with its own FK
         n_check = reach if first_bad is None else first_bad
-        fk = np.array([self._fk_fn(*q) for q in qs[1:n_check]]) if n_check > 1 else None
+        fk = closed_form.forward(self._dh, qs[1:n_check]) if n_check > 1 else None
         if fk is not None:
             target = flanges[1:n_check]
             dp = np.linalg.norm(fk[:, :3, 3] - target[:, :3, 3], axis=1)

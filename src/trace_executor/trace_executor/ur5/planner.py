@@ -26,7 +26,7 @@ from ..execution import SegmentKind
 from ..timing import TimedPath, TimeParameterizer, TimingError
 from ..trace_check import fmt_point
 from .collision import CollisionChecker
-from .ik import AnalyticIk, PinkIk, analytic_ik_available
+from .ik import AnalyticIk, PinkIk
 from .kinematics import Ur5Kinematics
 from .tool_path import (
     MODES,
@@ -64,11 +64,10 @@ class Ur5PlannerConfig:
         cartesian_step_m: tool path sampling step; IK is solved at every sample, seeded from
             the previous one, so consecutive solutions stay on one IK branch.
         angular_step_rad: tool path sampling step for rotations.
-        ik_solver: ``analytic`` (closed-form UR IK, ur-analytic-ik: the branch of the previous
-            sample is kept), ``pink`` (iterative differential IK seeded from the previous
-            sample; for URDFs that are not a standard UR5) or ``auto`` (analytic where
-            ur-analytic-ik is installed, else pink: it has wheels for CPython 3.10 and 3.11
-            only; elsewhere pip builds it from source, which fetches Eigen while building).
+        ik_solver: ``analytic`` (closed-form UR IK of the whole tool path at once: the branch
+            of the previous sample is kept), ``pink`` (iterative differential IK seeded from
+            the previous sample; for URDFs that are not a standard UR5) or ``auto``
+            (= analytic).
         ik_position_tolerance_m: a sample is reached when the TCP is this close.
         ik_orientation_tolerance_rad: ... and its orientation this close.
         ik_max_iterations: (pink) steps per sample before the sample counts as unreachable.
@@ -339,7 +338,7 @@ class Ur5Planner:
         self._ik: AnalyticIk | PinkIk
         solver = cfg.ik_solver
         if solver == 'auto':
-            solver = 'analytic' if analytic_ik_available() else 'pink'
+            solver = 'analytic'
         if solver == 'analytic':
             self._ik = AnalyticIk(
                 kin,
