@@ -385,7 +385,7 @@ G1_OBJECTS = {'red_cup': 'red cup', 'blue_block': 'blue block', 'yellow_bottle':
 G1_PLACES = {'plate': 'on the plate', 'green_bowl': 'in the green bowl'}
 
 
-def soak_g1(n: int, rng: random.Random) -> dict:
+def soak_g1(n: int, rng: random.Random, logs: str = '') -> dict:
     from trace_executor.testing.g1_sim import G1Sim
 
     sim = G1Sim()
@@ -427,6 +427,8 @@ def soak_g1(n: int, rng: random.Random) -> dict:
             watch.set_baseline()
         return {'rows': rows, 'processes': watch.report()}
     finally:
+        if logs:  # every process's output, to read a failure's details afterwards
+            sim.save_logs(os.path.join(logs, 'g1'))
         sim.close()
 
 
@@ -490,6 +492,9 @@ def main() -> None:
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--skip', default='', help='comma-separated sections to skip')
     ap.add_argument('--out', default='', help='also write the JSON to this file')
+    ap.add_argument(
+        '--logs', default='', help="write the G1 soak's process logs under this folder"
+    )
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(',')))
     rng = random.Random(args.seed)
@@ -517,7 +522,7 @@ def main() -> None:
             ur5 = soak_ur5(args.ur5, rng, kinds)
             soak['ur5'] = {**summarise(ur5['rows']), 'processes': ur5['processes']}
         if args.g1:
-            g1 = soak_g1(args.g1, rng)
+            g1 = soak_g1(args.g1, rng, args.logs)
             soak['g1'] = {**summarise(g1['rows']), 'processes': g1['processes']}
         out['soak'] = soak
     out['machine']['load_avg_end'] = os.getloadavg()[0]

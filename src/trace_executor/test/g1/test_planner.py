@@ -244,6 +244,29 @@ def test_an_arm_left_inside_the_margin_by_a_stopped_goal_does_not_block_every_pl
                 assert d.min() > 0 and closer.max() < 0.005
 
 
+def test_an_arm_dragged_behind_the_body_is_brought_forward_in_joint_space(planner):
+    """The state that soak left (right hand behind the body at table height, its wrist
+    pitch 0.02 rad past the limit): the tuck before the next walk has no straight hand path,
+    so it goes in joint space, clear of the body; the plan goes on."""
+    state = np.array(
+        [1.171, 0.3638, PELVIS_Z, -2.7347, -0.0096, -0.0155, 0.0355]
+        + [0.1996, 0.1503, 0.0001, 1.0998, 0.0, -0.0001, 0.0]
+        + [0.3146, -0.0994, -0.0103, 1.2002, 0.0228, 1.6151, 0.0178]
+    )
+    hand = planner.grasp_position(state, 'right')
+    assert to_pelvis(hand, stance_matrix(*state[:4]))[0] < -0.2  # behind the pelvis
+    cup = np.array([0.6198, -0.3209, 0.7997])
+    plan = planner.plan(np.array([cup, cup + [0, 0, 0.1]]), state, destination_known=False)
+    first = plan.segments[0]
+    assert first.kind.value == 'motion' and first.phase == 'tuck'
+    assert 'right hand is' in plan.note and 'it moves there in joint space' in plan.note, plan.note
+    for qk in first.positions_rad:
+        assert np.all(qk >= planner.lower_rad - 1e-9) and np.all(qk <= planner.upper_rad + 1e-9)
+        assert planner.collision.closest(qk).distance_m > 0.0
+    tucked = planner.grasp_position(np.concatenate([state[:4], first.positions_rad[-1]]), 'right')
+    assert tucked[2] > 0.88
+
+
 @pytest.mark.parametrize('points,code,words', BAD)
 def test_bad_traces_are_rejected_naming_the_waypoint(planner, points, code, words):
     with pytest.raises(PlanningError) as err:

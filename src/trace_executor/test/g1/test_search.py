@@ -320,6 +320,27 @@ def test_turned_away_it_looks_around_finds_the_cup_and_puts_it_on_the_plate(plan
     assert headings[:5] == [180, -120, 120, -60, 0], headings
 
 
+def test_the_hands_are_raised_before_the_body_turns_in_place(planner):
+    """Soak: the body turned 180° in place at the far table with the hands hanging at table
+    height; a hand was dragged across the table, ended behind the body with its wrist pushed
+    past its limit, and every later plan was refused. The free hands go up first."""
+    room = Room(planner, 0.0, 0.0, math.pi)
+    hanging = min(planner.grasp_position(room.state, s)[2] for s in ('left', 'right'))
+    assert hanging < 0.82  # the standing pose: at the height of a table top (0.72 m) + a cup
+    while_turning: list[float] = []
+
+    def on_motion(seg) -> None:
+        if seg.kind.value == 'walk' and np.allclose(seg.goal[:2], 0.0):  # a turn in place
+            hands = [planner.grasp_position(room.state, s)[2] for s in ('left', 'right')]
+            while_turning.append(min(hands))
+
+    room.on_motion = on_motion
+    out = _runner(room).run(_goal('put the red cup on the plate'), lambda: False)
+    assert out.success, out.message
+    assert room.calls.index(('motion', 'tuck')) < room.calls.index(('walk', ''))
+    assert while_turning and min(while_turning) > 0.88, while_turning
+
+
 def test_an_object_that_does_not_exist_fails_after_looking_around_facing_the_start(planner):
     room = Room(planner, 0.0, 0.0, 0.3)
     fb: list[str] = []

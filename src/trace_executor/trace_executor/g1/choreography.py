@@ -106,13 +106,24 @@ class Choreography:
             ],
             'tuck',
             holding,
+            joint_space_fallback=True,
         )
 
-    def _hands_to(self, sides: list[str], waypoints, phase: str, holding: bool) -> None:
+    def _hands_to(
+        self,
+        sides: list[str],
+        waypoints,
+        phase: str,
+        holding: bool,
+        joint_space_fallback: bool = False,
+    ) -> None:
         """Move several hands at once through pelvis-frame waypoints (waist still).
 
         ``waypoints(side, here_pelvis) -> [p_pelvis, ...]``. Each arm's path is independent
-        when the waist does not move, so the paths are solved one by one and merged.
+        when the waist does not move, so the paths are solved one by one and merged. With
+        ``joint_space_fallback``, a hand that no straight path leads from (an arm left behind
+        the body, a wrist pushed to its limit by the table) goes to the last waypoint in joint
+        space instead, checked against the body the same way.
         """
         stance = stance_matrix(*self.base)
         paths = []
@@ -121,9 +132,17 @@ class Choreography:
             wps = [stance[:3, :3] @ w + stance[:3, 3] for w in waypoints(side, here)]
             if float(np.linalg.norm(wps[-1] - self.hand_position(side))) < 0.03:
                 continue
-            path = self._ik_path(
-                [Waypoint(w, phase, -1) for w in wps], holding, use_waist=False, side=side
-            )
+            try:
+                path = self._ik_path(
+                    [Waypoint(w, phase, -1) for w in wps], holding, use_waist=False, side=side
+                )
+            except PlanningError as exc:
+                if not joint_space_fallback or exc.code not in (
+                    ErrorCode.UNREACHABLE,
+                    ErrorCode.JOINT_LIMIT,
+                ):
+                    raise
+                path = self._joint_space_to(side, wps[-1], phase, holding, exc)
             paths.append((side, path))
         if paths:
             n = max(len(path) for _, path in paths)
@@ -132,6 +151,41 @@ class Choreography:
                 arm = np.array([path[min(i, len(path) - 1)][ARM[side]] for i in range(n)])
                 merged[:, ARM[side]] = arm
             self._timed(merged, phase)
+
+    def _joint_space_to(
+        self, side: str, goal: np.ndarray, phase: str, holding: bool, why: PlanningError
+    ) -> list[np.ndarray]:
+        """Joint path taking ``side``'s hand to ``goal`` (odom) in joint space (see _hands_to).
+
+        The goal's joints are solved from the standing pose's arm, not from where the arm is.
+
+        Raises:
+            PlanningError: ``why`` when the goal itself is out of reach; COLLISION from the
+                body check.
+        """
+        planner = self.planner
+        target = np.linalg.inv(stance_matrix(*self.base)) @ self.hand_pose(goal)
+        seed = self.q.copy()
+        seed[ARM[side]] = planner.rest_q[ARM[side]]
+        for _ in range(4):  # the IK takes small steps: a far goal needs a few calls
+            res = planner.ik.solve(side, target, seed, use_waist=False)
+            if res.converged:
+                break
+            seed = res.q
+        else:
+            raise why
+        q_goal = self.q.copy()
+        q_goal[ARM[side]] = res.q[ARM[side]]
+        qs = self.paths.joint_move(self.q, q_goal, phase, side)
+        self.path.append(goal.copy())
+        self.targets.append(
+            BodyTarget(phase, None, side, self.hand_pose(goal), self.grip(holding), q_goal)
+        )
+        self.notes.append(
+            f'{phase}: no straight hand path from where the {side} hand is ({why.message}); '
+            'it moves there in joint space'
+        )
+        return qs
 
     def hand_pose(self, position: np.ndarray) -> np.ndarray:
         """(4, 4) odom pose of the working hand at a grasp-point position (working orientation)."""

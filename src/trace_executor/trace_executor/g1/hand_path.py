@@ -126,6 +126,40 @@ class HandPathSolver:
         self.ik_s += time.perf_counter() - t0
         return qs, at_waypoints
 
+    def joint_move(self, q: np.ndarray, q_goal: np.ndarray, phase: str, side: str) -> list:
+        """Joint-space interpolation from ``q`` to ``q_goal``, checked like a hand path.
+
+        Args:
+            q: (17,) start joints.
+            q_goal: (17,) goal joints (within the limits).
+            phase: what the motion does (for error messages).
+            side: the hand that moves.
+
+        Returns:
+            Every joint sample (the first is ``q``), consecutive ones at most half
+            ``max_joint_step_rad`` apart.
+
+        Raises:
+            PlanningError: COLLISION where a sample breaks the arm/body margin.
+        """
+        planner = self.planner
+        if self._start_distances is None:
+            self._start_distances = planner.collision.distances(q)
+        span = float(np.max(np.abs(q_goal - q)))
+        n = max(2, int(math.ceil(span / (0.5 * self.cfg.max_joint_step_rad))) + 1)
+        qs = [q + f * (q_goal - q) for f in np.linspace(0.0, 1.0, n)]
+        for qk in qs[1:]:
+            hit = planner.collision.first_collision(qk, start=self._start_distances)
+            if hit is not None:
+                raise PlanningError(
+                    ErrorCode.COLLISION,
+                    None,
+                    f'{phase} ({side} hand, in joint space): {hit.sphere} would come within '
+                    f'{hit.distance_m * 100:.1f} cm of the {hit.box} (margin '
+                    f'{planner.collision.margin_m * 100:.0f} cm)',
+                )
+        return qs
+
     def _solve_sample(
         self,
         pos: np.ndarray,

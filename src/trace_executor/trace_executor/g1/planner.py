@@ -372,6 +372,33 @@ class G1Planner:
             )
         return res.q
 
+    def tuck_motion(
+        self, state: np.ndarray, holding: bool = False, speed_scale: float = 1.0
+    ) -> list[ArmMotion]:
+        """The free hands raised in front of the chest, as before a walk (for turns in place).
+
+        A hand hanging in the standing pose is at table height: a body turned in place next
+        to a table sweeps it across the table (and can be dragged behind the body).
+
+        Args:
+            state: (21,) robot state from :func:`pack_state`.
+            holding: a hand (:attr:`holding_side`) holds an object: it stays where it is.
+            speed_scale: fraction of the joint limits, in (0, 1].
+
+        Returns:
+            The arm motions (none when the hands are there already).
+
+        Raises:
+            PlanningError: BAD_GOAL for a bad state or speed; UNREACHABLE / COLLISION when
+                the hands cannot get there.
+        """
+        speed, base, q = self._check_goal('pick_place', speed_scale, state)
+        builder = Choreography(self, np.zeros((0, 3)), base, q, speed)
+        if holding and self.holding_side:
+            builder.side = self.holding_side
+        builder.tuck(holding)
+        return [s for s in builder.segments if isinstance(s, ArmMotion)]
+
     def waist_turn(
         self, q_start: np.ndarray, waist_yaw_rad: float, speed_scale: float = 1.0
     ) -> ArmMotion:

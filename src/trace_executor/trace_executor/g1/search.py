@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trace_executor.errors import ErrorCode
+from trace_executor.errors import ErrorCode, PlanningError
 from trace_executor.execution import (
     CANCELED,
     GoalRunner,
@@ -361,6 +361,7 @@ class _Scan:
     origin: tuple[float, float, float]  # base (x, y, yaw) in odom at the start
     waist0: float  # waist yaw at the start, rad
     commanded: np.ndarray | None = None  # upper body commanded by the last waist turn
+    arms_raised: bool = False  # the free hands were raised for the body turns
 
 
 @dataclass
@@ -573,6 +574,7 @@ class SearchingGoalRunner(GoalRunner):
             self._turn_waist(scan.waist0, scan, what)
             waist = 0.0
         if turn_base:
+            self._raise_arms(scan, what)
             self._turn_base(scan.origin, there.base_yaw_rad, what)
         if abs(there.waist_yaw_rad - waist) > 1e-6:
             self._turn_waist(scan.waist0 + there.waist_yaw_rad, scan, what)
@@ -593,6 +595,24 @@ class SearchingGoalRunner(GoalRunner):
             if abs(now - target) < self.search.settle_tolerance_rad:
                 return
             time.sleep(0.05)
+
+    def _raise_arms(self, scan: _Scan, what: str) -> None:
+        """Raise the free hands before the body turns in place (see ``G1Planner.tuck_motion``)."""
+        if scan.arms_raised:
+            return
+        scan.arms_raised = True
+        state = np.asarray(self.backend.joint_positions(), dtype=float).copy()
+        if scan.commanded is not None:  # the arms are held where the last turn commanded
+            state[4:] = scan.commanded
+        try:
+            motions = self.planner.tuck_motion(state, self.holding(), self.search.speed_scale)
+        except PlanningError as exc:
+            self.log(f'turning with the hands where they are: they cannot be raised ({exc})')
+            return
+        for motion in motions:
+            self._execute_look(motion, what)
+        if motions:
+            scan.commanded = np.asarray(motions[-1].positions_rad[-1], dtype=float)
 
     def _turn_base(self, origin: tuple[float, float, float], yaw: float, what: str) -> None:
         state = np.asarray(self.backend.joint_positions(), dtype=float)
