@@ -395,7 +395,12 @@ def soak_g1(n: int, rng: random.Random, logs: str = '') -> dict:
         for i in range(n):
             if i == min(10, n - 1):
                 watch.set_baseline()
-            sim.reset_objects()
+            held = sim.reset_objects(allow_held=True)
+            if held:
+                print(
+                    f'  g1 {i}: still holding {", ".join(held)} (left in the hand)',
+                    file=sys.stderr,
+                )
             obj = rng.choice(list(G1_OBJECTS))
             kind = rng.choices(['plain', 'odd'], [4, 1])[0]
             if kind == 'odd':

@@ -267,6 +267,26 @@ def test_an_arm_dragged_behind_the_body_is_brought_forward_in_joint_space(planne
     assert tucked[2] > 0.88
 
 
+def test_a_raised_arm_with_no_pose_close_to_the_body_goes_to_rest_in_joint_space(planner):
+    """Soak: after a look-around left the left arm forward at table height, the pick-first
+    plan's "pull the hands in" had no IK solution (closest 5 mm) and the goal failed. The
+    arms now go to the standing pose in joint space, clear of the body."""
+    state = np.array(
+        [0.7792, 0.0703, 0.8015, -2.7233, -0.0035, -0.0008, -0.028]
+        + [0.2722, 0.1926, 0.0426, 1.0643, -0.0265, -1.1932, 0.0249]
+        + [0.295, -0.1906, -0.0426, 1.0739, 0.0271, -1.2253, -0.0248]
+    )
+    block = np.array([0.62, -0.3203, 0.8])
+    plan = planner.plan(np.array([block, block + [0, 0, 0.1]]), state, destination_known=False)
+    first = plan.segments[0]
+    assert first.kind.value == 'motion' and first.phase == 'rest'
+    assert 'they go to the standing pose in joint space' in plan.note, plan.note
+    assert np.allclose(first.positions_rad[-1], planner.rest_q)
+    for qk in first.positions_rad:
+        assert np.all(qk >= planner.lower_rad - 1e-9) and np.all(qk <= planner.upper_rad + 1e-9)
+        assert planner.collision.closest(qk).distance_m >= 0.0
+
+
 @pytest.mark.parametrize('points,code,words', BAD)
 def test_bad_traces_are_rejected_naming_the_waypoint(planner, points, code, words):
     with pytest.raises(PlanningError) as err:

@@ -239,14 +239,25 @@ class Choreography:
         stance = stance_matrix(*self.base)
         forward = [s for s in SIDES if to_pelvis(self.hand_position(s), stance)[0] > 0.12]
         if forward:
-            self._hands_to(
-                forward,
-                lambda side, here: [
-                    np.array([0.08, SIGN[side] * max(abs(here[1]), 0.2), here[2]])
-                ],
-                'rest',
-                False,
-            )
+            try:
+                self._hands_to(
+                    forward,
+                    lambda side, here: [
+                        np.array([0.08, SIGN[side] * max(abs(here[1]), 0.2), here[2]])
+                    ],
+                    'rest',
+                    False,
+                    joint_space_fallback=True,
+                )
+            except PlanningError as exc:
+                if exc.code not in (ErrorCode.UNREACHABLE, ErrorCode.JOINT_LIMIT):
+                    raise
+                # no pose close to the body at that height (an arm raised for a turn): the
+                # joint-space move below, checked against the body, takes the hands down
+                self.notes.append(
+                    f'rest: the hands are not pulled in first ({exc.message}); they go to the '
+                    'standing pose in joint space'
+                )
         qs = np.array([self.q, self.planner.rest_q])
         if float(np.max(np.abs(qs[1] - qs[0]))) > 1e-3:
             # Into the locomotion controller's own standing pose: only actual contact with the
