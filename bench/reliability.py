@@ -362,6 +362,9 @@ def soak_ur5(n: int, rng: random.Random, kinds: dict[str, int] = SOAK_KINDS) -> 
             if at_target is False:  # what the executor did, for the report
                 rows[-1]['ended_m_from_destination'] = round(off, 3)
                 rows[-1]['log'] = [ln.rstrip() for ln in sim.log[log_start:log_from]][-40:]
+            if kind == 'plain' and rows[-1]['replans']:  # a false replan: what it saw
+                lines = sim.log[log_start:log_from]
+                rows[-1]['replan_log'] = [ln.rstrip() for ln in lines if 'replan' in ln][-10:]
             log_start = len(sim.log)
             if sim.proc.poll() is not None:
                 rows[-1]['verdict'] = 'crash'
@@ -479,6 +482,9 @@ def summarise(rows: list[dict]) -> dict:
             }
             for r in rows
             if r['verdict'] not in ('succeeded', 'failed_expected')
+        ],
+        'false_replan_logs': [
+            {'text': r['text'], 'log': r['replan_log']} for r in rows if r.get('replan_log')
         ],
     }
 
