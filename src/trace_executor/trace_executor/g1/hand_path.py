@@ -88,8 +88,7 @@ class HandPathSolver:
             PlanningError: UNREACHABLE / JOINT_LIMIT / COLLISION naming the waypoint.
         """
         cfg, planner = self.cfg, self.planner
-        if self._start_distances is None:
-            self._start_distances = planner.collision.distances(q)
+        self._note_start(q)
         stance = stance_matrix(*base)
         stance_inv = np.linalg.inv(stance)
         start = stance @ planner.kinematics.grasp_pose(q, side)
@@ -142,23 +141,30 @@ class HandPathSolver:
         Raises:
             PlanningError: COLLISION where a sample breaks the arm/body margin.
         """
-        planner = self.planner
-        if self._start_distances is None:
-            self._start_distances = planner.collision.distances(q)
+        self._note_start(q)
         span = float(np.max(np.abs(q_goal - q)))
         n = max(2, int(math.ceil(span / (0.5 * self.cfg.max_joint_step_rad))) + 1)
         qs = [q + f * (q_goal - q) for f in np.linspace(0.0, 1.0, n)]
         for qk in qs[1:]:
-            hit = planner.collision.first_collision(qk, start=self._start_distances)
-            if hit is not None:
-                raise PlanningError(
-                    ErrorCode.COLLISION,
-                    None,
-                    f'{phase} ({side} hand, in joint space): {hit.sphere} would come within '
-                    f'{hit.distance_m * 100:.1f} cm of the {hit.box} (margin '
-                    f'{planner.collision.margin_m * 100:.0f} cm)',
-                )
+            self._check_body(qk, None, f'{phase} ({side} hand, in joint space)')
         return qs
+
+    def _note_start(self, q: np.ndarray) -> None:
+        """Remember the arm/body distances at the plan's first configuration."""
+        if self._start_distances is None:
+            self._start_distances = self.planner.collision.distances(q)
+
+    def _check_body(self, q: np.ndarray, k: Optional[int], where: str) -> None:
+        """Raise COLLISION (naming ``where``) when ``q`` breaks the arm/body margin."""
+        collision = self.planner.collision
+        hit = collision.first_collision(q, start=self._start_distances)
+        if hit is not None:
+            raise PlanningError(
+                ErrorCode.COLLISION,
+                k,
+                f'{where}: {hit.sphere} would come within {hit.distance_m * 100:.1f} cm of the '
+                f'{hit.box} (margin {collision.margin_m * 100:.0f} cm)',
+            )
 
     def _solve_sample(
         self,
@@ -204,14 +210,7 @@ class HandPathSolver:
                 f'{cfg.ik_position_tolerance_m * 1e3:.0f} mm (closest '
                 f'{res.position_error_m * 1e3:.0f} mm, palm tilt {res.tilt_error_rad:.2f} rad)',
             )
-        hit = planner.collision.first_collision(res.q, start=self._start_distances)
-        if hit is not None:
-            raise PlanningError(
-                ErrorCode.COLLISION,
-                k,
-                f'{where}: {hit.sphere} would come within {hit.distance_m * 100:.1f} cm of the '
-                f'{hit.box} (margin {planner.collision.margin_m * 100:.0f} cm)',
-            )
+        self._check_body(res.q, k, where)
 
     def timed(
         self, qs: np.ndarray, phase: str, side: str, joint_space: bool = False

@@ -581,10 +581,7 @@ class SearchingGoalRunner(GoalRunner):
 
     def _turn_waist(self, yaw: float, scan: _Scan, what: str) -> None:
         """Turn the waist to ``yaw`` and wait (bounded) until it is there."""
-        q = np.asarray(self.backend.joint_positions(), dtype=float)[4:]
-        # A second turn continues from what the first commanded (the arms are still held
-        # there; the measured joints lag behind it).
-        start = q if scan.commanded is None else scan.commanded
+        start = self._scan_state(scan)[4:]
         motion = self.planner.waist_turn(start, yaw, self.search.speed_scale)
         self._execute_look(motion, what)
         scan.commanded = np.asarray(motion.positions_rad[-1], dtype=float)
@@ -596,16 +593,26 @@ class SearchingGoalRunner(GoalRunner):
                 return
             time.sleep(0.05)
 
+    def _scan_state(self, scan: _Scan) -> np.ndarray:
+        """The planner's state to start a look motion from.
+
+        After a look motion the upper body is the one it commanded: the arms are still held
+        there, and the measured joints lag behind it.
+        """
+        state = np.array(self.backend.joint_positions(), dtype=float)
+        if scan.commanded is not None:
+            state[4:] = scan.commanded
+        return state
+
     def _raise_arms(self, scan: _Scan, what: str) -> None:
         """Raise the free hands before the body turns in place (see ``G1Planner.tuck_motion``)."""
         if scan.arms_raised:
             return
         scan.arms_raised = True
-        state = np.asarray(self.backend.joint_positions(), dtype=float).copy()
-        if scan.commanded is not None:  # the arms are held where the last turn commanded
-            state[4:] = scan.commanded
         try:
-            motions = self.planner.tuck_motion(state, self.holding(), self.search.speed_scale)
+            motions = self.planner.tuck_motion(
+                self._scan_state(scan), self.holding(), self.search.speed_scale
+            )
         except PlanningError as exc:
             self.log(f'turning with the hands where they are: they cannot be raised ({exc})')
             return

@@ -336,10 +336,7 @@ class Ur5Planner:
         )
         self.acceleration_limit_rad_s2 = np.full(6, float(cfg.max_joint_acceleration_rad_s2))
         self._ik: AnalyticIk | PinkIk
-        solver = cfg.ik_solver
-        if solver == 'auto':
-            solver = 'analytic'
-        if solver == 'analytic':
+        if cfg.ik_solver in ('auto', 'analytic'):  # 'auto' kept for existing configurations
             self._ik = AnalyticIk(
                 kin,
                 self.lower_rad,
