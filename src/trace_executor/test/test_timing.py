@@ -72,3 +72,33 @@ def test_bad_paths_are_refused() -> None:
     with pytest.raises(ValueError, match='positive'):
         TimeParameterizer(np.zeros(6), AMAX)
     assert issubclass(TimingError, RuntimeError)
+
+
+def test_paths_timed_together_are_timed_as_each_alone() -> None:
+    """A plan times its motions between gripper events in one call: same result as one by one,
+    also when a path ends exactly where the next starts (a grasp between two motions)."""
+    paths = _paths()
+    together = [paths['smooth'], paths['corner'], paths['corner'][::-1], paths['two_points']]
+    timer = TimeParameterizer(VMAX, AMAX)
+    many = timer.parameterize_many(together)
+    assert len(many) == len(together)
+    for qs, timed in zip(together, many, strict=True):
+        alone = timer.parameterize(qs)
+        assert timed.duration_s == pytest.approx(alone.duration_s, rel=1e-9)
+        t1, q1, v1, a1 = timed.sample(0.7, 0.004)
+        t2, q2, v2, a2 = alone.sample(0.7, 0.004)
+        assert np.allclose(t1, t2, rtol=0, atol=1e-9)
+        assert np.allclose(q1, q2, atol=1e-9) and np.allclose(v1, v2, atol=1e-7)
+        assert np.array_equal(q1[0], qs[0]) and np.array_equal(q1[-1], qs[-1])
+        assert np.all(np.abs(v1) <= VMAX * 0.7 * (1 + 1e-9))
+        assert np.all(np.abs(a1) <= AMAX * 0.49 * (1 + 1e-9))
+    assert timer.parameterize_many([]) == []
+
+
+def test_a_path_that_cannot_be_timed_is_named() -> None:
+    paths = _paths()
+    timer = TimeParameterizer(VMAX, AMAX)
+    with pytest.raises(ValueError, match='consecutive ones distinct'):
+        timer.parameterize_many([paths['smooth'], np.zeros((3, 6))])
+    with pytest.raises(ValueError, match='two or more'):
+        timer.parameterize_many([paths['smooth'], np.zeros((1, 6))])

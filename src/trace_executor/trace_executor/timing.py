@@ -5,6 +5,7 @@ Design notes: docs/design-notes.md (trace_executor.timing).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 import logging
 from math import inf
@@ -47,40 +48,74 @@ _cache_toppra_solver_probe()
 
 
 class TimingError(RuntimeError):
-    """No feasible time parameterisation was found."""
+    """No feasible time parameterisation was found.
+
+    Attributes:
+        path_index: which of the paths given to :meth:`TimeParameterizer.parameterize_many`
+            failed (0 for :meth:`TimeParameterizer.parameterize`).
+    """
+
+    def __init__(self, message: str, path_index: int = 0) -> None:
+        super().__init__(message)
+        self.path_index = path_index
 
 
 class CubicPath:
     """Natural cubic spline ``q(s)`` through joint waypoints, evaluated vectorised.
 
+    Several independent paths can share one object (:meth:`TimeParameterizer.parameterize_many`
+    times them together): ``natural`` marks the knots where a piece starts or ends, and the
+    interval after a piece's last knot continues that piece's last polynomial, so evaluating
+    exactly at a piece's end gives its own values.
+
     Args:
         ss: (M,) strictly increasing path parameters of the waypoints.
         qs: (M, J) waypoints.
+        natural: (M,) knots with zero second derivative (pieces' ends); ``None`` = the first
+            and the last (one path).
+        gap: (M - 1,) intervals between two pieces (not part of any path); ``None`` = none.
     """
 
-    def __init__(self, ss: np.ndarray, qs: np.ndarray) -> None:
+    def __init__(
+        self,
+        ss: np.ndarray,
+        qs: np.ndarray,
+        natural: Optional[np.ndarray] = None,
+        gap: Optional[np.ndarray] = None,
+    ) -> None:
         ss = np.asarray(ss, dtype=float)
         qs = np.asarray(qs, dtype=float)
         h = np.diff(ss)
         m = len(ss)
+        if natural is None:
+            natural = np.zeros(m, dtype=bool)
+            natural[[0, -1]] = True
+        slope = np.diff(qs, axis=0) / h[:, None]
+        # second derivatives: the tridiagonal continuity equations at inner knots, 0 at ends
+        inner = np.flatnonzero(~natural)
         second = np.zeros_like(qs)
-        if m > 2:
-            # tridiagonal system for the second derivatives at the inner knots (natural ends)
-            n = m - 2
-            a = np.zeros((n, n))
-            idx = np.arange(n)
-            a[idx, idx] = 2.0 * (h[:-1] + h[1:])
-            a[idx[1:], idx[:-1]] = h[1:-1]
-            a[idx[:-1], idx[1:]] = h[1:-1]
-            slope = np.diff(qs, axis=0) / h[:, None]
-            second[1:-1] = np.linalg.solve(a, 6.0 * np.diff(slope, axis=0))
+        if inner.size:
+            a = np.zeros((inner.size, m))
+            rows = np.arange(inner.size)
+            a[rows, inner - 1] = h[inner - 1]
+            a[rows, inner] = 2.0 * (h[inner - 1] + h[inner])
+            a[rows, inner + 1] = h[inner]
+            second[inner] = np.linalg.solve(a[:, inner], 6.0 * (slope[inner] - slope[inner - 1]))
+        c1 = slope - h[:, None] * (2.0 * second[:-1] + second[1:]) / 6.0
+        c2 = second[:-1] / 2.0
+        c3 = np.diff(second, axis=0) / (6.0 * h[:, None])
+        if gap is not None and np.any(gap):
+            # a gap interval continues the piece before it (its Taylor expansion at the end knot)
+            g = np.flatnonzero(gap)
+            hp = h[g - 1, None]
+            c1[g] = c1[g - 1] + hp * (2.0 * c2[g - 1] + 3.0 * hp * c3[g - 1])
+            c2[g] = c2[g - 1] + 3.0 * hp * c3[g - 1]
+            c3[g] = c3[g - 1]
         self.ss = ss
         self._c0 = qs[:-1]
-        self._c1 = (
-            np.diff(qs, axis=0) / h[:, None] - h[:, None] * (2.0 * second[:-1] + second[1:]) / 6.0
-        )
-        self._c2 = second[:-1] / 2.0
-        self._c3 = np.diff(second, axis=0) / (6.0 * h[:, None])
+        self._c1 = c1
+        self._c2 = c2
+        self._c3 = c3
 
     def derivatives(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(q(s), q'(s), q''(s))`` at path parameters ``s`` (each (K, J))."""
@@ -113,6 +148,7 @@ def topp_box(
     grid_s: np.ndarray,
     vmax: np.ndarray,
     amax: np.ndarray,
+    gap: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Time-optimal path velocities ``ṡ`` at grid points, at rest at both ends.
 
@@ -129,12 +165,15 @@ def topp_box(
         grid_s: (N,) grid points (strictly increasing), N ≥ 2.
         vmax: (J,) velocity limits.
         amax: (J,) acceleration limits.
+        gap: (N-1,) stages that join two independent paths timed together (each at rest at
+            both of its ends); ``None`` = one path.
 
     Returns:
-        (N,) ``ṡ`` at the grid points (0 at both ends).
+        (N,) ``ṡ`` at the grid points (0 at both ends of every path).
 
     Raises:
-        TimingError: if the constraints leave no way to move along the path.
+        TimingError: if the constraints leave no way to move along a path (``path_index``
+            says which).
     """
     n = len(grid_s)
     ds = np.diff(grid_s)[:, None]
@@ -162,8 +201,17 @@ def topp_box(
         xn = np.where(k < -eps, cu / -k, np.inf).min(axis=1)
     xmax = xv.copy()
     xmax[:-1] = np.minimum.reduce([xv[:-1], xz, xf, xn])
-    if not np.all(xmax[1:-1] > 0):
-        raise TimingError('the joint limits leave no speed along the path')
+    # at rest: the first and last point of every path
+    rest = np.zeros(n, dtype=bool)
+    rest[[0, -1]] = True
+    if gap is not None:
+        rest[:-1] |= gap
+        rest[1:] |= gap
+    stuck = ~rest & ~(xmax > 0)
+    if np.any(stuck):
+        path_index = 0 if gap is None else int(np.count_nonzero(gap[: np.argmax(stuck)]))
+        raise TimingError('the joint limits leave no speed along the path', path_index)
+    xmax[rest] = 0.0
     # backward pass: controllable x (from it, rest at the end stays reachable):
     # x + 2 Δs L(x) <= X[i+1] for every lower bound: x (1 + 2 Δs dl) <= X[i+1] + 2 Δs cu
     coef = 1.0 + 2.0 * ds * du
@@ -176,6 +224,8 @@ def topp_box(
     xmax_l = xmax.tolist()
     big = [0.0] * n
     for i in range(n - 2, -1, -1):
+        if xmax_l[i] == 0.0:  # at rest (or a gap stage, whose start is a path's end)
+            continue
         nxt = big[i + 1]
         bound = min([nxt * w + c for w, c in zip(w_rows[i], c_rows[i], strict=True)])
         big[i] = max(0.0, min(xmax_l[i], bound))
@@ -189,7 +239,7 @@ def topp_box(
         u_hi = min([c + d * xi for c, d in zip(cu_rows[i], du_rows[i], strict=True)])
         xs[i + 1] = max(0.0, min(xi + two_ds[i] * u_hi, big[i + 1]))
     x = np.asarray(xs)
-    x[-1] = 0.0
+    x[rest] = 0.0
     return np.sqrt(x)
 
 
@@ -345,30 +395,11 @@ class TimeParameterizer:
         self._corner_subdivisions = int(corner_subdivisions)
         self._checks_per_stage = max(int(checks_per_stage), 0)
 
-    def _gridpoints(self, qs: np.ndarray, ss: np.ndarray) -> np.ndarray:
-        """TOPP-RA grid: the waypoints, with the intervals around sharp turns subdivided.
-
-        The spline's curvature peaks where the joint path turns (e.g. from a transit into a
-        vertical descent); TOPP-RA only sees the limits at grid points, so those intervals get
-        ``corner_subdivisions`` stages each.
-        """
-        chords = np.diff(qs, axis=0)
-        unit = chords / np.linalg.norm(chords, axis=1, keepdims=True)
-        cos_turn = np.sum(unit[1:] * unit[:-1], axis=1)
-        sharp = np.flatnonzero(cos_turn < self._cos_corner) + 1  # knot indices
-        n = self._corner_subdivisions
-        if sharp.size == 0 or n <= 1:
-            return ss
-        intervals = np.unique(np.concatenate([sharp - 1, sharp]))
-        frac = np.arange(1, n) / n
-        extra = (ss[intervals, None] + np.diff(ss)[intervals, None] * frac[None, :]).ravel()
-        return np.union1d(ss, extra)
-
     def parameterize(self, waypoints_rad: np.ndarray) -> TimedPath:
         """Time a joint path through ``waypoints_rad`` (at rest at both ends).
 
         Args:
-            waypoints_rad: (M, 6) joint configurations, M ≥ 2, consecutive ones distinct.
+            waypoints_rad: (M, J) joint configurations, M ≥ 2, consecutive ones distinct.
 
         Returns:
             The :class:`TimedPath`.
@@ -377,50 +408,185 @@ class TimeParameterizer:
             ValueError: if fewer than two distinct waypoints are given.
             TimingError: if TOPP-RA finds no feasible parameterisation.
         """
-        qs = np.asarray(waypoints_rad, dtype=float)
+        return self.parameterize_many([waypoints_rad])[0]
+
+    def parameterize_many(self, paths: Sequence[np.ndarray]) -> list[TimedPath]:
+        """Time several joint paths, each at rest at both ends, in one vectorised pass.
+
+        The result is the same as timing each path alone (:meth:`parameterize`); together
+        they share the fixed cost of the numpy calls (a plan's motions between gripper events
+        are timed at once).
+
+        Args:
+            paths: joint paths, each (M, J) with M ≥ 2 and consecutive waypoints distinct.
+
+        Returns:
+            One :class:`TimedPath` per path, in order.
+
+        Raises:
+            ValueError: if a path has fewer than two distinct waypoints.
+            TimingError: if a path has no feasible timing (``path_index`` says which).
+        """
+        if not paths:
+            return []
+        if self.method == 'toppra':
+            return [self._parameterize_toppra(np.asarray(w, dtype=float)) for w in paths]
+        qs = np.concatenate([np.asarray(w, dtype=float) for w in paths])
+        sizes = np.array([len(w) for w in paths])
+        first = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # first knot of each path
+        last = first + sizes - 1
+        gap_knots = np.zeros(len(qs) - 1, dtype=bool)  # intervals from a path's end to the next
+        gap_knots[last[:-1]] = True
+        steps = np.linalg.norm(np.diff(qs, axis=0), axis=1)
+        if np.any(sizes < 2) or np.any(steps[~gap_knots] <= 0):
+            raise ValueError('a timed path needs two or more waypoints, consecutive ones distinct')
+        steps[gap_knots] = 1.0  # any positive length: nothing is evaluated inside a gap
+        ss = np.concatenate([[0.0], np.cumsum(steps)])
+        natural = np.zeros(len(qs), dtype=bool)
+        natural[first] = natural[last] = True
+        path = CubicPath(ss, qs, natural, gap_knots)
+        grid_s = self._gridpoints(qs, ss, gap_knots, ss[first], ss[last])
+        # which path each grid point belongs to, and the stages that join two paths
+        owner = np.searchsorted(ss[first], grid_s, side='right') - 1
+        gap = np.diff(owner) > 0
+        _, d1, d2 = path.derivatives(grid_s)
+        grid_sd = topp_box(
+            d1, d2, grid_s, self._v_plan, self._a_plan, gap if len(paths) > 1 else None
+        )
+        ds = np.diff(grid_s)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            dt = 2.0 * ds / (grid_sd[:-1] + grid_sd[1:])
+            sdd = (grid_sd[1:] ** 2 - grid_sd[:-1] ** 2) / (2.0 * ds)
+        dt[gap] = 0.0
+        sdd[gap] = 0.0
+        stage_owner = owner[:-1]
+        bad = ~np.isfinite(dt)
+        if np.any(bad):
+            raise TimingError(
+                'degenerate timing: the path velocity is stuck at 0',
+                int(stage_owner[np.argmax(bad)]),
+            )
+        # TOPP-RA enforces the limits at its grid points only: check each stage at both ends
+        # (with that stage's path acceleration) and ``checks_per_stage`` times inside it, and
+        # stretch the timing if a limit is exceeded.
+        real = np.flatnonzero(~gap)
+        frac = np.linspace(0.0, 1.0, self._checks_per_stage + 2)
+        tau = (dt[real, None] * frac[None, :]).ravel()
+        stage = np.repeat(real, len(frac))
+        sdd_k = sdd[stage]
+        sd_k = grid_sd[stage] + sdd_k * tau
+        s_k = grid_s[stage] + grid_sd[stage] * tau + 0.5 * sdd_k * tau * tau
+        s_k = np.minimum(s_k, grid_s[stage + 1])
+        _, qs_k, qss_k = path.derivatives(s_k)
+        v_ratio = np.max(np.abs(qs_k * sd_k[:, None]) / self.vmax, axis=1)
+        a_ratio = np.max(
+            np.abs(qss_k * (sd_k * sd_k)[:, None] + qs_k * sdd_k[:, None]) / self.amax, axis=1
+        )
+        # per path (its check points are consecutive)
+        starts = np.searchsorted(stage_owner[stage], np.arange(len(paths)))
+        v_max = np.maximum.reduceat(v_ratio, starts)
+        a_max = np.maximum.reduceat(a_ratio, starts)
+        # aim the check at (1 - margin/2) of the limits: the other half covers the times
+        # between the check points
+        target = 1.0 - self._margin / 2
+        stretch = np.maximum(1.0, np.maximum(v_max / target, np.sqrt(a_max / target)))
+        grid_t = np.concatenate([[0.0], np.cumsum(dt)])
+        g_first = np.searchsorted(owner, np.arange(len(paths)))
+        g_end = np.append(g_first[1:], len(grid_s))
+        out = []
+        for k in range(len(paths)):
+            a, b = int(g_first[k]), int(g_end[k])
+            t_k = grid_t[a:b] - grid_t[a]
+            duration = float(t_k[-1])
+            if not duration > 0:
+                raise TimingError('degenerate timing: the path velocity is stuck at 0', k)
+            out.append(
+                TimedPath(
+                    duration_s=duration * float(stretch[k]),
+                    stretch=float(stretch[k]),
+                    start_rad=qs[first[k]].copy(),
+                    end_rad=qs[last[k]].copy(),
+                    _path=path,
+                    _grid_s=grid_s[a:b],
+                    _grid_sd=grid_sd[a:b],
+                    _grid_t=t_k,
+                    _grid_sdd=sdd[a : b - 1],
+                )
+            )
+        return out
+
+    def _gridpoints(
+        self,
+        qs: np.ndarray,
+        ss: np.ndarray,
+        gap: np.ndarray,
+        path_start: np.ndarray,
+        path_end: np.ndarray,
+    ) -> np.ndarray:
+        """TOPP-RA grid: the waypoints, with the intervals around sharp turns subdivided.
+
+        The spline's curvature peaks where the joint path turns (e.g. from a transit into a
+        vertical descent); TOPP-RA only sees the limits at grid points, so those intervals get
+        ``corner_subdivisions`` stages each. A path with fewer than :attr:`MIN_GRID_POINTS`
+        points is subdivided evenly up to that (a single stage cannot speed up and slow down).
+        """
+        chords = np.diff(qs, axis=0)
+        length = np.linalg.norm(chords, axis=1, keepdims=True)
+        unit = chords / np.where(length > 0, length, 1.0)  # (0 only across a gap)
+        cos_turn = np.sum(unit[1:] * unit[:-1], axis=1)
+        turns = (cos_turn < self._cos_corner) & ~gap[1:] & ~gap[:-1]
+        sharp = np.flatnonzero(turns) + 1  # knot indices
+        n = self._corner_subdivisions
+        grid = ss
+        if sharp.size and n > 1:
+            intervals = np.unique(np.concatenate([sharp - 1, sharp]))
+            frac = np.arange(1, n) / n
+            extra = (ss[intervals, None] + np.diff(ss)[intervals, None] * frac[None, :]).ravel()
+            grid = np.union1d(ss, extra)
+        counts = np.diff(np.searchsorted(grid, path_start, side='left'), append=len(grid))
+        short = np.flatnonzero(counts < self.MIN_GRID_POINTS)
+        if short.size:
+            grid = np.union1d(
+                grid,
+                np.concatenate(
+                    [np.linspace(path_start[k], path_end[k], self.MIN_GRID_POINTS) for k in short]
+                ),
+            )
+        return grid
+
+    def _parameterize_toppra(self, qs: np.ndarray) -> TimedPath:
+        """:meth:`parameterize` with the toppra package (the reference the tests compare to)."""
         steps = np.linalg.norm(np.diff(qs, axis=0), axis=1)
         if len(qs) < 2 or np.any(steps <= 0):
             raise ValueError('a timed path needs two or more waypoints, consecutive ones distinct')
         ss = np.concatenate([[0.0], np.cumsum(steps)])
-        gridpoints = self._gridpoints(qs, ss)
-        if len(gridpoints) < self.MIN_GRID_POINTS:
-            # too few stages to speed up and slow down again (two waypoints: a single one)
-            gridpoints = np.union1d(gridpoints, np.linspace(0.0, ss[-1], self.MIN_GRID_POINTS))
-        path: Any
-        if self.method == 'own':
-            path = CubicPath(ss, qs)
-            _, d1, d2 = path.derivatives(gridpoints)
-            grid_s = np.asarray(gridpoints, dtype=float)
-            grid_sd = topp_box(d1, d2, grid_s, self._v_plan, self._a_plan)
-        else:
-            path = toppra.SplineInterpolator(ss, qs)
-            instance = toppra.algorithm.TOPPRA(
-                self._constraints, path, gridpoints=gridpoints, solver_wrapper='seidel'
-            )
-            sd_vec = instance.compute_parameterization(0.0, 0.0)[1]
-            if sd_vec is None or not np.all(np.isfinite(sd_vec)):
-                raise TimingError('TOPP-RA found no feasible timing for the joint path')
-            grid_s = np.asarray(instance.problem_data.gridpoints, dtype=float)
-            grid_sd = np.maximum(np.asarray(sd_vec, dtype=float), 0.0)
+        gap = np.zeros(len(qs) - 1, dtype=bool)
+        gridpoints = self._gridpoints(qs, ss, gap, ss[:1], ss[-1:])
+        path = toppra.SplineInterpolator(ss, qs)
+        instance = toppra.algorithm.TOPPRA(
+            self._constraints, path, gridpoints=gridpoints, solver_wrapper='seidel'
+        )
+        sd_vec = instance.compute_parameterization(0.0, 0.0)[1]
+        if sd_vec is None or not np.all(np.isfinite(sd_vec)):
+            raise TimingError('TOPP-RA found no feasible timing for the joint path')
+        grid_s = np.asarray(instance.problem_data.gridpoints, dtype=float)
+        grid_sd = np.maximum(np.asarray(sd_vec, dtype=float), 0.0)
         ds = np.diff(grid_s)
         grid_t = np.concatenate([[0.0], np.cumsum(2.0 * ds / (grid_sd[:-1] + grid_sd[1:]))])
         grid_sdd = (grid_sd[1:] ** 2 - grid_sd[:-1] ** 2) / (2.0 * ds)
         duration = float(grid_t[-1])
         if not (np.all(np.isfinite(grid_t)) and duration > 0):
             raise TimingError('degenerate timing: the path velocity is stuck at 0')
-        # TOPP-RA enforces the limits at its grid points only: check each stage at both ends
-        # (with that stage's path acceleration) and ``checks_per_stage`` times inside it, and
-        # stretch the timing if a limit is exceeded.
         frac = np.linspace(0.0, 1.0, self._checks_per_stage + 2)
         tau = (grid_t[:-1, None] + np.diff(grid_t)[:, None] * frac[None, :]).ravel()
         stage = np.repeat(np.arange(len(grid_t) - 1), len(frac))
         _, dq, ddq = _evaluate(path, grid_s, grid_sd, grid_t, grid_sdd, tau, stage)
-        v_ratio = float(np.max(np.abs(dq) / self.vmax))
-        a_ratio = float(np.max(np.abs(ddq) / self.amax))
-        # aim the check at (1 - margin/2) of the limits: the other half covers the times
-        # between the check points
         target = 1.0 - self._margin / 2
-        stretch = max(1.0, v_ratio / target, float(np.sqrt(a_ratio / target)))
+        stretch = max(
+            1.0,
+            float(np.max(np.abs(dq) / self.vmax)) / target,
+            float(np.sqrt(np.max(np.abs(ddq) / self.amax) / target)),
+        )
         return TimedPath(
             duration_s=duration * stretch,
             stretch=stretch,

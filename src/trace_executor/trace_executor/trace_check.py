@@ -173,18 +173,23 @@ def check_box(
         PlanningError: WORKSPACE naming the waypoint.
     """
     lo_a, hi_a = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-    for i, p in enumerate(pts):
-        if p[2] < floor_z:
-            raise PlanningError(
-                ErrorCode.WORKSPACE,
-                i,
-                f'waypoint {i} of {len(pts)} at {fmt_point(p)} m is {floor_z - p[2]:.3f} m '
-                f'below the table top (z = {floor_z:.3f} m in {frame!r})',
-            )
-        if np.any(p < lo_a) or np.any(p > hi_a):
-            raise PlanningError(
-                ErrorCode.WORKSPACE,
-                i,
-                f'waypoint {i} of {len(pts)} at {fmt_point(p)} m is outside the workspace box '
-                f'{fmt_point(lo_a)}..{fmt_point(hi_a)} m ({frame!r})',
-            )
+    pts = np.asarray(pts, dtype=float).reshape(-1, 3)
+    low = pts[:, 2] < floor_z
+    bad = np.flatnonzero(low | np.any((pts < lo_a) | (pts > hi_a), axis=1))
+    if not bad.size:
+        return
+    i = int(bad[0])
+    p = pts[i]
+    if low[i]:
+        raise PlanningError(
+            ErrorCode.WORKSPACE,
+            i,
+            f'waypoint {i} of {len(pts)} at {fmt_point(p)} m is {floor_z - p[2]:.3f} m '
+            f'below the table top (z = {floor_z:.3f} m in {frame!r})',
+        )
+    raise PlanningError(
+        ErrorCode.WORKSPACE,
+        i,
+        f'waypoint {i} of {len(pts)} at {fmt_point(p)} m is outside the workspace box '
+        f'{fmt_point(lo_a)}..{fmt_point(hi_a)} m ({frame!r})',
+    )

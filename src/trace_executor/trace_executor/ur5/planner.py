@@ -825,10 +825,10 @@ class Ur5Planner:
         )
 
     def _segments(self, path: ToolPath, qs: np.ndarray, speed: float) -> list[Segment]:
-        """Split the joint path at the gripper events and time each motion."""
-        segments: list[Segment] = []
+        """Split the joint path at the gripper events and time every motion (in one call)."""
         bounds = [0] + [i for i, _ in path.events] + [len(qs) - 1]
         closes = [c for _, c in path.events]
+        motions: list[tuple[int, list[int]]] = []  # (index in bounds, waypoints kept)
         for n, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
             if b > a:
                 # drop repeated configurations (a timing needs distinct consecutive waypoints)
@@ -836,16 +836,22 @@ class Ur5Planner:
                 keep = [a, *(a + 1 + np.flatnonzero(moved)).tolist()]
                 if len(keep) >= 2:
                     keep[-1] = b
-                    try:
-                        timed = self._timer.parameterize(qs[keep])
-                    except TimingError as exc:
-                        k = int(path.trace_index[b])
-                        raise PlanningError(
-                            ErrorCode.UNREACHABLE,
-                            k,
-                            f'no feasible timing for the motion to waypoint {k}: {exc}',
-                        ) from exc
-                    segments.append(self._sample(timed, (a, b), speed))
+                    motions.append((n, keep))
+        try:
+            timed = self._timer.parameterize_many([qs[keep] for _, keep in motions])
+        except TimingError as exc:
+            k = int(path.trace_index[motions[exc.path_index][1][-1]])
+            raise PlanningError(
+                ErrorCode.UNREACHABLE,
+                k,
+                f'no feasible timing for the motion to waypoint {k}: {exc}',
+            ) from exc
+        by_bound = {n: (keep, t) for (n, keep), t in zip(motions, timed, strict=True)}
+        segments: list[Segment] = []
+        for n in range(len(bounds) - 1):
+            if n in by_bound:
+                keep, t = by_bound[n]
+                segments.append(self._sample(t, (keep[0], keep[-1]), speed))
             if n < len(closes):
                 segments.append(GripperSegment(close=closes[n]))
         return segments

@@ -235,22 +235,30 @@ def _check_keys(keys: list[_Key], n_points: int, params: ToolPathParams) -> None
     floor = params.table_height_m + params.min_tcp_height_m
     lo = np.asarray(params.workspace_min_m, dtype=float)
     hi = np.asarray(params.workspace_max_m, dtype=float)
-    for key in keys[1:]:
-        p = key.position
-        where = f'waypoint {key.trace_index} of {n_points} ({key.phase}, TCP at {fmt_point(p)} m)'
-        if p[2] < floor - 1e-9:
-            raise PlanningError(
-                ErrorCode.WORKSPACE,
-                key.trace_index,
-                f'{where} is below the minimum TCP height {params.min_tcp_height_m:.3f} m '
-                'above the table',
-            )
-        if np.any(p < lo - 1e-9) or np.any(p > hi + 1e-9):
-            raise PlanningError(
-                ErrorCode.WORKSPACE,
-                key.trace_index,
-                f'{where} is outside the workspace box {fmt_point(lo)}..{fmt_point(hi)} m',
-            )
+    pos = np.array([key.position for key in keys[1:]]).reshape(-1, 3)
+    low = pos[:, 2] < floor - 1e-9
+    out = np.any((pos < lo - 1e-9) | (pos > hi + 1e-9), axis=1)
+    bad = np.flatnonzero(low | out)
+    if not bad.size:
+        return
+    i = int(bad[0])
+    key = keys[1 + i]
+    where = (
+        f'waypoint {key.trace_index} of {n_points} ({key.phase}, TCP at '
+        f'{fmt_point(key.position)} m)'
+    )
+    if low[i]:
+        raise PlanningError(
+            ErrorCode.WORKSPACE,
+            key.trace_index,
+            f'{where} is below the minimum TCP height {params.min_tcp_height_m:.3f} m '
+            'above the table',
+        )
+    raise PlanningError(
+        ErrorCode.WORKSPACE,
+        key.trace_index,
+        f'{where} is outside the workspace box {fmt_point(lo)}..{fmt_point(hi)} m',
+    )
 
 
 def build_tool_path(
@@ -284,14 +292,17 @@ def build_tool_path(
     keys = _keys_for_mode(pts, mode, start, params, holding)
     _check_keys(keys, len(pts), params)
 
-    positions = [keys[0].position]
-    rotations = [keys[0].rotation]
+    # per key: the straight segment from the previous key in equal steps (positions
+    # interpolated linearly, orientations along the geodesic)
+    positions = [keys[0].position[None]]
+    rotations = [keys[0].rotation[None]]
     index = [0]
     phases = [keys[0].phase]
     events: list[tuple[int, bool]] = []
     key_indices = [0]
+    count = 1
+    p0, r0 = keys[0].position, keys[0].rotation
     for key in keys[1:]:
-        p0, r0 = positions[-1], rotations[-1]
         delta = key.position - p0
         dist = float(np.linalg.norm(delta))
         omega = pin.log3(r0.T @ key.rotation)
@@ -302,20 +313,26 @@ def build_tool_path(
                 math.ceil(dist / params.cartesian_step_m - 1e-9),
                 math.ceil(angle / params.angular_step_rad - 1e-9),
             )
-            for k in range(1, steps + 1):
-                f = k / steps
-                positions.append(p0 + f * delta)
-                rotations.append(r0 @ pin.exp3(f * omega) if angle > 1e-6 else r0)
-                index.append(key.trace_index)
-                phases.append(key.phase)
-            positions[-1] = key.position.copy()
-            rotations[-1] = np.array(key.rotation, dtype=float)
-        key_indices.append(len(positions) - 1)
+            f = np.arange(1, steps + 1) / steps
+            seg_p = p0 + f[:, None] * delta
+            seg_p[-1] = key.position
+            if angle > 1e-6:
+                seg_r = np.array([r0 @ pin.exp3(x * omega) for x in f[:-1]] + [key.rotation])
+            else:
+                seg_r = np.repeat(np.asarray(r0, dtype=float)[None], steps, axis=0)
+                seg_r[-1] = key.rotation
+            positions.append(seg_p)
+            rotations.append(seg_r)
+            index.extend([key.trace_index] * steps)
+            phases.extend([key.phase] * steps)
+            count += steps
+            p0, r0 = key.position, np.asarray(key.rotation, dtype=float)
+        key_indices.append(count - 1)
         if key.event is not None:
-            events.append((len(positions) - 1, key.event))
+            events.append((count - 1, key.event))
     return ToolPath(
-        positions=np.array(positions),
-        rotations=np.array(rotations),
+        positions=np.concatenate(positions),
+        rotations=np.concatenate(rotations),
         trace_index=np.array(index, dtype=int),
         phases=tuple(phases),
         events=tuple(events),
