@@ -71,6 +71,21 @@ class TraceParseError(ValueError):
     """The answer holds no usable trace; the message says what was wrong."""
 
 
+class PointRejected(TraceParseError):
+    """One point of the answer is outside what the model may answer.
+
+    Attributes:
+        index: the point's number in the answer (1 = the first).
+        depth_m: its depth as answered when the depth is the problem (<= 0: behind the camera),
+            else NaN.
+    """
+
+    def __init__(self, message: str, index: int, depth_m: float = math.nan) -> None:
+        super().__init__(message)
+        self.index = index
+        self.depth_m = depth_m
+
+
 class ObjectNotVisible(TraceParseError):
     """The answer holds no trace and says the object cannot be seen (not found, out of view)."""
 
@@ -507,12 +522,15 @@ def _validate(
                     hint += (
                         '; the answer looks normalised to 0-1000 (coordinates: normalized_1000)'
                     )
-                raise TraceParseError(
-                    f'point {i + 1}: {names[k]}={xy[i, k]:g} is outside 0-{limits[k]:g}{hint}'
+                raise PointRejected(
+                    f'point {i + 1}: {names[k]}={xy[i, k]:g} is outside 0-{limits[k]:g}{hint}',
+                    i + 1,
                 )
         if arity == 3 and not 0.0 < arr[i, 2] <= max_depth_m:
-            raise TraceParseError(
-                f'point {i + 1}: d={arr[i, 2]:g} m is outside (0, {max_depth_m:g}] m'
+            raise PointRejected(
+                f'point {i + 1}: d={arr[i, 2]:g} m is outside (0, {max_depth_m:g}] m',
+                i + 1,
+                float(arr[i, 2]),
             )
     note = ''
     if coordinates == 'normalized_1':

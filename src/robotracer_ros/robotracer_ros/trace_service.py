@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 import logging
+import math
 import time
 
 import numpy as np
@@ -22,7 +23,7 @@ from robotracer_ros.backends.base import (
 )
 from robotracer_ros.filtering import STATUS_INVALID
 from robotracer_ros.lifting import DEPTH_SOURCES
-from robotracer_ros.parsing import ObjectNotVisible, TraceParseError
+from robotracer_ros.parsing import ObjectNotVisible, PointRejected, TraceParseError
 from robotracer_ros.pipeline import PipelineOptions, TraceResult, answer_to_trace
 from robotracer_ros.transforms import invert_transform, validate_transform
 
@@ -118,6 +119,10 @@ class TraceOutcome:
         target_frame: the frame of ``result.points``.
         instruction: the cleaned instruction.
         timings: seconds per stage: ``inference``, ``processing``, ``total``.
+        bad_point: ``ERROR_BAD_ANSWER`` for one point of the answer: its number (1 = the
+            first); 0 otherwise.
+        bad_point_depth_m: that point's answered depth when the depth was the problem (<= 0:
+            behind the camera), else NaN.
     """
 
     success: bool
@@ -129,6 +134,8 @@ class TraceOutcome:
     target_frame: str = ''
     instruction: str = ''
     timings: dict[str, float] = field(default_factory=dict)
+    bad_point: int = 0
+    bad_point_depth_m: float = math.nan
 
 
 class StaticTransforms:
@@ -336,6 +343,7 @@ class TraceService:
                     ' (the model stopped at its token limit, so the answer may be cut off: '
                     'raise max_tokens in the model config)'
                 )
+            rejected = exc if isinstance(exc, PointRejected) else None
             return fail(
                 ERROR_BAD_ANSWER,
                 f'the model answer could not be used: {exc}{hint}',
@@ -343,6 +351,8 @@ class TraceService:
                 frame=frame,
                 target_frame=target,
                 instruction=instruction,
+                bad_point=rejected.index if rejected else 0,
+                bad_point_depth_m=rejected.depth_m if rejected else math.nan,
             )
         except Exception as exc:  # a bug in parse/lift/filter: the request fails, with its name
             LOG.exception('turning the answer into a trace raised unexpectedly')

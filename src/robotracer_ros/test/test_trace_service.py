@@ -211,6 +211,27 @@ def test_an_answer_cut_off_at_the_token_limit_says_to_raise_it():
     assert 'truncated' in out.error_msg and 'raise max_tokens' in out.error_msg
 
 
+@pytest.mark.parametrize(
+    ('answer', 'point', 'depth'),
+    [
+        ('[(500, 500, 1.0), (600, 500, -0.02), (700, 500, 1.0)]', 2, -0.02),  # behind
+        ('[(500, 500, 1.0), (600, 500, 1.0), (700, 500, 250)]', 3, 250.0),  # too far
+        ('[(500, 500, 1.0), (1600, 500, 1.0)]', 2, None),  # x outside 0-1000
+    ],
+)
+def test_a_rejected_point_is_named_in_typed_fields(answer, point, depth):
+    """A robot that looks around reads which point was rejected and its depth from fields,
+    never from the message text."""
+    out = service(FakeModel(answer)).handle(TraceRequest('go'), frame())
+    assert out.error_code == ERROR_BAD_ANSWER and out.bad_point == point
+    if depth is None:
+        assert np.isnan(out.bad_point_depth_m)
+    else:
+        assert out.bad_point_depth_m == pytest.approx(depth)
+    good = service(FakeModel()).handle(TraceRequest('go'), frame())
+    assert good.bad_point == 0 and np.isnan(good.bad_point_depth_m)
+
+
 def test_not_visible_keeps_the_answer_for_the_caller():
     out = service(FakeModel('The plate is out of view.')).handle(TraceRequest('go'), frame())
     assert out.error_code == ERROR_NOT_VISIBLE and out.answer.text == 'The plate is out of view.'

@@ -429,7 +429,8 @@ class GoalRunner:
         if feedback is not None:
             self.feedback = feedback
         try:
-            return self._run(goal, cancelled)
+            self.begin_goal(goal, cancelled)
+            return self.end_goal(self._run(goal, cancelled))
         finally:
             if self._moving is not None:  # ended (error, cancel) while a motion still ran
                 self._moving = None
@@ -439,8 +440,20 @@ class GoalRunner:
             self.feedback = default_feedback
             self._lock.release()
 
-    # -----------------------------------------------------------------------------------------
-    def _perceive(self, goal: GoalSpec, phase: Phase, replans: int) -> TraceInput:
+    # --- hooks a robot's runner overrides (e.g. the G1's, which looks around) -----------------
+    def begin_goal(self, goal: GoalSpec, cancelled: Callable[[], bool]) -> None:
+        """Called once before a goal runs (reset per-goal state here)."""
+
+    def end_goal(self, outcome: Outcome) -> Outcome:
+        """Called once with a goal's outcome; returns the outcome to report."""
+        return outcome
+
+    def get_trace(self, goal: GoalSpec, replans: int) -> TraceInput:
+        """The trace to plan with: the goal's own the first time, else asked from perception.
+
+        Raises:
+            PerceptionError: perception failed (the goal then fails with ``PERCEPTION``).
+        """
         if goal.trace is not None and replans == 0:
             return goal.trace
         if self.perceive is None:
@@ -523,7 +536,6 @@ class GoalRunner:
         replans = 0
         holding = False
         trace: TraceInput | None = None
-        phase = Phase.PERCEIVING
         reason = ''
         obstacles = np.zeros((0, 3))
         looks = 0
@@ -547,7 +559,7 @@ class GoalRunner:
                     lambda: self._brake('the new plan was not ready in time'),
                 )
             try:
-                trace = self._perceive(goal, phase, replans)
+                trace = self.get_trace(goal, replans)
             except PerceptionError as exc:
                 if timer is not None:
                     timer.cancel()
@@ -658,7 +670,6 @@ class GoalRunner:
                         timings=timings,
                     )
                 self.log(f'{reason} ({looks})')
-                phase = Phase.PERCEIVING
                 continue
             replans += 1
             if len(step.obstacles):
@@ -674,7 +685,6 @@ class GoalRunner:
                     replans - 1,
                     timings=timings,
                 )
-            phase = Phase.REPLANNING
 
     def _blocked(
         self, plan: Plan, obstacles: np.ndarray, trace: TraceInput, holding: bool = False

@@ -492,6 +492,8 @@ class PerceptionNode(Node):
         response.success = outcome.success
         response.error_code = outcome.error_code
         response.error_msg = outcome.error_msg
+        response.bad_point = outcome.bad_point
+        response.bad_point_depth_m = outcome.bad_point_depth_m
         if outcome.success:
             response.trace = self.trace_message(outcome, header)
             if note:

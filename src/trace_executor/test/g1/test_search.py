@@ -13,6 +13,7 @@ import re
 import numpy as np
 import pytest
 
+from robotracer_msgs.srv import GetTrace
 from trace_executor.errors import ErrorCode
 from trace_executor.execution import GoalSpec, MotionResult, MotionStatus, TraceInput
 from trace_executor.g1.kinematics import standing_upper_body
@@ -116,32 +117,51 @@ def test_config_without_waist_or_base_views():
 # --- what a look says ----------------------------------------------------------------------
 
 
-def test_failure_sight_from_the_perception_nodes_messages():
-    assert failure_sight(8, NOT_FOUND_MSG) is Sight.NOTHING  # GetTrace ERROR_NOT_VISIBLE
-    assert failure_sight(8, '') is Sight.NOTHING, 'the code says it, whatever the message'
-    behind = 'the model answer could not be used: point 6: d=-0.023 m is outside (0, 100] m'
-    assert failure_sight(4, behind) is Sight.OBJECT_ONLY, 'the destination is behind the camera'
-    first = 'the model answer could not be used: point 1: d=-0.4 m is outside (0, 100] m'
-    assert failure_sight(4, first) is Sight.NOTHING, 'the object itself is behind the camera'
-    far = 'the model answer could not be used: point 3: d=250 m is outside (0, 100] m'
-    assert failure_sight(4, far) is None, 'too far is a bad answer, not out of view'
-    prose = (
-        'the model answer could not be used: no trace found ...; the answer starts '
-        "'The object should be picked up and moved to the target location.'"
+def _failed(code: int, bad_point: int = 0, depth: float = math.nan) -> GetTrace.Response:
+    return GetTrace.Response(
+        success=False, error_code=code, bad_point=bad_point, bad_point_depth_m=depth
     )
-    assert failure_sight(4, prose) is None
+
+
+def test_failure_sight_from_the_perception_nodes_typed_fields():
+    r = GetTrace.Response
+    assert failure_sight(_failed(r.ERROR_NOT_VISIBLE)) is Sight.NOTHING
+    behind = _failed(r.ERROR_BAD_ANSWER, 6, -0.023)
+    assert failure_sight(behind) is Sight.OBJECT_ONLY, 'the destination is behind the camera'
+    first = _failed(r.ERROR_BAD_ANSWER, 1, -0.4)
+    assert failure_sight(first) is Sight.NOTHING, 'the object itself is behind the camera'
+    far = _failed(r.ERROR_BAD_ANSWER, 3, 250.0)
+    assert failure_sight(far) is None, 'too far is a bad answer, not out of view'
+    off_image = _failed(r.ERROR_BAD_ANSWER, 2)  # x outside 0-1000: not a depth problem
+    assert failure_sight(off_image) is None
+    assert failure_sight(_failed(r.ERROR_BAD_ANSWER)) is None  # prose, no trace
     # the model server being down says nothing about what is in view
-    assert failure_sight(3, 'model backend robotracer_http failed (connection): refused') is None
-    # a bad answer whose message happens to say "not found" is not read as out of view
-    assert failure_sight(4, "the answer starts 'I cannot find that object'") is None
+    assert failure_sight(_failed(r.ERROR_MODEL)) is None
 
 
-def test_the_codes_read_are_the_perception_services():
-    srv = pytest.importorskip('robotracer_msgs.srv')
-    from trace_executor.g1 import search
+def test_failure_sight_of_the_perception_services_own_answer():
+    """End to end through the service's parsing: the model put the destination behind."""
+    ts = pytest.importorskip('robotracer_ros.trace_service')
+    from robotracer_ros.backends import BackendAnswer
 
-    assert search.BAD_ANSWER == srv.GetTrace.Response.ERROR_BAD_ANSWER
-    assert search.NOT_VISIBLE == srv.GetTrace.Response.ERROR_NOT_VISIBLE
+    def model(rgb, depth, K, instruction, *, mode_3d=True):
+        return BackendAnswer('[(500, 500, 1.0), (520, 500, 1.0), (900, 500, -0.3)]', 'm', 0.0)
+
+    model.name = 'fake'
+    k = np.array([[600.0, 0, 320], [0, 600, 240], [0, 0, 1]])
+    frame = ts.Frame(
+        np.zeros((480, 640, 3), np.uint8), np.full((480, 640), 1000, np.uint16), None, k, 9.9, 'c'
+    )
+    out = ts.TraceService(model, clock=lambda: 10.0, max_frame_age_s=1.0).handle(
+        ts.TraceRequest('put the cup on the plate'), frame
+    )
+    response = GetTrace.Response(
+        error_code=out.error_code,
+        error_msg=out.error_msg,
+        bad_point=out.bad_point,
+        bad_point_depth_m=out.bad_point_depth_m,
+    )
+    assert failure_sight(response) is Sight.OBJECT_ONLY, out.error_msg
 
 
 def test_trace_sight_end_on_the_border_means_the_destination_is_out_of_view():

@@ -1,15 +1,12 @@
-"""Looking for what the G1 cannot see: a bounded scan with the waist, then the base.
+"""The G1's goal runner: it looks for what it cannot see (waist scan, then the base).
 
 Design notes: docs/design-notes.md (trace_executor.g1.search).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-import enum
-import math
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -28,322 +25,14 @@ from trace_executor.execution import (
     Phase,
     TraceInput,
 )
-from trace_executor.g1.camera import at_image_border, continue_trace
+from trace_executor.g1.camera import continue_trace
+from trace_executor.g1.look_around import LookAround, SearchConfig, View
 from trace_executor.g1.plan_types import ArmRelease, WalkSegment
+from trace_executor.g1.sight import Seen, Sight, failure_sight, object_phrase, trace_sight
 from trace_executor.g1.stance import wrap_angle
 
 if TYPE_CHECKING:
     from trace_executor.g1.planner import G1Planner
-
-#: GetTrace error codes this module reads (robotracer_msgs/srv/GetTrace).
-BAD_ANSWER = 4
-NOT_VISIBLE = 8
-
-# ------------------------------------------------------------------------------------ sight
-
-
-class Sight(enum.Enum):
-    """What one look at the scene gave."""
-
-    BOTH = 'the object and its destination are in view'
-    OBJECT_ONLY = 'the object is in view, its destination is not'
-    NOTHING = 'the object is not in view'
-
-
-_BEHIND = re.compile(r'\bpoint (?P<i>\d+): d=(?P<d>[-+0-9.eE]+) m is outside')
-
-
-def failure_sight(error_code: int, error_msg: str) -> Sight | None:
-    """What a failed trace request says about visibility (None: it says nothing about it).
-
-    The perception node reports an answer saying the object cannot be seen as
-    ``ERROR_NOT_VISIBLE``, and a trace point behind the camera as ``ERROR_BAD_ANSWER`` with
-    ``point k: d=-0.02 m is outside (0, 100] m``.
-
-    Args:
-        error_code: ``GetTrace`` ``error_code``.
-        error_msg: its ``error_msg``.
-
-    Returns:
-        :attr:`Sight.NOTHING` for ``ERROR_NOT_VISIBLE`` (or the first point, the object,
-        behind the camera); :attr:`Sight.OBJECT_ONLY` when a later point (the destination) is
-        behind the camera — the model saw the object, the trace leaves the view; None for every
-        other failure (model down, malformed answer, ...), which looking around would not fix.
-    """
-    if int(error_code) == NOT_VISIBLE:
-        return Sight.NOTHING
-    if int(error_code) != BAD_ANSWER:
-        return None
-    behind = _BEHIND.search(error_msg or '')
-    if behind is not None:
-        try:
-            depth = float(behind.group('d'))
-        except ValueError:
-            return None
-        if depth <= 0.0:
-            return Sight.NOTHING if int(behind.group('i')) <= 1 else Sight.OBJECT_ONLY
-    return None
-
-
-def trace_sight(
-    pixel_u: Sequence[float], pixel_v: Sequence[float], width: int, height: int
-) -> Sight:
-    """What a usable trace says about visibility: is its end (the destination) in the image?
-
-    A model clips what it cannot see to the image border; a trace that ends there has its
-    destination out of view (its 3D end is not where the destination is).
-
-    Args:
-        pixel_u: per-point image column (pixels).
-        pixel_v: per-point image row.
-        width: image width (0: unknown).
-        height: image height.
-
-    Returns:
-        :attr:`Sight.OBJECT_ONLY` when the last point lies on the border, else
-        :attr:`Sight.BOTH` (also when the pixels are unknown).
-    """
-    n = len(pixel_u)
-    if n == 0 or len(pixel_v) != n or width <= 0 or height <= 0:
-        return Sight.BOTH
-    if at_image_border(pixel_u[-1], pixel_v[-1], width, height):
-        return Sight.OBJECT_ONLY
-    return Sight.BOTH
-
-
-_CARRY_VERB = (
-    r'(?:put|place|move|set|drop|stack|bring|carry|transfer|take|give|hand|push|slide|nudge'
-    r'|shift|drag|pick\s+up|grab|lift)'
-)
-_RELATION = (
-    r'(?:on\s+top\s+of|onto|on|into|inside(?:\s+of)?|in|next\s+to|beside|near|close\s+to|by'
-    r'|to\s+the\s+(?:left|right)\s+(?:side\s+)?of|(?:left|right)\s+of|in\s+front\s+of|behind'
-    r'|to|toward|towards|at|over|under|from|and)'
-)
-_DIRECTION = r'(?:left|right|forwards?|backwards?|up|down|away|closer|back)'
-_OBJECT = re.compile(
-    rf'^(?:please\s+)?{_CARRY_VERB}\s+(?P<x>.+?)'
-    rf'(?:\s+(?:{_RELATION}\b|{_DIRECTION}\b|\d).*)?[.!]?$',
-    re.IGNORECASE,
-)
-
-
-def object_phrase(instruction: str) -> str | None:
-    """The phrase naming the object an instruction moves, e.g. ``the red cup``.
-
-    Best effort for the usual "verb object relation destination" sentences; used to say what
-    the robot looks for and to ask the model about the object alone.
-
-    Args:
-        instruction: e.g. ``put the red cup on the plate``.
-
-    Returns:
-        ``the red cup``; None when the sentence does not have that shape.
-    """
-    text = ' '.join((instruction or '').split())
-    m = _OBJECT.match(text)
-    if m is None:
-        return None
-    x = m.group('x').strip(' ,.')
-    if not x or len(x) > 60:
-        return None
-    words = x.split()
-    if words[0].lower() not in ('the', 'a', 'an', 'this', 'that', 'my', 'your'):
-        x = 'the ' + x
-    return x
-
-
-# ----------------------------------------------------------------------------------- policy
-
-
-@dataclass(frozen=True)
-class View:
-    """Where the head camera looks, relative to where the search started.
-
-    Attributes:
-        waist_yaw_rad: waist yaw offset from the waist at the start (+ left).
-        base_yaw_rad: base heading offset from the start heading (+ left).
-    """
-
-    waist_yaw_rad: float = 0.0
-    base_yaw_rad: float = 0.0
-
-    def describe(self) -> str:
-        """E.g. ``the waist turned left 60°``, ``the body turned left 120°``, ``the start``."""
-        parts = []
-        if abs(self.base_yaw_rad) > 1e-6:
-            parts.append(f'the body turned {_turn_words(self.base_yaw_rad)}')
-        if abs(self.waist_yaw_rad) > 1e-6:
-            parts.append(f'the waist turned {_turn_words(self.waist_yaw_rad)}')
-        return ' and '.join(parts) or 'the start'
-
-
-def _turn_words(rad: float) -> str:
-    deg = math.degrees(rad)
-    return f'{"left" if deg > 0 else "right"} {abs(deg):.0f}°'
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """The scan.
-
-    Attributes:
-        waist_yaws_deg: waist yaws to look with first, from the start heading (+ left).
-        base_yaws_deg: then base headings to turn to (from the start, + left, turning the same
-            way: each step under 180°), waist straight.
-        time_budget_s: the search gives up after this long (then turns back).
-        speed_scale: speed of the waist turns (fraction of the joint limits).
-        settle_s: after a waist turn, wait at most this long for the waist to get there.
-        settle_tolerance_rad: ... within this angle.
-    """
-
-    waist_yaws_deg: tuple[float, ...] = (60.0, -60.0)
-    base_yaws_deg: tuple[float, ...] = (120.0, 180.0, 240.0)
-    time_budget_s: float = 120.0
-    speed_scale: float = 0.6
-    settle_s: float = 1.5
-    settle_tolerance_rad: float = 0.05
-
-    def __post_init__(self) -> None:
-        """Reject a scan that cannot be run.
-
-        Raises:
-            ValueError: naming the field.
-        """
-        for w in self.waist_yaws_deg:
-            if not (math.isfinite(w) and 0.0 < abs(w) <= 150.0):
-                raise ValueError(f'waist_yaws_deg must be in [-150, 150] and not 0, got {w}')
-        prev = 0.0
-        for b in self.base_yaws_deg:
-            if not (math.isfinite(b) and 0.0 < abs(b - prev) < 180.0 and abs(b) < 360.0):
-                raise ValueError(
-                    f'base_yaws_deg must step by less than 180° (not 0) within ±360°, got '
-                    f'{list(self.base_yaws_deg)}'
-                )
-            prev = b
-        if prev and not abs(abs(prev) - 360.0) < 180.0:
-            raise ValueError(
-                f'base_yaws_deg must end within 180° of a full turn, got {prev}° (the return '
-                'to the start heading continues the turn)'
-            )
-        if not (math.isfinite(self.time_budget_s) and self.time_budget_s > 0):
-            raise ValueError(f'time_budget_s must be > 0, got {self.time_budget_s}')
-        if not 0.0 < self.speed_scale <= 1.0:
-            raise ValueError(f'speed_scale must be in (0, 1], got {self.speed_scale}')
-
-
-class LookAround:
-    """The scan: the views to try in order, what each move is, when to give up.
-
-    Usage: ``view = policy.next_view()`` until it returns None (everything tried or the time
-    budget spent), moving the robot to each view and asking the model there; then move to
-    :attr:`home` (the start view) and fail with :meth:`summary`.
-
-    Args:
-        config: the views and the time budget.
-        clock: monotonic seconds (injected for tests).
-    """
-
-    home = View()
-
-    def __init__(
-        self, config: SearchConfig | None = None, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.config = config or SearchConfig()
-        self._clock = clock
-        self._t0 = clock()
-        cfg = self.config
-        self.views: list[View] = [View(waist_yaw_rad=math.radians(w)) for w in cfg.waist_yaws_deg]
-        self.views += [View(base_yaw_rad=math.radians(b)) for b in cfg.base_yaws_deg]
-        self.tried: list[tuple[View, Sight]] = []
-        self.current = View()
-        self._next = 0
-        self.out_of_time = False
-
-    @property
-    def elapsed_s(self) -> float:
-        """Seconds since the search started."""
-        return self._clock() - self._t0
-
-    @property
-    def progress(self) -> float:
-        """Fraction of the views tried (0..1)."""
-        return len(self.tried) / max(1, len(self.views))
-
-    def next_view(self) -> View | None:
-        """The next view to try, or None: give up (all tried, or out of time)."""
-        if self._next >= len(self.views):
-            return None
-        if self.elapsed_s > self.config.time_budget_s:
-            self.out_of_time = True
-            return None
-        view = self.views[self._next]
-        self._next += 1
-        return view
-
-    def record(self, view: View, sight: Sight) -> None:
-        """What the model said at ``view`` (the robot is there now)."""
-        self.tried.append((view, sight))
-        self.current = view
-
-    def moved_to(self, view: View) -> None:
-        """The robot is at ``view`` now (without a look: e.g. back home)."""
-        self.current = view
-
-    def move_words(self, view: View) -> str:
-        """What moving from the current view to ``view`` does, e.g. ``turning left 60°``."""
-        if view == self.home and self.current != self.home:
-            return 'turning back to where it started'
-        d_base = wrap_angle(view.base_yaw_rad - self.current.base_yaw_rad)
-        if abs(d_base) > 1e-6:
-            return f'turning the body {_turn_words(d_base)}'
-        d_waist = view.waist_yaw_rad - self.current.waist_yaw_rad
-        if abs(d_waist) > 1e-6:
-            return f'turning the waist {_turn_words(d_waist)}'
-        return 'looking again'
-
-    def summary(self) -> str:
-        """What was tried, for the failure message."""
-        waist = [v for v, _ in self.tried if v.waist_yaw_rad and not v.base_yaw_rad]
-        base = [v for v, _ in self.tried if v.base_yaw_rad]
-        parts = ['asked the model from where it stood']
-        if waist:
-            parts.append(
-                'with the waist turned ' + _join([_turn_words(v.waist_yaw_rad) for v in waist])
-            )
-        if base:
-            parts.append(
-                'with the body turned left to '
-                + _join([f'{math.degrees(v.base_yaw_rad):.0f}°' for v in base])
-            )
-        text = f'{len(self.tried) + 1} views ({", ".join(parts)})'
-        text += f' in {self.elapsed_s:.0f} s'
-        if self.out_of_time:
-            text += f' (time budget {self.config.time_budget_s:.0f} s spent)'
-        return text
-
-
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ', '.join(items[:-1]) + ' and ' + items[-1]
-
-
-# ----------------------------------------------------------------------------------- runner
-
-
-@dataclass
-class Seen:
-    """One look: what the model gave for the instruction from where the robot is now.
-
-    Attributes:
-        sight: what is in view.
-        trace: the trace (when the model gave a usable one), in any frame with its transform
-            to odom (:class:`~trace_executor.execution.TraceInput`).
-        note: what the perception node said (for messages), e.g. its failure.
-    """
-
-    sight: Sight
-    trace: TraceInput | None = None
-    note: str = ''
 
 
 class SearchAborted(PerceptionError):
@@ -415,16 +104,20 @@ class SearchingGoalRunner(GoalRunner):
         """A pick-first trace (the destination not seen yet): pick, lift and look again."""
         return {'destination_known': False} if self._memory.pick_only and not holding else {}
 
-    def _run(self, goal: GoalSpec, cancelled: Callable[[], bool]) -> Outcome:
+    def begin_goal(self, goal: GoalSpec, cancelled: Callable[[], bool]) -> None:
+        """Forget the last goal's destination and search state."""
         self._memory = _GoalMemory()
         self._cancelled = cancelled
-        out = super()._run(goal, cancelled)
-        abort = self._memory.abort
-        if abort is not None and not out.success and out.code == ErrorCode.PERCEPTION:
-            out.code = abort.code
-        return out
 
-    def _perceive(self, goal: GoalSpec, phase: Phase, replans: int) -> TraceInput:
+    def end_goal(self, outcome: Outcome) -> Outcome:
+        """A search that ended in a cancel or a failed look motion reports that code."""
+        abort = self._memory.abort
+        if abort is not None and not outcome.success and outcome.code == ErrorCode.PERCEPTION:
+            outcome.code = abort.code
+        return outcome
+
+    def get_trace(self, goal: GoalSpec, replans: int) -> TraceInput:
+        """Look; when what is needed is not in view, look around for it (bounded)."""
         if goal.trace is not None and replans == 0:
             return goal.trace
         mem = self._memory

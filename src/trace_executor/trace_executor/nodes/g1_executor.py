@@ -461,7 +461,7 @@ class G1ExecutorNode(ExecutorNode):
             raise PerceptionError(f'trace service did not answer in {self.p["trace_timeout_s"]} s')
         if not res.success:
             why = f'perception failed (error {res.error_code}): {res.error_msg}'
-            sight = failure_sight(res.error_code, res.error_msg)
+            sight = failure_sight(res)
             if sight is None:
                 raise PerceptionError(why)
             return Seen(sight, None, why)
