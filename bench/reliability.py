@@ -41,7 +41,7 @@ FAULT_TESTS = [
     'src/robotracer_ros/test/backends/test_model_faults.py',
     'src/robotracer_ros/test/nodes/test_perception_sensor_faults.py',
     'src/robotracer_ros/test/test_security.py',
-    'src/trace_executor/test/nodes/test_executor_client.py',
+    'src/robotracer_commander/test/test_commander.py',
     'src/trace_executor/test/nodes/test_shutdown.py',
     'src/trace_executor/test/test_error_codes.py',
 ]

@@ -1,14 +1,14 @@
 """The one client of the RoboTracer actions and services: :class:`Commander`."""
 
 from robotracer_commander.commander import (
+    ERROR_NAMES,
+    PHASE_NAMES,
     Commander,
     Feedback,
     GoalOutcome,
     RunningGoal,
     Status,
     TraceReply,
-    error_names,
-    phase_names,
     wait_future,
 )
 
@@ -19,7 +19,7 @@ __all__ = [
     'RunningGoal',
     'Status',
     'TraceReply',
-    'error_names',
-    'phase_names',
+    'ERROR_NAMES',
+    'PHASE_NAMES',
     'wait_future',
 ]

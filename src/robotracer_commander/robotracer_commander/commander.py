@@ -42,18 +42,37 @@ GET_TRACE = '/robotracer/get_trace'
 MAX_INSTRUCTION_CHARS = 1000
 
 
-def phase_names() -> dict[int, str]:
-    """Phase number → name, from the generated ``PHASE_*`` constants of the feedback."""
-    fb = ExecuteInstruction.Feedback
-    return {
-        int(getattr(fb, n)): n[len('PHASE_') :].lower() for n in dir(fb) if n.startswith('PHASE_')
-    }
+_FEEDBACK = ExecuteInstruction.Feedback
+_RESULT = ExecuteInstruction.Result
 
+#: phase number → name (a test checks that every generated ``PHASE_*`` constant is here)
+PHASE_NAMES: dict[int, str] = {
+    _FEEDBACK.PHASE_PERCEIVING: 'perceiving',
+    _FEEDBACK.PHASE_PLANNING: 'planning',
+    _FEEDBACK.PHASE_EXECUTING: 'executing',
+    _FEEDBACK.PHASE_REPLANNING: 'replanning',
+    _FEEDBACK.PHASE_WALKING: 'walking',
+}
 
-def error_names(action: Any = ExecuteInstruction) -> dict[int, str]:
-    """Error code → name, from the generated ``ERROR_*`` constants of an action's result."""
-    res = action.Result
-    return {int(getattr(res, n)): n[len('ERROR_') :] for n in dir(res) if n.startswith('ERROR_')}
+#: error code → name (a test checks that every generated ``ERROR_*`` constant is here, and that
+#: ExecuteTrace's codes are the same)
+ERROR_NAMES: dict[int, str] = {
+    _RESULT.ERROR_NONE: 'NONE',
+    _RESULT.ERROR_BUSY: 'BUSY',
+    _RESULT.ERROR_BAD_GOAL: 'BAD_GOAL',
+    _RESULT.ERROR_PERCEPTION: 'PERCEPTION',
+    _RESULT.ERROR_INVALID_TRACE: 'INVALID_TRACE',
+    _RESULT.ERROR_UNREACHABLE: 'UNREACHABLE',
+    _RESULT.ERROR_WORKSPACE: 'WORKSPACE',
+    _RESULT.ERROR_COLLISION: 'COLLISION',
+    _RESULT.ERROR_JOINT_LIMIT: 'JOINT_LIMIT',
+    _RESULT.ERROR_EXECUTION: 'EXECUTION',
+    _RESULT.ERROR_CANCELED: 'CANCELED',
+    _RESULT.ERROR_REPLAN_LIMIT: 'REPLAN_LIMIT',
+    _RESULT.ERROR_BACKEND_UNAVAILABLE: 'BACKEND_UNAVAILABLE',
+    _RESULT.ERROR_PREEMPTED: 'PREEMPTED',
+    _RESULT.ERROR_SHUTDOWN: 'SHUTDOWN',
+}
 
 
 class Status(enum.Enum):
@@ -84,7 +103,7 @@ class Feedback:
     @property
     def phase_name(self) -> str:
         """The phase's name ('perceiving', 'executing', ...)."""
-        return phase_names().get(self.phase, str(self.phase))
+        return PHASE_NAMES.get(self.phase, str(self.phase))
 
 
 @dataclass
@@ -112,7 +131,7 @@ class GoalOutcome:
             'success': self.success,
             'status': self.status.value,
             'error_code': int(self.error_code),
-            'error': error_names().get(int(self.error_code), str(self.error_code)),
+            'error': ERROR_NAMES.get(int(self.error_code), str(self.error_code)),
             'message': self.message,
             'replans': int(self.replans),
             'accepted': self.accepted,

@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from robotracer_commander import PHASE_NAMES
 from robotracer_demo import pictures
 from robotracer_demo.process import BringupError, BringupProcess, free_port
 from robotracer_demo.recording import McapRecorder, RecordingError
 from robotracer_demo.report import InstructionOutcome, format_table, write_summary
 from robotracer_demo.scenarios import DEMOS, DemoInstruction, DemoSpec, horizontal_distance
-from robotracer_demo.timing import PHASE_NAMES, PhaseClock
+from robotracer_demo.timing import PhaseClock
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_BRINGUP = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from robotracer_commander import phase_names
 from robotracer_msgs.action import ExecuteInstruction
 
 _FB = ExecuteInstruction.Feedback
 PERCEIVING, PLANNING, EXECUTING = _FB.PHASE_PERCEIVING, _FB.PHASE_PLANNING, _FB.PHASE_EXECUTING
 REPLANNING, WALKING = _FB.PHASE_REPLANNING, _FB.PHASE_WALKING
-PHASE_NAMES = phase_names()
 
 
 def bucket(phase: int, message: str = '') -> str:

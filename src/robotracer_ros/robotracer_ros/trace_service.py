@@ -286,7 +286,7 @@ class TraceService:
         opts = self.options
         if source != opts.lift.depth_source:
             opts = replace(opts, lift=replace(opts.lift, depth_source=source))
-        backend_name = getattr(self.backend, 'name', '?')
+        backend_name = self.backend.name
         try:
             answer = self.backend(
                 frame.rgb, frame.depth, frame.K, instruction, mode_3d=request.mode_3d

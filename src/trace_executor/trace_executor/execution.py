@@ -16,6 +16,7 @@ import numpy as np
 
 from robotracer_msgs.action import ExecuteInstruction
 from trace_executor.errors import ErrorCode, PlanningError
+from trace_executor.trace_check import MODES
 
 _FEEDBACK = ExecuteInstruction.Feedback
 
@@ -28,9 +29,6 @@ class Phase(enum.IntEnum):
     EXECUTING = _FEEDBACK.PHASE_EXECUTING
     REPLANNING = _FEEDBACK.PHASE_REPLANNING  # planning again after a scene change
     WALKING = _FEEDBACK.PHASE_WALKING
-
-
-MODES = ('pick_place', 'push', 'follow')
 
 
 class SegmentKind(enum.Enum):

@@ -19,6 +19,8 @@ from trace_executor.errors import ErrorCode, PlanningError
 RIGID_TOLERANCE = 1e-4
 #: fewest points per mode: an object needs where it is and where it goes; follow needs one
 MIN_POINTS = {'pick_place': 2, 'push': 2, 'follow': 1}
+#: what a trace can ask a robot to do (each robot supports some of them)
+MODES: tuple[str, ...] = tuple(MIN_POINTS)
 #: the status value of SpatialTrace.STATUS_INVALID (a test checks it against the message)
 STATUS_INVALID = 2
 

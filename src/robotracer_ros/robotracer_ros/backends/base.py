@@ -72,6 +72,8 @@ class TraceBackend(Protocol):
     """
 
     name: str
+    #: ``"<backend>:<model>"`` (for logs; each answer carries its own)
+    model_id: str
 
     def __call__(
         self,

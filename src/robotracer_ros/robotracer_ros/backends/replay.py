@@ -87,7 +87,7 @@ class ReplayBackend:
             raise BackendError(CONFIG, f'cannot read replay file {path!r}: {exc}') from exc
         if not self.records:
             raise BackendError(CONFIG, f'replay file {path!r} has no answers')
-        self.default_model_id = 'replay:' + os.path.splitext(os.path.basename(path))[0]
+        self.model_id = 'replay:' + os.path.splitext(os.path.basename(path))[0]
         self.question = None
         if match == 'question_id':
             if question_id is None:
@@ -141,6 +141,4 @@ class ReplayBackend:
             qid = f' (question_id {rec["question_id"]})' if 'question_id' in rec else ''
             raise BackendError(MODEL, f'the recorded request failed{qid}: {rec["_failed"]}')
         elapsed = float(rec.get('elapsed_s', time.perf_counter() - t0))
-        return BackendAnswer(
-            rec['answer'], str(rec.get('model_id', self.default_model_id)), elapsed
-        )
+        return BackendAnswer(rec['answer'], str(rec.get('model_id', self.model_id)), elapsed)

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         description='RoboTracer ROS 2: put a trace-predicting vision-language model on a robot.',
     )
     parser.add_argument('--version', action='version', version=f'robotracer {__version__}')
+    parser.set_defaults(func=None)
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     commands = _builtin_commands()
     for name, reg in _plugin_commands().items():
@@ -70,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``robotracer`` command; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, 'func', None):
+    if args.func is None:
         parser.print_help()
         return 2
     try:

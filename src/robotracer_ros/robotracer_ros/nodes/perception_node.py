@@ -75,8 +75,8 @@ class PerceptionNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('perception_node', **kwargs)
+        self._viz_thread: threading.Thread | None = None
         p = declare_all(self, PARAMETERS)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
         check_parameters(p)
         self.p = p
         self.backend = make_backend(p['backend'], **backend_options(p))
@@ -88,6 +88,7 @@ class PerceptionNode(Node):
             lookup_transform=self._lookup_transform,
             clock=lambda: self.get_clock().now().nanoseconds * 1e-9,
         )
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self._static = static_transform(p)
         self._tf_buffer = None
         if p['use_tf2'] and tf2_ros is not None:  # pragma: no cover - full ROS install only
@@ -164,7 +165,7 @@ class PerceptionNode(Node):
             GetTrace, p['service_name'], self._on_get_trace, callback_group=self.service_group
         )
         self._viz_queue: queue.Queue = queue.Queue(maxsize=4)
-        self._viz_thread: threading.Thread | None = threading.Thread(
+        self._viz_thread = threading.Thread(
             target=self._viz_worker, name='perception_viz', daemon=True
         )
         self._viz_thread.start()
@@ -179,7 +180,7 @@ class PerceptionNode(Node):
         if p['backend'] == 'robotracer_http':
             form = f' ({self.backend.transport} form, inputs {self.backend.inputs})'
         self.get_logger().info(
-            f'ready: backend {getattr(self.backend, "model_id", p["backend"])}'
+            f'ready: backend {self.backend.model_id}'
             f'{" at " + p["model_url"] if p["backend"] in ("robotracer_http", "openai") else ""}'
             f'{form}'
             f'; colour {self.resolve_topic_name(p["color_topic"])}, depth '
@@ -201,8 +202,6 @@ class PerceptionNode(Node):
             if why:
                 return SetParametersResult(successful=False, reason=why)
         for prm in params:
-            if not hasattr(self, 'service'):
-                break
             if prm.name == 'max_frame_age_s':
                 self.service.max_frame_age_s = float(prm.value)
             elif prm.name == 'depth_source':
@@ -569,7 +568,7 @@ class PerceptionNode(Node):
 
     def destroy_node(self) -> None:
         """Stop the visualisation worker, then destroy the node."""
-        if getattr(self, '_viz_thread', None) is not None:
+        if self._viz_thread is not None:
             self._viz_queue.put(None)
             self._viz_thread.join(timeout=5.0)
             self._viz_thread = None

@@ -19,7 +19,7 @@ import pinocchio as pin
 import pytest
 
 from trace_executor.ur5 import UR5_HOME, Ur5Kinematics, closed_form, top_down_rotation
-from trace_executor.ur5.ik import AnalyticIk
+from trace_executor.ur5.ik import AnalyticIk, IkFailure
 
 needs_reference = pytest.mark.skipif(
     importlib.util.find_spec('ur_analytic_ik') is None,
@@ -204,7 +204,7 @@ def test_path_keeps_one_branch_and_reports_where_the_limits_end_it(
     lower, upper = kin.lower_rad.copy(), kin.upper_rad.copy()
     upper[0] = 0.3
     limited = AnalyticIk(kin, lower, upper).solve_path(pos, rot, seed)
-    assert limited.reason == 'joint_limit' and limited.joint == 0
+    assert limited.reason is IkFailure.JOINT_LIMIT and limited.joint == 0
     assert res.q[limited.failed_at, 0] > 0.3 >= res.q[limited.failed_at - 1, 0]
 
 

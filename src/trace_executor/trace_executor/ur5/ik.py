@@ -6,6 +6,7 @@ Design notes: docs/design-notes.md (trace_executor.ur5.ik).
 from __future__ import annotations
 
 from dataclasses import dataclass
+import enum
 import math
 
 import numpy as np
@@ -168,6 +169,14 @@ class PinkIk:
 _TWO_PI = 2.0 * math.pi
 
 
+class IkFailure(enum.Enum):
+    """Why a tool path sample has no usable IK solution."""
+
+    UNREACHABLE = 'unreachable'  # no solution: out of reach or a degenerate pose
+    INACCURATE = 'inaccurate'  # the closed form missed the pose (near a singularity)
+    JOINT_LIMIT = 'joint_limit'  # the path's branch needs a joint beyond its limits
+
+
 @dataclass(frozen=True)
 class PathIkResult:
     """Outcome of solving a whole tool path (see :meth:`AnalyticIk.solve_path`).
@@ -176,17 +185,15 @@ class PathIkResult:
         q: (M, 6) joint positions (rad); ``q[0]`` is the seed. Rows from ``failed_at`` on are
             undefined.
         failed_at: index of the first sample that could not be solved, else None.
-        reason: ``'unreachable'`` (no IK solution: out of reach or a degenerate pose),
-            ``'inaccurate'`` (the closed form missed the pose: near a singularity) or
-            ``'joint_limit'`` (the branch of the path needs a joint beyond its limits), else ''.
-        joint: for ``'joint_limit'``, the joint index.
-        position_error_m: for ``'inaccurate'``, the TCP position error of the best solution (m).
-        orientation_error_rad: for ``'inaccurate'``, its orientation error (rad).
+        reason: why ``failed_at`` failed (:class:`IkFailure`), else None.
+        joint: for ``JOINT_LIMIT``, the joint index.
+        position_error_m: for ``INACCURATE``, the TCP position error of the best solution (m).
+        orientation_error_rad: for ``INACCURATE``, its orientation error (rad).
     """
 
     q: np.ndarray
     failed_at: int | None = None
-    reason: str = ''
+    reason: IkFailure | None = None
     joint: int = -1
     position_error_m: float = 0.0
     orientation_error_rad: float = 0.0
@@ -319,7 +326,7 @@ class AnalyticIk:
         reach = m if none.size == 0 else int(none[0]) + 1  # samples 1 .. reach-1 have solutions
         cand = cand[:reach]
         if reach < 2:
-            return PathIkResult(qs, 1, 'unreachable')
+            return PathIkResult(qs, 1, IkFailure.UNREACHABLE)
         # wrapped joint differences between the candidates of consecutive samples, and for
         # each candidate at i-1 the nearest candidate at i (all samples at once); then the
         # branch is followed from the seed by chasing those indices
@@ -356,12 +363,14 @@ class AnalyticIk:
             missed = (dp > self._pos_tol) | (dr > self._rot_tol)
             if missed.any():
                 j = int(np.argmax(missed))
-                return PathIkResult(qs, j + 1, 'inaccurate', -1, float(dp[j]), float(dr[j]))
+                return PathIkResult(
+                    qs, j + 1, IkFailure.INACCURATE, -1, float(dp[j]), float(dr[j])
+                )
         if first_bad is not None:
             row = out[first_bad - 1]
-            return PathIkResult(qs, first_bad, 'joint_limit', int(np.argmax(row)))
+            return PathIkResult(qs, first_bad, IkFailure.JOINT_LIMIT, int(np.argmax(row)))
         if reach < m:
-            return PathIkResult(qs, reach, 'unreachable')
+            return PathIkResult(qs, reach, IkFailure.UNREACHABLE)
         return PathIkResult(qs)
 
     def solve(self, position: np.ndarray, rotation: np.ndarray, q_seed: np.ndarray) -> IkResult:
@@ -387,11 +396,11 @@ class AnalyticIk:
         if res.failed_at is None:
             return IkResult(q.copy(), True, 0.0, 0.0, 1, ())
         clipped = np.clip(seed, self._lower, self._upper)
-        if res.reason == 'joint_limit':
+        if res.reason is IkFailure.JOINT_LIMIT:
             out = (q < self._lower) | (q > self._upper)
             return IkResult(
                 clipped, False, 0.0, 0.0, 1, tuple(int(j) for j in np.flatnonzero(out))
             )
-        if res.reason == 'inaccurate':
+        if res.reason is IkFailure.INACCURATE:
             return IkResult(clipped, False, res.position_error_m, res.orientation_error_rad, 1, ())
         return IkResult(clipped, False, math.inf, math.inf, 1, ())

@@ -26,7 +26,7 @@ from ..execution import SegmentKind
 from ..timing import TimedPath, TimeParameterizer, TimingError
 from ..trace_check import fmt_point
 from .collision import CollisionChecker
-from .ik import AnalyticIk, PinkIk
+from .ik import AnalyticIk, IkFailure, PinkIk
 from .kinematics import Ur5Kinematics
 from .tool_path import (
     MODES,
@@ -745,7 +745,7 @@ class Ur5Planner:
         where = self._where(path, bad, n_points)
         names = self.joint_names
         cfg = self.config
-        if res.reason == 'joint_limit':
+        if res.reason is IkFailure.JOINT_LIMIT:
             j = res.joint
             err = PlanningError(
                 ErrorCode.JOINT_LIMIT,
@@ -754,7 +754,7 @@ class Ur5Planner:
                 f'[{self.lower_rad[j]:.3f}, {self.upper_rad[j]:.3f}] rad (it would reach '
                 f'{res.q[bad, j]:.3f} rad on this IK branch)',
             )
-        elif res.reason == 'inaccurate':
+        elif res.reason is IkFailure.INACCURATE:
             err = PlanningError(
                 ErrorCode.UNREACHABLE,
                 k,

@@ -15,9 +15,7 @@ import pinocchio as pin
 
 from .. import trace_check
 from ..errors import ErrorCode, PlanningError
-from ..trace_check import fmt_point
-
-MODES: tuple[str, ...] = ('pick_place', 'push', 'follow')
+from ..trace_check import MODES, fmt_point
 
 
 def top_down_rotation(yaw_rad: float) -> np.ndarray:
@@ -180,13 +178,9 @@ def _keys_for_mode(
         if s[2] < z - 0.005:
             keys.append(_Key(np.array([s[0], s[1], z]), rot, 0, 'rise'))
 
+    if mode in MODES:
+        trace_check.check_mode_points(pts, mode)
     if mode == 'pick_place':
-        if n < 2:
-            raise PlanningError(
-                ErrorCode.INVALID_TRACE,
-                0,
-                'pick_place needs at least 2 trace points (where the object is, where it goes)',
-            )
         rest = pts[-1, 2] if holding else max(pts[0, 2], pts[-1, 2])
         level = rest + params.carry_height_m
         if holding:
@@ -202,10 +196,6 @@ def _keys_for_mode(
         keys.append(_Key(pts[-1].copy(), rot, n - 1, 'place', event=False))
         keys.append(_Key(pts[-1] + params.approach_height_m * up, rot, n - 1, 'retreat'))
     elif mode == 'push':
-        if n < 2:
-            raise PlanningError(
-                ErrorCode.INVALID_TRACE, 0, 'push needs at least 2 trace points (a direction)'
-            )
         dirs = _push_directions(pts)
         floor = params.table_height_m + params.min_tcp_height_m
         contact = pts - params.push_contact_offset_m * dirs
