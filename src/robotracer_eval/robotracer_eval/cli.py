@@ -187,7 +187,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=0.03,
         metavar='M',
-        help='--world ur5: std of the camera centre and look-at point per episode (default 0.03)',
+        help='--world: std of the camera centre and look-at point per episode, m (default '
+        "0.03; the G1's head camera moves on its head)",
     )
     src.add_argument(
         '--execute', action='store_true', help='--world: the robot also executes each trace'

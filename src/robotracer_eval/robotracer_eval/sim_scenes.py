@@ -72,11 +72,14 @@ class Ur5Scenes:
         self.home_pose = self.world.t_world_camera.copy()
         self.pose = self.home_pose.copy()
         self.look_at = np.array([0.45, 0.0, 0.0])  # the shipped camera's target (scene file)
+        cam = self.world.info.camera
+        self.home_cam = (
+            self.world.model.cam_pos[cam].copy(),
+            self.world.model.cam_quat[cam].copy(),
+        )
 
     def jitter_camera(self, rng: np.random.Generator, std: float) -> None:
         """Move the camera: its centre and the point it looks at each by N(0, std²) per axis."""
-        import mujoco
-
         from robotracer_sim.oracle.geometry import (
             MJ_CAMERA_TO_OPTICAL,
             look_at_optical,
@@ -86,12 +89,17 @@ class Ur5Scenes:
 
         centre = self.home_pose[:3, 3] + rng.normal(0.0, std, 3)
         self.pose = look_at_optical(centre, self.look_at + rng.normal(0.0, std, 3))
-        cam = self.world.info.camera
         r_mj = self.pose[:3, :3] @ MJ_CAMERA_TO_OPTICAL
-        with self.world.lock:
-            self.world.model.cam_pos[cam] = centre
-            self.world.model.cam_quat[cam] = quat_xyzw_to_wxyz(matrix_to_quat_xyzw(r_mj))
-            mujoco.mj_forward(self.world.model, self.world.data)
+        quat = quat_xyzw_to_wxyz(matrix_to_quat_xyzw(r_mj))
+        _set_camera(self.world, self.world.info.camera, centre, quat)
+
+    def home_camera(self) -> None:
+        """Put the camera back where the scene file has it (no jitter)."""
+        if np.array_equal(self.pose, self.home_pose):
+            return
+        self.pose = self.home_pose.copy()
+        cam = self.world.info.camera
+        _set_camera(self.world, cam, self.home_cam[0], self.home_cam[1])
 
     def set_pose(self, name: str, position: np.ndarray, yaw: float) -> None:
         """Teleport an object."""
@@ -142,6 +150,48 @@ class G1Scenes:
         }
         self.k = self.world.camera_intrinsics()
         self.width, self.height = self.camera.width, self.camera.height
+        # The head camera at the start stance, and the point of the near table it looks at.
+        cam = self.world.info.camera
+        self.home_cam = (
+            self.world.model.cam_pos[cam].copy(),
+            self.world.model.cam_quat[cam].copy(),
+        )
+        self.jittered = False
+        self.home_pose = self.world.camera_pose()
+        b = self.world.model.cam_bodyid[cam]
+        self.t_world_head = np.eye(4)  # the camera's body (d435_link) at the start stance
+        self.t_world_head[:3, :3] = self.world.data.xmat[b].reshape(3, 3)
+        self.t_world_head[:3, 3] = self.world.data.xpos[b]
+        c, z = self.home_pose[:3, 3], self.home_pose[:3, 2]
+        self.look_at = c + z * (table.height - c[2]) / z[2]
+
+    def jitter_camera(self, rng: np.random.Generator, std: float) -> None:
+        """Move the head camera on the head, as the UR5's: centre and look-at point N(0, std²).
+
+        The noise is drawn at the start stance (in the world, about the camera's home pose and
+        the point of the near table it looks at) and kept as the camera's pose on its body
+        (``d435_link``), so the moved camera walks and turns with the robot. The camera's pose
+        is known (read from the simulator), as a calibrated camera's would be.
+        """
+        from robotracer_sim.oracle.geometry import (
+            MJ_CAMERA_TO_OPTICAL,
+            look_at_optical,
+            matrix_to_quat_xyzw,
+            quat_xyzw_to_wxyz,
+        )
+
+        centre = self.home_pose[:3, 3] + rng.normal(0.0, std, 3)
+        pose = look_at_optical(centre, self.look_at + rng.normal(0.0, std, 3))
+        rel = np.linalg.inv(self.t_world_head) @ pose  # optical frame → head body
+        quat = quat_xyzw_to_wxyz(matrix_to_quat_xyzw(rel[:3, :3] @ MJ_CAMERA_TO_OPTICAL))
+        _set_camera(self.world, self.world.info.camera, rel[:3, 3], quat)
+        self.jittered = True
+
+    def home_camera(self) -> None:
+        """Put the head camera back where the robot model has it (no jitter)."""
+        if self.jittered:
+            _set_camera(self.world, self.world.info.camera, *self.home_cam)
+            self.jittered = False
 
     def set_pose(self, name: str, position: np.ndarray, yaw: float) -> None:
         """Teleport an object."""
@@ -178,6 +228,16 @@ class G1Scenes:
     def close(self) -> None:
         """Free the renderer."""
         self.camera.close()
+
+
+def _set_camera(world: Any, cam: int, pos: np.ndarray, quat_wxyz: np.ndarray) -> None:
+    """Place a MuJoCo camera on its body (``cam_pos``, ``cam_quat``) and update the data."""
+    import mujoco
+
+    with world.lock:
+        world.model.cam_pos[cam] = pos
+        world.model.cam_quat[cam] = quat_wxyz
+        mujoco.mj_forward(world.model, world.data)
 
 
 def _table_top_under(world: Any, p: np.ndarray) -> float:
@@ -348,7 +408,7 @@ def make_episode(
     Args:
         scenes: the world.
         rng: random source.
-        camera_jitter: std of the camera's centre and look-at point, metres (UR5 only).
+        camera_jitter: std of the camera's centre and look-at point, metres.
         execute_reset: put the robot home first (after an executed episode).
 
     Returns:
@@ -360,6 +420,8 @@ def make_episode(
     scatter(scenes, rng)
     if camera_jitter > 0 and hasattr(scenes, 'jitter_camera'):
         scenes.jitter_camera(rng, camera_jitter)
+    elif hasattr(scenes, 'home_camera'):
+        scenes.home_camera()  # a reused world: undo an earlier run's jitter
     snap = scenes.snapshot()
     task = draw_task(snap, rng, getattr(scenes, 'supports', None))
     if task is None:
@@ -562,6 +624,8 @@ def evaluate_world(
     own = scenes is None
     if own:
         scenes = WORLDS[args.world]()
+    # Worlds without a movable camera report none.
+    jitter = getattr(args, 'camera_jitter', 0.0) if hasattr(scenes, 'jitter_camera') else 0.0
     backend, server = _model(args, scenes)
     rng = np.random.default_rng(args.seed)
     model = args.model or 'oracle'
@@ -572,7 +636,7 @@ def evaluate_world(
     try:
         n = args.limit or args.episodes
         for i in range(n):
-            ep = make_episode(scenes, rng, getattr(args, 'camera_jitter', 0.0), args.execute)
+            ep = make_episode(scenes, rng, jitter, args.execute)
             if ep is None:
                 continue
             row = ep['row']
@@ -609,6 +673,8 @@ def evaluate_world(
             server.stop()
         if own:
             scenes.close()
+        elif hasattr(scenes, 'home_camera'):
+            scenes.home_camera()  # leave a reused world's camera as it was
     elapsed = time.perf_counter() - t0
     summary = scoring.summarise(scores, '3d')
     if args.execute:
@@ -625,7 +691,7 @@ def evaluate_world(
         noise_m=args.noise,
         failure_rate=args.failure_rate,
         occupancy=getattr(args, 'occupancy', 'simulator'),
-        camera_jitter_m=getattr(args, 'camera_jitter', 0.0),
+        camera_jitter_m=jitter,
         episodes_per_min=round(60.0 * len(scores) / elapsed, 1) if elapsed > 0 else None,
     )
     return name, summary, scores

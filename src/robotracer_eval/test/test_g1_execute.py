@@ -22,6 +22,7 @@ def _args(**kw):
         noise=0.0,
         failure_rate=0.0,
         execute=True,
+        camera_jitter=0.03,  # the CLI's default: the head camera moved on the head
         limit=None,
         model_name=None,
         quiet=True,

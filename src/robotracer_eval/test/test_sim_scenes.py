@@ -74,3 +74,48 @@ def test_ground_truth_obstacles_leave_contact_free():
     solid = sim_scenes.SolidOccupancy([(np.zeros(3), np.eye(3), np.array([0.1, 0.1, 0.1]))])
     pts = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.1], [0.0, 0.0, 0.2]])
     assert solid.occupied(pts).tolist() == [True, False, False]
+
+
+@pytest.fixture(scope='module')
+def g1_jitter():
+    import numpy as np
+
+    scenes = sim_scenes.G1Scenes()
+    try:
+        home = scenes.world.camera_pose()
+        rng = np.random.default_rng(3)
+        poses = []
+        for _ in range(3):
+            ep = sim_scenes.make_episode(scenes, rng, 0.03)
+            if ep is not None:
+                poses.append((ep['t_world_camera'], scenes.snapshot().t_world_camera))
+        kw = dict(world='g1', episodes=3, seed=2, camera_jitter=0.03)
+        runs = [sim_scenes.evaluate_world(_args(**kw), scenes) for _ in range(2)]
+        after = scenes.world.camera_pose()
+    finally:
+        scenes.close()
+    return home, poses, runs, after
+
+
+def test_g1_head_camera_moves_per_episode(g1_jitter):
+    import numpy as np
+
+    home, poses, _, after = g1_jitter
+    assert len(poses) >= 2
+    for rendered, truth in poses:
+        assert np.allclose(rendered, truth)  # the oracle sees from the rendered camera
+        assert 1e-3 < np.linalg.norm(rendered[:3, 3] - home[:3, 3]) < 0.2
+    assert np.linalg.norm(poses[0][0][:3, 3] - poses[1][0][:3, 3]) > 1e-3
+    assert not np.allclose(poses[0][0][:3, :3], poses[1][0][:3, :3])
+    assert np.allclose(after, home)  # a reused world's camera is put back
+
+
+def test_g1_jittered_oracle_scores_100_percent_reproducibly(g1_jitter):
+    _, _, runs, _ = g1_jitter
+    (_, s, scores), (_, s2, scores2) = runs
+    assert s['camera_jitter_m'] == 0.03 and s['n'] == 3
+    assert s['start_rate'] == 1.0 and s['end_rate'] == 1.0 and s['success_rate'] == 1.0
+    assert s['dfd'] < 0.01
+    s.pop('episodes_per_min'), s2.pop('episodes_per_min')
+    assert s == s2
+    assert [sc.end_distance for sc in scores] == [sc.end_distance for sc in scores2]
