@@ -142,6 +142,16 @@ class LoopStats:
             self.periods_s.append(dt)
 
 
+@dataclass
+class _StaleReaction:
+    """How fast the backend reacted to the last stale-state fault (monotonic seconds)."""
+
+    last_sample: float  # when the last rt/lowstate sample arrived
+    stop_sent: float | None = None  # when StopMove went out
+    weight_zero: float | None = None  # when arm_sdk weight 0 went out
+    reported: bool = False
+
+
 class _LatestReader:
     """A keep-last-1 reader polled by the control loop: decodes only the newest sample.
 
@@ -246,7 +256,7 @@ class UnitreeBackend:
         self._was_fresh = False
         self._walking = threading.Event()
         self._fault = ''
-        self._reaction: dict[str, float] = {}
+        self._reaction: _StaleReaction | None = None
         #: (StopMove, weight 0) seconds after the last sample, at the last stale fault
         self.last_reaction_s: tuple[float, float] | None = None
         self._stop = threading.Event()
@@ -545,11 +555,12 @@ class UnitreeBackend:
         cmd = self.streamer.tick(now, q, fresh)
         if cmd is not None:
             self._send_arm(cmd)
-            if cmd.weight == 0.0 and self._reaction and 'weight_zero' not in self._reaction:
-                self._reaction['weight_zero'] = time.monotonic()
+            r = self._reaction
+            if cmd.weight == 0.0 and r is not None and r.weight_zero is None:
+                r.weight_zero = time.monotonic()
                 self._report_reaction()
-        elif self._reaction and 'weight_zero' not in self._reaction:
-            self._reaction['weight_zero'] = now  # the weight was out already
+        elif self._reaction is not None and self._reaction.weight_zero is None:
+            self._reaction.weight_zero = now  # the weight was out already
             self._report_reaction()
         if fresh:
             self._send_hands(now, every=tick % 5 == 0)
@@ -559,28 +570,30 @@ class UnitreeBackend:
         self._fault = f'rt/lowstate stale ({age * 1e3:.0f} ms without a new sample)'
         self.stats.stale_events += 1
         self.streamer.release(fault=self._fault)
-        self._reaction = {'last_sample': self._lowstate.rx_time}
+        self._reaction = _StaleReaction(self._lowstate.rx_time)
         # StopMove from its own thread: the loop keeps ramping the weight out meanwhile.
         threading.Thread(target=self._stop_move_on_fault, name='g1_stop_move', daemon=True).start()
         self._log('error', f'{self._fault}: arm_sdk weight ramps out, base stops')
 
     def _stop_move_on_fault(self) -> None:
         self._stop_move()
-        self._reaction['stop_sent'] = time.monotonic()
+        if self._reaction is not None:
+            self._reaction.stop_sent = time.monotonic()
         self._report_reaction()
 
     def _report_reaction(self) -> None:
         r = self._reaction
-        if 'stop_sent' in r and 'weight_zero' in r and not r.get('reported'):
-            r['reported'] = True
-            t0 = r['last_sample']
-            self.last_reaction_s = (r['stop_sent'] - t0, r['weight_zero'] - t0)
-            self._log(
-                'warn',
-                f'stale-state reaction: StopMove sent {(r["stop_sent"] - t0) * 1e3:.0f} ms and '
-                f'arm_sdk weight 0 sent {(r["weight_zero"] - t0) * 1e3:.0f} ms after the last '
-                'rt/lowstate sample',
-            )
+        if r is None or r.stop_sent is None or r.weight_zero is None or r.reported:
+            return
+        r.reported = True
+        t0 = r.last_sample
+        self.last_reaction_s = (r.stop_sent - t0, r.weight_zero - t0)
+        self._log(
+            'warn',
+            f'stale-state reaction: StopMove sent {(r.stop_sent - t0) * 1e3:.0f} ms and '
+            f'arm_sdk weight 0 sent {(r.weight_zero - t0) * 1e3:.0f} ms after the last '
+            'rt/lowstate sample',
+        )
 
     def _send_arm(self, cmd: ArmCommand) -> None:
         m = self._lowcmd
