@@ -3,15 +3,10 @@
 Start with :class:`Ur5Planner` (``Ur5Planner(Ur5PlannerConfig()).plan(points, q_start)``).
 """
 
+from .config import Ur5PlannerConfig
 from .kinematics import UR5_HOME, UR5_JOINT_NAMES, Ur5Kinematics
-from .planner import (
-    GripperSegment,
-    MotionSegment,
-    Plan,
-    Ur5Planner,
-    Ur5PlannerConfig,
-    tool_path_distance,
-)
+from .plan_types import GripperSegment, MotionSegment, Plan
+from .planner import Ur5Planner, tool_path_distance
 from .tool_path import MODES, ToolPath, top_down_rotation
 
 __all__ = [
