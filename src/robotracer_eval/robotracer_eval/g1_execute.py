@@ -241,10 +241,10 @@ def execute_g1(
 
     Returns:
         ``executed`` (a plan was made and run), ``success`` (the object's centre ends within
-        :data:`~robotracer_eval.sim_scenes.EXECUTE_TOLERANCE_M` of the goal),
+        :data:`~robotracer_eval.execute.EXECUTE_TOLERANCE_M` of the goal),
         ``final_error_m``, ``reason``, ``walks`` (walk segments run), ``replans``.
     """
-    from robotracer_eval.sim_scenes import EXECUTE_TOLERANCE_M, executor_parameters
+    from robotracer_eval.execute import EXECUTE_TOLERANCE_M, executor_parameters
     from trace_executor.errors import PlanningError
     from trace_executor.g1.plan_types import WalkSegment
     from trace_executor.g1.planner import G1Planner
