@@ -9,9 +9,14 @@ Figures:
 - ``world_ur5``: simulator episodes per minute (randomised scene, render, mask, oracle answer
   over HTTP through the product's backend, all metrics), with the world already built; and the
   world's build time.
+- ``world_g1``: the same for ``--world g1`` (trace metrics only, no execution).
 - ``world_g1_execute``: ``--world g1 --execute`` episodes per minute (the same, plus lifting,
   the G1 planner and the in-process G1 walking, reaching, grasping and placing), and its
   execution success rate (zero-noise oracle).
+
+The world runs take their options from ``robotracer eval``'s own parser (``--model oracle
+--seed 0 --quiet``, everything else at its default, the camera jitter included), so they
+measure what the command runs.
 
 Usage: ``python bench/eval.py [--quick]``.
 """
@@ -28,7 +33,7 @@ import time
 
 os.environ.setdefault('MUJOCO_GL', 'egl')
 
-from robotracer_eval import bench_data, scoring, sim_scenes, synthetic  # noqa: E402
+from robotracer_eval import bench_data, cli, scoring, sim_scenes, synthetic  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / 'src' / 'robotracer_eval' / 'test' / 'data'
 
@@ -66,23 +71,20 @@ def bench_3d(tmp: Path) -> dict:
     }
 
 
+def eval_parser() -> argparse.ArgumentParser:
+    """``robotracer``'s parser with only the ``eval`` subcommand: its defaults."""
+    ap = argparse.ArgumentParser()
+    cli.register(ap.add_subparsers())
+    return ap
+
+
 def bench_world(episodes: int, world: str = 'ur5', execute: bool = False) -> dict:
     t0 = time.perf_counter()
     scenes = sim_scenes.WORLDS[world]()
     build = time.perf_counter() - t0
-    args = argparse.Namespace(
-        world=world,
-        model='oracle',
-        episodes=episodes,
-        seed=0,
-        noise=0.0,
-        failure_rate=0.0,
-        execute=execute,
-        limit=None,
-        model_name=None,
-        quiet=True,
-        parser='auto',
-    )
+    argv = ['eval', '--world', world, '--model', 'oracle', '--episodes', str(episodes)]
+    argv += ['--seed', '0', '--quiet'] + (['--execute'] if execute else [])
+    args = eval_parser().parse_args(argv)
     try:
         t0 = time.perf_counter()
         _, summary, _ = sim_scenes.evaluate_world(args, scenes)
@@ -95,6 +97,10 @@ def bench_world(episodes: int, world: str = 'ur5', execute: bool = False) -> dic
         'episodes_per_min': per_minute(summary['n'], dt),
         'world_build_s': round(build, 2),
         'success_rate_zero_noise': summary['success_rate'],
+        'start_rate': summary['start_rate'],
+        'end_rate': summary['end_rate'],
+        'no_collision_rate': summary['no_collision_rate'],
+        'camera_jitter_m': summary['camera_jitter_m'],
     }
     if execute:
         out['execution_success_rate'] = summary['execution_success_rate']
@@ -111,6 +117,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out['predictions_3d_with_bench'] = bench_3d(Path(tmp))
     out['world_ur5'] = bench_world(5 if args.quick else 30)
+    out['world_g1'] = bench_world(5 if args.quick else 30, 'g1')
     out['world_g1_execute'] = bench_world(2 if args.quick else 10, 'g1', execute=True)
     out['machine']['loadavg_1min_at_end'] = os.getloadavg()[0]
     print(json.dumps(out, indent=1))
