@@ -168,6 +168,7 @@ class TfThenParameter:
             where tf2 is not importable.
         parameter_lookup: the lookup from configured transforms (raises LookupError).
         log: where the "which source" lines go.
+        parameter_name: the parameter's name in those lines.
     """
 
     def __init__(
@@ -175,10 +176,12 @@ class TfThenParameter:
         tf_lookup: TransformLookup | None,
         parameter_lookup: TransformLookup,
         log: Callable[[str], None] = lambda _m: None,
+        parameter_name: str = 'static_transform',
     ) -> None:
         self._tf = tf_lookup
         self._parameter = parameter_lookup
         self._log = log
+        self._parameter_name = parameter_name
         self._lock = threading.Lock()
         #: (target, source) → the source that answered last ('tf2' or 'parameter')
         self.used: dict[tuple[str, str], str] = {}
@@ -192,7 +195,7 @@ class TfThenParameter:
             self._log(f'transform {source} -> {target}: from tf2')
         else:
             self._log(
-                f'transform {source} -> {target}: from the static_transform parameter'
+                f'transform {source} -> {target}: from the {self._parameter_name} parameter'
                 + (f' (tf2 has none: {why})' if why else ' (tf2 not available)')
             )
 
@@ -221,3 +224,41 @@ class TfThenParameter:
             raise LookupError(f'{tf_error}; and {exc}') from exc
         self._note(target, source, 'parameter', tf_error)
         return T
+
+
+class Tf2Lookup:
+    """``tf2_ros.Buffer.lookup_transform`` as a :data:`TransformLookup`.
+
+    tf2 raises several exception types (``LookupException``, ``ConnectivityException``,
+    ``ExtrapolationException``, ...); all become LookupError naming tf2's reason, which is what
+    :class:`TfThenParameter` falls back on.
+
+    Args:
+        buffer: a ``tf2_ros.Buffer`` (filled by a ``TransformListener``).
+        timeout_s: longest wait for the transform to become available, s (0: answer at once).
+    """
+
+    def __init__(self, buffer: object, timeout_s: float = 0.0) -> None:
+        self.buffer = buffer
+        self.timeout_s = float(timeout_s)
+
+    def __call__(self, target: str, source: str, stamp_s: float) -> np.ndarray:
+        """``T_target_source`` at ``stamp_s`` (0: the latest tf2 has).
+
+        Raises:
+            LookupError: tf2 does not have it (its message, prefixed ``tf2: ``).
+        """
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+
+        try:
+            tf = self.buffer.lookup_transform(  # type: ignore[attr-defined]
+                target,
+                source,
+                Time(nanoseconds=int(stamp_s * 1e9)),
+                timeout=Duration(nanoseconds=int(self.timeout_s * 1e9)),
+            )
+        except Exception as exc:  # noqa: BLE001 - tf2 raises several exception types
+            raise LookupError(f'tf2: {exc}') from exc
+        t, q = tf.transform.translation, tf.transform.rotation
+        return transform_from_translation_quaternion([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])

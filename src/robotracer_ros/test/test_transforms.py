@@ -80,3 +80,45 @@ def test_neither_knows_the_frames_names_both_reasons() -> None:
     assert str(err.value).startswith('tf2: "camera_color_optical_frame" passed')
     assert 'no static transform connects them' in str(err.value)
     assert lookup('world', 'world', 0.0).tolist() == np.eye(4).tolist()
+
+
+def test_tf2_lookup_answers_through_the_tree_and_maps_tf2_errors() -> None:
+    from robotracer_ros.testing import tf2
+    from robotracer_ros.transforms import Tf2Lookup
+
+    buffer = tf2.Buffer()
+    T_world_base = transform_from_translation_quaternion([0.5, 0.0, 0.0], [0, 0, 0, 1])
+    buffer.set_transform_static(tf2.transform_msg('world', 'base_link', T_world_base), 'test')
+    buffer.set_transform_static(tf2.transform_msg('base_link', CAMERA, TF_T), 'test')
+    lookup = Tf2Lookup(buffer)
+    np.testing.assert_allclose(lookup('base_link', CAMERA, 0.0), TF_T, atol=1e-9)
+    np.testing.assert_allclose(lookup(CAMERA, 'base_link', 0.0), np.linalg.inv(TF_T), atol=1e-9)
+    np.testing.assert_allclose(lookup('world', CAMERA, 0.0), T_world_base @ TF_T, atol=1e-9)
+    with pytest.raises(LookupError, match='^tf2: "tool0" passed to lookupTransform argument'):
+        lookup('base_link', 'tool0', 0.0)
+    buffer.set_transform_static(tf2.transform_msg('odom', 'pelvis', np.eye(4)), 'test')
+    with pytest.raises(LookupError, match="^tf2: Could not find a connection between 'odom'"):
+        lookup('odom', CAMERA, 0.0)
+    # in the parameter fallback, as the nodes use it
+    both = TfThenParameter(lookup, parameter())
+    np.testing.assert_allclose(both('base_link', CAMERA, 0.0), TF_T, atol=1e-9)
+
+
+def test_tf2_lookup_waits_up_to_its_timeout_for_a_transform_on_its_way() -> None:
+    import threading
+
+    from robotracer_ros.testing import tf2
+    from robotracer_ros.transforms import Tf2Lookup
+
+    buffer = tf2.Buffer()
+    timer = threading.Timer(
+        0.2,
+        lambda: buffer.set_transform_static(tf2.transform_msg('base_link', CAMERA, TF_T), 't'),
+    )
+    timer.start()
+    try:
+        np.testing.assert_allclose(Tf2Lookup(buffer, 5.0)('base_link', CAMERA, 0.0), TF_T)
+    finally:
+        timer.cancel()
+    with pytest.raises(LookupError):
+        Tf2Lookup(buffer, 0.05)('base_link', 'nowhere', 0.0)

@@ -26,7 +26,12 @@ from robotracer_msgs.action import ExecuteInstruction, ExecuteTrace
 from robotracer_msgs.msg import SpatialTrace
 from robotracer_msgs.srv import GetTrace
 from robotracer_ros.parameters import Param, declare_all
-from robotracer_ros.transforms import transform_from_translation_quaternion
+from robotracer_ros.trace_service import StaticTransforms
+from robotracer_ros.transforms import (
+    Tf2Lookup,
+    TfThenParameter,
+    transform_from_translation_quaternion,
+)
 from trace_executor.errors import ErrorCode, PlanningError
 from trace_executor.execution import (
     GoalRunner,
@@ -38,6 +43,11 @@ from trace_executor.execution import (
     validate_goal,
 )
 from trace_executor.trace_check import check_message
+
+try:  # tf2_ros exists on a full ROS install only (not on PyPI)
+    import tf2_ros  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the install
+    tf2_ros = None
 
 COMMON_PARAMS = [
     Param('base_frame', 'base_link', 'robot base frame: traces are planned in it'),
@@ -62,13 +72,21 @@ COMMON_PARAMS = [
     Param(
         'camera_to_base_xyz',
         [0.0, 0.0, 0.0],
-        'static transform (no tf2 here): position of camera_frame in base_frame, metres',
+        'camera pose when tf has none (a fixed camera): position of camera_frame in '
+        'base_frame, metres',
     ),
     Param(
         'camera_to_base_quat_xyzw',
         [0.0, 0.0, 0.0, 1.0],
-        'static transform: orientation of camera_frame in base_frame (x, y, z, w)',
+        'camera pose when tf has none: orientation of camera_frame in base_frame (x, y, z, w)',
     ),
+    Param(
+        'use_tf2',
+        True,
+        'take the camera pose from tf (/tf_static: hand-eye calibration) when tf has it, else '
+        'from camera_to_base_*; the log says which (tf2_ros: ROS install only)',
+    ),
+    Param('tf_timeout_s', 0.0, 'longest wait for a tf lookup, s', 0.0, 5.0),
 ]
 
 
@@ -79,15 +97,33 @@ class ExecutorNode(Node):
     under it (``namespace:=/left``).
     """
 
-    def __init__(self, name: str, params: list[Param]) -> None:
+    def __init__(self, name: str, params: list[Param], *, fixed_camera: bool = True) -> None:
         super().__init__(name)
         self.p = declare_all(self, COMMON_PARAMS + params)
         self.base_frame = self.p['base_frame']
+        #: the camera_to_base_* parameters: camera_frame in base_frame
         self.static_tf = {
             self.p['camera_frame']: transform_from_translation_quaternion(
                 self.p['camera_to_base_xyz'], self.p['camera_to_base_quat_xyzw']
             )
         }
+        self._parameter_tf = StaticTransforms()
+        for frame, T in self.static_tf.items():
+            self._parameter_tf.add(self.base_frame, frame, T)
+        # A fixed camera (the UR5 cell): tf when it has the pose (a hand-eye calibration on
+        # /tf_static), else the parameters, logged as the perception node does.
+        self._tf_buffer = None
+        if fixed_camera and self.p['use_tf2'] and tf2_ros is not None:
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+        self.transforms = TfThenParameter(
+            Tf2Lookup(self._tf_buffer, self.p['tf_timeout_s'])
+            if self._tf_buffer is not None
+            else None,
+            self._parameter_tf,
+            lambda m: self.get_logger().info(m),
+            parameter_name='camera_to_base_*',
+        )
         self.runner: GoalRunner | None = None
         self._busy = threading.Lock()
         self._current_goal: Any = None
@@ -118,10 +154,21 @@ class ExecutorNode(Node):
 
     # --- transforms and messages ----------------------------------------------------------
     def transform_to_base(self, frame_id: str) -> np.ndarray | None:
-        """base_T_frame for ``frame_id`` (identity for the base frame), or None if unknown."""
+        """base_T_frame for ``frame_id`` (None for the base frame, or when unknown).
+
+        From tf when it has the transform, else from the ``camera_to_base_*`` parameters; the
+        log says which (:class:`~robotracer_ros.transforms.TfThenParameter`).
+        """
         if frame_id in ('', self.base_frame):
             return None
-        return self.static_tf.get(frame_id)
+        try:
+            return self.transforms(self.base_frame, frame_id, 0.0)
+        except LookupError:
+            return None
+
+    def camera_pose(self) -> np.ndarray | None:
+        """base_T_camera now (tf, else the parameters), or None when neither has it."""
+        return self.transform_to_base(self.p['camera_frame'])
 
     def trace_input(self, msg: SpatialTrace) -> TraceInput:
         """A SpatialTrace → TraceInput, rejecting what cannot be planned.
@@ -137,7 +184,8 @@ class ExecutorNode(Node):
                 ErrorCode.INVALID_TRACE,
                 None,
                 f'trace frame {frame!r} is not {self.base_frame!r} and no '
-                f'transform to it is known (known: {", ".join(self.static_tf)})',
+                f'transform to it is known (not on tf; the parameters know '
+                f'{", ".join(self.static_tf)})',
             )
         pts = np.array([[p.x, p.y, p.z] for p in msg.points], dtype=float)
         return TraceInput(pts, frame, tf, msg)

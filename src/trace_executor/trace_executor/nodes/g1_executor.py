@@ -165,7 +165,8 @@ class G1ExecutorNode(ExecutorNode):
     """G1 executor: planner + unitree backend + moving-camera scene watcher."""
 
     def __init__(self) -> None:
-        super().__init__('g1_executor', PARAMS)
+        # the head camera moves: its pose comes from camera_pose_source, not camera_to_base_*
+        super().__init__('g1_executor', PARAMS, fixed_camera=False)
         p = self.p
         self.odom_frame = p['odom_frame']
         self.base_frame = self.odom_frame  # the G1 plans in odom (it walks)

@@ -41,7 +41,8 @@ class DepthSceneWatcher:
         node: the node that owns the subscriptions.
         depth_topic: aligned depth image topic.
         info_topic: its camera_info topic.
-        T_base_cam: (4, 4) pose of the camera optical frame in the base frame.
+        T_base_cam: (4, 4) pose of the camera optical frame in the base frame, or a function
+            that gives it for each frame (tf, else the parameters; None: frame dropped).
         config: scene monitor thresholds.
         robot_points: the robot's mask now (see :data:`~trace_executor.scene_monitor.MaskInput`).
         reliable: subscribe with reliable QoS.
@@ -58,7 +59,7 @@ class DepthSceneWatcher:
         *,
         depth_topic: str,
         info_topic: str,
-        T_base_cam: np.ndarray,
+        T_base_cam: np.ndarray | Callable[[], np.ndarray | None],
         config: MonitorConfig,
         robot_points: Callable[[], MaskInput],
         reliable: bool = True,
@@ -69,7 +70,11 @@ class DepthSceneWatcher:
         mask_latency_s: float = 0.3,
     ) -> None:
         self.node = node
-        self.T_base_cam = np.asarray(T_base_cam, dtype=float)
+        if callable(T_base_cam):
+            self.camera_pose = T_base_cam
+        else:
+            fixed = np.asarray(T_base_cam, dtype=float)
+            self.camera_pose = lambda: fixed
         self.core = PlanSceneWatcher(
             config,
             robot_points,
@@ -92,14 +97,15 @@ class DepthSceneWatcher:
         self.core.set_intrinsics(np.array(msg.k, dtype=float).reshape(3, 3))
 
     def _on_depth(self, msg: Image) -> None:
+        T_base_cam = self.camera_pose()
+        if T_base_cam is None:
+            return
         raw = image_to_numpy(
             msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian
         )
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         age = self.node.get_clock().now().nanoseconds * 1e-9 - stamp if stamp > 0 else None
-        self.core.on_frame(
-            depth_to_metres(raw, depth_scale_for(msg.encoding)), self.T_base_cam, age
-        )
+        self.core.on_frame(depth_to_metres(raw, depth_scale_for(msg.encoding)), T_base_cam, age)
 
     def arm(self, plan: Any, holding: bool) -> None:
         """New reference (robot at rest) and regions for ``plan``."""

@@ -206,7 +206,7 @@ class Ur5ExecutorNode(ExecutorNode):
                 self,
                 depth_topic=p['depth_topic'],
                 info_topic=p['camera_info_topic'],
-                T_base_cam=self.static_tf[p['camera_frame']],
+                T_base_cam=self.camera_pose,  # tf when it has it, else camera_to_base_*
                 config=MonitorConfig(
                     depth_threshold_m=p['change_threshold_m'],
                     min_changed_fraction=p['change_fraction'],
