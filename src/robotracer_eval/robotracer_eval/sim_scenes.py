@@ -18,6 +18,11 @@ from robotracer_eval.execute import execute_ur5, executor_parameters
 
 RELATIONS = ('on', 'in', 'to the left of', 'to the right of', 'in front of', 'behind')
 MIN_SEPARATION = 0.13  # m between object centres when scattering
+#: an episode's target must show at least this many pixels (else the scene is drawn again: a
+#: question about an object the camera cannot see has no ground truth in the image)
+MIN_TARGET_PIXELS = 150
+#: scenes drawn per episode at most, looking for one whose target is in view
+MAX_DRAWS = 10
 CONTACT_MARGIN = (
     0.005  # m each ground-truth obstacle is shrunk by: resting contact is no collision
 )
@@ -181,7 +186,11 @@ class G1Scenes:
             quat_xyzw_to_wxyz,
         )
 
-        centre = self.home_pose[:3, 3] + rng.normal(0.0, std, 3)
+        shift = rng.normal(0.0, std, 3)
+        forward = self.home_pose[:3, 2]  # the optical axis
+        # never backwards: behind its home pose the camera would sit inside the head's shell
+        shift -= 2.0 * min(float(shift @ forward), 0.0) * forward
+        centre = self.home_pose[:3, 3] + shift
         pose = look_at_optical(centre, self.look_at + rng.normal(0.0, std, 3))
         rel = np.linalg.inv(self.t_world_head) @ pose  # optical frame → head body
         quat = quat_xyzw_to_wxyz(matrix_to_quat_xyzw(rel[:3, :3] @ MJ_CAMERA_TO_OPTICAL))
@@ -314,8 +323,23 @@ def draw_task(
             continue
         if supports is not None and not supports(pts[-1]):
             continue  # e.g. "in front of" past the table's edge
+        if _goal_taken(snap, obj, y.name if rel in ('in', 'on') else None, pts[-1]):
+            continue  # e.g. "in front of the cube" where a cylinder stands
         return text, obj, pts
     return None
+
+
+def _goal_taken(snap: Any, moved: str, holder: str | None, goal: np.ndarray) -> bool:
+    """Whether another object stands where the moved one would end (footprints overlap)."""
+    x = snap.get(moved)
+    reach = float(np.linalg.norm(x.world_half_extents[:2]))
+    for o in snap.objects:
+        if o.shape == 'table' or o.name in (moved, holder):
+            continue
+        gap = float(np.linalg.norm(np.asarray(o.position[:2]) - goal[:2]))
+        if gap < reach + float(np.linalg.norm(o.world_half_extents[:2])):
+            return True
+    return False
 
 
 def _to_camera(t_world_camera: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -343,23 +367,28 @@ def make_episode(
     """
     if hasattr(scenes, 'world') and hasattr(scenes.world, 'reset') and execute_reset:
         scenes.world.reset()  # arm home, gripper open, nothing held
-    scatter(scenes, rng)
-    if camera_jitter > 0 and hasattr(scenes, 'jitter_camera'):
-        scenes.jitter_camera(rng, camera_jitter)
-    elif hasattr(scenes, 'home_camera'):
-        scenes.home_camera()  # a reused world: undo an earlier run's jitter
-    snap = scenes.snapshot()
-    task = draw_task(snap, rng, getattr(scenes, 'supports', None))
-    if task is None:
-        return None
-    text, name, pts = task
-    rgb, depth, t_wc = scenes.render()
-    obj = snap.get(name)
-    scenes.set_pose(name, np.array([0.0, 0.0, -5.0]), 0.0)
-    _, depth_without, _ = scenes.render()
-    yaw = float(np.arctan2(obj.rotation[1, 0], obj.rotation[0, 0]))
-    scenes.set_pose(name, obj.position, yaw)
-    mask = (((depth > 0) & (np.abs(depth - depth_without) > 0.002)) * 255).astype(np.uint8)
+    for _ in range(MAX_DRAWS):
+        scatter(scenes, rng)
+        if camera_jitter > 0 and hasattr(scenes, 'jitter_camera'):
+            scenes.jitter_camera(rng, camera_jitter)
+        elif hasattr(scenes, 'home_camera'):
+            scenes.home_camera()  # a reused world: undo an earlier run's jitter
+        snap = scenes.snapshot()
+        task = draw_task(snap, rng, getattr(scenes, 'supports', None))
+        if task is None:
+            return None
+        text, name, pts = task
+        rgb, depth, t_wc = scenes.render()
+        obj = snap.get(name)
+        scenes.set_pose(name, np.array([0.0, 0.0, -5.0]), 0.0)
+        _, depth_without, _ = scenes.render()
+        yaw = float(np.arctan2(obj.rotation[1, 0], obj.rotation[0, 0]))
+        scenes.set_pose(name, obj.position, yaw)
+        mask = (((depth > 0) & (np.abs(depth - depth_without) > 0.002)) * 255).astype(np.uint8)
+        if np.count_nonzero(mask) >= MIN_TARGET_PIXELS:
+            break
+    else:
+        return None  # the target was hidden in every draw
     traj = _to_camera(t_wc, pts)
     r_cam = np.linalg.inv(t_wc)[:3, :3] @ obj.rotation
     solids = []
