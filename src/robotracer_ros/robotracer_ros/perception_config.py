@@ -142,7 +142,14 @@ PARAMETERS: list[Param] = [
         'transformers: auto | float32 | float16 | bfloat16',
         choices=('auto', 'float32', 'float16', 'bfloat16'),
     ),
-    Param('max_new_tokens', 256, 'transformers: answer token limit', 1, 8192),
+    Param(
+        'max_new_tokens',
+        1024,
+        'transformers: answer token limit (the backend default; a model that reasons first '
+        'needs more: transformers_local.yaml sets 2048)',
+        1,
+        8192,
+    ),
     Param(
         'max_tokens',
         8192,

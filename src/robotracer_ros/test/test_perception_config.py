@@ -7,7 +7,7 @@ import pathlib
 import pytest
 import yaml
 
-from robotracer_ros.backends import make_backend
+from robotracer_ros.backends import BackendError, make_backend
 from robotracer_ros.parameters import ConfigError
 from robotracer_ros.perception_config import (
     PARAMETERS,
@@ -49,7 +49,7 @@ def test_every_parameter_is_in_the_yaml_with_its_default_and_a_comment():
 # ------------------------------------------------------------------ model config files
 
 MODELS = CONFIG.parent / 'models'
-MINE = sorted(p for p in MODELS.glob('*.yaml') if p.name != 'transformers_local.yaml')
+MINE = sorted(MODELS.glob('*.yaml'))
 
 
 def model_params(path: pathlib.Path) -> dict:
@@ -67,10 +67,18 @@ def test_each_model_config_is_declared_consistent_and_builds_its_backend(path, t
         assert PARAMETERS_BY_NAME[name].check(value) == '', (path.name, name)
     check_parameters(params)
     opts = backend_options(params)
+    pipeline_options(params, params['depth_source'])
+    if params['backend'] == 'transformers':
+        # its checkpoint folder (model_name) is not here: the backend says so at start. The
+        # file builds a real backend with a tiny checkpoint in backends/test_transformers.py
+        assert opts['max_new_tokens'] >= 1024 and opts['device'].startswith('cuda')
+        with pytest.raises(BackendError) as info:
+            make_backend(params['backend'], **opts)
+        assert info.value.kind == 'config'
+        return
     if params['backend'] == 'robotracer_http':
         opts['shared_dir'] = str(tmp_path)
     backend = make_backend(params['backend'], **opts)
-    pipeline_options(params, params['depth_source'])
     if path.name == 'robotracer_rgb.yaml':  # no depth camera: nothing sent, nothing subscribed
         assert not params['use_depth'] and not backend.sends_depth
         assert backend.transport == 'paths' and backend.inputs == 'rgb'
@@ -80,6 +88,15 @@ def test_each_model_config_is_declared_consistent_and_builds_its_backend(path, t
         assert backend.transport == 'paths' and backend.inputs == 'rgbd_intrinsics'
     if path.name == 'vllm_qwen3vl.yaml':
         assert backend.max_tokens >= 4096 and backend.max_tokens_field == 'max_tokens'
+
+
+def test_the_node_and_the_transformers_backend_share_the_generation_limit_default():
+    import inspect
+
+    from robotracer_ros.backends.transformers_local import TransformersBackend
+
+    default = inspect.signature(TransformersBackend).parameters['max_new_tokens'].default
+    assert PARAMETERS_BY_NAME['max_new_tokens'].default == default >= 1024  # 256 cut traces
 
 
 def test_without_a_depth_topic_depth_inputs_and_sensor_depth_are_refused():

@@ -5,9 +5,11 @@
   chat format, ``Qwen2VLImageProcessorPil``), saved with ``save_pretrained`` like a real
   checkpoint (a ``video_preprocessor_config.json`` too) and loaded back by the backend through
   ``AutoModelForImageTextToText`` + the checkpoint's processor class: real image
-  preprocessing, image-token expansion and M-RoPE, a few greedy tokens generated. Each is
-  taught one answer in a few seconds so that the whole service path (answer -> metric trace)
-  runs through a Qwen architecture too.
+  preprocessing, image-token expansion and M-RoPE, a few greedy tokens generated. They keep
+  their random weights (nothing is trained): the answer is arbitrary text, so these tests check
+  the loading, the processor path, the token limit and that the service refuses a non-trace;
+  the shipped ``config/models/transformers_local.yaml`` is loaded through the perception node
+  with one of them.
 - **LLaVA** (CLIP vision tower + 2-layer Llama), fine-tuned to answer one instruction with a
   known trace: the backend's answer, dtype, load-once behaviour and the service path.
 
@@ -330,6 +332,42 @@ def test_the_shipped_model_config_sets_generation_limits_and_gpu_placement():
     assert params['backend'] == 'transformers'
     assert params['device'].startswith('cuda') and params['dtype'] == 'bfloat16'
     assert params['max_new_tokens'] >= 1024  # 256 cut real answers short
+
+
+def test_the_shipped_model_config_builds_the_backend_in_the_perception_node(qwen_checkpoint):
+    """config/models/transformers_local.yaml as launch gives it (``model_config:=``): a params
+    file over the node's parameters, ``model_name``/``device`` overridden on the command line."""
+    pytest.importorskip('rclpy')
+    import rclpy
+
+    from robotracer_ros.nodes.perception_node import PerceptionNode
+
+    config = os.path.join(ROOT, 'config')
+    args = ['--ros-args', '--params-file', os.path.join(config, 'perception.yaml')]
+    args += ['--params-file', os.path.join(config, 'models', 'transformers_local.yaml')]
+    args += ['-p', f'model_name:={qwen_checkpoint}', '-p', 'device:=cpu']
+    ctx = rclpy.Context()
+    rclpy.init(args=args, context=ctx)
+    node = None
+    try:
+        node = PerceptionNode(context=ctx)
+        backend = node.backend
+        # the file's settings reached the backend
+        assert type(backend).__name__ == 'TransformersBackend'
+        assert backend.prompt_style == 'json' and backend.max_new_tokens == 2048
+        assert next(backend.net.parameters()).dtype == torch.bfloat16
+        assert backend.net.device.type == 'cpu'
+        arch = 'Qwen3VL' if 'qwen3' in qwen_checkpoint.name else 'Qwen2_5_VL'
+        assert type(backend.processor).__name__ == f'{arch}Processor'
+        # random weights rarely stop: 2048 greedy steps on 2 CPU cores only cost time here
+        backend.max_new_tokens = 8
+        answer = backend(RGB, None, K, INSTRUCTION)  # chat template, image, generate, decode
+        assert isinstance(answer.text, str) and INSTRUCTION not in answer.text
+        assert answer.model_id == f'transformers:{qwen_checkpoint.name}'
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.shutdown(context=ctx)
 
 
 def test_missing_local_model_extra_names_the_install_command(monkeypatch, tmp_path):
