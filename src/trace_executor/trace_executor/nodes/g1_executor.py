@@ -64,6 +64,16 @@ PARAMS = [
     Param('domain_id', -1, 'DDS domain of the robot; -1: $ROS_DOMAIN_ID or 0', -1, 232),
     Param('network_interface', 'lo', "interface of the robot's network (lo: the simulator)"),
     Param('loco_service', 'sport', "LocoClient RPC service ('sport'; 'loco' on old firmware)"),
+    Param(
+        'standing_pelvis_z_m',
+        0.0,
+        "pelvis height of the standing robot, m, used only while rt/odommodestate (the robot's "
+        'onboard state estimation, which runs with its locomotion service) has never arrived: '
+        '> 0 lets arm-only goals plan with the pelvis at the odom origin at this height (G1: '
+        'about 0.79); 0 refuses them. Walking always needs odometry',
+        0.0,
+        1.2,
+    ),
     Param('odom_frame', 'odom', 'world/odometry frame: traces are planned in it'),
     Param('camera_pose_source', 'topic', 'camera pose at an image stamp: topic | odometry'),
     Param('camera_pose_topic', '/sim/g1/camera_pose', 'PoseStamped camera pose in odom'),
@@ -159,6 +169,73 @@ def _pose_msg(t: np.ndarray) -> Pose:
         float(w),
     )
     return p
+
+
+def unitree_config(p: dict[str, Any], domain: int) -> Any:
+    """The unitree backend's settings from the node's parameters.
+
+    Args:
+        p: the declared parameters (name → value).
+        domain: the DDS domain (``domain_id`` resolved).
+
+    Returns:
+        A :class:`~trace_executor.backends.unitree.UnitreeConfig`.
+    """
+    from trace_executor.backends.unitree import UnitreeConfig
+
+    return UnitreeConfig(
+        domain_id=domain,
+        network_interface=p['network_interface'],
+        loco_service=p['loco_service'],
+        rate_hz=p['arm_rate_hz'],
+        state_timeout_s=p['state_timeout_s'],
+        ramp_in_s=p['ramp_in_s'],
+        ramp_out_s=p['ramp_out_s'],
+        fault_ramp_out_s=p['fault_ramp_out_s'],
+        max_joint_velocity_rad_s=p['max_joint_velocity_rad_s'] * 1.2,
+        kp_arm=p['kp_arm'],
+        kd_arm=p['kd_arm'],
+        kp_waist=p['kp_waist'],
+        kd_waist=p['kd_waist'],
+        walk=WalkLimits(
+            max_speed_m_s=p['max_walk_speed_m_s'],
+            max_yaw_rate_rad_s=p['max_yaw_rate_rad_s'],
+            position_tolerance_m=p['walk_position_tolerance_m'],
+            yaw_tolerance_rad=p['walk_yaw_tolerance_rad'],
+        ),
+        standing_pelvis_z_m=p['standing_pelvis_z_m'],
+    )
+
+
+def start_up_warning(missing: str, p: dict[str, Any]) -> str:
+    """The executor's warning when the robot state is incomplete at start-up.
+
+    Args:
+        missing: what the backend says is missing (``UnitreeBackend.missing_state``).
+        p: the declared parameters.
+
+    Returns:
+        One line: rt/lowstate comes from the robot, rt/odommodestate from its onboard state
+        estimation service (which runs with the locomotion service), and what the
+        ``standing_pelvis_z_m`` fallback does or would do.
+    """
+    z = p['standing_pelvis_z_m']
+    if z > 0:
+        fallback = (
+            f'standing_pelvis_z_m is {z:g} m: arm-only goals plan with the standing pose at '
+            'the odom origin until odometry arrives; walking is refused'
+        )
+    else:
+        fallback = (
+            'without odometry goals are refused; set standing_pelvis_z_m (the standing '
+            "robot's pelvis height, about 0.79 m) to run arm-only goals without it"
+        )
+    return (
+        'robot state incomplete after 10 s (rt/lowstate comes from the robot; '
+        "rt/odommodestate from the robot's onboard state estimation service, which runs with "
+        f'its locomotion service, not in debug or damping mode): {missing or "now complete"}. '
+        + fallback
+    )
 
 
 class G1ExecutorNode(ExecutorNode):
@@ -293,29 +370,9 @@ class G1ExecutorNode(ExecutorNode):
         if domain < 0:
             domain = int(os.environ.get('ROS_DOMAIN_ID', '0') or 0)
         try:
-            from trace_executor.backends.unitree import UnitreeBackend, UnitreeConfig
+            from trace_executor.backends.unitree import UnitreeBackend
 
-            config = UnitreeConfig(
-                domain_id=domain,
-                network_interface=p['network_interface'],
-                loco_service=p['loco_service'],
-                rate_hz=p['arm_rate_hz'],
-                state_timeout_s=p['state_timeout_s'],
-                ramp_in_s=p['ramp_in_s'],
-                ramp_out_s=p['ramp_out_s'],
-                fault_ramp_out_s=p['fault_ramp_out_s'],
-                max_joint_velocity_rad_s=p['max_joint_velocity_rad_s'] * 1.2,
-                kp_arm=p['kp_arm'],
-                kd_arm=p['kd_arm'],
-                kp_waist=p['kp_waist'],
-                kd_waist=p['kd_waist'],
-                walk=WalkLimits(
-                    max_speed_m_s=p['max_walk_speed_m_s'],
-                    max_yaw_rate_rad_s=p['max_yaw_rate_rad_s'],
-                    position_tolerance_m=p['walk_position_tolerance_m'],
-                    yaw_tolerance_rad=p['walk_yaw_tolerance_rad'],
-                ),
-            )
+            config = unitree_config(p, domain)
             backend = UnitreeBackend(self.planner.kinematics, config, self._backend_log).start()
         except (ImportError, BackendError, RuntimeError, OSError) as exc:
             self.get_logger().error(
@@ -324,10 +381,7 @@ class G1ExecutorNode(ExecutorNode):
             )
             return None
         if not backend.wait_for_state(10.0):
-            self.get_logger().warning(
-                'no rt/lowstate + rt/odommodestate yet (robot or simulator not up?): goals '
-                'fail until it arrives'
-            )
+            self.get_logger().warning(start_up_warning(backend.missing_state(), p))
         return backend
 
     def _backend_log(self, level: str, msg: str) -> None:
