@@ -6,9 +6,9 @@ under ``src/`` the test collects each import of its code (every ``import`` state
 optional ones inside functions and ``try`` blocks: on a full ROS install they are what makes the
 optional paths work) and checks it against package.xml:
 
-- a ROS package (rclpy, ``*_msgs``, launch, tf2_ros, ...) or a workspace package must be a
-  ``<depend>``/``<exec_depend>`` (a ``<test_depend>`` is enough for imports in ``test/`` and in
-  the ``testing`` stand-in modules);
+- a ROS package (rclpy, ``*_msgs``, launch, tf2_ros, pinocchio, ...) or a workspace package
+  must be a ``<depend>``/``<exec_depend>`` (a ``<test_depend>`` is enough for imports in
+  ``test/`` and in the ``testing`` stand-in modules);
 - a Python library with a rosdep key (:data:`ROSDEP_KEYS`) must be declared by that key;
 - a library with no rosdep key is pip-only (:data:`PIP_ONLY`, which says where it is
   installed from); a module in none of these tables fails, so a new import gets classified.
@@ -36,6 +36,14 @@ ROS_MODULES = {
     'message_filters': 'message_filters',
     'rosidl_runtime_py': 'rosidl_runtime_py',
     'moveit': 'moveit_py',
+    # released into Jazzy as ROS packages (ros/rosdistro jazzy/distribution.yaml: repositories
+    # pinocchio, coal, proxsuite; ros-jazzy-pinocchio, -coal, -proxsuite, Python bindings
+    # included), so rosdep installs them from package.xml; the venv pins them from PyPI
+    # (requirements/requirements.in: pin, coal, qpsolvers[proxqp]); docker/ takes pinocchio and
+    # coal from apt and proxsuite from its venv (requirements/docker.txt)
+    'pinocchio': 'pinocchio',
+    'coal': 'coal',
+    'proxsuite': 'proxsuite',
 }
 #: Python libraries and their rosdep keys (rosdistro's rosdep/python.yaml)
 ROSDEP_KEYS = {
@@ -49,12 +57,10 @@ ROSDEP_KEYS = {
     'hypothesis': 'python3-hypothesis',
     'packaging': 'python3-packaging',
 }
-#: libraries without a rosdep key: where they are installed from
+#: libraries without a rosdep key (neither in rosdep/python.yaml nor released into Jazzy): where
+#: they are installed from
 PIP_ONLY = {
-    'pinocchio': 'requirements/requirements.in (pin); docker/Dockerfile: ros-jazzy-pinocchio',
-    'coal': 'requirements/requirements.in (pin); docker/Dockerfile: ros-jazzy-coal',
     'pink': 'requirements/requirements.in (pin-pink)',
-    'proxsuite': 'requirements/requirements.in (qpsolvers[proxqp])',
     'toppra': 'requirements/requirements.in',
     'isal': 'requirements/requirements.in (without it zlib computes the same checksums)',
     'pybase64': 'requirements/requirements.in (without it the stdlib encodes the same text)',
