@@ -52,7 +52,8 @@ from trace_executor.g1.plan_types import pack_state  # noqa: E402
 from trace_executor.g1.planner import G1Planner  # noqa: E402
 from trace_executor.g1.walk import WalkLimits, walk_command  # noqa: E402
 from trace_executor.g1.watcher import StanceSceneWatcher  # noqa: E402
-from trace_executor.scene_monitor import MonitorConfig, PlanSceneWatcher  # noqa: E402
+from trace_executor.plan_watcher import PlanSceneWatcher  # noqa: E402
+from trace_executor.scene_monitor import MonitorConfig  # noqa: E402
 from trace_executor.ur5.collision import Ur5BodyMask  # noqa: E402
 from trace_executor.ur5.planner import Ur5Planner, Ur5PlannerConfig  # noqa: E402
 

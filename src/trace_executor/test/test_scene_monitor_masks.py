@@ -12,18 +12,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from trace_executor import scene_monitor
+from trace_executor import body_mask
+from trace_executor.body_mask import BodyMaskHistory, RobotMask, chain_spheres, mask_spheres
 from trace_executor.execution import SceneEvent
-from trace_executor.scene_monitor import (
-    BodyMaskHistory,
-    MonitorConfig,
-    PlanSceneWatcher,
-    Region,
-    RobotMask,
-    SceneMonitor,
-    chain_spheres,
-    mask_spheres,
-)
+from trace_executor.plan_watcher import PlanSceneWatcher
+from trace_executor.scene_monitor import MonitorConfig, Region, SceneMonitor
 
 W, H = 640, 480
 K = np.array([[525.0, 0, 319.5], [0, 525.0, 239.5], [0, 0, 1]])
@@ -247,11 +240,11 @@ def test_a_starved_goal_thread_still_masks_where_the_hand_passed_between_samples
 
 def test_the_swept_volume_is_filled_at_half_a_radius_and_only_between_matching_samples():
     one = np.array([[0.0, 0.0, 0.0, 0.05]])
-    swept = scene_monitor._swept(one, one + [0.13, 0, 0, 0])
+    swept = body_mask._swept(one, one + [0.13, 0, 0, 0])
     xs = [s[0, 0] for s in swept]
     assert len(xs) == 5 and np.all(np.diff(xs) > 0) and 0 < xs[0] and xs[-1] < 0.13
-    assert scene_monitor._swept(one, one + [0.02, 0, 0, 0]) == [], 'a small step needs none'
-    assert scene_monitor._swept(one, np.vstack([one, one])) == [], 'different masks'
+    assert body_mask._swept(one, one + [0.02, 0, 0, 0]) == [], 'a small step needs none'
+    assert body_mask._swept(one, np.vstack([one, one])) == [], 'different masks'
 
 
 def test_an_object_put_in_the_path_while_carrying_is_a_change_located_there():

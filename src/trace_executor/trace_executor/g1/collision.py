@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pinocchio as pin
 
-from ..scene_monitor import RobotMask, chain_spheres
+from ..body_mask import RobotMask, chain_spheres
 from .kinematics import SIDES, G1Kinematics
 from .stance import stance_matrix
 

@@ -2,7 +2,7 @@
 
 Implements :class:`trace_executor.execution.SceneWatcher` for a robot whose camera is fixed in
 the base frame (the UR5 cell). All the watching is
-:class:`~trace_executor.scene_monitor.PlanSceneWatcher` (ROS-free, shared with the G1): the
+:class:`~trace_executor.plan_watcher.PlanSceneWatcher` (ROS-free, shared with the G1): the
 reference frame is taken when a plan is armed; regions are the object at the trace start (until
 grasped), the destination, and the corridor along the path; the robot, its gripper and the
 object it holds are masked (``robot_points``: :meth:`trace_executor.ur5.collision.Ur5BodyMask.at`
@@ -21,8 +21,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from robotracer_ros.images import depth_scale_for, depth_to_metres, image_to_numpy
+from trace_executor.body_mask import MaskInput
 from trace_executor.execution import SceneEvent
-from trace_executor.scene_monitor import MaskInput, MonitorConfig, PlanSceneWatcher
+from trace_executor.plan_watcher import PlanSceneWatcher
+from trace_executor.scene_monitor import MonitorConfig
 
 
 def densify(chain: np.ndarray, step_m: float = 0.05) -> np.ndarray:
@@ -44,7 +46,7 @@ class DepthSceneWatcher:
         T_base_cam: (4, 4) pose of the camera optical frame in the base frame, or a function
             that gives it for each frame (tf, else the parameters; None: frame dropped).
         config: scene monitor thresholds.
-        robot_points: the robot's mask now (see :data:`~trace_executor.scene_monitor.MaskInput`).
+        robot_points: the robot's mask now (see :data:`~trace_executor.body_mask.MaskInput`).
         reliable: subscribe with reliable QoS.
         region_radius_m: radius of the object and destination regions.
         corridor_radius_m: radius of the path corridor spheres.

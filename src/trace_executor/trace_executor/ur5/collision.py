@@ -12,7 +12,7 @@ import coal
 import numpy as np
 import pinocchio as pin
 
-from ..scene_monitor import RobotMask, chain_spheres
+from ..body_mask import RobotMask, chain_spheres
 from .kinematics import Ur5Kinematics, default_ur5_srdf, mesh_package_dirs
 
 TABLE = 'table'
@@ -148,7 +148,7 @@ class Ur5BodyMask:
       along tool0's z (palm and open fingers, ±6 cm around that axis in our gripper);
     - :attr:`RobotMask.hand` is the TCP pose: what the gripper holds is carried with it (the
       scene monitor adds the held object's sphere, see
-      :class:`~trace_executor.scene_monitor.BodyMaskHistory`).
+      :class:`~trace_executor.body_mask.BodyMaskHistory`).
 
     Not thread-safe (uses the kinematics' data): call it from the thread that plans.
 
