@@ -18,44 +18,6 @@ WALK_TIMEOUT_S = 15.0  # s, beyond twice the nominal duration (UnitreeConfig.wal
 HAND_KP, HAND_KD = 1.5, 0.1  # Dex3 finger gains (UnitreeConfig)
 
 
-def planner_config(p: dict[str, Any]) -> Any:
-    """The planner configuration the ``g1_executor`` node builds from its parameters.
-
-    Args:
-        p: the node's parameters (``config/g1.yaml``); missing ones keep the node's defaults.
-    """
-    from trace_executor.g1.config import G1PlannerConfig
-    from trace_executor.g1.stance import ReachRegion
-
-    d, r = G1PlannerConfig(), ReachRegion()
-    grip = p.get('grip_closure', d.grip_closure)
-    return G1PlannerConfig(
-        odom_frame=p.get('odom_frame', d.odom_frame),
-        reach=ReachRegion(
-            reach_x=p.get('reach_x_m', r.reach_x),
-            hand_y=p.get('hand_y_m', r.hand_y),
-            tolerance_back=p.get('reach_tolerance_x_m', r.tolerance_back),
-            tolerance_front=p.get('reach_tolerance_x_m', r.tolerance_front),
-            tolerance_y=p.get('reach_tolerance_y_m', r.tolerance_y),
-        ),
-        min_point_height_m=p.get('min_point_height_m', d.min_point_height_m),
-        max_point_height_m=p.get('max_point_height_m', d.max_point_height_m),
-        max_walk_m=p.get('max_walk_m', d.max_walk_m),
-        grasp_standoff_m=p.get('grasp_standoff_m', d.grasp_standoff_m),
-        grasp_height_m=p.get('grasp_height_m', d.grasp_height_m),
-        approach_height_m=p.get('approach_height_m', d.approach_height_m),
-        grip_closure=grip,
-        release_closure=min(p.get('release_closure', d.release_closure), grip * 0.9),
-        use_waist=p.get('use_waist', d.use_waist),
-        max_joint_velocity_rad_s=p.get('max_joint_velocity_rad_s', d.max_joint_velocity_rad_s),
-        max_joint_acceleration_rad_s2=p.get(
-            'max_joint_acceleration_rad_s2', d.max_joint_acceleration_rad_s2
-        ),
-        collision_margin_m=p.get('collision_margin_m', d.collision_margin_m),
-        sample_period_s=1.0 / p.get('arm_rate_hz', 1.0 / d.sample_period_s),
-    )
-
-
 class G1InProcess:
     """Run :class:`~trace_executor.g1.plan_types.G1Plan` segments on a ``G1World``.
 
@@ -248,10 +210,11 @@ def execute_g1(
     from trace_executor.errors import PlanningError
     from trace_executor.g1.plan_types import WalkSegment
     from trace_executor.g1.planner import G1Planner
+    from trace_executor.nodes.g1_parameters import planner_config
 
     if getattr(scenes, 'planner', None) is None:
         scenes.g1_params = executor_parameters('g1.yaml', 'g1_executor')
-        scenes.planner = G1Planner(planner_config(scenes.g1_params))
+        scenes.planner = G1Planner(planner_config(scenes.g1_params))  # the node's mapping
     p = scenes.g1_params
     planner = scenes.planner
     robot = G1InProcess(scenes.world, p, planner.kinematics)

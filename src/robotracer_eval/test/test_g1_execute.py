@@ -89,9 +89,9 @@ def test_a_trace_out_of_reach_is_not_executed(run):
     assert dt == 0.0 and moved == 0.0, 'the robot did not move'
 
 
-def test_planner_config_follows_the_node():
-    cfg = g1_execute.planner_config(
-        {'reach_tolerance_y_m': 0.1, 'arm_rate_hz': 25.0, 'grip_closure': 0.5}
-    )
+def test_planner_config_is_the_nodes():
+    from trace_executor.nodes.g1_parameters import planner_config
+
+    cfg = planner_config({'reach_tolerance_y_m': 0.1, 'arm_rate_hz': 25.0, 'grip_closure': 0.5})
     assert cfg.reach.tolerance_y == 0.1 and cfg.sample_period_s == 0.04
     assert cfg.release_closure == pytest.approx(min(0.33, 0.45))

@@ -25,7 +25,7 @@ import rclpy  # noqa: E402
 
 from robotracer_ros.parameters import declare_all  # noqa: E402
 from trace_executor.nodes.common import COMMON_PARAMS  # noqa: E402
-from trace_executor.nodes.g1_executor import (  # noqa: E402
+from trace_executor.nodes.g1_parameters import (  # noqa: E402
     PARAMS,
     start_up_warning,
     unitree_config,
