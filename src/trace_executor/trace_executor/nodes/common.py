@@ -9,6 +9,7 @@ A robot's node (UR5, G1) subclasses :class:`ExecutorNode` and provides a
 from __future__ import annotations
 
 from collections.abc import Callable
+import copy
 from dataclasses import replace
 import threading
 import time
@@ -198,28 +199,10 @@ class ExecutorNode(Node):
         if trace.message is not None:
             msg = trace.message
         if trace.transform is not None:
+            # the same message (answer, pixels, depths, status) with its points in the base frame
             pts = trace.points @ trace.transform[:3, :3].T + trace.transform[:3, 3]
-            out = SpatialTrace()
-            out.header.stamp = msg.header.stamp
+            out = copy.deepcopy(msg)
             out.header.frame_id = self.base_frame
-            for f in (
-                'instruction',
-                'pixel_u',
-                'pixel_v',
-                'depth',
-                'depth_source',
-                'depth_disagreement',
-                'camera_frame_id',
-                'image_width',
-                'image_height',
-                'model_id',
-                'raw_answer',
-                'inference_time',
-                'processing_time',
-                'status',
-                'quality_note',
-            ):
-                setattr(out, f, getattr(msg, f))
             out.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in pts]
             return out
         if trace.message is None:
