@@ -353,6 +353,8 @@ def _ur5_nodes(values: Mapping[str, str]) -> list[NodeSpec]:
     }
     if values['robot_ip']:
         executor_params['robot_ip'] = values['robot_ip']
+    if values['robot_backend'] == 'moveit_py':  # MoveIt in-process: MoveIt's parameters
+        executor_params['moveit_py.config_file'] = moveit_py_config_file(values)
     nodes.append(
         NodeSpec(
             'trace_executor',
@@ -364,6 +366,125 @@ def _ur5_nodes(values: Mapping[str, str]) -> list[NodeSpec]:
         )
     )
     return nodes + _viewers(values)
+
+
+#: MoveItPy's own settings (moveit_cpp): where the planning scene monitor and the plan
+#: requests start from; relative topics, so a namespaced bringup keeps them inside it
+MOVEIT_PY_SETTINGS: dict[str, object] = {
+    'planning_scene_monitor_options': {
+        'name': 'planning_scene_monitor',
+        'robot_description': 'robot_description',
+        'joint_state_topic': 'joint_states',
+        'attached_collision_object_topic': 'moveit_cpp/planning_scene_monitor',
+        'publish_planning_scene_topic': 'moveit_cpp/publish_planning_scene',
+        'monitored_planning_scene_topic': 'moveit_cpp/monitored_planning_scene',
+        'wait_for_initial_state_timeout': 10.0,
+    },
+}
+
+MOVEIT_CONFIG_HOW = (
+    "robot_backend:=moveit_py runs MoveIt inside ur5_executor, which needs MoveIt's parameters; "
+    'the bringup builds them as ur_moveit_config does (moveit_configs_utils '
+    "MoveItConfigsBuilder('ur', package_name='ur_moveit_config'))"
+)
+
+
+def moveit_py_parameters(ur_type: str = 'ur5', use_sim_time: bool = False) -> dict[str, object]:
+    """MoveIt's parameters for MoveItPy, built the way ur_moveit_config's launch file builds them.
+
+    ``MoveItConfigsBuilder(robot_name='ur', package_name='ur_moveit_config')`` with the SRDF for
+    ``ur_type`` (ur_moveit.launch.py, Jazzy): kinematics, joint limits, the planning pipelines
+    (OMPL, Pilz, CHOMP; Pilz's Cartesian limits), the controllers for trajectory execution.
+    The robot description itself comes from the driver's ``robot_description`` topic, as for
+    move_group. Added for MoveItPy: ``planning_pipelines.pipeline_names`` (where MoveItCpp
+    reads the pipelines), :data:`MOVEIT_PY_SETTINGS` and ``plan_request_params``.
+
+    Raises:
+        ValueError: moveit_configs_utils or ur_moveit_config is missing, naming which and the
+            package that has it.
+    """
+    try:
+        from moveit_configs_utils import MoveItConfigsBuilder
+    except ImportError as exc:
+        raise ValueError(
+            f'{MOVEIT_CONFIG_HOW}: moveit_configs_utils is not installed here '
+            '(ros-jazzy-moveit-configs-utils, with MoveIt; use the docker image)'
+        ) from exc
+    from pathlib import Path
+
+    try:
+        builder = MoveItConfigsBuilder(robot_name='ur', package_name='ur_moveit_config')
+        config = dict(
+            builder.robot_description_semantic(
+                Path('srdf') / 'ur.srdf.xacro', {'name': ur_type}
+            ).to_dict()
+        )
+    except Exception as exc:  # noqa: BLE001 - ament's PackageNotFoundError, xacro errors, ...
+        missing = type(exc).__name__ == 'PackageNotFoundError'
+        raise ValueError(
+            f'{MOVEIT_CONFIG_HOW}: '
+            + (
+                'ur_moveit_config is not installed here (ros-jazzy-ur-moveit-config, with the UR '
+                'driver; use the docker image)'
+                if missing
+                else f'ur_moveit_config could not be loaded: {type(exc).__name__}: {exc}'
+            )
+        ) from exc
+    pipelines = config.get('planning_pipelines') or []
+    names = (
+        list(pipelines.get('pipeline_names', []))
+        if isinstance(pipelines, dict)
+        else list(pipelines)
+    )
+    if not names:
+        raise ValueError(f'{MOVEIT_CONFIG_HOW}: ur_moveit_config names no planning pipeline')
+    config['planning_pipelines'] = {'pipeline_names': names}
+    pilz = 'pilz_industrial_motion_planner'
+    config['plan_request_params'] = {
+        'planning_attempts': 1,
+        'planning_pipeline': pilz if pilz in names else names[0],
+        'planner_id': 'LIN' if pilz in names else '',
+        'planning_time': 5.0,
+        'max_velocity_scaling_factor': 1.0,
+        'max_acceleration_scaling_factor': 1.0,
+    }
+    config.update(MOVEIT_PY_SETTINGS)
+    config['use_sim_time'] = bool(use_sim_time)
+    return config
+
+
+def moveit_py_config_file(values: Mapping[str, str], out_dir: str = '') -> str:
+    """Write :func:`moveit_py_parameters` as a parameter file for MoveItPy; its path.
+
+    The file has one ``/**`` block (MoveItPy's node takes it whatever its name and namespace);
+    the executor gets its path as ``moveit_py.config_file``. The name is deterministic (both
+    runners produce the same arguments) and the write atomic.
+
+    Raises:
+        ValueError: MoveIt's configuration is missing (:func:`moveit_py_parameters`).
+    """
+    import hashlib
+    import tempfile
+
+    import yaml
+
+    params = moveit_py_parameters('ur5', is_true(values.get('use_sim_time', 'false')))
+    try:
+        text = yaml.safe_dump({'/**': {'ros__parameters': params}}, sort_keys=False)
+    except yaml.YAMLError as exc:
+        raise ValueError(f'MoveIt parameters for moveit_py cannot be written: {exc}') from exc
+    out_dir = out_dir or os.path.join(tempfile.gettempdir(), 'robotracer_params')
+    os.makedirs(out_dir, exist_ok=True)
+    ns = normalise_namespace(values.get('namespace', ''))
+    tag = hashlib.sha1(text.encode()).hexdigest()[:8]
+    name = f'moveit_py_ur5_{ns.strip("/").replace("/", "_") or "root"}_{tag}.yaml'
+    dst = os.path.join(out_dir, name)
+    if not os.path.exists(dst) or open(dst).read() != text:
+        tmp = f'{dst}.{os.getpid()}'
+        with open(tmp, 'w') as f:
+            f.write(text)
+        os.replace(tmp, dst)
+    return dst
 
 
 def _ur5_includes(values: Mapping[str, str]) -> list[IncludeSpec]:
@@ -429,7 +550,8 @@ UR5 = Bringup(
         *_common_args('ur5'),
         LaunchArg(
             'robot_backend',
-            'how the executor drives the arm',
+            'how the executor drives the arm (moveit: move_group services, started here; '
+            "moveit_py: MoveIt in the executor, with ur_moveit_config's parameters)",
             'ros2_control',
             ('ros2_control', 'moveit', 'moveit_py', 'rtde'),
         ),

@@ -397,3 +397,93 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != 'Z'
     except FileNotFoundError:
         return False
+
+
+# --- robot_backend:=moveit_py: MoveIt's parameters for the executor ----------------------------
+
+MOVEIT_PY = {'sim': 'false', 'robot_ip': '10.0.0.2', 'robot_backend': 'moveit_py'}
+
+
+def _config_file_arg(argv):
+    (arg,) = [a for a in argv if a.startswith('moveit_py.config_file:=')]
+    assert argv[argv.index(arg) - 1] == '-p'
+    return arg.split(':=', 1)[1]
+
+
+def test_moveit_py_without_moveit_configs_utils_says_what_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'moveit_configs_utils', None)  # not importable
+    with pytest.raises(ValueError) as err:
+        rt_launch.plan_commands(bringup.UR5, MOVEIT_PY)
+    msg = str(err.value)
+    assert msg.startswith('robot_backend:=moveit_py runs MoveIt inside ur5_executor')
+    assert 'moveit_configs_utils is not installed here (ros-jazzy-moveit-configs-utils' in msg
+
+
+def test_moveit_py_without_ur_moveit_config_says_what_is_missing(monkeypatch):
+    from robotracer_ros.testing import moveit_configs
+
+    monkeypatch.setitem(
+        sys.modules, 'moveit_configs_utils', moveit_configs.module(installed=False)
+    )
+    with pytest.raises(ValueError, match=r'ur_moveit_config is not installed here \(ros-jazzy-ur'):
+        rt_launch.plan_commands(bringup.UR5, MOVEIT_PY)
+
+
+def test_moveit_py_bringup_gives_the_executor_ur_moveit_configs_parameters(monkeypatch, tmp_path):
+    import tempfile
+
+    import yaml
+
+    from robotracer_ros.testing import moveit_configs
+
+    fake = moveit_configs.module()
+    monkeypatch.setitem(sys.modules, 'moveit_configs_utils', fake)
+    monkeypatch.setattr(tempfile, 'gettempdir', lambda: str(tmp_path))
+    given = dict(MOVEIT_PY, namespace='/left')
+    planned = rt_launch.plan_commands(bringup.UR5, given)
+    assert [s.name for s, _ in planned] == ['perception_node', 'ur5_executor']  # no move_group
+    argv = planned[-1][1]
+    path = _config_file_arg(argv)
+    assert os.path.dirname(path) == os.path.join(str(tmp_path), 'robotracer_params')
+    params_files = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == '--params-file']
+    assert path not in params_files  # the executor's own node gets none of MoveIt's parameters
+    # built as ur_moveit.launch.py builds them
+    assert fake.MoveItConfigsBuilder.calls == [
+        ('init', ('ur', 'ur_moveit_config')),
+        ('srdf', ('srdf/ur.srdf.xacro', {'name': 'ur5'})),
+    ]
+    with open(path) as f:
+        data = yaml.safe_load(f)
+    assert list(data) == ['/**']  # MoveItPy's node, whatever its name and namespace
+    params = data['/**']['ros__parameters']
+    assert '<robot name="ur5">' in params['robot_description_semantic']
+    # where MoveItCpp reads the pipelines (the builder gives a plain list)
+    assert params['planning_pipelines'] == {
+        'pipeline_names': ['ompl', 'chomp', 'pilz_industrial_motion_planner']
+    }
+    assert params['pilz_industrial_motion_planner']['planning_plugins'] == [
+        'pilz_industrial_motion_planner/CommandPlanner'
+    ]
+    assert params['plan_request_params']['planning_pipeline'] == 'pilz_industrial_motion_planner'
+    assert params['plan_request_params']['planner_id'] == 'LIN'
+    assert params['planning_scene_monitor_options']['joint_state_topic'] == 'joint_states'
+    assert params['moveit_simple_controller_manager']['controller_names'] == [
+        'scaled_joint_trajectory_controller'
+    ]
+    assert params['use_sim_time'] is False
+    # the same call again: the same file (both runners produce the same arguments)
+    assert _config_file_arg(rt_launch.plan_commands(bringup.UR5, given)[-1][1]) == path
+
+
+def test_launch_file_gives_moveit_py_the_same_parameters(fake_launch, monkeypatch, tmp_path):
+    import tempfile
+
+    from robotracer_ros.testing import moveit_configs
+
+    monkeypatch.setitem(sys.modules, 'moveit_configs_utils', moveit_configs.module())
+    monkeypatch.setattr(tempfile, 'gettempdir', lambda: str(tmp_path))
+    _, nodes = _launch_file_nodes('ur5', MOVEIT_PY)
+    (executor,) = [n for n in nodes if n.kwargs.get('name') == 'ur5_executor']
+    from_launch = _config_file_arg(list(executor.kwargs['ros_arguments']))
+    planned = rt_launch.plan_commands(bringup.UR5, MOVEIT_PY)
+    assert from_launch == _config_file_arg(planned[-1][1])

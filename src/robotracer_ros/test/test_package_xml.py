@@ -36,6 +36,7 @@ ROS_MODULES = {
     'message_filters': 'message_filters',
     'rosidl_runtime_py': 'rosidl_runtime_py',
     'moveit': 'moveit_py',
+    'moveit_configs_utils': 'moveit_configs_utils',
     # released into Jazzy as ROS packages (ros/rosdistro jazzy/distribution.yaml: repositories
     # pinocchio, coal, proxsuite; ros-jazzy-pinocchio, -coal, -proxsuite, Python bindings
     # included), so rosdep installs them from package.xml; the venv pins them from PyPI

@@ -25,6 +25,12 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from robotracer_ros.parameters import Param
 from trace_executor.backends.grippers import GRIPPER_KINDS, NoGripper, make_gripper
+from trace_executor.backends.moveit_py import (
+    PILZ,
+    PLANNING_MODES,
+    MoveItPyBackend,
+    MoveItPyOptions,
+)
 from trace_executor.backends.ros2_control import Ros2ControlBackend
 from trace_executor.backends.rtde import RtdeBackend, RtdeConfig
 from trace_executor.errors import ErrorCode, PlanningError
@@ -143,6 +149,31 @@ PARAMS = [
         'moveit_group', 'ur_manipulator', 'moveit backend: planning group of the UR MoveIt config'
     ),
     Param('moveit_tip_link', 'tool0', 'moveit backend: link the Cartesian path moves'),
+    Param(
+        'moveit_py.config_file',
+        '',
+        "moveit_py backend: YAML of MoveIt's parameters for MoveItPy (a /** block); the bringup "
+        'writes it from ur_moveit_config with robot_backend:=moveit_py',
+    ),
+    Param(
+        'moveit_py.planning',
+        'own_path',
+        "moveit_py backend: own_path (the planner's timed path, checked in MoveIt's planning "
+        'scene) | moveit (MoveIt plans every straight tool piece with moveit_py.pipeline and '
+        'moveit_py.planner_id; the arm rests at each key pose)',
+        choices=PLANNING_MODES,
+    ),
+    Param(
+        'moveit_py.pipeline',
+        PILZ,
+        'moveit_py planning moveit: planning pipeline (pilz_industrial_motion_planner: straight '
+        "tool lines; it must be in MoveIt's planning_pipelines.pipeline_names)",
+    ),
+    Param('moveit_py.planner_id', 'LIN', 'moveit_py planning moveit: planner (Pilz: LIN)'),
+    Param(
+        'moveit_py.planning_time_s', 5.0, 'moveit_py planning moveit: time per plan, s', 0.1, 60.0
+    ),
+    Param('moveit_py.planning_attempts', 1, 'moveit_py planning moveit: attempts per plan', 1, 20),
     Param(
         'depth_topic',
         'camera/camera/aligned_depth_to_color/image_raw',
@@ -293,15 +324,25 @@ class Ur5ExecutorNode(ExecutorNode):
                     gripper=self.gripper,
                 )
             if name == 'moveit_py':
-                from trace_executor.backends.moveit_py import MoveItPyBackend
-
-                return MoveItPyBackend(
+                try:
+                    options = MoveItPyOptions.from_params(p)
+                except ValueError as exc:
+                    raise BackendError(str(exc)) from exc
+                backend = MoveItPyBackend(
                     self,
                     joints,
                     group_name=p['moveit_group'],
                     joint_states_topic=p['joint_states_topic'],
                     gripper=self.gripper,
+                    options=options,
                 )
+                how = (
+                    f'MoveIt plans ({options.pipeline} {options.planner_id})'
+                    if options.planning == 'moveit'
+                    else "the planner's path, checked in MoveIt's planning scene"
+                )
+                self.get_logger().info(f'moveit_py backend: {how}')
+                return backend
             if name == 'rtde':
                 backend = RtdeBackend.connect(
                     p['robot_ip'],
@@ -346,7 +387,12 @@ class Ur5ExecutorNode(ExecutorNode):
         return self.body_mask.at(q)
 
     def publish_plan(self, plan: Any) -> None:
-        """Markers of the planned tool path (line) and the trace (spheres)."""
+        """Markers of the planned tool path (line) and the trace (spheres).
+
+        The moveit_py backend is handed the plan too (it plans its straight pieces with MoveIt).
+        """
+        if isinstance(self.backend, MoveItPyBackend):
+            self.backend.use_plan(plan)
         stamp = self.get_clock().now().to_msg()
         path = Marker(type=Marker.LINE_STRIP, action=Marker.ADD, ns='planned_tool_path', id=0)
         path.header.frame_id = self.base_frame
