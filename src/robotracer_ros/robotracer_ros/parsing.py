@@ -555,7 +555,8 @@ def _validate(
     return np.ascontiguousarray(xy), depth, note
 
 
-def _join(*notes: str) -> str:
+def join_notes(*notes: str) -> str:
+    """The non-empty notes, joined with '; '."""
     return '; '.join(n for n in notes if n)
 
 
@@ -647,7 +648,7 @@ def parse_trace(
                         xy=xy,
                         depth=depth,
                         form='objects' if objects else form,
-                        note=_join(reasoning_note, note),
+                        note=join_notes(reasoning_note, note),
                     )
                     found.append((fenced, len(raw), order, parsed, None))
         if first_problem is None and problem is not None:

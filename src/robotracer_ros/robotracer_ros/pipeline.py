@@ -21,7 +21,7 @@ from robotracer_ros.filtering import (
     take_at,
 )
 from robotracer_ros.lifting import DEPTH_SOURCE_NAMES, LiftOptions, lift_trace
-from robotracer_ros.parsing import COORDINATES, MAX_ANSWER_BYTES, parse_trace
+from robotracer_ros.parsing import COORDINATES, MAX_ANSWER_BYTES, join_notes, parse_trace
 from robotracer_ros.transforms import apply_transform, validate_transform
 
 __all__ = [
@@ -102,10 +102,6 @@ class TraceResult:
     def depth_source_names(self) -> list[str]:
         """Per-point depth source as names (``'model'``/``'sensor'``)."""
         return [DEPTH_SOURCE_NAMES[int(c)] for c in self.depth_source]
-
-
-def _join(*notes: str) -> str:
-    return '; '.join(n for n in notes if n)
 
 
 def answer_to_trace(
@@ -194,9 +190,9 @@ def answer_to_trace(
             note = f'point(s) {", ".join(missing)} have no valid depth'
     if status != STATUS_INVALID and np.any(behind):
         status = STATUS_DEGRADED
-    note = _join(parsed.note, note)
+    note = join_notes(parsed.note, note)
     if np.any(behind):
-        note = _join(
+        note = join_notes(
             note,
             f'{int(np.sum(behind))} point(s) lay behind the visible surface by more than the '
             'fusion threshold (model vs sensor depth); sensor depth used',

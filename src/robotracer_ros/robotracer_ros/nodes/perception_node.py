@@ -44,6 +44,7 @@ from robotracer_ros.perception_config import (
     pipeline_options,
     static_transform,
 )
+from robotracer_ros.stamps import seconds
 from robotracer_ros.sync import ApproximateSynchronizer
 from robotracer_ros.trace_service import (
     ERROR_STALE_FRAME,
@@ -64,10 +65,6 @@ except ImportError:  # pragma: no cover - depends on the install
 
 # what each synchronised stream is called in messages
 STREAM_LABELS = {'color': 'colour image', 'depth': 'depth image', 'info': 'camera_info'}
-
-
-def _stamp_s(stamp: Any) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 class PerceptionNode(Node):
@@ -242,7 +239,7 @@ class PerceptionNode(Node):
     # ---------------------------------------------------------------- frames
 
     def _on_msg(self, stream: str, msg: Any) -> None:
-        matched = self.sync.add(stream, _stamp_s(msg.header.stamp), msg)
+        matched = self.sync.add(stream, seconds(msg.header.stamp), msg)
         if matched is not None:
             with self._lock:
                 self._latest = matched
@@ -323,7 +320,7 @@ class PerceptionNode(Node):
         )
         return frame, reason, header
 
-    def _latest_stamp_s(self) -> float | None:
+    def _latestseconds(self) -> float | None:
         """Stamp of the latest synchronised set's colour image (call with the lock held)."""
         return None if self._latest is None else self._latest['color'][0]
 
@@ -331,7 +328,7 @@ class PerceptionNode(Node):
         """Wait up to ``fresh_frame_timeout_s`` for a synchronised set taken at/after a stamp."""
         deadline = time.monotonic() + self.p['fresh_frame_timeout_s']
         with self._new_frame:
-            while (stamp := self._latest_stamp_s()) is None or stamp < not_before:
+            while (stamp := self._latestseconds()) is None or stamp < not_before:
                 left = deadline - time.monotonic()
                 if left <= 0 or not rclpy.ok(context=self.context):
                     return False
@@ -340,7 +337,7 @@ class PerceptionNode(Node):
 
     def _answer_stale_wait(self, request: Any, response: Any, not_before: float) -> Any:
         with self._lock:
-            stamp = self._latest_stamp_s()
+            stamp = self._latestseconds()
         latest = 'no frame yet' if stamp is None else f'the latest was taken at {stamp:.3f} s'
         why = self._stream_diagnosis()
         response.success = False
@@ -428,7 +425,7 @@ class PerceptionNode(Node):
                 None,
                 '',
             )
-        frame = Frame(rgb, depth, scale, K, _stamp_s(color.header.stamp), camera_frame)
+        frame = Frame(rgb, depth, scale, K, seconds(color.header.stamp), camera_frame)
         return frame, '', color.header, note
 
     def _checked_depth(
@@ -471,7 +468,7 @@ class PerceptionNode(Node):
             int(request.depth_source), f'code {int(request.depth_source)}'
         )
         effective = 'sensor' if request.trace_2d else (depth_source or self.p['depth_source'])
-        not_before = _stamp_s(request.not_before)
+        not_before = seconds(request.not_before)
         if not_before and not self._wait_for_frame_after(not_before):
             return self._answer_stale_wait(request, response, not_before)
         frame, reason, header, note = self._frame_for(needs_sensor_depth=effective != 'model')

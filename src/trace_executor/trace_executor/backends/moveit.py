@@ -14,6 +14,7 @@ import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.qos import QoSProfile
 
+from robotracer_ros.stamps import seconds
 from trace_executor.backends.cartesian import select_waypoints, tool_poses
 from trace_executor.backends.ros2_control import (
     JointStateCache,
@@ -24,10 +25,6 @@ from trace_executor.execution import BackendError, Interrupt, MotionResult, Moti
 from trace_executor.trace_check import fmt_point
 
 MOVEIT_MISSING = 'moveit backend needs moveit_msgs / a MoveIt install (use the docker image)'
-
-
-def _seconds(duration: Any) -> float:
-    return float(duration.sec) + float(duration.nanosec) * 1e-9
 
 
 def _duration(msg_type: Any, t: float) -> Any:
@@ -461,7 +458,7 @@ class MoveItBackend:
 
     def _stretch(self, traj: Any, min_duration_s: float) -> None:
         """Never run faster than the plan (it carries the goal's speed scale)."""
-        times = np.array([_seconds(p.time_from_start) for p in traj.points])
+        times = np.array([seconds(p.time_from_start) for p in traj.points])
         if times[-1] <= 0:  # untimed: spread the points over the planned duration
             times = np.linspace(0.0, max(min_duration_s, 1e-3), len(times))
             for p, t in zip(traj.points, times, strict=True):
@@ -531,7 +528,7 @@ class MoveItBackend:
                 f'MoveIt did not accept the trajectory on {self.execute_action}',
             )
         result_future = handle.get_result_async()
-        duration = max(_seconds(traj.points[-1].time_from_start), 1e-6)
+        duration = max(seconds(traj.points[-1].time_from_start), 1e-6)
         t0 = time.monotonic()
         timeout = 2.0 * duration + self.service_timeout_s
         while not result_future.done():

@@ -28,6 +28,7 @@ from robotracer_commander import wait_future
 from robotracer_msgs.msg import SpatialTrace, WholeBodyTarget
 from robotracer_msgs.srv import GetTrace
 from robotracer_ros.images import depth_scale_for, depth_to_metres, image_to_numpy
+from robotracer_ros.stamps import seconds
 from trace_executor.errors import ErrorCode, PlanningError
 from trace_executor.execution import (
     BackendError,
@@ -59,10 +60,6 @@ from trace_executor.nodes.g1_parameters import (
 from trace_executor.nodes.shutdown import ShutdownRequest, spin_until_shutdown
 from trace_executor.scene_monitor import MonitorConfig, RobotMask
 from trace_executor.trace_check import check_message
-
-
-def _stamp_s(stamp: Any) -> float:
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
 
 
 class G1ExecutorNode(ExecutorNode):
@@ -209,7 +206,7 @@ class G1ExecutorNode(ExecutorNode):
         except ValueError as exc:
             self.get_logger().warning(f'camera pose ignored: {exc}')
             return
-        self.camera_poses.add(_stamp_s(msg.header.stamp), t)
+        self.camera_poses.add(seconds(msg.header.stamp), t)
 
     def _on_odom(self, msg: Odometry) -> None:
         p, q = msg.pose.pose.position, msg.pose.pose.orientation
@@ -217,7 +214,7 @@ class G1ExecutorNode(ExecutorNode):
             t = pose_from_xyz_quat([p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
         except ValueError:
             return
-        self.odom_poses.add(_stamp_s(msg.header.stamp), t)
+        self.odom_poses.add(seconds(msg.header.stamp), t)
 
     def camera_pose_at(self, stamp: float) -> np.ndarray | None:
         """odom_T_camera at an image stamp (s), or None when unknown."""
@@ -250,7 +247,7 @@ class G1ExecutorNode(ExecutorNode):
         if frame == self.odom_frame:
             return TraceInput(pts, frame, None, msg)
         if frame == self.camera_frame:
-            stamp = _stamp_s(msg.header.stamp)
+            stamp = seconds(msg.header.stamp)
             t = self.camera_pose_at(stamp)
             deadline = time.monotonic() + 1.0
             while t is None and time.monotonic() < deadline:
@@ -353,7 +350,7 @@ class G1ExecutorNode(ExecutorNode):
     def _on_depth(self, msg: Image) -> None:
         if self.watcher is None:
             return
-        stamp = _stamp_s(msg.header.stamp)
+        stamp = seconds(msg.header.stamp)
         pose = self.camera_pose_at(stamp)
         if pose is None:
             return

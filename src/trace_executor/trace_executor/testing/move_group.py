@@ -19,6 +19,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from robotracer_ros.stamps import seconds
 from trace_executor.backends.moveit import MoveItTypes
 from trace_executor.testing.ur_driver import UrDriverStandIn
 from trace_executor.ur5.ik import PinkIk
@@ -102,10 +103,6 @@ def _done(value: Any) -> Future:
     f: Future = Future()
     f.set_result(value)
     return f
-
-
-def _seconds(d: Any) -> float:
-    return float(d.sec) + float(d.nanosec) * 1e-9
 
 
 class _GoalHandle:
@@ -273,4 +270,4 @@ class MoveGroupStandIn:
     @staticmethod
     def duration(traj: JointTrajectory) -> float:
         """A trajectory's duration, s."""
-        return _seconds(traj.points[-1].time_from_start) if traj.points else 0.0
+        return seconds(traj.points[-1].time_from_start) if traj.points else 0.0

@@ -17,11 +17,9 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
 from trajectory_msgs.msg import JointTrajectory
 
+from robotracer_ros.stamps import seconds
+
 __all__ = ['SetIoStandIn', 'UrDriverStandIn']
-
-
-def _seconds(d: Any) -> float:
-    return float(d.sec) + float(d.nanosec) * 1e-9
 
 
 class UrDriverStandIn:
@@ -89,7 +87,7 @@ class UrDriverStandIn:
                 return
             index = {n: i for i, n in enumerate(msg.joint_names)}
             order = [index[n] for n in self.joint_names]
-            times = [0.0] + [_seconds(p.time_from_start) for p in msg.points]
+            times = [0.0] + [seconds(p.time_from_start) for p in msg.points]
             pts = [self.q.copy()] + [np.asarray(p.positions, float)[order] for p in msg.points]
             self._times, self._points, self._t = np.array(times), np.array(pts), 0.0
             self._last = time.monotonic()
