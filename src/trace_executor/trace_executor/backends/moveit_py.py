@@ -479,9 +479,10 @@ class MoveItPyBackend(Halting):
                 return MotionResult(MotionStatus.STOPPED, str(why_stop), str(why_stop))
             progress(min((time.monotonic() - t0) / duration, 1.0))
             time.sleep(self.control_period_s)
-        text = str(getattr(status[0], 'status', status[0])) if status else 'unknown'
-        if 'SUCCEEDED' not in text.upper():
-            return MotionResult(MotionStatus.FAILED, f'MoveIt execution ended {text}')
+        # moveit_py's ExecutionStatus: truthy only when SUCCEEDED, ``status`` names it
+        if not status or not bool(status[0]):
+            ended = status[0].status if status else 'without a status'
+            return MotionResult(MotionStatus.FAILED, f'MoveIt execution ended {ended}')
         q, _ = self.state.get(self.state_timeout_s)
         err = np.abs(q - q_goal)
         if float(err.max()) > self.goal_tolerance_rad:
