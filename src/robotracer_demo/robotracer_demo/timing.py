@@ -22,12 +22,11 @@ PERCEIVING, PLANNING, EXECUTING = _FB.PHASE_PERCEIVING, _FB.PHASE_PLANNING, _FB.
 REPLANNING, WALKING = _FB.PHASE_REPLANNING, _FB.PHASE_WALKING
 
 
-def bucket(phase: int, message: str = '') -> str:
-    """Which figure a feedback message's phase counts towards.
+def bucket(phase: int) -> str:
+    """Which figure a feedback message's phase counts towards (the phase alone decides).
 
     Args:
         phase: ``ExecuteInstruction.Feedback.PHASE_*``.
-        message: the feedback message (not used: the phase alone decides).
 
     Returns:
         ``'model_s'``, ``'planning_s'`` or ``'motion_s'``.
@@ -68,7 +67,7 @@ class PhaseClock:
         Raises:
             ValueError: an unknown phase.
         """
-        which = bucket(phase, message)
+        which = bucket(phase)
         if phase != self._phase:
             self.changes.append((t, phase))
             self._phase = phase

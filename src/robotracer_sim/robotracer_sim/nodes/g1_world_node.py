@@ -112,7 +112,8 @@ PARAMETERS: ParameterTable = [
     Param('status_rate', 2.0, 'status topic rate, Hz', 0.1, 50.0),
     Param('clock_rate', 100.0, '/clock rate when use_sim_time, Hz', 10.0, 1000.0),
     *image_qos_parameters(
-        "image QoS reliability: 'reliable' (default, see DESIGN.md) or 'best_effort'"
+        "image QoS reliability: 'reliable' (default: best effort drops most large frames "
+        "between processes on small machines) or 'best_effort'"
     ),
     Param('camera_namespace', '/camera/camera', 'namespace of the RGB-D topics'),
     Param('camera_frame', 'd435_color_optical_frame', 'optical frame id of the images'),
