@@ -4,7 +4,8 @@
   of port 63352: ``SET ... → ack``, ``GET VAR → VAR n``, activation STA 0 → 1 → 3, OBJ 2 on an
   object while closing);
 - ``ur_tool_output`` against the UR driver's SetIO behaviour (``GPIOController::setIO``:
-  outputs 0-17, success false while the controller is inactive);
+  outputs 0-17, success false while the controller is inactive), in process and as a real
+  service over DDS (``robotracer_msgs/srv/UrSetIO``, ur_msgs' SetIO field for field);
 - ``none``: pick_place is refused by the UR5 executor before anything moves.
 """
 
@@ -24,7 +25,7 @@ from trace_executor.backends.grippers import (
 )
 from trace_executor.execution import BackendError
 from trace_executor.testing.robotiq import RobotiqServer
-from trace_executor.testing.ur_driver import SetIoStandIn
+from trace_executor.testing.ur_driver import SetIoService, SetIoStandIn
 
 
 @pytest.fixture
@@ -136,3 +137,40 @@ def test_tool_output_without_ur_msgs_refuses_clearly() -> None:
         pytest.skip('ur_msgs is installed here: the refusal cannot happen')
     with pytest.raises(BackendError, match='gripper ur_tool_output needs ur_msgs'):
         make_gripper('ur_tool_output', None)
+
+
+@pytest.mark.parametrize('active', [True, False])
+def test_tool_output_through_a_set_io_service_over_dds(active: bool) -> None:
+    """The executor's SetIO client (rclpy, DDS) against a driver-like service in another node."""
+    import threading
+
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+
+    from robotracer_msgs.srv import UrSetIO
+    from trace_executor.backends.grippers import SetIoClient
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=91)
+    executor = MultiThreadedExecutor(num_threads=2, context=ctx)
+    try:
+        driver_node = rclpy.create_node('ur_driver_io', context=ctx)
+        client_node = rclpy.create_node('ur5_executor_io', context=ctx)
+        driver = SetIoService(driver_node, 'io_and_status_controller/set_io', active=active)
+        for n in (driver_node, client_node):
+            executor.add_node(n)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        link = SetIoClient(client_node, 'io_and_status_controller/set_io', UrSetIO)
+        gripper = ToolOutputGripper(link, 16, actuation_s=0.0)
+        ok, msg = gripper(True)
+        if active:
+            assert ok and msg.startswith('digital output 16 high'), msg
+            assert driver.io.outputs == {16: 1.0} and driver.io.requests == [(1, 16, 1.0)]
+            ok, _ = gripper(False)
+            assert ok and driver.io.outputs == {16: 0.0}
+        else:
+            assert not ok and 'refused to set digital output 16 high' in msg
+            assert driver.io.outputs == {}
+    finally:
+        executor.shutdown()
+        rclpy.shutdown(context=ctx)

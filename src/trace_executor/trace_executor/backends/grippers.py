@@ -81,15 +81,28 @@ class SetIoLink(Protocol):
 class SetIoClient:
     """``ur_msgs/srv/SetIO`` client of the UR driver's ``io_and_status_controller``.
 
+    Args:
+        node: the node that owns the client.
+        service: the driver's service name.
+        srv_type: the service type (None: ``ur_msgs.srv.SetIO``; the tests pass
+            ``robotracer_msgs.srv.UrSetIO``, the same fields).
+
     Raises:
         BackendError: ur_msgs is not installed.
     """
 
-    def __init__(self, node: Any, service: str = 'io_and_status_controller/set_io') -> None:
-        try:
-            from ur_msgs.srv import SetIO
-        except ImportError as exc:
-            raise BackendError(f'{UR_MSGS_MISSING}: {exc}') from exc
+    def __init__(
+        self,
+        node: Any,
+        service: str = 'io_and_status_controller/set_io',
+        srv_type: Any = None,
+    ) -> None:
+        if srv_type is None:
+            try:
+                from ur_msgs.srv import SetIO as srv_type
+            except ImportError as exc:
+                raise BackendError(f'{UR_MSGS_MISSING}: {exc}') from exc
+        SetIO = srv_type  # noqa: N806 (the service type)
         from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 
         self._SetIO = SetIO

@@ -19,7 +19,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robotracer_ros.stamps import seconds
 
-__all__ = ['SetIoStandIn', 'UrDriverStandIn']
+__all__ = ['SetIoService', 'SetIoStandIn', 'UrDriverStandIn']
 
 
 class UrDriverStandIn:
@@ -190,3 +190,31 @@ class SetIoStandIn:
         future: Future = Future()
         future.set_result(SimpleNamespace(success=ok))
         return future
+
+
+class SetIoService:
+    """The driver's ``io_and_status_controller/set_io`` as a real service over DDS.
+
+    It answers as :class:`SetIoStandIn` (``GPIOController::setIO``) with the type
+    ``robotracer_msgs/srv/UrSetIO``, field for field ``ur_msgs/srv/SetIO`` (not installable
+    here): the executor's :class:`~trace_executor.backends.grippers.SetIoClient` talks to it
+    through rclpy and DDS as it would to the driver.
+
+    Args:
+        node: the node that serves it (spun by the caller).
+        service: the service name.
+        active: the controller is active.
+    """
+
+    def __init__(
+        self, node: Any, service: str = 'io_and_status_controller/set_io', active: bool = True
+    ) -> None:
+        from robotracer_msgs.srv import UrSetIO
+
+        self.io = SetIoStandIn(service, active)
+        self.server = node.create_service(UrSetIO, service, self._on_request)
+
+    def _on_request(self, request: Any, response: Any) -> Any:
+        answer = self.io.set_io(request.fun, request.pin, request.state).result()
+        response.success = bool(answer.success)
+        return response
