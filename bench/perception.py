@@ -15,7 +15,10 @@
    the same run (``baseline``); ``--only request_encoding`` runs just this part.
 4. Image transport: 640x480 rgb8 + 16UC1 + camera_info at 30 Hz from another process into the
    node's subscriptions (reliable vs best effort): delivered fraction, synchronised sets,
-   latency (receive time - header stamp).
+   latency (receive time - header stamp). The baseline is a plain rclpy subscriber (one
+   single-threaded executor, the three topics) in the same run. The same again with
+   ``config/fastdds.xml`` (``FASTRTPS_DEFAULT_PROFILES_FILE``: a shared-memory segment large
+   enough for a frame), each in a child process (Fast DDS reads its profile once per process).
 
 Run: ``python bench/perception.py [--quick]``.
 """
@@ -370,27 +373,8 @@ def bench_transport(qos: str, seconds: float, rate: float = 30.0) -> dict:
         ex.add_node(node)
         spinner = threading.Thread(target=ex.spin, daemon=True)
         spinner.start()
-        pub = subprocess.run(
-            [
-                sys.executable,
-                '-m',
-                'robotracer_ros.testing.camera_publisher',
-                '--rate',
-                str(rate),
-                '--count',
-                str(count),
-                '--qos',
-                qos,
-                '--wait-subscribers',
-                '10',
-            ],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-            env=os.environ.copy(),
-        )
+        published = _publish_camera(rate, count, qos, seconds)
         time.sleep(1.0)
-        published = json.loads(pub.stdout.strip().splitlines()[-1])['published']
         ex.shutdown()
         matched = node.sync.matched
         node.destroy_node()
@@ -410,21 +394,150 @@ def bench_transport(qos: str, seconds: float, rate: float = 30.0) -> dict:
     return res
 
 
+def bench_plain_transport(qos: str, seconds: float, rate: float = 30.0) -> dict:
+    """The baseline: a plain rclpy subscriber to the three camera topics, nothing else."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image
+
+    count = int(seconds * rate)
+    rclpy.init()
+    recv: dict[str, list[float]] = {'color': [], 'depth': [], 'info': []}
+    try:
+        node = rclpy.create_node('plain_camera_subscriber')
+        profile = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=5,
+            reliability=ReliabilityPolicy.RELIABLE
+            if qos == 'reliable'
+            else ReliabilityPolicy.BEST_EFFORT,
+        )
+        ns = '/camera/camera'
+        topics = {
+            'color': (Image, f'{ns}/color/image_raw'),
+            'depth': (Image, f'{ns}/aligned_depth_to_color/image_raw'),
+            'info': (CameraInfo, f'{ns}/color/camera_info'),
+        }
+        for stream, (kind, topic) in topics.items():
+
+            def on_msg(msg, stream=stream) -> None:
+                stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+                recv[stream].append(time.time() - stamp)
+
+            node.create_subscription(kind, topic, on_msg, profile)
+        ex = SingleThreadedExecutor()
+        ex.add_node(node)
+        spinner = threading.Thread(target=ex.spin, daemon=True)
+        spinner.start()
+        published = _publish_camera(rate, count, qos, seconds)
+        time.sleep(1.0)
+        ex.shutdown()
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+    res: dict = {'subscriber': 'plain rclpy, single-threaded', 'published_sets': published}
+    for stream, lat in recv.items():
+        res[stream] = {
+            'delivered_fraction': round(len(lat) / published, 4),
+            'latency': stats_ms(lat) if lat else None,
+        }
+    return res
+
+
+def _publish_camera(rate: float, count: int, qos: str, seconds: float) -> int:
+    """Run the camera publisher in its own process; the sets it published."""
+    pub = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'robotracer_ros.testing.camera_publisher',
+            '--rate',
+            str(rate),
+            '--count',
+            str(count),
+            '--qos',
+            qos,
+            '--wait-subscribers',
+            '10',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        env=os.environ.copy(),
+    )
+    return int(json.loads(pub.stdout.strip().splitlines()[-1])['published'])
+
+
+def _transport_child(subscriber: str, qos: str, seconds: float, profile: str | None) -> dict:
+    """Run one transport measurement in a child process (its own Fast DDS profile)."""
+    env = os.environ.copy()
+    if profile:
+        env['FASTRTPS_DEFAULT_PROFILES_FILE'] = profile
+    out = subprocess.run(
+        [sys.executable, __file__, '--transport-child', subscriber, qos, str(seconds)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        env=env,
+    )
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith('{')]
+    if not lines:
+        return {'error': (out.stderr or out.stdout)[-500:]}
+    return json.loads(lines[-1])
+
+
+def bench_transports(seconds: float) -> dict:
+    """Every transport variant, each in its own process (see the module docstring)."""
+    profile = str(pathlib.Path(__file__).resolve().parents[1] / 'config' / 'fastdds.xml')
+    out: dict = {}
+    for key, prof in (
+        ('transport_640x480_rgbd_30hz', None),
+        ('transport_640x480_rgbd_30hz_fastdds_profile', profile),
+    ):
+        out[key] = {
+            'fastdds_profile': 'config/fastdds.xml' if prof else 'Fast DDS defaults',
+            'reliable': _transport_child('node', 'reliable', seconds, prof),
+            'best_effort': _transport_child('node', 'best_effort', seconds, prof),
+            'baseline_plain_subscriber_reliable': _transport_child(
+                'plain', 'reliable', seconds, prof
+            ),
+        }
+        node = out[key]['reliable'].get('color', {}).get('latency') or {}
+        plain = out[key]['baseline_plain_subscriber_reliable'].get('color', {}).get('latency')
+        if node and plain and plain.get('p95_ms'):
+            out[key]['color_p95_ratio_node_to_plain'] = round(node['p95_ms'] / plain['p95_ms'], 2)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument('--quick', action='store_true', help='fewer iterations (smoke run)')
     ap.add_argument(
         '--only',
-        choices=['request_encoding'],
-        help='run one part alone (request_encoding: no ROS, ~1 min)',
+        choices=['request_encoding', 'transport'],
+        help='run one part alone (request_encoding: no ROS, ~1 min; transport: ~2 min)',
     )
+    ap.add_argument('--transport-child', nargs=3, metavar=('SUBSCRIBER', 'QOS', 'SECONDS'))
     args = ap.parse_args()
+    if args.transport_child:
+        who, qos, secs_s = args.transport_child
+        os.environ['ROS_DOMAIN_ID'] = str(101 + os.getpid() % 100)
+        os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+        run = bench_transport if who == 'node' else bench_plain_transport
+        print(json.dumps(run(qos, float(secs_s))))
+        return 0
     # a private DDS domain: a running simulator or camera must not feed the benchmark
     os.environ['ROS_DOMAIN_ID'] = str(101 + os.getpid() % 100)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     n_pipe, n_node, secs = (200, 20, 3.0) if args.quick else (2000, 100, 10.0)
     n_enc = 50 if args.quick else 150
     machine = {'cpus': os.cpu_count(), 'loadavg_1min_at_start': os.getloadavg()[0]}
+    if args.only == 'transport':
+        out = {'machine': machine, **bench_transports(secs)}
+        out['machine']['loadavg_1min_at_end'] = os.getloadavg()[0]
+        print(json.dumps(out, indent=1))
+        return 0
     if args.only == 'request_encoding':
         out = {'machine': machine, 'request_encoding': bench_request_encoding(n_enc)}
         out['machine']['loadavg_1min_at_end'] = os.getloadavg()[0]
@@ -435,10 +548,7 @@ def main() -> int:
         'pipeline': bench_pipeline(n_pipe),
         'request_encoding': bench_request_encoding(n_enc),
         'node_request': bench_node_overhead(n_node),
-        'transport_640x480_rgbd_30hz': {
-            'reliable': bench_transport('reliable', secs),
-            'best_effort': bench_transport('best_effort', secs),
-        },
+        **bench_transports(secs),
     }
     out['machine']['loadavg_1min_at_end'] = os.getloadavg()[0]
     print(json.dumps(out, indent=1))
