@@ -350,7 +350,6 @@ def bench_transport(qos: str, seconds: float, rate: float = 30.0) -> dict:
 
     from robotracer_ros.nodes.perception_node import PerceptionNode
 
-    count = int(seconds * rate)
     rclpy.init()
     recv: dict[str, list[tuple[float, float]]] = {'color': [], 'depth': [], 'info': []}
     try:
@@ -369,13 +368,9 @@ def bench_transport(qos: str, seconds: float, rate: float = 30.0) -> dict:
             original(stream, msg)
 
         node._on_msg = record
-        ex = MultiThreadedExecutor(num_threads=3)
-        ex.add_node(node)
-        spinner = threading.Thread(target=ex.spin, daemon=True)
-        spinner.start()
-        published = _publish_camera(rate, count, qos, seconds)
-        time.sleep(1.0)
-        ex.shutdown()
+        published = _spin_during_camera(
+            node, MultiThreadedExecutor(num_threads=3), rate, qos, seconds
+        )
         matched = node.sync.matched
         node.destroy_node()
     finally:
@@ -401,7 +396,6 @@ def bench_plain_transport(qos: str, seconds: float, rate: float = 30.0) -> dict:
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
 
-    count = int(seconds * rate)
     rclpy.init()
     recv: dict[str, list[float]] = {'color': [], 'depth': [], 'info': []}
     try:
@@ -426,13 +420,7 @@ def bench_plain_transport(qos: str, seconds: float, rate: float = 30.0) -> dict:
                 recv[stream].append(time.time() - stamp)
 
             node.create_subscription(kind, topic, on_msg, profile)
-        ex = SingleThreadedExecutor()
-        ex.add_node(node)
-        spinner = threading.Thread(target=ex.spin, daemon=True)
-        spinner.start()
-        published = _publish_camera(rate, count, qos, seconds)
-        time.sleep(1.0)
-        ex.shutdown()
+        published = _spin_during_camera(node, SingleThreadedExecutor(), rate, qos, seconds)
         node.destroy_node()
     finally:
         rclpy.try_shutdown()
@@ -443,6 +431,16 @@ def bench_plain_transport(qos: str, seconds: float, rate: float = 30.0) -> dict:
             'latency': stats_ms(lat) if lat else None,
         }
     return res
+
+
+def _spin_during_camera(node, executor, rate: float, qos: str, seconds: float) -> int:
+    """Spin ``node`` while the camera publisher runs for ``seconds``; the sets it published."""
+    executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    published = _publish_camera(rate, int(seconds * rate), qos, seconds)
+    time.sleep(1.0)  # the last frames in flight
+    executor.shutdown()
+    return published
 
 
 def _publish_camera(rate: float, count: int, qos: str, seconds: float) -> int:

@@ -79,8 +79,16 @@ def execute_ur5(
                 reason = f'gripper: {msg}'
                 break
     world.step(0.5)
-    final = world.object_poses([target])[target].position
-    err = float(np.linalg.norm(final - np.asarray(goal_world)))
+    return run_result(world.object_poses([target])[target].position, goal_world, reason)
+
+
+def run_result(final: np.ndarray, goal: np.ndarray, reason: str) -> dict[str, Any]:
+    """A carried-out run's result.
+
+    Success when the object's centre ends within :data:`EXECUTE_TOLERANCE_M` of the goal and
+    nothing failed (``reason`` empty).
+    """
+    err = float(np.linalg.norm(np.asarray(final) - np.asarray(goal)))
     return {
         'executed': True,
         'success': bool(err < EXECUTE_TOLERANCE_M and not reason),

@@ -206,7 +206,7 @@ def execute_g1(
         :data:`~robotracer_eval.execute.EXECUTE_TOLERANCE_M` of the goal),
         ``final_error_m``, ``reason``, ``walks`` (walk segments run), ``replans``.
     """
-    from robotracer_eval.execute import EXECUTE_TOLERANCE_M, executor_parameters
+    from robotracer_eval.execute import executor_parameters, run_result
     from trace_executor.errors import PlanningError
     from trace_executor.g1.plan_types import WalkSegment
     from trace_executor.g1.planner import G1Planner
@@ -266,12 +266,8 @@ def execute_g1(
             'replans': 0,
         }
     final = scenes.world.object_poses([target])[0].position
-    err = float(np.linalg.norm(final - np.asarray(goal_world)))
     return {
-        'executed': True,
-        'success': bool(err < EXECUTE_TOLERANCE_M and not reason),
-        'final_error_m': err,
-        'reason': reason,
+        **run_result(final, goal_world, reason),
         'walks': walks,
         'replans': replans,
     }
