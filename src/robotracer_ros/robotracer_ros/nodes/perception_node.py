@@ -5,6 +5,7 @@ Design notes: docs/design-notes.md (robotracer_ros.nodes.perception_node).
 
 from __future__ import annotations
 
+from functools import partial
 import queue
 import sys
 import threading
@@ -15,7 +16,11 @@ import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -73,6 +78,7 @@ class PerceptionNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('perception_node', **kwargs)
         self._viz_thread: threading.Thread | None = None
+        self._images_thread: threading.Thread | None = None
         p = declare_all(self, PARAMETERS)
         check_parameters(p)
         self.p = p
@@ -127,28 +133,29 @@ class PerceptionNode(Node):
         )
         self.images_group = MutuallyExclusiveCallbackGroup()
         self.service_group = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(
-            Image,
-            p['color_topic'],
-            lambda m: self._on_msg('color', m),
-            qos,
-            callback_group=self.images_group,
+        # The camera topics are taken by a node of their own, spun by a single-threaded
+        # executor in its own thread: under the node's multi-threaded executor, 30 Hz RGB-D
+        # frames were late and, with reliable QoS, some were lost (bench/perception.py
+        # --only transport measures both).
+        self._images_node = rclpy.create_node(
+            f'{self.get_name()}_images', namespace=self.get_namespace(), context=self.context
         )
-        self.create_subscription(
-            CameraInfo,
-            p['camera_info_topic'],
-            lambda m: self._on_msg('info', m),
-            qos,
-            callback_group=self.images_group,
-        )
-        if p['use_depth']:
-            self.create_subscription(
-                Image,
-                p['depth_topic'],
-                lambda m: self._on_msg('depth', m),
-                qos,
-                callback_group=self.images_group,
+        for stream, kind, topic in (
+            ('color', Image, p['color_topic']),
+            ('info', CameraInfo, p['camera_info_topic']),
+            ('depth', Image, p['depth_topic']),
+        ):
+            if stream == 'depth' and not p['use_depth']:
+                continue
+            self._images_node.create_subscription(
+                kind, self.resolve_topic_name(topic), partial(self._take, stream), qos
             )
+        self._images_executor = SingleThreadedExecutor(context=self.context)
+        self._images_executor.add_node(self._images_node)
+        self._images_thread = threading.Thread(
+            target=self._spin_images, name='perception_images', daemon=True
+        )
+        self._images_thread.start()
         latched = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=1,
@@ -237,6 +244,15 @@ class PerceptionNode(Node):
         return static(target, source, stamp_s)
 
     # ---------------------------------------------------------------- frames
+
+    def _spin_images(self) -> None:
+        try:
+            self._images_executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def _take(self, stream: str, msg: Any) -> None:
+        self._on_msg(stream, msg)
 
     def _on_msg(self, stream: str, msg: Any) -> None:
         matched = self.sync.add(stream, seconds(msg.header.stamp), msg)
@@ -564,7 +580,12 @@ class PerceptionNode(Node):
                 self._viz_queue.task_done()
 
     def destroy_node(self) -> None:
-        """Stop the visualisation worker, then destroy the node."""
+        """Stop the camera executor and the visualisation worker, then destroy the node."""
+        if self._images_thread is not None:
+            self._images_executor.shutdown(timeout_sec=2.0)
+            self._images_thread.join(timeout=5.0)
+            self._images_thread = None
+            self._images_node.destroy_node()
         if self._viz_thread is not None:
             self._viz_queue.put(None)
             self._viz_thread.join(timeout=5.0)
