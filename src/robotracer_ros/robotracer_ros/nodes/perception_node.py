@@ -137,8 +137,14 @@ class PerceptionNode(Node):
         # executor in its own thread: under the node's multi-threaded executor, 30 Hz RGB-D
         # frames were late and, with reliable QoS, some were lost (bench/perception.py
         # --only transport measures both).
+        # (no global arguments: a launch's ``__node`` remap would give it this node's name;
+        # the topics are resolved with this node's remaps below)
         self._images_node = rclpy.create_node(
-            f'{self.get_name()}_images', namespace=self.get_namespace(), context=self.context
+            f'{self.get_name()}_images',
+            namespace=self.get_namespace(),
+            context=self.context,
+            use_global_arguments=False,
+            start_parameter_services=False,
         )
         for stream, kind, topic in (
             ('color', Image, p['color_topic']),
