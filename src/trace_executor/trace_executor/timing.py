@@ -486,10 +486,7 @@ class TimeParameterizer:
         starts = np.searchsorted(stage_owner[stage], np.arange(len(paths)))
         v_max = np.maximum.reduceat(v_ratio, starts)
         a_max = np.maximum.reduceat(a_ratio, starts)
-        # aim the check at (1 - margin/2) of the limits: the other half covers the times
-        # between the check points
-        target = 1.0 - self._margin / 2
-        stretch = np.maximum(1.0, np.maximum(v_max / target, np.sqrt(a_max / target)))
+        stretch = self._stretch(v_max, a_max)
         grid_t = np.concatenate([[0.0], np.cumsum(dt)])
         g_first = np.searchsorted(owner, np.arange(len(paths)))
         g_end = np.append(g_first[1:], len(grid_s))
@@ -514,6 +511,15 @@ class TimeParameterizer:
                 )
             )
         return out
+
+    def _stretch(self, v_ratio: np.ndarray, a_ratio: np.ndarray) -> np.ndarray:
+        """The factor (≥ 1) that brings the check's largest limit ratios within the limits.
+
+        The check aims at (1 - margin/2) of the limits: the other half of the margin covers the
+        times between its check points.
+        """
+        target = 1.0 - self._margin / 2
+        return np.maximum(1.0, np.maximum(v_ratio / target, np.sqrt(a_ratio / target)))
 
     def _gridpoints(
         self,
@@ -581,11 +587,8 @@ class TimeParameterizer:
         tau = (grid_t[:-1, None] + np.diff(grid_t)[:, None] * frac[None, :]).ravel()
         stage = np.repeat(np.arange(len(grid_t) - 1), len(frac))
         _, dq, ddq = _evaluate(path, grid_s, grid_sd, grid_t, grid_sdd, tau, stage)
-        target = 1.0 - self._margin / 2
-        stretch = max(
-            1.0,
-            float(np.max(np.abs(dq) / self.vmax)) / target,
-            float(np.sqrt(np.max(np.abs(ddq) / self.amax) / target)),
+        stretch = float(
+            self._stretch(np.max(np.abs(dq) / self.vmax), np.max(np.abs(ddq) / self.amax))
         )
         return TimedPath(
             duration_s=duration * stretch,
